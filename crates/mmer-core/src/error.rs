@@ -1,0 +1,86 @@
+//! Errors of the domain layer.
+
+use std::path::PathBuf;
+
+/// Errors raised while validating domain objects or reading/writing the feature store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A feature array holds a NaN or infinite value.
+    #[error("utterance {utterance}: {modality} features contain a non-finite value at index {index}")]
+    NonFinite {
+        /// Utterance id.
+        utterance: String,
+        /// Modality name.
+        modality: String,
+        /// Flat index of the first bad value.
+        index: usize,
+    },
+    /// A tensor's element count does not match its declared shape.
+    #[error("{what}: shape {shape:?} needs {expected} values, got {got}")]
+    ShapeMismatch {
+        /// What was being built.
+        what: String,
+        /// Declared shape.
+        shape: Vec<usize>,
+        /// Values implied by the shape.
+        expected: usize,
+        /// Values supplied.
+        got: usize,
+    },
+    /// Utterances of one modality disagree on feature width.
+    #[error("{modality} features of utterance {utterance} have width {got}, expected {expected} (from earlier utterances)")]
+    WidthMismatch {
+        /// Modality name.
+        modality: String,
+        /// Utterance id.
+        utterance: String,
+        /// Width seen first.
+        expected: usize,
+        /// Width of this utterance.
+        got: usize,
+    },
+    /// A dialogue without utterances.
+    #[error("dialogue {0} has no utterances")]
+    EmptyDialogue(String),
+    /// A label index outside the label space.
+    #[error("utterance {utterance}: label {label} is outside the {num_classes} classes of {space}")]
+    LabelOutOfRange {
+        /// Utterance id.
+        utterance: String,
+        /// Offending index.
+        label: usize,
+        /// Classes in the space.
+        num_classes: usize,
+        /// Label space name.
+        space: String,
+    },
+    /// A label name not in the label space.
+    #[error("unknown label {label:?} for label space {space} (known: {known})")]
+    UnknownLabel {
+        /// The unknown name.
+        label: String,
+        /// Label space name.
+        space: String,
+        /// Comma-separated known names.
+        known: String,
+    },
+    /// Filesystem failure with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The feature store's files are unreadable or inconsistent.
+    #[error("feature store {path}: {msg}")]
+    Store {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

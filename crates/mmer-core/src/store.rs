@@ -1,0 +1,241 @@
+//! The feature store: cached per-utterance embeddings on disk.
+//!
+//! Layout: `<root>/<corpus>/<encoder>/<split>.safetensors` holds one tensor
+//! `embeddings` of shape `[n, dim]` (f32); `<split>.index.json` beside it
+//! names the encoder fingerprint and, per row, the utterance id and the
+//! SHA-256 of the text that produced it. A later run reuses every row whose
+//! text hash is unchanged and recomputes only the rest; a different encoder
+//! fingerprint invalidates the whole file. Extraction of other modalities
+//! (issue 4) writes the same format with sequences flattened per row.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+const SCHEMA_VERSION: u32 = 1;
+const TENSOR_NAME: &str = "embeddings";
+
+/// Identifies one cached table.
+#[derive(Debug, Clone)]
+pub struct StoreKey {
+    /// Store root directory.
+    pub root: PathBuf,
+    /// Corpus name.
+    pub corpus: String,
+    /// Encoder name (directory-safe).
+    pub encoder: String,
+    /// Split or table name.
+    pub table: String,
+}
+
+impl StoreKey {
+    fn dir(&self) -> PathBuf {
+        self.root.join(&self.corpus).join(&self.encoder)
+    }
+    /// Path of the tensor file.
+    pub fn tensor_path(&self) -> PathBuf {
+        self.dir().join(format!("{}.safetensors", self.table))
+    }
+    /// Path of the index file.
+    pub fn index_path(&self) -> PathBuf {
+        self.dir().join(format!("{}.index.json", self.table))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Index {
+    schema_version: u32,
+    encoder_fingerprint: String,
+    dim: usize,
+    ids: Vec<String>,
+    text_sha256: Vec<String>,
+}
+
+/// What [`cached_embeddings`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheReport {
+    /// Rows taken from disk.
+    pub reused: usize,
+    /// Rows computed now.
+    pub computed: usize,
+}
+
+/// SHA-256 of a text, hex.
+pub fn text_hash(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.to_path_buf(), source }
+}
+
+fn store_err(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Store { path: path.to_path_buf(), msg: msg.into() }
+}
+
+/// Rows of a stored table, by text hash. `None` when the table is absent or
+/// was made by another encoder.
+fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<(usize, HashMap<String, Vec<f32>>)>> {
+    let index_path = key.index_path();
+    let tensor_path = key.tensor_path();
+    if !index_path.exists() || !tensor_path.exists() {
+        return Ok(None);
+    }
+    let index: Index = serde_json::from_slice(&std::fs::read(&index_path).map_err(io_err(&index_path))?)
+        .map_err(|e| store_err(&index_path, e.to_string()))?;
+    if index.schema_version != SCHEMA_VERSION || index.encoder_fingerprint != fingerprint {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&tensor_path).map_err(io_err(&tensor_path))?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| store_err(&tensor_path, e.to_string()))?;
+    let view = tensors
+        .tensor(TENSOR_NAME)
+        .map_err(|e| store_err(&tensor_path, e.to_string()))?;
+    let n = index.text_sha256.len();
+    if view.dtype() != Dtype::F32 || view.shape() != [n, index.dim] {
+        return Err(store_err(
+            &tensor_path,
+            format!("expected f32 [{n}, {}], found {:?} {:?}", index.dim, view.dtype(), view.shape()),
+        ));
+    }
+    let values: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let rows = index
+        .text_sha256
+        .into_iter()
+        .zip(values.chunks_exact(index.dim.max(1)).map(<[f32]>::to_vec))
+        .collect();
+    Ok(Some((index.dim, rows)))
+}
+
+/// Writes a table of `[ids.len(), dim]` rows.
+///
+/// # Errors
+/// I/O or serialisation failures, naming the file.
+pub fn save_table(key: &StoreKey, fingerprint: &str, ids: &[String], hashes: &[String], rows: &[Vec<f32>]) -> Result<()> {
+    let dir = key.dir();
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let dim = rows.first().map_or(0, Vec::len);
+    let tensor_path = key.tensor_path();
+    let mut flat: Vec<u8> = Vec::with_capacity(rows.len() * dim * 4);
+    for row in rows {
+        if row.len() != dim {
+            return Err(store_err(&tensor_path, format!("row width {} != {dim}", row.len())));
+        }
+        flat.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    let view = TensorView::new(Dtype::F32, vec![rows.len(), dim], &flat)
+        .map_err(|e| store_err(&tensor_path, e.to_string()))?;
+    let bytes = safetensors::serialize([(TENSOR_NAME, view)], None)
+        .map_err(|e| store_err(&tensor_path, e.to_string()))?;
+    // Write to a temporary name first so an interrupted run never leaves a
+    // half-written table that the next run would trust.
+    let tmp = tensor_path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &tensor_path).map_err(io_err(&tensor_path))?;
+    let index = Index {
+        schema_version: SCHEMA_VERSION,
+        encoder_fingerprint: fingerprint.to_string(),
+        dim,
+        ids: ids.to_vec(),
+        text_sha256: hashes.to_vec(),
+    };
+    let index_path = key.index_path();
+    let json = serde_json::to_vec(&index).map_err(|e| store_err(&index_path, e.to_string()))?;
+    std::fs::write(&index_path, json).map_err(io_err(&index_path))?;
+    Ok(())
+}
+
+/// Embeddings for `(id, text)` items, reusing the stored rows whose text is
+/// unchanged and calling `compute` on the rest (in one call, in item order).
+/// The table is rewritten to match `items` exactly.
+///
+/// # Errors
+/// Store I/O errors, or whatever `compute` returns (converted by the caller's `E`).
+pub fn cached_embeddings<E: From<Error>>(
+    key: &StoreKey,
+    fingerprint: &str,
+    items: &[(String, String)],
+    compute: impl FnOnce(&[&str]) -> std::result::Result<Vec<Vec<f32>>, E>,
+) -> std::result::Result<(Vec<Vec<f32>>, CacheReport), E> {
+    let hashes: Vec<String> = items.iter().map(|(_, t)| text_hash(t)).collect();
+    let stored = load_rows(key, fingerprint)?.map(|(_, rows)| rows).unwrap_or_default();
+    let missing: Vec<usize> = (0..items.len()).filter(|&i| !stored.contains_key(&hashes[i])).collect();
+    let texts: Vec<&str> = missing.iter().map(|&i| items[i].1.as_str()).collect();
+    let computed = if texts.is_empty() { Vec::new() } else { compute(&texts)? };
+    if computed.len() != missing.len() {
+        return Err(store_err(
+            &key.tensor_path(),
+            format!("encoder returned {} rows for {} texts", computed.len(), missing.len()),
+        )
+        .into());
+    }
+    let mut fresh: HashMap<&str, Vec<f32>> = HashMap::new();
+    for (&i, row) in missing.iter().zip(computed) {
+        fresh.insert(hashes[i].as_str(), row);
+    }
+    let rows: Vec<Vec<f32>> = hashes
+        .iter()
+        .map(|h| stored.get(h).or_else(|| fresh.get(h.as_str())).cloned().unwrap_or_default())
+        .collect();
+    let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
+    if !missing.is_empty() || stored.len() != items.len() {
+        save_table(key, fingerprint, &ids, &hashes, &rows)?;
+    }
+    let report = CacheReport { reused: items.len() - missing.len(), computed: missing.len() };
+    Ok((rows, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(root: &Path) -> StoreKey {
+        StoreKey { root: root.into(), corpus: "c".into(), encoder: "e".into(), table: "train".into() }
+    }
+
+    fn fake_encoder(texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect())
+    }
+
+    #[test]
+    fn second_run_reuses_and_changed_text_recomputes_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(dir.path());
+        let mut items = vec![("a".to_string(), "hello".to_string()), ("b".to_string(), "hi".to_string())];
+        let (rows, r) = cached_embeddings(&k, "fp1", &items, fake_encoder).unwrap();
+        assert_eq!(r, CacheReport { reused: 0, computed: 2 });
+        assert_eq!(rows[0], vec![5.0, 1.0]);
+        let (_, r) = cached_embeddings(&k, "fp1", &items, fake_encoder).unwrap();
+        assert_eq!(r, CacheReport { reused: 2, computed: 0 });
+        items[1].1 = "hey there".into();
+        let (rows, r) = cached_embeddings(&k, "fp1", &items, fake_encoder).unwrap();
+        assert_eq!(r, CacheReport { reused: 1, computed: 1 });
+        assert_eq!(rows[1], vec![9.0, 1.0]);
+        let (_, r) = cached_embeddings(&k, "fp2", &items, fake_encoder).unwrap();
+        assert_eq!(r, CacheReport { reused: 0, computed: 2 }, "a new encoder invalidates everything");
+    }
+
+    #[test]
+    fn corrupt_table_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(dir.path());
+        let items = vec![("a".to_string(), "x".to_string())];
+        cached_embeddings(&k, "fp", &items, fake_encoder).unwrap();
+        std::fs::write(k.tensor_path(), b"garbage").unwrap();
+        let err = cached_embeddings(&k, "fp", &items, fake_encoder).unwrap_err().to_string();
+        assert!(err.contains("train.safetensors"), "{err}");
+    }
+}
