@@ -82,9 +82,12 @@ fn store_err(path: &Path, msg: impl Into<String>) -> Error {
     Error::Store { path: path.to_path_buf(), msg: msg.into() }
 }
 
+/// Stored rows keyed by the SHA-256 of their text.
+type RowsByHash = HashMap<String, Vec<f32>>;
+
 /// Rows of a stored table, by text hash. `None` when the table is absent or
 /// was made by another encoder.
-fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<(usize, HashMap<String, Vec<f32>>)>> {
+fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<RowsByHash>> {
     let index_path = key.index_path();
     let tensor_path = key.tensor_path();
     if !index_path.exists() || !tensor_path.exists() {
@@ -117,7 +120,7 @@ fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<(usize, HashMap
         .into_iter()
         .zip(values.chunks_exact(index.dim.max(1)).map(<[f32]>::to_vec))
         .collect();
-    Ok(Some((index.dim, rows)))
+    Ok(Some(rows))
 }
 
 /// Writes a table of `[ids.len(), dim]` rows.
@@ -171,7 +174,7 @@ pub fn cached_embeddings<E: From<Error>>(
     compute: impl FnOnce(&[&str]) -> std::result::Result<Vec<Vec<f32>>, E>,
 ) -> std::result::Result<(Vec<Vec<f32>>, CacheReport), E> {
     let hashes: Vec<String> = items.iter().map(|(_, t)| text_hash(t)).collect();
-    let stored = load_rows(key, fingerprint)?.map(|(_, rows)| rows).unwrap_or_default();
+    let stored = load_rows(key, fingerprint)?.unwrap_or_default();
     let missing: Vec<usize> = (0..items.len()).filter(|&i| !stored.contains_key(&hashes[i])).collect();
     let texts: Vec<&str> = missing.iter().map(|&i| items[i].1.as_str()).collect();
     let computed = if texts.is_empty() { Vec::new() } else { compute(&texts)? };

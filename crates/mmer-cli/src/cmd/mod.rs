@@ -1,0 +1,7 @@
+//! One module per verb.
+
+pub mod data;
+pub mod demo;
+pub mod eval;
+pub mod predict;
+pub mod train;

@@ -1,0 +1,179 @@
+//! `mmer train`: one model per seed, validation-selected, test reported once.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mmer_core::Modality;
+use mmer_features::EncoderKind;
+use mmer_models::ContextMode;
+use mmer_train::trainer::PreparedData;
+use mmer_train::{Checkpoint, TrainConfig, train_seed};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{DataConfig, DatasetKind};
+use crate::report::RunResults;
+
+/// A complete, reproducible run: what data, how to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Data source.
+    pub data: DataConfig,
+    /// Training settings.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+/// Arguments of `mmer train`. Flags override the config file.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// TOML run config (see docs/configs/); flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Dataset format.
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
+    /// Dataset file or directory.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Frozen sentence encoder for transcripts.
+    #[arg(long, value_enum)]
+    pub encoder: Option<EncoderKind>,
+    /// Input modalities, comma-separated (default: text).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub modalities: Option<Vec<Modality>>,
+    /// Context streams: none (utterance MLP), dialogue, dialogue-speaker (AMuSE).
+    #[arg(long, value_parser = parse_context)]
+    pub context: Option<ContextMode>,
+    /// Seeds, comma-separated; one model per seed.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Maximum epochs.
+    #[arg(long)]
+    pub max_epochs: Option<usize>,
+    /// Output directory (default: runs/<dataset>-<encoder>-<context>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Feature-store directory for cached embeddings.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+}
+
+fn parse_context(s: &str) -> Result<ContextMode, String> {
+    match s.replace('-', "_").as_str() {
+        "none" => Ok(ContextMode::None),
+        "dialogue" => Ok(ContextMode::Dialogue),
+        "dialogue_speaker" => Ok(ContextMode::DialogueSpeaker),
+        other => Err(format!("unknown context {other:?}: none, dialogue, dialogue-speaker")),
+    }
+}
+
+impl TrainArgs {
+    /// Merges the config file and the flags into one validated config.
+    pub fn into_config(self) -> Result<(RunConfig, PathBuf)> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<RunConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => RunConfig {
+                data: DataConfig {
+                    dataset: self.dataset.context("give --config or --dataset")?,
+                    path: None,
+                    text_encoder: None,
+                    store: PathBuf::from("store"),
+                    synthetic: None,
+                    labels: None,
+                },
+                train: TrainConfig::default(),
+            },
+        };
+        if let Some(d) = self.dataset {
+            config.data.dataset = d;
+        }
+        if let Some(p) = self.data {
+            config.data.path = Some(p);
+        }
+        if let Some(e) = self.encoder {
+            config.data.text_encoder = Some(e);
+        }
+        if let Some(s) = self.store {
+            config.data.store = s;
+        }
+        if let Some(m) = self.modalities {
+            config.train.modalities = m;
+        }
+        if let Some(c) = self.context {
+            config.train.model.context = c;
+        }
+        if let Some(s) = self.seeds {
+            config.train.seeds = s;
+        }
+        if let Some(e) = self.max_epochs {
+            config.train.max_epochs = e;
+        }
+        if config.train.seeds.is_empty() {
+            anyhow::bail!("no seeds configured");
+        }
+        let out = self.out.unwrap_or_else(|| PathBuf::from("runs").join(default_run_name(&config)));
+        Ok((config, out))
+    }
+}
+
+/// `<dataset>-<encoder>-<context>`, e.g. `meld-minilm-dialogue_speaker`.
+pub fn default_run_name(config: &RunConfig) -> String {
+    let dataset = serde_json::to_value(config.data.dataset).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let encoder = config.data.text_encoder.map_or("features", |e| e.as_str());
+    let context = serde_json::to_value(config.train.model.context).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    format!("{dataset}-{encoder}-{context}")
+}
+
+/// Trains every seed of `config`, writing checkpoints and results under `out`.
+pub fn train_run(config: &RunConfig, out: &Path, show_progress: bool) -> Result<RunResults> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let config_path = out.join("config.toml");
+    std::fs::write(&config_path, toml::to_string_pretty(config)?).with_context(|| format!("writing {}", config_path.display()))?;
+    let corpus = config.data.load(&config.train.modalities)?;
+    corpus.validate().with_context(|| format!("validating {}", corpus.name))?;
+    let data = PreparedData::new(&corpus, &config.train)?;
+    tracing::info!(
+        corpus = %corpus.name,
+        train = data.train.len(),
+        valid = data.valid.len(),
+        test = data.test.len(),
+        d_input = data.layout.d_input(),
+        "training"
+    );
+    let text_encoder = config.data.text_encoder.map(|e| e.as_str().to_string());
+    let mut outcomes = Vec::new();
+    for &seed in &config.train.seeds {
+        let (outcome, model) = train_seed(&data, &config.train, seed, show_progress)?;
+        let dir = out.join(format!("seed-{seed}"));
+        Checkpoint::new(
+            &corpus.name,
+            text_encoder.clone(),
+            &config.train,
+            seed,
+            outcome.best_epoch,
+            data.layout.clone(),
+            data.labels.clone(),
+        )
+        .save(&model, &dir)?;
+        let metrics = dir.join("metrics.json");
+        std::fs::write(&metrics, serde_json::to_vec_pretty(&outcome)?).with_context(|| format!("writing {}", metrics.display()))?;
+        outcomes.push(outcome);
+    }
+    let results = RunResults::new(&corpus, config, text_encoder, &outcomes)?;
+    results.write(out)?;
+    Ok(results)
+}
+
+/// Entry point of `mmer train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let (config, out) = args.into_config()?;
+    let results = train_run(&config, &out, true)?;
+    println!("{}", results.table());
+    println!("results: {}", out.join("results.json").display());
+    Ok(())
+}

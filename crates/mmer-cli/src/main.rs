@@ -1,0 +1,77 @@
+//! `mmer`: multimodal emotion recognition in conversation.
+//!
+//! Thin: parses arguments, sets up logging, and hands each verb to its
+//! module under `cmd/`. The work happens in the library crates.
+
+mod cmd;
+mod dataset;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Emotion recognition in conversation: train, evaluate and predict the
+/// emotion of every utterance from transcripts or precomputed features.
+///
+/// Start with `mmer demo` (no data needed). Real runs: `mmer train --dataset
+/// meld --data ../shared/data/meld`, then `mmer eval` / `mmer predict` on the
+/// run directory it prints.
+#[derive(Debug, Parser)]
+#[command(name = "mmer", version, about, long_about)]
+struct Cli {
+    /// Log verbosity (error, warn, info, debug, trace); also via RUST_LOG.
+    #[arg(long, global = true, default_value = "info", env = "MMER_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train one model per seed, select on validation, report test mean ± std.
+    Train(cmd::train::TrainArgs),
+    /// Re-evaluate a trained run on a split.
+    Eval(cmd::eval::EvalArgs),
+    /// Predict the emotion of every turn of a conversation file.
+    Predict(cmd::predict::PredictArgs),
+    /// Inspect datasets.
+    Data {
+        #[command(subcommand)]
+        command: cmd::data::DataCommand,
+    },
+    /// End-to-end demo on built-in synthetic conversations: train, evaluate,
+    /// then predict a sample conversation turn by turn.
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Train(args) => cmd::train::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Predict(args) => cmd::predict::run(args),
+        Command::Data { command } => cmd::data::run(command),
+        Command::Demo(args) => cmd::demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

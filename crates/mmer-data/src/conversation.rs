@@ -1,0 +1,570 @@
+//! A user's own conversations, in a plain format: one record per utterance,
+//! as JSON Lines (`.jsonl`) or CSV (`.csv`) with the same field names.
+//!
+//! | field      | type             | required | meaning                                   |
+//! |------------|------------------|----------|-------------------------------------------|
+//! | `dialogue` | string           | yes      | conversation id; records group by it      |
+//! | `turn`     | integer ≥ 0      | yes      | position in the conversation              |
+//! | `speaker`  | string           | yes      | who speaks                                |
+//! | `text`     | string           | yes      | transcript, not empty                     |
+//! | `label`    | string           | no       | gold class name of the label space        |
+//! | `audio`    | path             | no       | audio clip of the turn                    |
+//! | `video`    | path             | no       | video clip of the turn                    |
+//!
+//! ```text
+//! {"dialogue": "cafe", "turn": 0, "speaker": "Ana", "text": "You came!", "label": "joy"}
+//! ```
+//!
+//! A CSV file must start with a header naming its columns (any order; the
+//! optional ones may be left out). A column or JSON key that is not in the
+//! table is an error naming it, so a typo (`lable`) fails loudly instead of
+//! silently dropping the labels. Examples: `docs/examples/conversation.jsonl`
+//! and `docs/examples/conversation.csv`.
+//!
+//! # Semantics
+//! - Dialogues keep the order of their first record; turns are sorted by
+//!   `turn`, which need not be contiguous ([`Utterance::index`] is the rank).
+//!   Utterance ids are `<dialogue>_utt<turn>`.
+//! - `dialogue` and `speaker` are trimmed and must not be empty; `text` is
+//!   kept as written and must not be empty or blank (an utterance with no
+//!   words cannot be classified from text, and in a hand-written file it is
+//!   a mistake). A missing, `null` or empty `label` means unlabelled.
+//! - In a multi-label space, `label` lists class names separated by `;`.
+//! - The file must be UTF-8 (a leading byte-order mark is ignored). Blank
+//!   JSONL lines are skipped.
+//!
+//! # Media paths
+//! `mmer_core::Utterance` has no media field, so [`load_conversations`]
+//! drops `audio`/`video`; [`read_conversations`] returns them beside the
+//! dialogues in [`Conversations::media`], keyed by utterance id. Relative
+//! paths are resolved against the conversation file's directory. Existence
+//! is not checked here: the feature extractor reports missing clips.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use mmer_core::{Dialogue, Label, LabelSpace, Utterance};
+use serde::Deserialize;
+
+use crate::meld::{LineCounter, csv_error};
+use crate::{Error, Result};
+
+/// The columns / keys of the format, required ones first.
+pub const COLUMNS: [&str; 7] = [
+    "dialogue", "turn", "speaker", "text", "label", "audio", "video",
+];
+const REQUIRED: usize = 4;
+
+/// The media files of one utterance.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MediaRefs {
+    /// Audio clip, resolved against the conversation file's directory.
+    pub audio: Option<PathBuf>,
+    /// Video clip, resolved likewise.
+    pub video: Option<PathBuf>,
+}
+
+/// Dialogues plus the media paths [`mmer_core::Utterance`] cannot hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversations {
+    /// The conversations in file order.
+    pub dialogues: Vec<Dialogue>,
+    /// Media paths by utterance id, for the utterances that name any.
+    pub media: BTreeMap<String, MediaRefs>,
+}
+
+/// A file format of this module, chosen by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationFormat {
+    /// JSON Lines: one object per line (`.jsonl`).
+    Jsonl,
+    /// CSV with a header (`.csv`).
+    Csv,
+}
+
+impl ConversationFormat {
+    /// The format of `path` by its extension (case-insensitive).
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedFormat`] for any other extension.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("jsonl") => Ok(Self::Jsonl),
+            Some("csv") => Ok(Self::Csv),
+            _ => Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                expected: ".jsonl or .csv".into(),
+            }),
+        }
+    }
+}
+
+/// Loads the conversations of a `.jsonl` or `.csv` file, labels resolved in
+/// `labels`. Media paths are dropped; see [`read_conversations`].
+///
+/// # Errors
+/// As [`read_conversations`].
+pub fn load_conversations(path: &Path, labels: &LabelSpace) -> Result<Vec<Dialogue>> {
+    Ok(read_conversations(path, labels)?.dialogues)
+}
+
+/// Loads the conversations of a `.jsonl` or `.csv` file with their media
+/// paths.
+///
+/// # Errors
+/// [`Error::UnsupportedFormat`] (extension), [`Error::Io`],
+/// [`Error::MissingColumns`] / [`Error::UnexpectedColumns`] (CSV header),
+/// [`Error::Parse`] (bad JSON or CSV, invalid UTF-8, a non-integer turn,
+/// an unknown key, an empty dialogue id or speaker), [`Error::EmptyText`],
+/// [`Error::UnknownLabel`], [`Error::DuplicateId`] (a turn given twice),
+/// [`Error::Format`] (no utterances). Each names the file and line, and the
+/// dialogue and turn where they are known.
+pub fn read_conversations(path: &Path, labels: &LabelSpace) -> Result<Conversations> {
+    let format = ConversationFormat::from_path(path)?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let records = match format {
+        ConversationFormat::Jsonl => parse_jsonl(&bytes, path)?,
+        ConversationFormat::Csv => parse_csv(&bytes, path)?,
+    };
+    assemble(records, path, labels)
+}
+
+/// One utterance as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    dialogue: String,
+    turn: u64,
+    speaker: String,
+    text: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    audio: Option<PathBuf>,
+    #[serde(default)]
+    video: Option<PathBuf>,
+}
+
+/// The file as UTF-8 without BOM, or a parse error at the first bad line.
+fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = bytes.get(..e.valid_up_to()).unwrap_or_default();
+        let line = 1 + valid.iter().filter(|&&b| b == b'\n').count() as u64;
+        Error::Parse {
+            path: path.to_path_buf(),
+            line,
+            msg: "text is not valid UTF-8".into(),
+        }
+    })
+}
+
+fn parse_jsonl(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
+    let text = utf8(bytes, path)?;
+    let mut records = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let parse_err = |msg: String| Error::Parse {
+            path: path.to_path_buf(),
+            line,
+            msg,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| parse_err(format!("invalid JSON: {e}")))?;
+        // Name the dialogue and turn in the message when the object has them.
+        let whose = match (
+            value.get("dialogue").and_then(|d| d.as_str()),
+            value.get("turn"),
+        ) {
+            (Some(d), Some(t)) => format!("dialogue {d:?} turn {t}: "),
+            (Some(d), None) => format!("dialogue {d:?}: "),
+            _ => String::new(),
+        };
+        let record: Record =
+            serde_json::from_value(value).map_err(|e| parse_err(format!("{whose}{e}")))?;
+        records.push((line, record));
+    }
+    Ok(records)
+}
+
+fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
+    let text = utf8(bytes, path)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let mut lines = LineCounter::new(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_error(path, e, &mut lines))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let missing: Vec<String> = COLUMNS[..REQUIRED]
+        .iter()
+        .filter(|c| col(c).is_none())
+        .map(|c| c.to_string())
+        .collect();
+    if !header.iter().any(|h| COLUMNS.contains(&h.as_str())) {
+        // No known column at all: most likely the header line is missing.
+        return Err(Error::MissingColumns {
+            path: path.to_path_buf(),
+            missing,
+            found: header,
+        });
+    }
+    let mut unexpected = Vec::new();
+    for (i, h) in header.iter().enumerate() {
+        if !COLUMNS.contains(&h.as_str()) || header[..i].contains(h) {
+            unexpected.push(h.clone());
+        }
+    }
+    if !unexpected.is_empty() {
+        let allowed = COLUMNS.map(String::from).to_vec();
+        return Err(Error::UnexpectedColumns {
+            path: path.to_path_buf(),
+            unexpected,
+            allowed,
+        });
+    }
+    let (Some(dialogue_col), Some(turn_col), Some(speaker_col), Some(text_col)) =
+        (col("dialogue"), col("turn"), col("speaker"), col("text"))
+    else {
+        return Err(Error::MissingColumns {
+            path: path.to_path_buf(),
+            missing,
+            found: header,
+        });
+    };
+    let (label_col, audio_col, video_col) = (col("label"), col("audio"), col("video"));
+
+    let mut records = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(path, e, &mut lines))?;
+        let line = lines.line(record.position());
+        let field = |c: usize| record.get(c).unwrap_or_default();
+        let optional = |c: Option<usize>| c.map(field).filter(|v| !v.trim().is_empty());
+        let dialogue = field(dialogue_col).to_string();
+        let turn = field(turn_col).trim().parse().map_err(|_| Error::Parse {
+            path: path.to_path_buf(),
+            line,
+            msg: format!(
+                "dialogue {:?}: turn {:?} is not a non-negative integer",
+                dialogue.trim(),
+                field(turn_col)
+            ),
+        })?;
+        records.push((
+            line,
+            Record {
+                dialogue,
+                turn,
+                speaker: field(speaker_col).to_string(),
+                text: field(text_col).to_string(),
+                label: optional(label_col).map(str::to_string),
+                audio: optional(audio_col).map(PathBuf::from),
+                video: optional(video_col).map(PathBuf::from),
+            },
+        ));
+    }
+    Ok(records)
+}
+
+/// The label of a record: single class, or `;`-separated classes in a
+/// multi-label space.
+fn resolve_label(raw: &str, labels: &LabelSpace, unknown: impl Fn(&str) -> Error) -> Result<Label> {
+    if !labels.multi_label {
+        return labels
+            .index_of(raw)
+            .map(Label::Single)
+            .map_err(|_| unknown(raw));
+    }
+    let mut bits = vec![false; labels.num_classes()];
+    for name in raw.split(';').filter(|n| !n.trim().is_empty()) {
+        let class = labels.index_of(name).map_err(|_| unknown(name))?;
+        bits[class] = true;
+    }
+    Ok(Label::Multi(bits))
+}
+
+fn assemble(
+    records: Vec<(u64, Record)>,
+    path: &Path,
+    labels: &LabelSpace,
+) -> Result<Conversations> {
+    if records.is_empty() {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            msg: "no utterances".into(),
+        });
+    }
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut order: Vec<(String, Vec<(u64, Utterance)>)> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    let mut first_seen: HashMap<(String, u64), u64> = HashMap::new();
+    let mut media = BTreeMap::new();
+    for (line, r) in records {
+        let parse_err = |msg: String| Error::Parse {
+            path: path.to_path_buf(),
+            line,
+            msg,
+        };
+        let dialogue = r.dialogue.trim().to_string();
+        if dialogue.is_empty() {
+            return Err(parse_err(format!("turn {}: empty dialogue id", r.turn)));
+        }
+        let id = format!("{dialogue}_utt{}", r.turn);
+        let speaker = r.speaker.trim();
+        if speaker.is_empty() {
+            return Err(parse_err(format!(
+                "dialogue {dialogue:?} turn {}: empty speaker",
+                r.turn
+            )));
+        }
+        if r.text.trim().is_empty() {
+            return Err(Error::EmptyText {
+                path: path.to_path_buf(),
+                line,
+                id,
+            });
+        }
+        if let Some(&first_line) = first_seen.get(&(dialogue.clone(), r.turn)) {
+            return Err(Error::DuplicateId {
+                path: path.to_path_buf(),
+                line,
+                first_line,
+                id,
+            });
+        }
+        first_seen.insert((dialogue.clone(), r.turn), line);
+
+        let mut utterance = Utterance::new(id.clone(), 0, speaker);
+        utterance.text = Some(r.text);
+        if let Some(raw) = r.label.as_deref().filter(|l| !l.trim().is_empty()) {
+            let unknown = |label: &str| Error::UnknownLabel {
+                path: path.to_path_buf(),
+                line,
+                id: id.clone(),
+                label: label.to_string(),
+                known: labels.classes.join(", "),
+            };
+            utterance.label = Some(resolve_label(raw, labels, unknown)?);
+        }
+        let refs = MediaRefs {
+            audio: r.audio.map(|p| base.join(p)),
+            video: r.video.map(|p| base.join(p)),
+        };
+        if refs != MediaRefs::default() {
+            media.insert(id, refs);
+        }
+        let slot = *position.entry(dialogue.clone()).or_insert_with(|| {
+            order.push((dialogue, Vec::new()));
+            order.len() - 1
+        });
+        order[slot].1.push((r.turn, utterance));
+    }
+    let dialogues = order
+        .into_iter()
+        .map(|(id, mut turns)| {
+            turns.sort_by_key(|(turn, _)| *turn);
+            let utterances = turns
+                .into_iter()
+                .enumerate()
+                .map(|(index, (_, u))| Utterance { index, ..u })
+                .collect();
+            Dialogue { id, utterances }
+        })
+        .collect();
+    Ok(Conversations { dialogues, media })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    fn load(name: &str, content: &str) -> Result<Conversations> {
+        let dir = tempfile::tempdir().unwrap();
+        read_conversations(&write(dir.path(), name, content), &LabelSpace::meld())
+    }
+
+    #[test]
+    fn jsonl_groups_sorts_and_keeps_media() {
+        let c = load(
+            "c.jsonl",
+            concat!(
+                r#"{"dialogue": "b", "turn": 5, "speaker": "Ana", "text": "Later.", "label": "joy"}"#,
+                "\n\n",
+                r#"{"dialogue": "a", "turn": 0, "speaker": "Ben", "text": "Hi", "audio": "clips/a0.wav"}"#,
+                "\n",
+                r#"{"dialogue": "b", "turn": 2, "speaker": "Ben", "text": "First.", "label": null}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let ids: Vec<&str> = c.dialogues.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["b", "a"]);
+        let b = &c.dialogues[0].utterances;
+        assert_eq!(
+            (b[0].id.as_str(), b[0].index, b[0].label.clone()),
+            ("b_utt2", 0, None)
+        );
+        assert_eq!(
+            (b[1].id.as_str(), b[1].index, b[1].label.clone()),
+            ("b_utt5", 1, Some(Label::Single(4)))
+        );
+        let media = &c.media["a_utt0"];
+        assert!(media.audio.as_ref().unwrap().ends_with("clips/a0.wav"));
+        assert!(media.audio.as_ref().unwrap().is_absolute());
+        assert_eq!(c.media.len(), 1);
+    }
+
+    #[test]
+    fn jsonl_errors_name_line_dialogue_and_turn() {
+        let ok = r#"{"dialogue": "d", "turn": 0, "speaker": "A", "text": "x"}"#;
+        let err = load(
+            "c.jsonl",
+            &format!("{ok}\n{{\"dialogue\": \"d\", \"turn\": 1,"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Parse { line: 2, msg, .. } if msg.contains("invalid JSON")),
+            "{err:?}"
+        );
+
+        let typo = r#"{"dialogue": "d", "turn": 1, "speaker": "A", "text": "y", "lable": "joy"}"#;
+        let err = load("c.jsonl", &format!("{ok}\n{typo}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":2:") && err.contains("turn 1") && err.contains("lable"),
+            "{err}"
+        );
+
+        let dup = r#"{"dialogue": "d", "turn": 0, "speaker": "B", "text": "again"}"#;
+        let err = load("c.jsonl", &format!("{ok}\n\n{dup}")).unwrap_err();
+        assert!(
+            matches!(&err, Error::DuplicateId { line: 3, first_line: 1, id, .. } if id == "d_utt0"),
+            "{err:?}"
+        );
+
+        let empty = r#"{"dialogue": "d", "turn": 3, "speaker": "B", "text": "  "}"#;
+        let err = load("c.jsonl", empty).unwrap_err();
+        assert!(
+            matches!(&err, Error::EmptyText { line: 1, id, .. } if id == "d_utt3"),
+            "{err:?}"
+        );
+
+        let happy =
+            r#"{"dialogue": "d", "turn": 3, "speaker": "B", "text": "yay", "label": "happy"}"#;
+        let err = load("c.jsonl", happy).unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownLabel { line: 1, label, .. } if label == "happy"),
+            "{err:?}"
+        );
+
+        let negative = r#"{"dialogue": "d", "turn": -1, "speaker": "B", "text": "x"}"#;
+        let err = load("c.jsonl", negative).unwrap_err().to_string();
+        assert!(err.contains("dialogue \"d\" turn -1"), "{err}");
+
+        assert!(matches!(
+            load("c.jsonl", "\n \n"),
+            Err(Error::Format { .. })
+        ));
+    }
+
+    #[test]
+    fn csv_header_is_checked() {
+        let err = load("c.csv", "dialogue,turn,speaker,text,mood\nd,0,A,x,joy\n").unwrap_err();
+        assert!(
+            matches!(&err, Error::UnexpectedColumns { unexpected, .. } if unexpected == &["mood"]),
+            "{err:?}"
+        );
+        let err = load("c.csv", "dialogue,turn,text\nd,0,x\n").unwrap_err();
+        assert!(
+            matches!(&err, Error::MissingColumns { missing, .. } if missing == &["speaker"]),
+            "{err:?}"
+        );
+        let err = load("c.csv", "d,0,A,x\n").unwrap_err();
+        assert!(
+            matches!(&err, Error::MissingColumns { missing, .. } if missing.len() == 4),
+            "{err:?}"
+        );
+        let err = load("c.csv", "text,text,dialogue,turn,speaker\n").unwrap_err();
+        assert!(
+            matches!(&err, Error::UnexpectedColumns { unexpected, .. } if unexpected == &["text"]),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn csv_rows_parse_with_optional_columns_in_any_order() {
+        let c = load(
+            "c.csv",
+            "text,speaker,turn,dialogue,label\n\"Hi, you\",A,1,d,\nYo,B,0,d,Anger\n",
+        )
+        .unwrap();
+        let u = &c.dialogues[0].utterances;
+        assert_eq!(u[0].text.as_deref(), Some("Yo"));
+        assert_eq!(u[0].label, Some(Label::Single(6)));
+        assert_eq!(
+            (u[1].text.as_deref(), u[1].label.clone()),
+            (Some("Hi, you"), None)
+        );
+        let err = load("c.csv", "dialogue,turn,speaker,text\nd,one,A,x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2:") && err.contains("turn \"one\""), "{err}");
+    }
+
+    #[test]
+    fn multi_label_spaces_take_semicolon_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = LabelSpace {
+            multi_label: true,
+            ..LabelSpace::single("er", &["joy", "fear", "anger"])
+        };
+        let path = write(
+            dir.path(),
+            "c.jsonl",
+            r#"{"dialogue":"d","turn":0,"speaker":"A","text":"x","label":"anger; joy"}"#,
+        );
+        let d = load_conversations(&path, &space).unwrap();
+        assert_eq!(
+            d[0].utterances[0].label,
+            Some(Label::Multi(vec![true, false, true]))
+        );
+    }
+
+    #[test]
+    fn other_extensions_and_bad_utf8_are_errors() {
+        assert!(matches!(
+            load("c.json", "{}"),
+            Err(Error::UnsupportedFormat { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        std::fs::write(
+            &path,
+            b"{\"dialogue\":\"d\",\"turn\":0,\"speaker\":\"A\",\"text\":\"x\"}\n\"\x92\"",
+        )
+        .unwrap();
+        let err = load_conversations(&path, &LabelSpace::meld()).unwrap_err();
+        assert!(matches!(err, Error::Parse { line: 2, .. }), "{err:?}");
+    }
+}

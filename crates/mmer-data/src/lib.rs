@@ -1,0 +1,15 @@
+//! Dataset loaders: each turns a dataset's own files into a validated
+//! [`mmer_core::Corpus`], and every failure names the file, line and id.
+//!
+//! Owns file formats only; no features are computed here (that is
+//! `mmer-features`) and nothing here knows about models.
+
+mod error;
+pub mod conversation;
+pub mod feature_pickle;
+pub mod iemocap;
+pub mod meld;
+pub mod pickle;
+pub mod synthetic;
+
+pub use error::{Error, Result};

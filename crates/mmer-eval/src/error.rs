@@ -1,0 +1,97 @@
+//! Errors of the metrics: each names which input is wrong and where.
+
+/// Which of the two label sequences an error refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The gold labels.
+    True,
+    /// The predictions.
+    Pred,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::True => "y_true",
+            Side::Pred => "y_pred",
+        })
+    }
+}
+
+/// Metric errors.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// Gold labels and predictions differ in length.
+    #[error("y_true has {y_true} entries but y_pred has {y_pred}")]
+    LengthMismatch {
+        /// Entries in `y_true`.
+        y_true: usize,
+        /// Entries in `y_pred`.
+        y_pred: usize,
+    },
+    /// A class index at or beyond `num_classes`.
+    #[error("{side}[{index}] = {label} is outside the {num_classes} classes")]
+    LabelOutOfRange {
+        /// Which sequence holds it.
+        side: Side,
+        /// Position in that sequence.
+        index: usize,
+        /// The offending class index.
+        label: usize,
+        /// Number of classes.
+        num_classes: usize,
+    },
+    /// A class to average over is outside the label space.
+    #[error("class {class} to average over is outside the {num_classes} classes")]
+    ClassOutOfRange {
+        /// The offending class index.
+        class: usize,
+        /// Number of classes.
+        num_classes: usize,
+    },
+    /// A class listed twice among the classes to average over.
+    #[error("class {class} is listed twice among the classes to average over")]
+    DuplicateClass {
+        /// The repeated class index.
+        class: usize,
+    },
+    /// A multi-label row whose width is not the number of labels.
+    #[error("{side}[{index}] has {got} label bits, expected {expected}")]
+    WidthMismatch {
+        /// Which sequence holds it.
+        side: Side,
+        /// Row index.
+        index: usize,
+        /// Number of labels.
+        expected: usize,
+        /// Bits in this row.
+        got: usize,
+    },
+    /// Nothing to evaluate: no samples, no classes, or no seeds.
+    #[error("empty input: {what}")]
+    EmptyInput {
+        /// What was empty.
+        what: &'static str,
+    },
+    /// Per-seed reports that cannot be aggregated together.
+    #[error("report {index} does not match report 0: {msg}")]
+    ReportMismatch {
+        /// Index of the first disagreeing report.
+        index: usize,
+        /// What differs.
+        msg: String,
+    },
+    /// A deserialised confusion matrix that is not square.
+    #[error("confusion matrix row {row} has {got} columns, expected {expected}")]
+    RaggedConfusion {
+        /// The ragged row.
+        row: usize,
+        /// Number of rows (= classes).
+        expected: usize,
+        /// Columns in this row.
+        got: usize,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,426 @@
+//! Frozen sentence encoder: text → one L2-normalised vector per utterance,
+//! numerically equal to sentence-transformers' `encode` (checked against
+//! `tests/fixtures/st_reference.json`).
+//!
+//! The pipeline is the one the installed `modules.json` describes:
+//! tokenizer (`tokenizer.json`, padding switched off, truncation to
+//! `max_seq_length` from `sentence_bert_config.json`) → transformer (candle's
+//! BERT for MiniLM, [`crate::mpnet`] for MPNet) → masked mean pooling →
+//! L2 normalisation.
+//!
+//! Why the batching looks the way it does: texts are tokenized first, sorted
+//! by token count and cut into batches padded only to their own longest
+//! member, then the vectors are put back in input order. On MELD this halves
+//! the padded tokens compared with input order (DESIGN §6), and since the
+//! mask hides padding, the result does not depend on the batch a text lands in
+//! beyond float rounding.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{self, BertModel};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::fingerprint::weights_sha256;
+use crate::model_dir::{ModelDir, Pipeline, read_json};
+use crate::mpnet::{self, MpnetModel};
+use crate::pooling::{l2_normalize, mean_pool};
+use crate::{EncoderKind, Error, Result};
+
+/// Texts per forward pass unless [`SentenceEncoder::with_batch_size`] says
+/// otherwise (sentence-transformers' default too).
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// Default number of batches in flight: 2 where at least two CPUs are
+/// available, else 1.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
+enum Backbone {
+    Bert(BertModel),
+    Mpnet(MpnetModel),
+}
+
+impl Backbone {
+    /// # Shapes
+    /// `input_ids`, `attention_mask`: `[batch, seq_len]` → `[batch, seq_len, d_model]`
+    fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Backbone::Bert(model) => {
+                let token_type_ids = input_ids.zeros_like()?;
+                model.forward(input_ids, &token_type_ids, Some(attention_mask))
+            }
+            Backbone::Mpnet(model) => model.forward(input_ids, attention_mask),
+        }
+    }
+}
+
+/// A frozen sentence-transformers encoder on candle (CPU), loaded from the
+/// files `scripts/setup.sh` installs. Offline: nothing is downloaded.
+///
+/// ```no_run
+/// use mmer_features::{EncoderKind, SentenceEncoder, default_models_dir};
+///
+/// let encoder = SentenceEncoder::load(EncoderKind::MiniLm, &default_models_dir())?;
+/// let vectors = encoder.embed(&["Oh my God!", "I'm fine."])?;
+/// assert_eq!(vectors[0].len(), encoder.dim());
+/// # Ok::<(), mmer_features::Error>(())
+/// ```
+pub struct SentenceEncoder {
+    kind: EncoderKind,
+    tokenizer: Tokenizer,
+    backbone: Backbone,
+    device: Device,
+    pipeline: Pipeline,
+    pad_id: u32,
+    fingerprint: String,
+    batch_size: usize,
+    workers: usize,
+}
+
+impl std::fmt::Debug for SentenceEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentenceEncoder")
+            .field("kind", &self.kind)
+            .field("max_seq_length", &self.pipeline.max_seq_length)
+            .field("batch_size", &self.batch_size)
+            .field("workers", &self.workers)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SentenceEncoder {
+    /// Whether every file [`SentenceEncoder::load`] needs for `kind` exists
+    /// under `models_dir`.
+    pub fn is_installed(kind: EncoderKind, models_dir: &Path) -> bool {
+        ModelDir::new(kind, models_dir).first_missing().is_none()
+    }
+
+    /// Loads `kind` from `models_dir/<kind.dir_name()>/`.
+    ///
+    /// Hashes the weights for [`SentenceEncoder::fingerprint`] the first time
+    /// (about a second for MPNet) and caches the digest next to them.
+    ///
+    /// # Errors
+    /// - [`Error::MissingModelFile`] naming the first missing file (run `scripts/setup.sh`);
+    /// - [`Error::Io`], [`Error::Json`], [`Error::Tokenizer`] for unreadable files;
+    /// - [`Error::UnsupportedPipeline`] if `modules.json` asks for anything but
+    ///   mean pooling (+ normalisation), or the sizes disagree;
+    /// - [`Error::Weights`] if a tensor is missing or mis-shaped.
+    pub fn load(kind: EncoderKind, models_dir: &Path) -> Result<Self> {
+        let dir = ModelDir::new(kind, models_dir);
+        dir.check_installed()?;
+        let pipeline = dir.pipeline()?;
+        let device = Device::Cpu;
+        let config_path = dir.config();
+        let weights_path = dir.weights();
+        let unsupported = |reason: String| Error::UnsupportedPipeline {
+            path: config_path.clone(),
+            reason,
+        };
+
+        let tensors = candle_core::safetensors::load(&weights_path, &device).map_err(|source| {
+            Error::Weights {
+                path: weights_path.clone(),
+                source,
+            }
+        })?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let weights_err = |source| Error::Weights {
+            path: weights_path.clone(),
+            source,
+        };
+        let (backbone, hidden_size, pad_id, positions_needed, positions) = match kind {
+            EncoderKind::MiniLm => {
+                let config: bert::Config = read_json(&config_path)?;
+                let model = BertModel::load(vb, &config).map_err(weights_err)?;
+                let pad = config.pad_token_id as u32;
+                (
+                    Backbone::Bert(model),
+                    config.hidden_size,
+                    pad,
+                    pipeline.max_seq_length,
+                    config.max_position_embeddings,
+                )
+            }
+            EncoderKind::Mpnet => {
+                let config: mpnet::Config = read_json(&config_path)?;
+                let model = MpnetModel::load(vb, &config).map_err(weights_err)?;
+                (
+                    Backbone::Mpnet(model),
+                    config.hidden_size,
+                    config.pad_token_id,
+                    // Positions run from pad + 1 to pad + max_seq_length.
+                    pipeline.max_seq_length + config.pad_token_id as usize + 1,
+                    config.max_position_embeddings,
+                )
+            }
+        };
+        if hidden_size != pipeline.word_embedding_dimension || hidden_size != kind.dim() {
+            return Err(unsupported(format!(
+                "hidden_size {hidden_size}, pooling expects {}, {kind} is {} wide",
+                pipeline.word_embedding_dimension,
+                kind.dim()
+            )));
+        }
+        if positions_needed > positions {
+            return Err(unsupported(format!(
+                "max_seq_length {} needs {positions_needed} positions, max_position_embeddings is {positions}",
+                pipeline.max_seq_length
+            )));
+        }
+
+        let tokenizer_path = dir.tokenizer();
+        let tokenizer_err = |message: String| Error::Tokenizer {
+            path: tokenizer_path.clone(),
+            message,
+        };
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| tokenizer_err(e.to_string()))?;
+        // tokenizer.json pads and truncates to a fixed 128; sentence-transformers
+        // pads to the longest in the batch and truncates to max_seq_length.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: pipeline.max_seq_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| tokenizer_err(e.to_string()))?;
+
+        let fingerprint = format!("{kind}:{}", weights_sha256(&weights_path)?);
+        tracing::debug!(%kind, dir = %dir.root().display(), %fingerprint, "loaded sentence encoder");
+        Ok(Self {
+            kind,
+            tokenizer,
+            backbone,
+            device,
+            pipeline,
+            pad_id,
+            fingerprint,
+            batch_size: DEFAULT_BATCH_SIZE,
+            workers: default_workers(),
+        })
+    }
+
+    /// Sets the number of texts per forward pass (at least 1; 0 is taken as 1).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Sets how many batches run at once (at least 1). Each worker runs whole
+    /// forward passes; candle's matrix products additionally use its own
+    /// thread count (`RAYON_NUM_THREADS`, default: physical cores). The
+    /// default is [`default_workers`].
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Batches run at once.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Which encoder this is.
+    pub fn kind(&self) -> EncoderKind {
+        self.kind
+    }
+
+    /// Upstream model name, e.g. `all-mpnet-base-v2`.
+    pub fn name(&self) -> &'static str {
+        self.kind.model_name()
+    }
+
+    /// Width of each sentence vector (384 for MiniLM, 768 for MPNet).
+    pub fn dim(&self) -> usize {
+        self.kind.dim()
+    }
+
+    /// Tokens kept per text, special tokens included; longer texts are cut.
+    pub fn max_seq_length(&self) -> usize {
+        self.pipeline.max_seq_length
+    }
+
+    /// Texts per forward pass.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// `"<kind>:<sha256 of model.safetensors>"`, e.g. `minilm:53aa5117…`.
+    /// Stable across runs and machines for the same weights; record it with
+    /// any features this encoder produced.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Tokens each text becomes after truncation, special tokens included
+    /// (what the model sees; at most [`SentenceEncoder::max_seq_length`]).
+    ///
+    /// # Errors
+    /// [`Error::Tokenize`] naming the text's index.
+    pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        Ok(self.tokenize(texts)?.iter().map(Vec::len).collect())
+    }
+
+    /// One vector per text, in input order. Empty or whitespace-only texts are
+    /// valid (they embed `[CLS] [SEP]`).
+    ///
+    /// # Errors
+    /// [`Error::Tokenize`] naming the text's index, [`Error::Forward`].
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_with_progress(texts, |_, _| {})
+    }
+
+    /// [`SentenceEncoder::embed`], calling `progress(done, total)` after each
+    /// batch, e.g. to drive an `indicatif` bar:
+    /// `|done, total| { bar.set_length(total as u64); bar.set_position(done as u64) }`.
+    ///
+    /// # Errors
+    /// As [`SentenceEncoder::embed`].
+    pub fn embed_with_progress<F>(&self, texts: &[&str], mut progress: F) -> Result<Vec<Vec<f32>>>
+    where
+        F: FnMut(usize, usize),
+    {
+        let _span = tracing::debug_span!("embed", kind = %self.kind, texts = texts.len()).entered();
+        let encoded = self.tokenize(texts)?;
+        // Longest first, as sentence-transformers does: a batch that does not
+        // fit fails at once, and lengths within each batch are close.
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
+
+        let batches: Vec<&[usize]> = order.chunks(self.batch_size).collect();
+        let mut out = vec![Vec::new(); texts.len()];
+        let mut done = 0;
+        let mut store = |batch: &[usize], vectors: Vec<Vec<f32>>| {
+            for (&i, vector) in batch.iter().zip(vectors) {
+                out[i] = vector;
+            }
+            done += batch.len();
+            progress(done, texts.len());
+        };
+        let forward_err = |batch: &[usize], source| Error::Forward {
+            kind: self.kind,
+            batch: batch.len(),
+            source,
+        };
+        let workers = self.workers.min(batches.len()).max(1);
+        if workers == 1 {
+            for &batch in &batches {
+                let vectors = self
+                    .embed_batch(&encoded, batch)
+                    .map_err(|e| forward_err(batch, e))?;
+                store(batch, vectors);
+            }
+            return Ok(out);
+        }
+
+        // Several batches in flight: each worker runs whole forward passes, so
+        // the single-threaded element-wise ops of one batch overlap with the
+        // matrix products of another instead of leaving cores idle.
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let (tx, rx) = mpsc::channel();
+        let mut first_err = None;
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (next, stop, batches, encoded) = (&next, &stop, &batches, &encoded);
+                scope.spawn(move || {
+                    let work = || {
+                        while !stop.load(Ordering::Relaxed) {
+                            let index = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&batch) = batches.get(index) else {
+                                break;
+                            };
+                            if tx.send((batch, self.embed_batch(encoded, batch))).is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+                        Ok(pool) => pool.install(work),
+                        Err(_) => work(),
+                    }
+                });
+            }
+            drop(tx);
+            for (batch, result) in rx {
+                match result {
+                    Ok(vectors) if first_err.is_none() => store(batch, vectors),
+                    Ok(_) => {}
+                    Err(source) => {
+                        stop.store(true, Ordering::Relaxed);
+                        first_err.get_or_insert(forward_err(batch, source));
+                    }
+                }
+            }
+        });
+        match first_err {
+            Some(err) => Err(err),
+            None => Ok(out),
+        }
+    }
+
+    /// Token ids of each text, truncated, special tokens added.
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(index, &text)| {
+                let lowered;
+                let text = if self.pipeline.do_lower_case {
+                    lowered = text.to_lowercase();
+                    lowered.as_str()
+                } else {
+                    text
+                };
+                self.tokenizer
+                    .encode(text, true)
+                    .map(|encoding| encoding.get_ids().to_vec())
+                    .map_err(|e| Error::Tokenize {
+                        kind: self.kind,
+                        index,
+                        message: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Pads the texts `batch` (indices into `encoded`) to the longest, runs the
+    /// model, pools and normalises.
+    fn embed_batch(
+        &self,
+        encoded: &[Vec<u32>],
+        batch: &[usize],
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
+        let rows: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
+        let batch = rows.len();
+        let seq_len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch * seq_len);
+        let mut mask = Vec::with_capacity(batch * seq_len);
+        for row in &rows {
+            ids.extend_from_slice(row);
+            ids.extend(std::iter::repeat_n(self.pad_id, seq_len - row.len()));
+            mask.extend(std::iter::repeat_n(1u32, row.len()));
+            mask.extend(std::iter::repeat_n(0u32, seq_len - row.len()));
+        }
+        let ids = Tensor::from_vec(ids, (batch, seq_len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (batch, seq_len), &self.device)?;
+        let token_states = self.backbone.forward(&ids, &mask)?; // [b, s, d]
+        let pooled = mean_pool(&token_states, &mask)?; // [b, d]
+        let pooled = if self.pipeline.normalize {
+            l2_normalize(&pooled)?
+        } else {
+            pooled
+        };
+        pooled.to_vec2::<f32>()
+    }
+}

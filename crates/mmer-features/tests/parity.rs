@@ -1,0 +1,197 @@
+//! Numeric parity with sentence-transformers (DESIGN §5, STYLE B4).
+//!
+//! `tests/fixtures/st_reference.json` holds vectors written by
+//! `scripts/reference_embeddings.py` (PyTorch + sentence-transformers, CPU)
+//! for sentences chosen to break tokenizers and padding: empty and
+//! whitespace-only text, lone punctuation, emoji, accents, CJK, mis-decoded
+//! MELD text, special-token strings, numbers, and texts longer than 256 and
+//! 384 tokens. Each encoder whose weights are installed must reach cosine ≥
+//! 0.9999 on every sentence; without weights the test says how to install
+//! them and passes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use mmer_features::mpnet::{RELATIVE_ATTENTION_MAX_DISTANCE, relative_position_bucket};
+use mmer_features::{EncoderKind, MODELS_DIR_ENV, SentenceEncoder};
+use serde::Deserialize;
+
+const MIN_COSINE: f64 = 0.9999;
+
+#[derive(Deserialize)]
+struct Fixture {
+    sentences: Vec<String>,
+    models: BTreeMap<EncoderKind, Reference>,
+    mpnet_relative_position_buckets: Buckets,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    max_seq_length: usize,
+    dim: usize,
+    token_counts: Vec<usize>,
+    vectors: Vec<Vec<f32>>,
+}
+
+#[derive(Deserialize)]
+struct Buckets {
+    relative_position_from: i64,
+    buckets: Vec<usize>,
+}
+
+fn fixture() -> Fixture {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/st_reference.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `$MMER_MODELS_DIR`, else `models/` at the workspace root (tests run in the
+/// crate directory, where `./models` would be wrong).
+fn models_dir() -> PathBuf {
+    match std::env::var_os(MODELS_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"),
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb).max(1e-30)
+}
+
+fn check_parity(kind: EncoderKind) {
+    let dir = models_dir();
+    if !SentenceEncoder::is_installed(kind, &dir) {
+        eprintln!(
+            "skipping {kind} parity: weights not installed under {} (run scripts/setup.sh{})",
+            dir.display(),
+            if kind == EncoderKind::MiniLm {
+                " --minilm-only"
+            } else {
+                ""
+            }
+        );
+        return;
+    }
+    let fixture = fixture();
+    let reference = &fixture.models[&kind];
+    let encoder = SentenceEncoder::load(kind, &dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(encoder.dim(), reference.dim);
+    assert_eq!(encoder.max_seq_length(), reference.max_seq_length);
+    assert!(encoder.fingerprint().starts_with(&format!("{kind}:")));
+
+    let texts: Vec<&str> = fixture.sentences.iter().map(String::as_str).collect();
+    let counts = encoder
+        .count_tokens(&texts)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        counts, reference.token_counts,
+        "{kind}: token counts differ from the reference tokenizer"
+    );
+
+    let vectors = encoder.embed(&texts).unwrap_or_else(|e| panic!("{e}"));
+    let (mut min, mut max, mut max_abs) = (f64::INFINITY, f64::NEG_INFINITY, 0f32);
+    for (i, (ours, theirs)) in vectors.iter().zip(&reference.vectors).enumerate() {
+        assert_eq!(ours.len(), theirs.len());
+        let cos = cosine(ours, theirs);
+        min = min.min(cos);
+        max = max.max(cos);
+        max_abs = ours
+            .iter()
+            .zip(theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(max_abs, f32::max);
+        assert!(
+            cos >= MIN_COSINE,
+            "{kind}: sentence #{i} {:?}: cosine {cos:.7} < {MIN_COSINE}",
+            texts[i]
+        );
+        let norm = ours.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(
+            (norm - 1.0).abs() < 1e-4,
+            "{kind}: sentence #{i} has norm {norm}"
+        );
+    }
+    eprintln!(
+        "{kind}: {} sentences, cosine min {min:.9} max {max:.9}, max |diff| {max_abs:.2e}",
+        texts.len()
+    );
+
+    // Batch composition must not matter beyond rounding.
+    let small_batches = SentenceEncoder::load(kind, &dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_batch_size(3)
+        .embed(&texts)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (i, (a, b)) in vectors.iter().zip(&small_batches).enumerate() {
+        let cos = cosine(a, b);
+        assert!(
+            cos >= 0.999_999,
+            "{kind}: sentence #{i} changes with batch size (cosine {cos})"
+        );
+    }
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    check_parity(EncoderKind::MiniLm);
+}
+
+#[test]
+fn mpnet_matches_sentence_transformers() {
+    check_parity(EncoderKind::Mpnet);
+}
+
+/// The whole bucket table from transformers' `MPNetEncoder.relative_position_bucket`
+/// for relative positions −400..=400 (needs no weights).
+#[test]
+fn relative_position_buckets_match_transformers() {
+    let table = fixture().mpnet_relative_position_buckets;
+    assert_eq!(table.buckets.len(), 801);
+    for (offset, &expected) in table.buckets.iter().enumerate() {
+        let relative = table.relative_position_from + offset as i64;
+        assert_eq!(
+            relative_position_bucket(relative, 32, RELATIVE_ATTENTION_MAX_DISTANCE),
+            expected,
+            "relative position {relative}"
+        );
+    }
+}
+
+#[test]
+fn fixture_covers_the_edge_cases() {
+    let fixture = fixture();
+    assert!(fixture.sentences.len() >= 20);
+    assert!(fixture.sentences.iter().any(String::is_empty));
+    assert!(
+        fixture
+            .sentences
+            .iter()
+            .any(|s| !s.is_empty() && s.trim().is_empty())
+    );
+    for (kind, reference) in &fixture.models {
+        assert_eq!(reference.vectors.len(), fixture.sentences.len(), "{kind}");
+        // At least one text was truncated to max_seq_length.
+        assert!(
+            reference.token_counts.contains(&reference.max_seq_length),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn loading_without_weights_points_at_setup_script() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    for kind in EncoderKind::ALL {
+        let err = SentenceEncoder::load(kind, empty.path()).expect_err("nothing is installed");
+        let message = err.to_string();
+        assert!(message.contains("scripts/setup.sh"), "{message}");
+        assert!(message.contains(kind.dir_name()), "{message}");
+    }
+}

@@ -1,0 +1,59 @@
+//! Errors of training, evaluation and checkpoints.
+
+use std::path::PathBuf;
+
+/// Training errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The corpus cannot be trained on as configured.
+    #[error("{0}")]
+    Data(String),
+    /// An utterance lacks a modality the model needs.
+    #[error("utterance {utterance} has no {modality} features, which this model was trained with (available: {available})")]
+    MissingModality {
+        /// Utterance id.
+        utterance: String,
+        /// The missing modality.
+        modality: mmer_core::Modality,
+        /// Modalities the utterance has.
+        available: String,
+    },
+    /// Feature width differs from the checkpoint's.
+    #[error("utterance {utterance}: {modality} features are {got}-d, the model expects {expected}-d")]
+    WidthMismatch {
+        /// Utterance id.
+        utterance: String,
+        /// Modality.
+        modality: mmer_core::Modality,
+        /// Expected width.
+        expected: usize,
+        /// Actual width.
+        got: usize,
+    },
+    /// Filesystem failure.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A checkpoint is unreadable or inconsistent.
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Metric computation failed.
+    #[error(transparent)]
+    Metric(#[from] mmer_eval::Error),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.to_path_buf(), source }
+}

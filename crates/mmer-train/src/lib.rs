@@ -1,0 +1,19 @@
+//! Training and evaluation of mmer's models.
+//!
+//! Owns everything between a validated [`mmer_core::Corpus`] and a trained
+//! checkpoint: turning dialogues into padded batches ([`batcher`]), the
+//! training loop with early stopping on the *validation* weighted F1
+//! ([`trainer`]), checkpoints that rebuild the model for `eval` / `predict`
+//! ([`checkpoint`]), and the experiment configuration ([`config`]).
+//! Reading files and computing features happen upstream.
+
+pub mod batcher;
+pub mod checkpoint;
+pub mod config;
+mod error;
+pub mod trainer;
+
+pub use checkpoint::{Checkpoint, Prediction};
+pub use config::{ClassWeighting, ModelSpec, TrainConfig};
+pub use error::{Error, Result};
+pub use trainer::{SeedOutcome, train_seed};

@@ -1,0 +1,254 @@
+//! The training loop: Adam, early stopping on the validation weighted F1,
+//! keep only the best-validation model. Test data is evaluated once, with
+//! the model the validation split selected.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use mmer_core::{Corpus, LabelSpace, Split};
+use mmer_eval::{ClassificationReport, MELD_FIVE_CLASSES};
+use mmer_models::ErcModel;
+use mmer_models::loss::classification_loss;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::batcher::{EncodedDialogue, FeatureLayout, encode, make_batch};
+use crate::{Error, Result, TrainConfig};
+
+/// A corpus encoded for one input layout.
+#[derive(Debug, Clone)]
+pub struct PreparedData {
+    /// Input layout fitted on train.
+    pub layout: FeatureLayout,
+    /// Label space.
+    pub labels: LabelSpace,
+    /// Encoded training dialogues.
+    pub train: Vec<EncodedDialogue>,
+    /// Encoded validation dialogues.
+    pub valid: Vec<EncodedDialogue>,
+    /// Encoded test dialogues (may be empty).
+    pub test: Vec<EncodedDialogue>,
+}
+
+impl PreparedData {
+    /// Encodes every split of `corpus` with a layout fitted on its train split.
+    ///
+    /// # Errors
+    /// Empty train or valid split, multi-label corpus, missing modalities.
+    pub fn new(corpus: &Corpus, config: &TrainConfig) -> Result<Self> {
+        if corpus.labels.multi_label {
+            return Err(Error::Data(format!("{} is multi-label; this trainer is single-label", corpus.name)));
+        }
+        for split in [Split::Train, Split::Valid] {
+            if corpus.split(split).is_empty() {
+                return Err(Error::Data(format!(
+                    "{}: the {split} split is empty; model selection needs a validation split",
+                    corpus.name
+                )));
+            }
+        }
+        let layout = FeatureLayout::fit(corpus.split(Split::Train), &config.modalities)?;
+        Ok(Self {
+            train: encode(corpus.split(Split::Train), &layout)?,
+            valid: encode(corpus.split(Split::Valid), &layout)?,
+            test: encode(corpus.split(Split::Test), &layout)?,
+            layout,
+            labels: corpus.labels.clone(),
+        })
+    }
+
+    fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.labels.num_classes()];
+        for c in self.train.iter().flat_map(|d| d.labels.iter().flatten()) {
+            if let Some(n) = counts.get_mut(*c) {
+                *n += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// One epoch of the learning curve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Validation weighted F1.
+    pub valid_weighted_f1: f64,
+}
+
+/// What one seed produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedOutcome {
+    /// The seed.
+    pub seed: u64,
+    /// Epoch whose model was kept (best validation weighted F1).
+    pub best_epoch: usize,
+    /// Validation metrics of the kept model.
+    pub valid: ClassificationReport,
+    /// Test metrics of the kept model (absent without a test split).
+    pub test: Option<ClassificationReport>,
+    /// Learning curve.
+    pub history: Vec<EpochRecord>,
+    /// Wall-clock training time in seconds.
+    pub train_seconds: f64,
+}
+
+/// The CPU device models train on.
+pub fn training_device() -> Device {
+    Device::flex().autodiff()
+}
+
+/// Class probabilities for every turn of every dialogue, in input order.
+pub fn predict_probabilities(
+    model: &ErcModel,
+    dialogues: &[EncodedDialogue],
+    d_input: usize,
+    batch_size: usize,
+    device: &Device,
+) -> Vec<Vec<Vec<f32>>> {
+    // Length-sorted batches waste less padding; results are put back in order.
+    let mut order: Vec<usize> = (0..dialogues.len()).collect();
+    order.sort_by_key(|&i| dialogues[i].len());
+    let mut out = vec![Vec::new(); dialogues.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &dialogues[i]).collect();
+        let batch = make_batch(&members, d_input, device);
+        let logits = model.forward(&batch.input); // [b, t, c]
+        let [b, t, c] = logits.dims();
+        let probs: Vec<f32> = softmax(logits, 2).into_data().try_to_vec::<f32>().unwrap_or_else(|_| vec![0.0; b * t * c]);
+        for (k, &i) in chunk.iter().enumerate() {
+            out[i] = (0..dialogues[i].len())
+                .map(|turn| probs[(k * t + turn) * c..(k * t + turn + 1) * c].to_vec())
+                .collect();
+        }
+    }
+    out
+}
+
+fn argmax(p: &[f32]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+/// Metrics of a model on labelled dialogues.
+///
+/// # Errors
+/// A split without labelled turns.
+pub fn evaluate(
+    model: &ErcModel,
+    dialogues: &[EncodedDialogue],
+    labels: &LabelSpace,
+    d_input: usize,
+    device: &Device,
+) -> Result<ClassificationReport> {
+    let probs = predict_probabilities(model, dialogues, d_input, 32, device);
+    let (mut gold, mut pred) = (Vec::new(), Vec::new());
+    for (d, p) in dialogues.iter().zip(&probs) {
+        for (label, turn) in d.labels.iter().zip(p) {
+            if let Some(c) = label {
+                gold.push(*c);
+                pred.push(argmax(turn));
+            }
+        }
+    }
+    let report = ClassificationReport::new(&gold, &pred, labels.num_classes())?;
+    // MELD also reports the 5-class weighted F1 of DESIGN §4.
+    if labels.name == "meld" {
+        return Ok(report.with_five_class(&MELD_FIVE_CLASSES)?);
+    }
+    Ok(report)
+}
+
+/// Trains one model with `seed`; returns its outcome and the best-validation model.
+///
+/// # Errors
+/// Data problems found while batching or scoring.
+pub fn train_seed(data: &PreparedData, config: &TrainConfig, seed: u64, show_progress: bool) -> Result<(SeedOutcome, ErcModel)> {
+    let started = Instant::now();
+    let device = training_device();
+    device.seed(seed);
+    let d_input = data.layout.d_input();
+    let num_classes = data.labels.num_classes();
+    let mut model = config.model.model_config(d_input, num_classes).init(&device);
+    let mut optim = AdamConfig::new()
+        .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)))
+        .init();
+    let class_weights = config
+        .class_weighting
+        .weights(&data.class_counts())
+        .map(|w| Tensor::<1>::from_floats(w.as_slice(), &device));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    let eval_device = device.clone().inner();
+
+    let bar = if show_progress { ProgressBar::new(config.max_epochs as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("seed {msg} [{bar:30}] epoch {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(seed.to_string());
+
+    let mut best: Option<(f64, usize, ErcModel)> = None;
+    let mut history = Vec::new();
+    for epoch in 1..=config.max_epochs {
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
+        for chunk in order.chunks(config.batch_size.max(1)) {
+            let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
+            let batch = make_batch(&members, d_input, &device);
+            if batch.num_labelled == 0 {
+                continue;
+            }
+            let logits = model.forward(&batch.input); // [b, t, c]
+            let [b, t, c] = logits.dims();
+            let rows = logits.reshape([b * t, c]).select(0, batch.labelled_rows); // [n, c]
+            let loss = classification_loss(rows, batch.targets, class_weights.clone(), config.loss);
+            loss_sum += loss.clone().into_scalar::<f32>() as f64;
+            loss_batches += 1;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.learning_rate, model, grads);
+        }
+        let snapshot = model.valid();
+        let valid = evaluate(&snapshot, &data.valid, &data.labels, d_input, &eval_device)?;
+        let wf1 = valid.weighted_f1;
+        history.push(EpochRecord { epoch, train_loss: loss_sum / loss_batches.max(1) as f64, valid_weighted_f1: wf1 });
+        bar.set_message(format!("{seed} valid wF1 {wf1:.4}"));
+        bar.inc(1);
+        let improved = best.as_ref().is_none_or(|(score, _, _)| wf1 > *score);
+        if improved {
+            best = Some((wf1, epoch, snapshot));
+        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= config.patience) {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let (_, best_epoch, best_model) = best.ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))?;
+    let valid = evaluate(&best_model, &data.valid, &data.labels, d_input, &eval_device)?;
+    let test = if data.test.is_empty() {
+        None
+    } else {
+        Some(evaluate(&best_model, &data.test, &data.labels, d_input, &eval_device)?)
+    };
+    tracing::info!(seed, best_epoch, valid_wf1 = valid.weighted_f1, "seed finished");
+    let outcome = SeedOutcome {
+        seed,
+        best_epoch,
+        valid,
+        test,
+        history,
+        train_seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((outcome, best_model))
+}

