@@ -40,6 +40,8 @@ enum Command {
         #[command(subcommand)]
         command: cmd::data::DataCommand,
     },
+    /// Speed benchmarks (text embedding, training epoch, prediction latency).
+    Bench(cmd::bench::BenchArgs),
     /// End-to-end demo on built-in synthetic conversations: train, evaluate,
     /// then predict a sample conversation turn by turn.
     Demo(cmd::demo::DemoArgs),
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cmd::predict::run(args),
         Command::Data { command } => cmd::data::run(command),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

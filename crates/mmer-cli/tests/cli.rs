@@ -81,3 +81,64 @@ fn train_rejects_unknown_config_keys() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("learning_rat"), "{}", stderr(&o));
 }
+
+/// Trains on the user conversation format with real MiniLM embeddings, then
+/// predicts the example conversation. Skips without the installed weights.
+#[test]
+fn conversations_train_and_predict_with_minilm() {
+    let models = std::env::var("MMER_MODELS_DIR").unwrap_or_else(|_| "../../models".into());
+    if !Path::new(&models).join("all-minilm-l6-v2/model.safetensors").exists() {
+        eprintln!("skipping: MiniLM weights not installed (run scripts/setup.sh)");
+        return;
+    }
+    let models = std::fs::canonicalize(&models).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mine");
+    std::fs::create_dir_all(&data).unwrap();
+    let lines = [
+        ("I love this, thank you so much!", "joy"),
+        ("Get out of my room right now!", "anger"),
+        ("The meeting is at three.", "neutral"),
+        ("Wait, you did what?!", "surprise"),
+        ("I miss her every day.", "sadness"),
+        ("Okay, see you later.", "neutral"),
+    ];
+    for (split, dialogues) in [("train", 6), ("valid", 2), ("test", 2)] {
+        let mut text = String::new();
+        for d in 0..dialogues {
+            for (turn, (utterance, label)) in lines.iter().enumerate() {
+                let speaker = if turn % 2 == 0 { "A" } else { "B" };
+                text.push_str(&format!(
+                    "{{\"dialogue\": \"{split}{d}\", \"turn\": {turn}, \"speaker\": \"{speaker}\", \"text\": \"{utterance}\", \"label\": \"{label}\"}}\n"
+                ));
+            }
+        }
+        std::fs::write(data.join(format!("{split}.jsonl")), text).unwrap();
+    }
+    let out = dir.path().join("run");
+    let store = dir.path().join("store");
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["train", "--dataset", "conversations", "--data", data.to_str().unwrap(), "--encoder", "minilm"])
+        .args(["--seeds", "0", "--max-epochs", "3", "--out", out.to_str().unwrap(), "--store", store.to_str().unwrap()])
+        .env("MMER_MODELS_DIR", &models)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/conversation.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["predict", "--format", "jsonl", "--model", out.join("seed-0").to_str().unwrap(), example])
+        .env("MMER_MODELS_DIR", &models)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let predictions: Vec<serde_json::Value> =
+        stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let turns = std::fs::read_to_string(example).unwrap().lines().count();
+    assert_eq!(predictions.len(), turns);
+    let classes = ["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"];
+    for p in &predictions {
+        assert!(classes.contains(&p["emotion"].as_str().unwrap()), "{p}");
+        let sum: f64 = p["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4);
+    }
+}

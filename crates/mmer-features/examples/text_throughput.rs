@@ -78,7 +78,14 @@ fn main() -> anyhow::Result<()> {
         .with_batch_size(batch_size)
         .with_workers(workers);
     let load_s = start.elapsed().as_secs_f64();
-    let tokens: usize = encoder.count_tokens(&texts)?.iter().sum();
+    let mut counts = encoder.count_tokens(&texts)?;
+    let tokens: usize = counts.iter().sum();
+    // What the length-sorted batches pad to (the encoder sorts the same way).
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let padded: usize = counts
+        .chunks(batch_size.max(1))
+        .map(|c| c[0] * c.len())
+        .sum();
 
     let warm = Instant::now();
     encoder.embed(&texts[..texts.len().min(4 * batch_size)])?;
@@ -90,7 +97,7 @@ fn main() -> anyhow::Result<()> {
     let cpu = cpu_seconds() - cpu_start;
     assert_eq!(vectors.len(), texts.len());
     println!(
-        "{kind}: {} utterances ({tokens} tokens), batch {batch_size}, workers {workers}, candle threads {}: \
+        "{kind}: {} utterances ({tokens} tokens, {padded} padded), batch {batch_size}, workers {workers}, candle threads {}: \
          {wall:.2} s wall, {:.1} utt/s; {cpu:.2} s CPU, {:.1} utt per CPU-second (load {load_s:.2} s, warm-up {warm_s:.2} s)",
         texts.len(),
         candle_core::utils::get_num_threads(),

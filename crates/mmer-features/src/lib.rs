@@ -17,6 +17,7 @@
 mod encoder_kind;
 mod error;
 mod fingerprint;
+mod gelu;
 mod model_dir;
 pub mod mpnet;
 pub mod pooling;

@@ -145,7 +145,7 @@ pub(crate) fn position_ids(input_ids: &[u32], pad: u32) -> Vec<u32> {
 fn activation(act: HiddenAct, xs: &Tensor) -> Result<Tensor> {
     match act {
         // https://github.com/huggingface/transformers/blob/cd4584e3c809bb9e1392ccd3fe38b40daba5519a/src/transformers/activations.py#L213
-        HiddenAct::Gelu => xs.gelu_erf(),
+        HiddenAct::Gelu => crate::gelu::gelu_erf(xs),
         HiddenAct::GeluApproximate => xs.gelu(),
         HiddenAct::Relu => xs.relu(),
     }

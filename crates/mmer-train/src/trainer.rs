@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -171,6 +171,54 @@ pub fn evaluate(
     Ok(report)
 }
 
+/// One pass over the training dialogues in `order`, batched by
+/// `config.batch_size`; returns the updated model and the mean batch loss.
+pub fn train_epoch(
+    mut model: ErcModel,
+    optim: &mut ModuleOptimizer,
+    data: &PreparedData,
+    order: &[usize],
+    config: &TrainConfig,
+    class_weights: Option<&Tensor<1>>,
+    device: &Device,
+) -> (ErcModel, f64) {
+    let d_input = data.layout.d_input();
+    let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
+    for chunk in order.chunks(config.batch_size.max(1)) {
+        let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
+        let batch = make_batch(&members, d_input, device);
+        if batch.num_labelled == 0 {
+            continue;
+        }
+        let logits = model.forward(&batch.input); // [b, t, c]
+        let [b, t, c] = logits.dims();
+        let rows = logits.reshape([b * t, c]).select(0, batch.labelled_rows); // [n, c]
+        let loss = classification_loss(rows, batch.targets, class_weights.cloned(), config.loss);
+        loss_sum += loss.clone().into_scalar::<f32>() as f64;
+        loss_batches += 1;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(config.learning_rate, model, grads);
+    }
+    (model, loss_sum / loss_batches.max(1) as f64)
+}
+
+/// A fresh model and optimizer for `seed`, on the training device.
+pub fn init_model(data: &PreparedData, config: &TrainConfig, device: &Device) -> (ErcModel, ModuleOptimizer) {
+    let model = config.model.model_config(data.layout.d_input(), data.labels.num_classes()).init(device);
+    let optim = AdamConfig::new()
+        .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)))
+        .init();
+    (model, optim)
+}
+
+/// Class weights of the loss as a tensor, if configured.
+pub fn class_weight_tensor(data: &PreparedData, config: &TrainConfig, device: &Device) -> Option<Tensor<1>> {
+    config
+        .class_weighting
+        .weights(&data.class_counts())
+        .map(|w| Tensor::<1>::from_floats(w.as_slice(), device))
+}
+
 /// Trains one model with `seed`; returns its outcome and the best-validation model.
 ///
 /// # Errors
@@ -180,15 +228,8 @@ pub fn train_seed(data: &PreparedData, config: &TrainConfig, seed: u64, show_pro
     let device = training_device();
     device.seed(seed);
     let d_input = data.layout.d_input();
-    let num_classes = data.labels.num_classes();
-    let mut model = config.model.model_config(d_input, num_classes).init(&device);
-    let mut optim = AdamConfig::new()
-        .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)))
-        .init();
-    let class_weights = config
-        .class_weighting
-        .weights(&data.class_counts())
-        .map(|w| Tensor::<1>::from_floats(w.as_slice(), &device));
+    let (mut model, mut optim) = init_model(data, config, &device);
+    let class_weights = class_weight_tensor(data, config, &device);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let eval_device = device.clone().inner();
@@ -204,26 +245,13 @@ pub fn train_seed(data: &PreparedData, config: &TrainConfig, seed: u64, show_pro
     let mut history = Vec::new();
     for epoch in 1..=config.max_epochs {
         order.shuffle(&mut rng);
-        let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
-        for chunk in order.chunks(config.batch_size.max(1)) {
-            let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
-            let batch = make_batch(&members, d_input, &device);
-            if batch.num_labelled == 0 {
-                continue;
-            }
-            let logits = model.forward(&batch.input); // [b, t, c]
-            let [b, t, c] = logits.dims();
-            let rows = logits.reshape([b * t, c]).select(0, batch.labelled_rows); // [n, c]
-            let loss = classification_loss(rows, batch.targets, class_weights.clone(), config.loss);
-            loss_sum += loss.clone().into_scalar::<f32>() as f64;
-            loss_batches += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.learning_rate, model, grads);
-        }
+        let (trained, train_loss) = train_epoch(model, &mut optim, data, &order, config, class_weights.as_ref(), &device);
+        model = trained;
         let snapshot = model.valid();
         let valid = evaluate(&snapshot, &data.valid, &data.labels, d_input, &eval_device)?;
         let wf1 = valid.weighted_f1;
-        history.push(EpochRecord { epoch, train_loss: loss_sum / loss_batches.max(1) as f64, valid_weighted_f1: wf1 });
+        history.push(EpochRecord { epoch, train_loss, valid_weighted_f1: wf1 });
+        tracing::debug!(seed, epoch, train_loss, valid_wf1 = wf1, "epoch");
         bar.set_message(format!("{seed} valid wF1 {wf1:.4}"));
         bar.inc(1);
         let improved = best.as_ref().is_none_or(|(score, _, _)| wf1 > *score);

@@ -37,6 +37,9 @@ pub struct TrainArgs {
     /// Dataset file or directory.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Label space of `conversations` data: meld (default), iemocap, synthetic.
+    #[arg(long)]
+    pub labels: Option<String>,
     /// Frozen sentence encoder for transcripts.
     #[arg(long, value_enum)]
     pub encoder: Option<EncoderKind>,
@@ -94,6 +97,9 @@ impl TrainArgs {
         }
         if let Some(p) = self.data {
             config.data.path = Some(p);
+        }
+        if let Some(l) = self.labels {
+            config.data.labels = Some(l);
         }
         if let Some(e) = self.encoder {
             config.data.text_encoder = Some(e);
@@ -176,4 +182,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
     println!("{}", results.table());
     println!("results: {}", out.join("results.json").display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented example config must stay loadable.
+    #[test]
+    fn documented_config_parses() {
+        let text = include_str!("../../../../docs/configs/meld-minilm.toml");
+        let config: RunConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.data.dataset, DatasetKind::Meld);
+        assert_eq!(config.train.seeds, vec![0, 1, 2, 3, 4]);
+        assert_eq!(default_run_name(&config), "meld-minilm-dialogue_speaker");
+    }
 }
