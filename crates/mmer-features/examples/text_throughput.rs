@@ -97,10 +97,11 @@ fn main() -> anyhow::Result<()> {
     let cpu = cpu_seconds() - cpu_start;
     assert_eq!(vectors.len(), texts.len());
     println!(
-        "{kind}: {} utterances ({tokens} tokens, {padded} padded), batch {batch_size}, workers {workers}, candle threads {}: \
+        "{kind}: {} utterances ({tokens} tokens, {padded} padded), batch {batch_size}, workers {workers}, RAYON_NUM_THREADS {:?}, CANDLE_NUM_THREADS {:?}: \
          {wall:.2} s wall, {:.1} utt/s; {cpu:.2} s CPU, {:.1} utt per CPU-second (load {load_s:.2} s, warm-up {warm_s:.2} s)",
         texts.len(),
-        candle_core::utils::get_num_threads(),
+        std::env::var("RAYON_NUM_THREADS").ok(),
+        std::env::var("CANDLE_NUM_THREADS").ok(),
         texts.len() as f64 / wall,
         texts.len() as f64 / cpu,
     );

@@ -97,4 +97,16 @@ mod tests {
         assert!("bert".parse::<EncoderKind>().is_err());
         assert!(serde_json::from_str::<EncoderKind>("\"mini_lm\"").is_err());
     }
+
+    #[cfg(feature = "clap")]
+    #[test]
+    fn clap_values_match_file_names() {
+        use clap::ValueEnum;
+        for kind in EncoderKind::ALL {
+            assert_eq!(
+                <EncoderKind as ValueEnum>::from_str(kind.as_str(), false),
+                Ok(kind)
+            );
+        }
+    }
 }

@@ -133,8 +133,9 @@ fn check_parity(kind: EncoderKind) {
         );
     }
     eprintln!(
-        "{kind}: {} sentences, cosine min {min:.9} max {max:.9}, max |diff| {max_abs:.2e}",
-        texts.len()
+        "{kind}: {} sentences, cosine min {min:.9} (1 - min = {:.1e}) max {max:.9}, max |diff| {max_abs:.2e}",
+        texts.len(),
+        1.0 - min
     );
 
     // Batch composition and the worker count must not matter beyond rounding:

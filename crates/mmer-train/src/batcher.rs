@@ -24,7 +24,7 @@ pub struct FeatureLayout {
     pub std: Vec<f32>,
 }
 
-fn utterance_modality<'a>(u: &'a Utterance, m: Modality) -> Result<&'a mmer_core::Features> {
+fn utterance_modality(u: &Utterance, m: Modality) -> Result<&mmer_core::Features> {
     u.features.get(&m).ok_or_else(|| Error::MissingModality {
         utterance: u.id.clone(),
         modality: m,

@@ -131,6 +131,15 @@ impl Checkpoint {
         Ok((checkpoint, model))
     }
 
+    /// Metrics of the model on labelled dialogues.
+    ///
+    /// # Errors
+    /// Missing modalities, mismatched widths, or no labelled turn.
+    pub fn evaluate(&self, model: &ErcModel, dialogues: &[Dialogue]) -> Result<mmer_eval::ClassificationReport> {
+        let encoded = encode(dialogues, &self.layout)?;
+        crate::trainer::evaluate(model, &encoded, &self.labels, self.layout.d_input(), &Device::flex())
+    }
+
     /// Predicts every utterance of `dialogues`.
     ///
     /// # Errors
@@ -161,16 +170,5 @@ impl Checkpoint {
             }
         }
         Ok(out)
-    }
-}
-
-impl Checkpoint {
-    /// Metrics of the model on labelled dialogues.
-    ///
-    /// # Errors
-    /// Missing modalities, mismatched widths, or no labelled turn.
-    pub fn evaluate(&self, model: &ErcModel, dialogues: &[Dialogue]) -> Result<mmer_eval::ClassificationReport> {
-        let encoded = encode(dialogues, &self.layout)?;
-        crate::trainer::evaluate(model, &encoded, &self.labels, self.layout.d_input(), &Device::flex())
     }
 }

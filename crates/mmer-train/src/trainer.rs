@@ -125,7 +125,11 @@ pub fn predict_probabilities(
         let batch = make_batch(&members, d_input, device);
         let logits = model.forward(&batch.input); // [b, t, c]
         let [b, t, c] = logits.dims();
-        let probs: Vec<f32> = softmax(logits, 2).into_data().try_to_vec::<f32>().unwrap_or_else(|_| vec![0.0; b * t * c]);
+        let probs: Vec<f32> = softmax(logits, 2)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("the CPU backend computes softmax in f32");
+        debug_assert_eq!(probs.len(), b * t * c);
         for (k, &i) in chunk.iter().enumerate() {
             out[i] = (0..dialogues[i].len())
                 .map(|turn| probs[(k * t + turn) * c..(k * t + turn + 1) * c].to_vec())
@@ -279,4 +283,53 @@ pub fn train_seed(data: &PreparedData, config: &TrainConfig, seed: u64, show_pro
         train_seconds: started.elapsed().as_secs_f64(),
     };
     Ok((outcome, best_model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mmer_core::Modality;
+    use mmer_data::synthetic::{SyntheticConfig, generate};
+
+    fn tiny() -> (PreparedData, TrainConfig) {
+        let corpus = generate(&SyntheticConfig { dialogues: [24, 8, 8], ..Default::default() });
+        let config = TrainConfig {
+            modalities: vec![Modality::Audio, Modality::Face],
+            max_epochs: 4,
+            patience: 2,
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        (PreparedData::new(&corpus, &config).unwrap(), config)
+    }
+
+    #[test]
+    fn same_seed_same_model_and_selection_on_valid() {
+        let (data, config) = tiny();
+        let (a, _) = train_seed(&data, &config, 7, false).unwrap();
+        let (b, _) = train_seed(&data, &config, 7, false).unwrap();
+        assert_eq!(a.valid, b.valid);
+        assert_eq!(a.test, b.test);
+        // The kept model is the epoch with the best validation weighted F1 ...
+        let best = a
+            .history
+            .iter()
+            .max_by(|x, y| x.valid_weighted_f1.total_cmp(&y.valid_weighted_f1).then(y.epoch.cmp(&x.epoch)))
+            .unwrap();
+        assert_eq!(best.epoch, a.best_epoch);
+        // ... and re-scoring it reproduces that epoch's number exactly.
+        assert_eq!(best.valid_weighted_f1, a.valid.weighted_f1);
+    }
+
+    #[test]
+    fn missing_modality_is_an_error_naming_the_utterance() {
+        let mut corpus = generate(&SyntheticConfig { dialogues: [2, 1, 1], ..Default::default() });
+        let train = corpus.splits.get_mut(&Split::Train).unwrap();
+        let u = &mut train[0].utterances[1];
+        u.features.remove(&Modality::Face);
+        let id = u.id.clone();
+        let config = TrainConfig { modalities: vec![Modality::Face], ..TrainConfig::default() };
+        let err = PreparedData::new(&corpus, &config).unwrap_err().to_string();
+        assert!(err.contains(&id) && err.contains("face"), "{err}");
+    }
 }

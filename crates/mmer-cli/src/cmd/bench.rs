@@ -1,13 +1,473 @@
-//! `mmer bench`: speed measurements (being written).
+//! `mmer bench`: speed of the three things users wait for — embedding
+//! transcripts, one training epoch of the context model, and predicting a
+//! conversation once the model is loaded.
+//!
+//! Each workload loads what it needs first and then times only the work, so
+//! the numbers compare directly with `bench/pytorch_reference.py`, which does
+//! the same work with PyTorch + sentence-transformers (`bench/run.sh` runs
+//! both sides back to back and writes `bench/runs/<date>-<machine>/`). The
+//! result is one JSON object on stdout; progress and logs go to stderr.
+//!
+//! Thread counts: the encoder runs [`mmer_features::default_workers`] batches
+//! at once, each on one thread; burn's CPU backend uses rayon's global pool.
+//! Set `RAYON_NUM_THREADS` (and `--workers`) to pin both, as `bench/run.sh`
+//! does.
 
-use anyhow::Result;
-use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::AutodiffModule;
+use clap::{Args, Subcommand};
+use mmer_core::{Dialogue, Features, Modality, Split};
+use mmer_features::{EncoderKind, SentenceEncoder};
+use mmer_train::trainer::{PreparedData, class_weight_tensor, init_model, train_epoch, training_device};
+use mmer_train::{Checkpoint, TrainConfig};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::dataset::{DataConfig, DatasetKind, load_encoder};
 
 /// Arguments of `mmer bench`.
 #[derive(Debug, Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Which workload to time.
+    #[command(subcommand)]
+    pub workload: Workload,
+}
+
+/// The timed workloads.
+#[derive(Debug, Subcommand)]
+pub enum Workload {
+    /// Sentence-embedding throughput on the first N utterances of a MELD CSV.
+    Text(TextArgs),
+    /// Training epochs of the MELD text context model (default model spec:
+    /// dialogue + speaker context, d_model 256, d_hidden 100, focal γ = 1,
+    /// Adam 5e-4, 16 dialogues per batch) on cached embeddings.
+    TrainEpoch(TrainEpochArgs),
+    /// Latency of text embedding + `Checkpoint::predict` on one conversation,
+    /// after the model and encoder are loaded.
+    Predict(PredictArgs),
+}
+
+/// Arguments of `mmer bench text`.
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    /// Sentence encoder to time.
+    #[arg(long, value_enum, default_value = "minilm")]
+    pub encoder: EncoderKind,
+    /// MELD CSV whose utterances are embedded, in file order.
+    #[arg(long, default_value = "../shared/data/meld/train_sent_emo.csv")]
+    pub meld_csv: PathBuf,
+    /// Number of utterances to embed (fewer if the file has fewer).
+    #[arg(long, default_value_t = 2000)]
+    pub n: usize,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = mmer_features::DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Batches in flight, one thread each (default: min(2, CPUs)).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Texts embedded once before timing (not counted), to warm caches.
+    #[arg(long, default_value_t = 32)]
+    pub warmup: usize,
+    /// Also write the embedded texts as a JSON array here, so another
+    /// implementation can embed exactly the same strings.
+    #[arg(long)]
+    pub texts_out: Option<PathBuf>,
+}
+
+/// Arguments of `mmer bench train-epoch`.
+#[derive(Debug, Args)]
+pub struct TrainEpochArgs {
+    /// Sentence encoder whose cached MELD embeddings are the input (embedded
+    /// and cached first if the store lacks them; that is not timed).
+    #[arg(long, value_enum, default_value = "minilm")]
+    pub encoder: EncoderKind,
+    /// MELD directory (train/dev/test_sent_emo.csv).
+    #[arg(long, default_value = "../shared/data/meld")]
+    pub data: PathBuf,
+    /// Feature-store directory.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Epochs to time.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Seed of the initialisation, dropout and the shuffle.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Dialogues per batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Save the trained model here as a checkpoint (not timed), e.g. for
+    /// `mmer bench predict --model`.
+    #[arg(long)]
+    pub save_checkpoint: Option<PathBuf>,
+    /// Also write the dialogue ids of every epoch in training order (a JSON
+    /// array of arrays), so another implementation can batch identically.
+    #[arg(long)]
+    pub order_out: Option<PathBuf>,
+}
+
+/// Arguments of `mmer bench predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A trained model: a `seed-<k>` directory (checkpoint.json + model.bpk).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Conversation file (.jsonl or .csv, see docs/examples/); without it the
+    /// first dialogue of `--meld-csv` with at least `--turns` turns is used.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// MELD CSV to draw the conversation from when no `--input` is given.
+    #[arg(long, default_value = "../shared/data/meld/test_sent_emo.csv")]
+    pub meld_csv: PathBuf,
+    /// Turns of the MELD conversation (it is cut to this length).
+    #[arg(long, default_value_t = 20)]
+    pub turns: usize,
+    /// Timed repetitions; the first is reported separately as `first_seconds`.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+}
 
 /// Entry point of `mmer bench`.
-pub fn run(_args: BenchArgs) -> Result<()> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: BenchArgs) -> Result<()> {
+    let report = match args.workload {
+        Workload::Text(a) => serde_json::to_value(bench_text(a)?)?,
+        Workload::TrainEpoch(a) => serde_json::to_value(bench_train_epoch(a)?)?,
+        Workload::Predict(a) => serde_json::to_value(bench_predict(a)?)?,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Where and how a benchmark ran.
+#[derive(Debug, Serialize)]
+struct Environment {
+    /// CPUs the process may use.
+    available_parallelism: usize,
+    /// `RAYON_NUM_THREADS`, if set.
+    rayon_num_threads: Option<String>,
+    /// Peak resident set of the whole process (`VmHWM`), MiB; Linux only.
+    peak_rss_mib: Option<f64>,
+    /// Peak resident set while the timed work ran (the high-water mark is
+    /// reset through `/proc/self/clear_refs` after loading), MiB; Linux only.
+    work_peak_rss_mib: Option<f64>,
+    /// mmer version.
+    mmer_version: &'static str,
+}
+
+/// Peak-memory bookkeeping around the timed work.
+#[derive(Debug)]
+struct PeakRss {
+    /// Process peak before the reset.
+    before: Option<f64>,
+    /// Whether the kernel accepted the reset.
+    reset: bool,
+}
+
+impl PeakRss {
+    /// Records the peak so far, then resets the high-water mark so the next
+    /// reading covers only what follows. Call right before the timed work.
+    fn start() -> Self {
+        let before = peak_rss_mib();
+        // "5" resets VmHWM to the current RSS (Linux ≥ 4.0, proc(5)).
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        Self { before, reset }
+    }
+
+    /// The environment with the process and work peaks; call right after the work.
+    fn finish(&self) -> Environment {
+        let now = peak_rss_mib();
+        let process = match (self.before, now) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Environment {
+            available_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            rayon_num_threads: std::env::var("RAYON_NUM_THREADS").ok(),
+            peak_rss_mib: process,
+            work_peak_rss_mib: if self.reset { now } else { None },
+            mmer_version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// `VmHWM` of `/proc/self/status` in MiB (`None` where there is no procfs).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Result of `mmer bench text`.
+#[derive(Debug, Serialize)]
+struct TextReport {
+    workload: &'static str,
+    encoder: EncoderKind,
+    texts: usize,
+    /// Tokens the model saw, special tokens included.
+    tokens: usize,
+    batch_size: usize,
+    workers: usize,
+    /// Wall-clock seconds of `SentenceEncoder::embed` on all texts.
+    seconds: f64,
+    texts_per_second: f64,
+    tokens_per_second: f64,
+    /// Sum of every embedding element: a cheap check that another
+    /// implementation computed the same vectors.
+    checksum: f64,
+    environment: Environment,
+}
+
+fn bench_text(args: TextArgs) -> Result<TextReport> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let dialogues = mmer_data::meld::load_meld_split(&args.meld_csv, Split::Train)
+        .with_context(|| format!("reading {}", args.meld_csv.display()))?;
+    let texts: Vec<String> = dialogues
+        .iter()
+        .flat_map(|d| &d.utterances)
+        .filter_map(|u| u.text.clone())
+        .take(args.n)
+        .collect();
+    if texts.is_empty() {
+        bail!("{} has no utterance texts", args.meld_csv.display());
+    }
+    if let Some(path) = &args.texts_out {
+        std::fs::write(path, serde_json::to_vec(&texts)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut encoder = load_encoder(args.encoder)?.with_batch_size(args.batch_size);
+    if let Some(w) = args.workers {
+        encoder = encoder.with_workers(w);
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let tokens = encoder.count_tokens(&refs)?.iter().sum();
+    if args.warmup > 0 {
+        let warm = &refs[..args.warmup.min(refs.len())];
+        encoder.embed(warm)?;
+    }
+    tracing::info!(encoder = %args.encoder, texts = refs.len(), "timing embed");
+    let peak = PeakRss::start();
+    let started = Instant::now();
+    let vectors = encoder.embed(&refs)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let environment = peak.finish();
+    let checksum = vectors.iter().flatten().map(|&v| f64::from(v)).sum();
+    Ok(TextReport {
+        workload: "text",
+        encoder: args.encoder,
+        texts: refs.len(),
+        tokens,
+        batch_size: encoder.batch_size(),
+        workers: encoder.workers(),
+        seconds,
+        texts_per_second: refs.len() as f64 / seconds,
+        tokens_per_second: tokens as f64 / seconds,
+        checksum,
+        environment,
+    })
+}
+
+/// Result of `mmer bench train-epoch`.
+#[derive(Debug, Serialize)]
+struct TrainEpochReport {
+    workload: &'static str,
+    encoder: EncoderKind,
+    d_input: usize,
+    dialogues: usize,
+    /// Labelled training utterances per epoch.
+    utterances: usize,
+    batch_size: usize,
+    batches_per_epoch: usize,
+    epochs: usize,
+    /// Wall-clock seconds of all timed epochs.
+    seconds: f64,
+    /// Seconds of each epoch.
+    epoch_seconds: Vec<f64>,
+    /// Mean training loss of each epoch.
+    epoch_loss: Vec<f64>,
+    utterances_per_second: f64,
+    environment: Environment,
+}
+
+fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let data_config = DataConfig {
+        dataset: DatasetKind::Meld,
+        path: Some(args.data.clone()),
+        text_encoder: Some(args.encoder),
+        store: args.store.clone(),
+        synthetic: None,
+        labels: None,
+    };
+    let config = TrainConfig { batch_size: args.batch_size, seeds: vec![args.seed], ..TrainConfig::default() };
+    let corpus = data_config.load(&config.modalities)?;
+    let data = PreparedData::new(&corpus, &config)?;
+    let device = training_device();
+    device.seed(args.seed);
+    let (mut model, mut optim) = init_model(&data, &config, &device);
+    let class_weights = class_weight_tensor(&data, &config, &device);
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    let utterances = data.train.iter().flat_map(|d| d.labels.iter().flatten()).count();
+
+    tracing::info!(dialogues = data.train.len(), utterances, epochs = args.epochs, "timing training epochs");
+    let (mut epoch_seconds, mut epoch_loss, mut epoch_orders) = (Vec::new(), Vec::new(), Vec::new());
+    let peak = PeakRss::start();
+    for _ in 0..args.epochs {
+        order.shuffle(&mut rng);
+        epoch_orders.push(order.iter().map(|&i| data.train[i].id.as_str()).collect::<Vec<_>>());
+        let started = Instant::now();
+        let (trained, loss) = train_epoch(model, &mut optim, &data, &order, &config, class_weights.as_ref(), &device);
+        epoch_seconds.push(started.elapsed().as_secs_f64());
+        epoch_loss.push(loss);
+        model = trained;
+    }
+    let environment = peak.finish();
+    let seconds: f64 = epoch_seconds.iter().sum();
+    if let Some(path) = &args.order_out {
+        std::fs::write(path, serde_json::to_vec(&epoch_orders)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = &args.save_checkpoint {
+        Checkpoint::new(
+            &corpus.name,
+            Some(args.encoder.as_str().to_string()),
+            &config,
+            args.seed,
+            args.epochs,
+            data.layout.clone(),
+            data.labels.clone(),
+        )
+        .save(&model.valid(), dir)
+        .with_context(|| format!("saving the checkpoint to {}", dir.display()))?;
+    }
+    Ok(TrainEpochReport {
+        workload: "train_epoch",
+        encoder: args.encoder,
+        d_input: data.layout.d_input(),
+        dialogues: data.train.len(),
+        utterances,
+        batch_size: config.batch_size,
+        batches_per_epoch: data.train.len().div_ceil(config.batch_size),
+        epochs: args.epochs,
+        seconds,
+        epoch_seconds,
+        epoch_loss,
+        utterances_per_second: (utterances * args.epochs) as f64 / seconds,
+        environment,
+    })
+}
+
+/// Result of `mmer bench predict`.
+#[derive(Debug, Serialize)]
+struct PredictReport {
+    workload: &'static str,
+    /// Where the conversation came from.
+    conversation: String,
+    turns: usize,
+    /// Seconds to load the checkpoint and the encoder (not part of the latency).
+    load_seconds: f64,
+    /// Latency of the first call: embed every turn + `Checkpoint::predict`.
+    first_seconds: f64,
+    /// Median latency over all repetitions.
+    median_seconds: f64,
+    /// Every repetition, in order.
+    repeat_seconds: Vec<f64>,
+    environment: Environment,
+}
+
+/// The first MELD dialogue with at least `turns` turns, cut to `turns`.
+fn meld_conversation(path: &Path, turns: usize) -> Result<Dialogue> {
+    let dialogues = mmer_data::meld::load_meld_split(path, Split::Test)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut dialogue = dialogues
+        .into_iter()
+        .find(|d| d.utterances.len() >= turns)
+        .with_context(|| format!("{} has no dialogue with {turns} turns", path.display()))?;
+    dialogue.utterances.truncate(turns);
+    Ok(dialogue)
+}
+
+fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
+    if args.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    let loading = Instant::now();
+    let (checkpoint, model) =
+        Checkpoint::load(&args.model).with_context(|| format!("loading model {}", args.model.display()))?;
+    let (dialogues, conversation) = match &args.input {
+        Some(path) => (
+            mmer_data::conversation::load_conversations(path, &checkpoint.labels)?,
+            path.display().to_string(),
+        ),
+        None => {
+            let dialogue = meld_conversation(&args.meld_csv, args.turns)?;
+            let name = format!("{} {}", args.meld_csv.display(), dialogue.id);
+            (vec![dialogue], name)
+        }
+    };
+    let uses_text = checkpoint.layout.modalities.iter().any(|(m, _)| *m == Modality::Text);
+    let encoder: Option<SentenceEncoder> = match (&checkpoint.text_encoder, uses_text) {
+        (Some(name), true) => Some(load_encoder(name.parse()?)?),
+        (None, true) => bail!("model {} reads precomputed text features; it cannot embed raw text", args.model.display()),
+        _ => None,
+    };
+    let load_seconds = loading.elapsed().as_secs_f64();
+    let turns = dialogues.iter().map(|d| d.utterances.len()).sum();
+
+    let mut repeat_seconds = Vec::with_capacity(args.repeats);
+    let peak = PeakRss::start();
+    for _ in 0..args.repeats {
+        let mut input = dialogues.clone();
+        let started = Instant::now();
+        if let Some(encoder) = &encoder {
+            for d in &mut input {
+                let texts: Vec<&str> = d.utterances.iter().map(|u| u.text.as_deref().unwrap_or("")).collect();
+                let rows = encoder.embed(&texts)?;
+                for (u, row) in d.utterances.iter_mut().zip(rows) {
+                    u.features.insert(Modality::Text, Features::vector(row));
+                }
+            }
+        }
+        let predictions = checkpoint.predict(&model, &input)?;
+        repeat_seconds.push(started.elapsed().as_secs_f64());
+        if predictions.len() != turns {
+            bail!("predicted {} of {turns} turns", predictions.len());
+        }
+    }
+    let environment = peak.finish();
+    let mut sorted = repeat_seconds.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(PredictReport {
+        workload: "predict",
+        conversation,
+        turns,
+        load_seconds,
+        first_seconds: repeat_seconds[0],
+        median_seconds: sorted[sorted.len() / 2],
+        repeat_seconds,
+        environment,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_rss_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss_mib().is_some_and(|m| m > 0.0));
+        }
+    }
 }

@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# mmer vs PyTorch + sentence-transformers, same work, same run.
+#
+# For each workload, runs `mmer bench …` and then bench/pytorch_reference.py
+# back to back on the same inputs and thread count, and prints a markdown table
+# (seconds, ratio mmer/PyTorch, peak RSS). Workloads:
+#   embed-minilm   sentence embeddings of the first N MELD train utterances (batch 32)
+#   embed-mpnet    the same with all-mpnet-base-v2
+#   train-epoch    one epoch (or E) of the AMuSE context model on MELD train
+#                  MiniLM embeddings from the feature store, same batch order
+#   predict-20     mmer only: embed + predict one 20-turn MELD conversation
+#                  after model load (median of 5), with the checkpoint trained
+#                  by the train-epoch workload
+# Both sides time only the work, not process start or model loading. Peak RSS
+# is the whole process's maximum resident set from `/usr/bin/time -v` (Debian
+# package `time`); without it the processes' own VmHWM / ru_maxrss readings are
+# used. "work peak" is the VmHWM high-water mark of the timed work alone, reset
+# through /proc/self/clear_refs after loading (both sides do the same).
+#
+# Results go to bench/runs/<date>-<host>/: results.json, summary.md, each
+# side's JSON report, log and /usr/bin/time output, and loadavg.log (sampled
+# every 5 s: concurrent jobs distort absolute times; the ratio is what counts).
+#
+# Usage: bench/run.sh [--n N] [--epochs E] [--threads T] [--no-build] [--out DIR]
+#   --n N        utterances to embed (default 2000)
+#   --epochs E   training epochs to time (default 1)
+#   --threads T  threads on both sides (default 2): RAYON_NUM_THREADS, mmer
+#                --workers, torch.set_num_threads, OMP/MKL_NUM_THREADS
+#   --no-build   use the existing target/release/mmer
+#   --out DIR    run directory (default bench/runs/<date>-<host>[-k])
+# Environment:
+#   MMER_BENCH_VENV   Python venv to use/create
+#                     (default ${XDG_CACHE_HOME:-$HOME/.cache}/mmer/bench-venv)
+#   MMER_TORCH_INDEX  pip index for torch (default the CPU-only wheels,
+#                     https://download.pytorch.org/whl/cpu)
+#   MMER_MELD_DIR     MELD CSV directory (default ../shared/data/meld)
+#   MMER_MODELS_DIR   sentence-encoder weights (default ./models; scripts/setup.sh)
+#   CARGO_TARGET_DIR  cargo's target directory (default ./target)
+# Needs: cargo, python3 (with venv), network once for the pip install. Nothing
+# downloads model weights: both sides read ./models.
+set -euo pipefail
+
+usage() {
+    sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+n=2000
+epochs=1
+threads=2
+build=1
+out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --n) n="$2"; shift 2 ;;
+        --epochs) epochs="$2"; shift 2 ;;
+        --threads) threads="$2"; shift 2 ;;
+        --no-build) build=0; shift ;;
+        --out) out="$2"; shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+for value in "$n" "$epochs" "$threads"; do
+    case "$value" in
+        '' | *[!0-9]* | 0) echo "error: --n, --epochs and --threads take positive integers, got '$value'" >&2; exit 2 ;;
+    esac
+done
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+meld="${MMER_MELD_DIR:-../shared/data/meld}"
+models="${MMER_MODELS_DIR:-$root/models}"
+venv="${MMER_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mmer/bench-venv}"
+torch_index="${MMER_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"
+target="${CARGO_TARGET_DIR:-$root/target}"
+mmer="$target/release/mmer"
+
+for f in "$meld/train_sent_emo.csv" "$meld/test_sent_emo.csv"; do
+    [ -f "$f" ] || { echo "error: $f not found (set MMER_MELD_DIR)" >&2; exit 2; }
+done
+for m in all-minilm-l6-v2 all-mpnet-base-v2; do
+    [ -f "$models/$m/model.safetensors" ] || { echo "error: $models/$m is not installed: run scripts/setup.sh" >&2; exit 2; }
+done
+
+# --- Python side: a venv with CPU torch, sentence-transformers, safetensors.
+if ! "$venv/bin/python" -c 'import torch, sentence_transformers, safetensors' 2>/dev/null; then
+    echo "creating the benchmark venv in $venv (one-time download of torch, sentence-transformers)" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade pip
+    "$venv/bin/pip" install --quiet --index-url "$torch_index" torch
+    "$venv/bin/pip" install --quiet sentence-transformers safetensors
+fi
+python="$venv/bin/python"
+
+# --- Rust side.
+if [ "$build" = 1 ]; then
+    cargo build --release --bin mmer >&2
+fi
+[ -x "$mmer" ] || { echo "error: $mmer not found (drop --no-build or set CARGO_TARGET_DIR)" >&2; exit 2; }
+
+# --- Run directory and machine description.
+if [ -z "$out" ]; then
+    base="bench/runs/$(date +%Y-%m-%d)-$(hostname -s 2>/dev/null || echo host)"
+    out="$base"
+    k=2
+    while [ -e "$out" ]; do out="$base-$k"; k=$((k + 1)); done
+fi
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+
+if [ -x /usr/bin/time ] && /usr/bin/time -v true 2>/dev/null; then
+    timer=(/usr/bin/time -v)
+else
+    timer=()
+    echo "note: /usr/bin/time not found (apt-get install time); peak RSS falls back to the processes' own VmHWM/ru_maxrss" >&2
+fi
+
+export RAYON_NUM_THREADS="$threads" RAYON_RS_NUM_CPUS="$threads"
+export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MMER_MODELS_DIR="$models"
+
+{
+    lscpu 2>/dev/null || true
+} >"$out/lscpu.txt"
+cat /proc/loadavg >"$out/loadavg-start.txt"
+{
+    echo "mmer: $("$mmer" --version)"
+    echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
+    echo "rustc: $(rustc --version 2>/dev/null || echo unknown)"
+    "$python" -c 'import platform, torch, sentence_transformers, transformers, safetensors
+print("python:", platform.python_version())
+print("torch:", torch.__version__)
+print("sentence-transformers:", sentence_transformers.__version__)
+print("transformers:", transformers.__version__)
+print("safetensors:", safetensors.__version__)'
+} >"$out/versions.txt"
+
+# Load average every 5 s while the benchmark runs.
+(
+    while true; do
+        echo "$(date +%s) $(cat /proc/loadavg)"
+        sleep 5
+    done
+) >"$out/loadavg.log" &
+sampler=$!
+trap 'kill "$sampler" 2>/dev/null || true' EXIT
+
+# run <name>: runs the rest of the line, stdout → <name>.json, stderr → <name>.log,
+# /usr/bin/time → <name>.time.
+run() {
+    local name="$1"
+    shift
+    echo "== $name: $*" >&2
+    echo "$(date +%s) $(cat /proc/loadavg)" >"$out/$name.loadavg"
+    if [ ${#timer[@]} -gt 0 ]; then
+        "${timer[@]}" -o "$out/$name.time" "$@" >"$out/$name.json" 2>"$out/$name.log"
+    else
+        "$@" >"$out/$name.json" 2>"$out/$name.log"
+    fi
+}
+
+reference="$root/bench/pytorch_reference.py"
+for encoder in minilm mpnet; do
+    run "embed-$encoder.mmer" "$mmer" bench text --encoder "$encoder" --meld-csv "$meld/train_sent_emo.csv" \
+        --n "$n" --batch-size 32 --workers "$threads" --texts-out "$out/texts.json"
+    run "embed-$encoder.pytorch" "$python" "$reference" text --encoder "$encoder" --texts "$out/texts.json" \
+        --models-dir "$models" --batch-size 32 --threads "$threads"
+done
+run "train-epoch.mmer" "$mmer" bench train-epoch --encoder minilm --data "$meld" --store store \
+    --epochs "$epochs" --batch-size 16 --order-out "$out/order.json" --save-checkpoint "$out/checkpoint"
+run "train-epoch.pytorch" "$python" "$reference" train-epoch --store store --encoder-name all-MiniLM-L6-v2 \
+    --meld-csv "$meld/train_sent_emo.csv" --order "$out/order.json" --epochs "$epochs" --batch-size 16 \
+    --threads "$threads"
+run "predict-20.mmer" "$mmer" bench predict --model "$out/checkpoint" --meld-csv "$meld/test_sent_emo.csv" \
+    --turns 20 --repeats 5
+
+kill "$sampler" 2>/dev/null || true
+cat /proc/loadavg >"$out/loadavg-end.txt"
+
+# --- Summary.
+python3 - "$out" "$n" "$epochs" "$threads" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+
+out, n, epochs, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+
+def report(name):
+    return json.loads((out / f"{name}.json").read_text())
+
+def time_rss_mib(name):
+    path = out / f"{name}.time"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "Maximum resident set size" in line:
+                return int(line.split(":")[-1]) / 1024.0
+    return None
+
+def side(name):
+    r = report(name)
+    env = r.get("environment", {})
+    rss = time_rss_mib(name)
+    return {
+        "report": r,
+        "seconds": r.get("median_seconds", r.get("seconds")),
+        "peak_rss_mib": rss if rss is not None else env.get("peak_rss_mib"),
+        "peak_rss_source": "/usr/bin/time -v" if rss is not None else "in-process VmHWM/ru_maxrss",
+        "work_peak_rss_mib": env.get("work_peak_rss_mib"),
+        "loadavg_at_start": (out / f"{name}.loadavg").read_text().split()[1:4],
+    }
+
+lscpu = {}
+for line in (out / "lscpu.txt").read_text().splitlines():
+    key, _, value = line.partition(":")
+    lscpu[key.strip()] = value.strip()
+loads = [float(l.split()[1]) for l in (out / "loadavg.log").read_text().splitlines() if len(l.split()) > 1]
+machine = {
+    "cpu": lscpu.get("Model name", "unknown"),
+    "cpus": lscpu.get("CPU(s)", "unknown"),
+    "threads_per_core": lscpu.get("Thread(s) per core", "unknown"),
+    "loadavg_start": (out / "loadavg-start.txt").read_text().split()[:3],
+    "loadavg_end": (out / "loadavg-end.txt").read_text().split()[:3],
+    "loadavg_1min_during": {
+        "min": min(loads, default=None),
+        "mean": statistics.fmean(loads) if loads else None,
+        "max": max(loads, default=None),
+        "samples": len(loads),
+    },
+    "versions": (out / "versions.txt").read_text().splitlines(),
+}
+
+workloads = []
+for name, label in [
+    ("embed-minilm", f"MiniLM embed, {n} MELD utterances"),
+    ("embed-mpnet", f"MPNet embed, {n} MELD utterances"),
+    ("train-epoch", f"context model, {epochs} epoch(s) MELD train"),
+]:
+    m, p = side(f"{name}.mmer"), side(f"{name}.pytorch")
+    row = {"workload": name, "label": label, "mmer": m, "pytorch": p, "ratio": m["seconds"] / p["seconds"]}
+    if "checksum" in m["report"]:
+        a, b = m["report"]["checksum"], p["report"]["checksum"]
+        row["checksum_relative_difference"] = abs(a - b) / max(abs(b), 1e-12)
+    workloads.append(row)
+predict = side("predict-20.mmer")
+
+results = {
+    "schema_version": 1,
+    "settings": {"n": n, "epochs": epochs, "threads": threads, "batch_size_embed": 32, "batch_size_train": 16},
+    "machine": machine,
+    "workloads": workloads,
+    "predict_20_turns": predict,
+}
+(out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+def mib(v):
+    return "–" if v is None else f"{v:.0f}"
+
+lines = [
+    f"# mmer vs PyTorch — {out.name}",
+    "",
+    f"CPU: {machine['cpu']} ({machine['cpus']} CPUs, {machine['threads_per_core']} thread(s)/core); "
+    f"{threads} threads on both sides.",
+    f"Load average (1/5/15 min) at start: {' '.join(machine['loadavg_start'])}; at end: {' '.join(machine['loadavg_end'])}; "
+    f"1-min load during the run: mean {machine['loadavg_1min_during']['mean']:.2f}, "
+    f"max {machine['loadavg_1min_during']['max']:.2f}.",
+    "",
+    "| workload | mmer s | PyTorch s | ratio mmer/PyTorch | mmer peak RSS MiB | PyTorch peak RSS MiB | mmer work peak MiB | PyTorch work peak MiB |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
+]
+for w in workloads:
+    m, p = w["mmer"], w["pytorch"]
+    lines.append(
+        f"| {w['label']} | {m['seconds']:.2f} | {p['seconds']:.2f} | {w['ratio']:.2f}× | "
+        f"{mib(m['peak_rss_mib'])} | {mib(p['peak_rss_mib'])} | {mib(m['work_peak_rss_mib'])} | {mib(p['work_peak_rss_mib'])} |"
+    )
+pr = predict["report"]
+lines += [
+    "",
+    f"`mmer predict` latency, {pr['turns']}-turn conversation ({pr['conversation']}), after model load "
+    f"(load {pr['load_seconds']:.2f} s): first {pr['first_seconds'] * 1e3:.0f} ms, median {pr['median_seconds'] * 1e3:.0f} ms "
+    f"of {len(pr['repeat_seconds'])}; peak RSS {mib(predict['peak_rss_mib'])} MiB.",
+    "",
+    "Throughput: "
+    + "; ".join(
+        f"{w['workload']} mmer {w['mmer']['report'].get('texts_per_second', w['mmer']['report'].get('utterances_per_second')):.1f}/s, "
+        f"PyTorch {w['pytorch']['report'].get('texts_per_second', w['pytorch']['report'].get('utterances_per_second')):.1f}/s"
+        for w in workloads
+    )
+    + " (texts or training utterances per second).",
+    "",
+    "Checks: embedding checksums (sum of all vector elements) differ by "
+    + ", ".join(f"{w['checksum_relative_difference']:.1e} ({w['workload']})" for w in workloads if "checksum_relative_difference" in w)
+    + " relative; mean training loss mmer "
+    + f"{workloads[2]['mmer']['report']['epoch_loss'][0]:.4f}, PyTorch {workloads[2]['pytorch']['report']['epoch_loss'][0]:.4f} "
+    + "(different initialisation and dropout streams; same data and batch order).",
+    "",
+    f"Peak RSS: {workloads[0]['mmer']['peak_rss_source']} (whole process); work peak: VmHWM during the timed work only.",
+    "",
+    "Versions:",
+    "",
+] + [f"- {v}" for v in machine["versions"]]
+(out / "summary.md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
+print(f"\nwritten: {out}/results.json, {out}/summary.md", file=sys.stderr)
+PY

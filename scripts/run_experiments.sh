@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Reproduces the text-only runs of docs/RESULTS.md: MELD and IEMOCAP, frozen
+# MiniLM / MPNet sentence embeddings, utterance-only vs AMuSE context, 5 seeds,
+# model selection on the validation split. Each run's results.json is copied
+# to docs/results/<name>.json.
+#
+# Usage: scripts/run_experiments.sh [name ...]   (default: all, in order)
+# Needs: scripts/setup.sh done; ../shared/data present. MMER overrides the binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mmer="${MMER:-target/release/mmer}"
+common=(--seeds 0,1,2,3,4 --max-epochs 40)
+
+run() {
+    local name=$1; shift
+    echo "== $name: $mmer train $* ${common[*]} --out runs/$name" >&2
+    "$mmer" train "$@" "${common[@]}" --out "runs/$name"
+    mkdir -p docs/results
+    cp "runs/$name/results.json" "docs/results/$name.json"
+}
+
+all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-minilm-utterance
+     meld-mpnet-context iemocap-mpnet-context meld-mpnet-utterance iemocap-mpnet-utterance
+     meld-mpnet-context-balanced meld-mpnet-context-ce)
+selected=("$@")
+[ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
+
+for name in "${selected[@]}"; do
+    case "$name" in
+        meld-minilm-context) run "$name" --dataset meld --data ../shared/data/meld --encoder minilm --context dialogue-speaker ;;
+        meld-minilm-utterance) run "$name" --dataset meld --data ../shared/data/meld --encoder minilm --context none ;;
+        iemocap-minilm-context) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder minilm --context dialogue-speaker ;;
+        iemocap-minilm-utterance) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder minilm --context none ;;
+        meld-mpnet-context) run "$name" --dataset meld --data ../shared/data/meld --encoder mpnet --context dialogue-speaker ;;
+        iemocap-mpnet-context) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder mpnet --context dialogue-speaker ;;
+        meld-mpnet-utterance) run "$name" --dataset meld --data ../shared/data/meld --encoder mpnet --context none ;;
+        iemocap-mpnet-utterance) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder mpnet --context none ;;
+        meld-mpnet-context-balanced) run "$name" --config docs/configs/meld-mpnet-balanced.toml ;;
+        meld-mpnet-context-ce) run "$name" --config docs/configs/meld-mpnet-ce.toml ;;
+        *) echo "unknown experiment $name" >&2; exit 2 ;;
+    esac
+done
