@@ -69,6 +69,7 @@ COLUMNS = [
     "MeanVoicedSegmentLengthSec",
     "StddevVoicedSegmentLengthSec",
     "MeanUnvoicedSegmentLength",
+    "StddevUnvoicedSegmentLength",
     "equivalentSoundLevel_dBp",
 ]
 

@@ -64,8 +64,15 @@ mod tests {
         // A frame is active as soon as it overlaps the signal, so the span
         // reaches up to one window plus the padding beyond it.
         let slack = WINDOW_LENGTH + ACTIVITY_PAD_FRAMES * HOP_LENGTH;
-        assert!(r.start <= 4000 - ACTIVITY_PAD_FRAMES * HOP_LENGTH && r.start >= 4000 - slack, "{r:?}");
-        assert!(r.end >= 12_000 + ACTIVITY_PAD_FRAMES * HOP_LENGTH && r.end <= 12_000 + slack + HOP_LENGTH, "{r:?}");
+        assert!(
+            r.start <= 4000 - ACTIVITY_PAD_FRAMES * HOP_LENGTH && r.start >= 4000 - slack,
+            "{r:?}"
+        );
+        assert!(
+            r.end >= 12_000 + ACTIVITY_PAD_FRAMES * HOP_LENGTH
+                && r.end <= 12_000 + slack + HOP_LENGTH,
+            "{r:?}"
+        );
         assert_eq!(trim_silence(&x).len(), r.len());
     }
 

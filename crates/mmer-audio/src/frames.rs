@@ -147,7 +147,7 @@ impl Analyzer {
             slope_500_1500: Vec::with_capacity(n),
         };
         let mut bands = [0.0f32; MFCC_BANDS];
-        let mut prev_shape: Option<Vec<f32>> = None;
+        let mut prev_magnitudes: Option<Vec<f32>> = None;
         for t in 0..n {
             let power = spec.frame(t);
             let mel = &mut ff.log_mel[t * NUM_MEL_BANDS..(t + 1) * NUM_MEL_BANDS];
@@ -160,10 +160,13 @@ impl Analyzer {
             let raw = frame(samples, t);
             ff.energy_db.push(energy_db(&raw));
             ff.zcr.push(zero_crossing_rate(&raw));
-            let shape = flux_magnitudes(power);
-            ff.spectral_flux
-                .push(prev_shape.as_ref().map_or(0.0, |p| spectral_flux(p, &shape)));
-            prev_shape = Some(shape);
+            let magnitudes = flux_magnitudes(power);
+            ff.spectral_flux.push(
+                prev_magnitudes
+                    .as_ref()
+                    .map_or(0.0, |p| spectral_flux(p, &magnitudes)),
+            );
+            prev_magnitudes = Some(magnitudes);
             ff.alpha_ratio_db.push(alpha_ratio_db(power));
             ff.hammarberg_index_db.push(hammarberg_index_db(power));
             ff.slope_0_500.push(spectral_slope(power, 0.0, 500.0));
@@ -235,7 +238,11 @@ mod tests {
         assert!(ff.voiced[mid]);
         assert!((ff.f0_hz[mid] - 200.0).abs() < 1.0, "{}", ff.f0_hz[mid]);
         // 0.3 amplitude sine: mean power 0.045 → −13.5 dBFS.
-        assert!((ff.energy_db[mid] + 13.47).abs() < 0.2, "{}", ff.energy_db[mid]);
+        assert!(
+            (ff.energy_db[mid] + 13.47).abs() < 0.2,
+            "{}",
+            ff.energy_db[mid]
+        );
         // The log-mel peak sits in the band that contains 200 Hz.
         let row = ff.log_mel_frame(mid);
         let argmax = (0..NUM_MEL_BANDS)
@@ -252,7 +259,11 @@ mod tests {
         assert!(ff.f0_hz.iter().all(|&f| f == 0.0));
         assert!(ff.energy_db.iter().all(|&e| e <= -99.0));
         assert!(ff.loudness.iter().all(|&l| l < 1e-2));
-        assert!(ff.log_mel.iter().all(|&m| (m - LOG_FLOOR.ln()).abs() < 1e-3));
+        assert!(
+            ff.log_mel
+                .iter()
+                .all(|&m| (m - LOG_FLOOR.ln()).abs() < 1e-3)
+        );
     }
 
     #[test]
@@ -260,9 +271,15 @@ mod tests {
         assert!(matches!(frame_features(&[]), Err(Error::Empty)));
         let mut x = vec![0.1; 1000];
         x[17] = f32::NAN;
-        assert!(matches!(frame_features(&x), Err(Error::NonFinite { index: 17 })));
+        assert!(matches!(
+            frame_features(&x),
+            Err(Error::NonFinite { index: 17 })
+        ));
         x[17] = f32::INFINITY;
-        assert!(matches!(frame_features(&x), Err(Error::NonFinite { index: 17 })));
+        assert!(matches!(
+            frame_features(&x),
+            Err(Error::NonFinite { index: 17 })
+        ));
     }
 
     #[test]

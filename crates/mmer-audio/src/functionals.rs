@@ -11,8 +11,12 @@
 //! | `p20`, `p50`, `p80` | percentiles, linear interpolation between ranks (numpy's default) |
 //! | `range20_80` | `p80 − p20` |
 //! | `stddev_norm` | `stddev / |mean|` (coefficient of variation; prosodic contours only) |
-//! | `rising_slope_mean`, `rising_slope_stddev` | slopes from each local minimum to the next maximum, units per second (prosodic contours only) |
-//! | `falling_slope_mean`, `falling_slope_stddev` | the same from maximum to minimum, as magnitudes (prosodic contours only) |
+//! | `rising_slope_mean`, `rising_slope_stddev` | slopes of the rising lines between consecutive turning points, units per second (prosodic contours only) |
+//! | `falling_slope_mean`, `falling_slope_stddev` | the same for falling lines, as magnitudes (prosodic contours only) |
+//!
+//! Turning points are the contour's ends plus every extremum from which it then
+//! moves back by at least [`TURNING_POINT_REL`] (10 %) of its range — a
+//! hysteresis that ignores small wiggles, like eGeMAPS' `Peaks2.relThresh`.
 //!
 //! Contours, in output order (name prefix → source):
 //!
@@ -27,10 +31,12 @@
 //!   frames, `stddev` only (their means are ≈ 0 by construction).
 //!
 //! Then the scalars of [`SCALAR_NAMES`]: `jitter_local`, `shimmer_local_db`
-//! ([`crate::perturbation`]); `voiced_fraction`; `voiced_segments_per_sec`;
+//! ([`mod@crate::perturbation`]); `voiced_fraction`; `voiced_segments_per_sec`;
 //! `voiced_segment_length_mean`/`_stddev` and `unvoiced_segment_length_mean`/
-//! `_stddev` (seconds; unvoiced segments are the pauses *between* voiced
-//! segments); `loudness_peaks_per_sec` (local maxima of the smoothed loudness);
+//! `_stddev` (seconds; unvoiced segments include leading and trailing ones,
+//! as in eGeMAPS — trim silence first with [`crate::trim_silence`] if that is
+//! unwanted); `loudness_peaks_per_sec` (maxima of the smoothed loudness that
+//! stand out by [`TURNING_POINT_REL`] of its range);
 //! `equivalent_sound_level_db` (`10·log10` of the mean frame power, eGeMAPS
 //! `equivalentSoundLevel_dBp`).
 //!
@@ -181,7 +187,13 @@ impl Source {
             Self::F0Semitone => ff
                 .f0_hz
                 .iter()
-                .map(|&f| if f > 0.0 { 12.0 * (f / 27.5).log2() } else { 0.0 })
+                .map(|&f| {
+                    if f > 0.0 {
+                        12.0 * (f / 27.5).log2()
+                    } else {
+                        0.0
+                    }
+                })
                 .collect(),
             Self::EnergyDb => ff.energy_db.clone(),
             Self::Zcr => ff.zcr.clone(),
@@ -278,7 +290,7 @@ pub fn summarise(samples: &[f32], ff: &FrameFeatures) -> Functionals {
         let raw = source.contour(ff);
         let stats = source.stats();
         let segments: Vec<std::ops::Range<usize>> = match source.frames() {
-            Frames::All => vec![0..n],
+            Frames::All => std::iter::once(0..n).collect(),
             Frames::Voiced => voiced_runs(&ff.voiced),
         };
         let smoothed: Vec<Vec<f32>> = segments.iter().map(|r| sma3(&raw[r.clone()])).collect();
@@ -296,7 +308,11 @@ pub fn summarise(samples: &[f32], ff: &FrameFeatures) -> Functionals {
                 );
                 values.extend([mean, stddev, p20, p50, p80, p80 - p20]);
                 if stats == Stats::Prosodic {
-                    let norm = if mean.abs() > 1e-12 { stddev / mean.abs() } else { 0.0 };
+                    let norm = if mean.abs() > 1e-12 {
+                        stddev / mean.abs()
+                    } else {
+                        0.0
+                    };
                     let (rising, falling) = slopes(&smoothed);
                     let (rm, rs) = mean_std(&rising);
                     let (fm, fs) = mean_std(&falling);
@@ -327,12 +343,11 @@ fn scalars(samples: &[f32], ff: &FrameFeatures) -> [f32; SCALAR_NAMES.len()] {
     let runs = voiced_runs(&ff.voiced);
     let voiced_frames: usize = runs.iter().map(|r| r.len()).sum();
     let voiced_len: Vec<f32> = runs.iter().map(|r| r.len() as f32 * FRAME_S).collect();
-    let pauses: Vec<f32> = if std::env::var("ALLUV").is_ok() {
-        let unv: Vec<bool> = ff.voiced.iter().map(|v| !v).collect();
-        voiced_runs(&unv).iter().map(|r| r.len() as f32 * FRAME_S).collect()
-    } else {
-        runs.windows(2).map(|w| (w[1].start - w[0].end) as f32 * FRAME_S).collect()
-    };
+    let unvoiced: Vec<bool> = ff.voiced.iter().map(|v| !v).collect();
+    let pauses: Vec<f32> = voiced_runs(&unvoiced)
+        .iter()
+        .map(|r| r.len() as f32 * FRAME_S)
+        .collect();
     let (vl_mean, vl_std) = mean_std(&voiced_len);
     let (ul_mean, ul_std) = mean_std(&pauses);
     let loud = sma3(&ff.loudness);
@@ -371,7 +386,11 @@ fn mean_std(x: &[f32]) -> (f32, f32) {
     }
     let n = x.len() as f64;
     let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = x.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+    let var = x
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
     (mean as f32, var.sqrt() as f32)
 }
 
@@ -446,8 +465,14 @@ fn hysteresis(segments: &[Vec<f32>]) -> f32 {
     let (lo, hi) = segments
         .iter()
         .flatten()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    if hi > lo { TURNING_POINT_REL * (hi - lo) } else { f32::INFINITY }
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    if hi > lo {
+        TURNING_POINT_REL * (hi - lo)
+    } else {
+        f32::INFINITY
+    }
 }
 
 /// Rising and falling slopes (units per second, falling as magnitudes)
@@ -499,6 +524,8 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), names.len(), "duplicate names");
+        // 2 prosodic × 11 + 8 × 6 + 13 MFCC × 6 + 26 delta stddevs + 10 scalars.
+        assert_eq!(names.len(), 184);
         let f = functionals(&sine(200.0, 0.3, 32_000)).expect("functionals");
         assert_eq!(f.values.len(), names.len());
         assert!(f.values.iter().all(|v| v.is_finite()));
@@ -515,7 +542,11 @@ mod tests {
         let f = functionals(&sine(200.0, 0.3, 32_000)).expect("functionals");
         let st = 12.0 * (200.0f32 / 27.5).log2();
         let get = |n: &str| f.get(n).unwrap_or_else(|| panic!("no {n}"));
-        assert!((get("f0_semitone_mean") - st).abs() < 0.1, "{}", get("f0_semitone_mean"));
+        assert!(
+            (get("f0_semitone_mean") - st).abs() < 0.1,
+            "{}",
+            get("f0_semitone_mean")
+        );
         assert!(get("f0_semitone_range20_80") < 0.1);
         assert!(get("voiced_fraction") > 0.95);
         assert!((get("voiced_segments_per_sec") - 0.5).abs() < 1e-6);
@@ -568,9 +599,17 @@ mod tests {
     fn small_wiggles_are_not_turning_points() {
         // Range 10 → threshold 1: the 0.2 dips are ignored, the 3-unit fall counts.
         let x = vec![0.0, 2.0, 1.8, 4.0, 3.8, 10.0, 7.0, 8.0, 9.5];
-        let points = turning_points(&x, hysteresis(&[x.clone()]));
-        let maxima: Vec<usize> = points.iter().filter(|p| p.1 == Some(true)).map(|p| p.0).collect();
-        let minima: Vec<usize> = points.iter().filter(|p| p.1 == Some(false)).map(|p| p.0).collect();
+        let points = turning_points(&x, hysteresis(std::slice::from_ref(&x)));
+        let maxima: Vec<usize> = points
+            .iter()
+            .filter(|p| p.1 == Some(true))
+            .map(|p| p.0)
+            .collect();
+        let minima: Vec<usize> = points
+            .iter()
+            .filter(|p| p.1 == Some(false))
+            .map(|p| p.0)
+            .collect();
         assert_eq!(maxima, vec![5]);
         assert_eq!(minima, vec![6]);
         assert_eq!(peak_count(&x), 1);

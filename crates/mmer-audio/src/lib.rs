@@ -5,7 +5,7 @@
 //! band-limited resampling to 16 kHz ([`Resampler`]), frame-level descriptors
 //! ([`Analyzer::frames`] → [`FrameFeatures`]: log-mel, MFCC + deltas, loudness,
 //! energy, zero-crossing rate, F0/voicing/HNR, spectral shape) and
-//! utterance-level functionals ([`functionals`] → [`Functionals`], named and
+//! utterance-level functionals ([`functionals()`] → [`Functionals`], named and
 //! stable, validated against openSMILE eGeMAPSv02 on EmoDB — see
 //! `docs/audio-features.md`). Optional energy-based trimming: [`trim_silence`].
 //!
@@ -19,38 +19,30 @@
 //! (HTK Book §5.2) and Kaldi. (eGeMAPS frames its energy/spectral LLDs at
 //! 20 ms and its pitch at 60 ms; our YIN buffer is 25 ms + the longest period.)
 
-mod activity;
+pub mod activity;
 mod error;
-mod frames;
-mod functionals;
-mod loudness;
-mod mel;
-mod mfcc;
-mod perturbation;
-mod pitch;
-mod resample;
-mod spectral;
-mod stft;
-mod waveform;
+pub mod frames;
+pub mod functionals;
+pub mod loudness;
+pub mod mel;
+pub mod mfcc;
+pub mod perturbation;
+pub mod pitch;
+pub mod resample;
+pub mod spectral;
+pub mod stft;
+pub mod wav;
+pub mod waveform;
 
-pub use activity::{ACTIVITY_FLOOR_DB, ACTIVITY_PAD_FRAMES, ACTIVITY_RANGE_DB, speech_bounds, trim_silence};
+pub use activity::{speech_bounds, trim_silence};
 pub use error::{Error, Result};
 pub use frames::{Analyzer, FrameFeatures, frame_features, validate};
-pub use functionals::{Functionals, SCALAR_NAMES, functional_names, functionals, summarise};
-pub use loudness::{LOUDNESS_EXPONENT, equal_loudness};
-pub use mel::{LOG_FLOOR, MelFilterbank, MelNorm, MelScale};
-pub use mfcc::{CEP_LIFTER, Cepstrum, DELTA_WINDOW, MFCC_BANDS, MFCC_FMAX_HZ, MFCC_FMIN_HZ, deltas};
-pub use perturbation::{MAX_AMPLITUDE_FACTOR, MAX_PERIOD_FACTOR, Perturbation, SEARCH_RANGE_REL, perturbation};
-pub use pitch::{
-    F0_MAX_HZ, F0_MIN_HZ, HNR_RHO_MAX, HNR_RHO_MIN, MIN_VOICED_FRAMES, PitchTrack, PitchTracker, SILENCE_RMS,
-    VOICING_THRESHOLD, YIN_THRESHOLD, YIN_WINDOW, voiced_runs,
-};
-pub use resample::{MAX_TABLE_PHASES, PASSBAND_EDGE, Resampler, STOPBAND_DB, resample};
-pub use spectral::SPECTRAL_FMAX_HZ;
-pub use stft::{NUM_BINS, PowerSpectrogram, Stft, frame_count};
+pub use functionals::{Functionals, functional_names, functionals, summarise};
+pub use mel::{MelFilterbank, MelNorm, MelScale};
+pub use perturbation::{Perturbation, perturbation};
+pub use pitch::{PitchTrack, PitchTracker};
+pub use resample::{Resampler, resample};
 pub use wav::{Audio, load_16k_mono, read_wav};
-
-mod wav;
 
 /// Analysis sample rate, Hz (DESIGN §2: 16 kHz mono PCM).
 pub const SAMPLE_RATE: u32 = 16_000;

@@ -5,8 +5,9 @@
 //! - [`MelScale::Slaney`] (Slaney's Auditory Toolbox, librosa's default:
 //!   linear below 1 kHz, logarithmic above) with area-normalised triangles
 //!   ([`MelNorm::Slaney`]) for the [`NUM_MEL_BANDS`]-band log-mel spectrogram,
-//!   0–8000 Hz — the same filterbank as
-//!   `librosa.filters.mel(sr=16000, n_fft=512, n_mels=64)`.
+//!   0–8000 Hz — built the way `librosa.filters.mel(sr=16000, n_fft=512,
+//!   n_mels=64)` builds its default filterbank (not checked numerically
+//!   against librosa, which is not installed here).
 //! - [`MelScale::Htk`] (`1127·ln(1 + f/700)`, HTK Book §5.4) with unit-peak
 //!   triangles ([`MelNorm::None`]) for MFCCs and loudness: 26 bands,
 //!   20–8000 Hz, as HTK and eGeMAPS (`cMelspec nBands = 26, lofreq = 20`).
@@ -87,7 +88,13 @@ pub struct MelFilterbank {
 
 impl MelFilterbank {
     /// Builds `num_bands` triangles between `fmin_hz` and `fmax_hz`.
-    pub fn new(num_bands: usize, fmin_hz: f64, fmax_hz: f64, scale: MelScale, norm: MelNorm) -> Self {
+    pub fn new(
+        num_bands: usize,
+        fmin_hz: f64,
+        fmax_hz: f64,
+        scale: MelScale,
+        norm: MelNorm,
+    ) -> Self {
         let (lo, hi) = (scale.hz_to_mel(fmin_hz), scale.hz_to_mel(fmax_hz));
         let edges: Vec<f64> = (0..num_bands + 2)
             .map(|i| scale.mel_to_hz(lo + (hi - lo) * i as f64 / (num_bands + 1) as f64))
@@ -118,7 +125,13 @@ impl MelFilterbank {
 
     /// The [`NUM_MEL_BANDS`]-band Slaney filterbank of the log-mel spectrogram.
     pub fn log_mel() -> Self {
-        Self::new(NUM_MEL_BANDS, 0.0, f64::from(SAMPLE_RATE) / 2.0, MelScale::Slaney, MelNorm::Slaney)
+        Self::new(
+            NUM_MEL_BANDS,
+            0.0,
+            f64::from(SAMPLE_RATE) / 2.0,
+            MelScale::Slaney,
+            MelNorm::Slaney,
+        )
     }
 
     /// Number of bands.
@@ -187,7 +200,11 @@ mod tests {
             assert!(peak > 0.5 && peak <= 1.0, "peak {peak}");
         }
         // Centres increase and are spaced evenly in mel.
-        let mels: Vec<f64> = bank.centres_hz().iter().map(|&f| MelScale::Htk.hz_to_mel(f)).collect();
+        let mels: Vec<f64> = bank
+            .centres_hz()
+            .iter()
+            .map(|&f| MelScale::Htk.hz_to_mel(f))
+            .collect();
         let step = mels[1] - mels[0];
         for w in mels.windows(2) {
             assert!((w[1] - w[0] - step).abs() < 1e-6);
@@ -208,19 +225,29 @@ mod tests {
         }
         // Every band sees at least one bin.
         for m in 0..NUM_MEL_BANDS {
-            assert!(bank.dense_band(m).iter().any(|&w| w > 0.0), "band {m} empty");
+            assert!(
+                bank.dense_band(m).iter().any(|&w| w > 0.0),
+                "band {m} empty"
+            );
         }
     }
 
     #[test]
     fn apply_equals_dense_product() {
         let bank = MelFilterbank::log_mel();
-        let power: Vec<f32> = (0..NUM_BINS).map(|k| (k as f32 * 0.37).sin().abs()).collect();
+        let power: Vec<f32> = (0..NUM_BINS)
+            .map(|k| (k as f32 * 0.37).sin().abs())
+            .collect();
         let mut out = vec![0.0; NUM_MEL_BANDS];
         bank.apply(&power, &mut out);
-        for m in 0..NUM_MEL_BANDS {
-            let dense: f32 = bank.dense_band(m).iter().zip(&power).map(|(a, b)| a * b).sum();
-            assert!((out[m] - dense).abs() < 1e-5);
+        for (m, &value) in out.iter().enumerate() {
+            let dense: f32 = bank
+                .dense_band(m)
+                .iter()
+                .zip(&power)
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!((value - dense).abs() < 1e-5);
         }
     }
 }

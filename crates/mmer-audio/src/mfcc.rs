@@ -58,7 +58,8 @@ impl Cepstrum {
         let n = MFCC_BANDS as f64;
         let mut matrix = Vec::with_capacity(NUM_MFCC * MFCC_BANDS);
         for i in 0..NUM_MFCC {
-            let lifter = 1.0 + CEP_LIFTER / 2.0 * (std::f64::consts::PI * i as f64 / CEP_LIFTER).sin();
+            let lifter =
+                1.0 + CEP_LIFTER / 2.0 * (std::f64::consts::PI * i as f64 / CEP_LIFTER).sin();
             for j in 0..MFCC_BANDS {
                 let c = (std::f64::consts::PI * i as f64 * (j as f64 + 0.5) / n).cos();
                 matrix.push(((2.0 / n).sqrt() * c * lifter) as f32);
@@ -70,7 +71,10 @@ impl Cepstrum {
     /// Cepstra of one frame's band energies (`MFCC_BANDS` values, power) into
     /// `out` (`NUM_MFCC` values).
     pub fn apply(&self, band_energies: &[f32], out: &mut [f32]) {
-        let logs: Vec<f32> = band_energies.iter().map(|&e| e.max(LOG_FLOOR).ln()).collect();
+        let mut logs = [0.0f32; MFCC_BANDS];
+        for (l, &e) in logs.iter_mut().zip(band_energies) {
+            *l = e.max(LOG_FLOOR).ln();
+        }
         for (i, dst) in out.iter_mut().enumerate().take(NUM_MFCC) {
             let row = &self.matrix[i * MFCC_BANDS..(i + 1) * MFCC_BANDS];
             *dst = row.iter().zip(&logs).map(|(a, b)| a * b).sum();

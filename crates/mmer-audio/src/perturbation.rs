@@ -1,12 +1,16 @@
 //! Cycle-to-cycle perturbation: local jitter and local shimmer (dB).
 //!
-//! Glottal cycles are marked by waveform peak picking guided by the F0 track
-//! (Praat's "To PointProcess (periodic, peaks)" idea): inside each voiced run,
-//! the first mark is the largest sample in the first period; each next mark is
-//! the largest sample within `±`[`SEARCH_RANGE_REL`] of one local period after
-//! the previous mark. Marks are refined to sub-sample position and height by a
-//! parabola through three samples (at 16 kHz one sample is 1.25 % of a 200 Hz
-//! period, larger than typical jitter).
+//! Glottal cycles are found by waveform matching guided by the F0 track: in
+//! each voiced run a chain is anchored on the largest positive peak of the
+//! first period; from a mark `p` with local period `T` (from the F0 track), the
+//! one-period template centred on `p` is cross-correlated with the signal
+//! shifted by `τ ∈ [(1 − r)·T, (1 + r)·T]` (`r` = [`SEARCH_RANGE_REL`]); the
+//! best `τ`, refined by a parabola through three correlation values (at 16 kHz
+//! one sample is 1.25 % of a 200 Hz period, larger than typical jitter), is the
+//! cycle's period `T_i`, and the next mark is `p + τ`. A match below
+//! [`MIN_CYCLE_CORRELATION`] breaks the chain, which re-anchors a period later
+//! (eGeMAPS' `cPitchJitter` also matches cycles by cross-correlation, with
+//! `minCC = 0.5`). A cycle's amplitude `A_i` is the peak of its template.
 //!
 //! ```text
 //! jitter_local     = mean_i |T_i − T_{i−1}| / mean_i T_i
@@ -17,8 +21,9 @@
 //! Praat's voice report; eGeMAPS `jitterLocal`, `shimmerLocalDB`). Pairs whose
 //! periods differ by more than [`MAX_PERIOD_FACTOR`] or amplitudes by more than
 //! [`MAX_AMPLITUDE_FACTOR`] are skipped (Praat's defaults 1.3 and 1.6).
-//! eGeMAPS averages per-frame values instead of pooling cycles, and finds cycles
-//! by cross-correlation; so these are approximations of its numbers.
+//! eGeMAPS averages per-frame values over its own voiced frames instead of
+//! pooling cycles, so these approximate its numbers (see
+//! `docs/audio-features.md`).
 
 use crate::pitch::voiced_runs;
 use crate::{HOP_LENGTH, SAMPLE_RATE, WINDOW_LENGTH};
@@ -80,7 +85,7 @@ pub fn perturbation(samples: &[f32], f0_hz: &[f32]) -> Perturbation {
     }
 }
 
-/// Cycles `(period in samples, peak-to-peak amplitude)` inside one voiced
+/// Cycles `(period in samples, peak amplitude around its mark)` inside one voiced
 /// run, in order; a chain breaks (and restarts) where the waveform match falls
 /// below [`MIN_CYCLE_CORRELATION`].
 fn cycles(samples: &[f32], f0_hz: &[f32], run: std::ops::Range<usize>) -> Vec<Vec<(f32, f32)>> {
@@ -97,12 +102,25 @@ fn cycles(samples: &[f32], f0_hz: &[f32], run: std::ops::Range<usize>) -> Vec<Ve
     if start + 2 >= end {
         return chains;
     }
-    // Anchor on the largest sample of the first period.
-    let first_end = (start + period_at(start as f32).ceil() as usize).min(end);
-    let Some(anchor) = argmax(samples, start, first_end) else {
+    // (Re-)anchor a chain on the largest sample of the coming period, moving
+    // on by a period while that is not a true peak (silence, window edge).
+    let anchor = |mut from: f32| -> Option<f32> {
+        loop {
+            let lo = from.max(1.0) as usize;
+            let hi = (lo + period_at(from).ceil() as usize).min(end.saturating_sub(1));
+            if lo >= hi {
+                return None;
+            }
+            let i = argmax(samples, lo, hi)?;
+            if samples[i] > 0.0 && samples[i] > samples[i - 1] && samples[i] >= samples[i + 1] {
+                return Some(i as f32);
+            }
+            from = hi as f32;
+        }
+    };
+    let Some(mut pos) = anchor(start as f32) else {
         return chains;
     };
-    let mut pos = anchor as f32;
     loop {
         let period = period_at(pos);
         let half = (period / 2.0).round() as usize;
@@ -118,10 +136,15 @@ fn cycles(samples: &[f32], f0_hz: &[f32], run: std::ops::Range<usize>) -> Vec<Ve
             let seg = &samples[p - half + tau..p + half + tau];
             let e_s: f32 = seg.iter().map(|v| v * v).sum();
             let dot: f32 = template.iter().zip(seg).map(|(a, b)| a * b).sum();
-            if e_t > 0.0 && e_s > 0.0 { dot / (e_t * e_s).sqrt() } else { 0.0 }
+            if e_t > 0.0 && e_s > 0.0 {
+                dot / (e_t * e_s).sqrt()
+            } else {
+                0.0
+            }
         };
-        let scores: Vec<f32> = (lo..=hi + 1).map(|tau| cc(tau)).collect();
-        let Some(best) = (1..scores.len() - 1).max_by(|&a, &b| scores[a].total_cmp(&scores[b])) else {
+        let scores: Vec<f32> = (lo..=hi + 1).map(cc).collect();
+        let Some(best) = (1..scores.len() - 1).max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+        else {
             break;
         };
         let tau_int = lo + best;
@@ -129,7 +152,10 @@ fn cycles(samples: &[f32], f0_hz: &[f32], run: std::ops::Range<usize>) -> Vec<Ve
             if !chain.is_empty() {
                 chains.push(std::mem::take(&mut chain));
             }
-            pos += period;
+            match anchor(pos + period) {
+                Some(next) => pos = next,
+                None => break,
+            }
             continue;
         }
         let (y0, y1, y2) = (scores[best - 1], scores[best], scores[best + 1]);
@@ -139,11 +165,8 @@ fn cycles(samples: &[f32], f0_hz: &[f32], run: std::ops::Range<usize>) -> Vec<Ve
         } else {
             tau_int as f32
         };
-        let cycle = &samples[p..p + tau_int];
-        let (mn, mx) = cycle
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        chain.push((tau, mx - mn));
+        let peak = template.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        chain.push((tau, peak));
         pos += tau;
     }
     if !chain.is_empty() {
@@ -161,7 +184,7 @@ mod tests {
     use super::*;
 
     /// Pulse-like periodic signal with given per-cycle periods and amplitudes.
-    fn cycles(periods: &[f32], amps: &[f32]) -> Vec<f32> {
+    fn pulse_train(periods: &[f32], amps: &[f32]) -> Vec<f32> {
         let total: f32 = periods.iter().sum();
         let mut x = vec![0.0f32; total as usize + 800];
         let mut pos = 400.0f32;
@@ -179,7 +202,7 @@ mod tests {
 
     #[test]
     fn perfectly_periodic_signal_has_no_jitter_or_shimmer() {
-        let x = cycles(&[80.0; 150], &[0.5; 150]);
+        let x = pulse_train(&[80.0; 150], &[0.5; 150]);
         let f0 = vec![200.0; crate::stft::frame_count(x.len())];
         let p = perturbation(&x, &f0);
         assert!(p.num_pairs > 50, "{p:?}");
@@ -190,9 +213,13 @@ mod tests {
     #[test]
     fn alternating_periods_and_amplitudes_are_measured() {
         // Periods 78/82 (jitter 4/80 = 5 %), amplitudes 0.5/0.45 (0.915 dB).
-        let periods: Vec<f32> = (0..150).map(|i| if i % 2 == 0 { 78.0 } else { 82.0 }).collect();
-        let amps: Vec<f32> = (0..150).map(|i| if i % 2 == 0 { 0.5 } else { 0.45 }).collect();
-        let x = cycles(&periods, &amps);
+        let periods: Vec<f32> = (0..150)
+            .map(|i| if i % 2 == 0 { 78.0 } else { 82.0 })
+            .collect();
+        let amps: Vec<f32> = (0..150)
+            .map(|i| if i % 2 == 0 { 0.5 } else { 0.45 })
+            .collect();
+        let x = pulse_train(&periods, &amps);
         let f0 = vec![200.0; crate::stft::frame_count(x.len())];
         let p = perturbation(&x, &f0);
         assert!((p.jitter_local - 0.05).abs() < 0.005, "{p:?}");

@@ -36,13 +36,16 @@
 //! and creaky onsets produce. Finally voiced runs shorter than
 //! [`MIN_VOICED_FRAMES`] are dropped.
 //!
-//! **HNR** as eGeMAPS' `HNRdBACF`: with `ρ` the autocorrelation of the
-//! Hann-windowed buffer at the chosen period, normalised by its value at lag 0,
-//! `HNR = 10·log10(ρ / (1 − ρ))` dB, `ρ` clipped to [[`HNR_RHO_MIN`],
-//! [`HNR_RHO_MAX`]] (−20 … +30 dB). Boersma (1993) divides by the window's own
-//! autocorrelation to remove a bias that grows with the period; eGeMAPS does
-//! not, and neither do we, for comparability (on EmoDB the uncorrected form
-//! correlates 0.91 with eGeMAPS' HNR mean, the corrected one 0.70).
+//! **HNR** after Boersma ("Accurate short-term analysis of the fundamental
+//! frequency and the harmonics-to-noise ratio of a sampled sound", IFA
+//! Proceedings 17, 1993, eq. 9): `ρ = (r_x(τ)/r_x(0)) / (r_w(τ)/r_w(0))`, the
+//! autocorrelation of the Hann-windowed buffer at the chosen period divided by
+//! the window's own, then `HNR = 10·log10(ρ / (1 − ρ))` dB with `ρ` clipped to
+//! [[`HNR_RHO_MIN`], [`HNR_RHO_MAX`]] (−20 … +30 dB). eGeMAPS' `HNRdBACF`
+//! skips the division by `r_w`, which biases HNR down more the longer the
+//! period (a pure 200 Hz tone scores ≈ 10 dB, a 100 Hz one less), tying it to
+//! F0; we keep the corrected form and accept the lower parity (see
+//! `docs/audio-features.md`).
 //!
 //! The search range 55–1000 Hz is eGeMAPS' (`cPitchShs minPitch`, `maxPitch`).
 
@@ -118,6 +121,8 @@ pub struct PitchTracker {
     tau_max: usize,
     /// Hann window over the `YIN_WINDOW + tau_max` buffer (for the HNR).
     hann: Vec<f32>,
+    /// Normalised autocorrelation of `hann`, `τ = 0..=tau_max`.
+    hann_acf: Vec<f32>,
 }
 
 impl std::fmt::Debug for PitchTracker {
@@ -164,8 +169,17 @@ impl PitchTracker {
         let tau_max = (sr / F0_MIN_HZ).ceil() as usize;
         let len = YIN_WINDOW + tau_max;
         debug_assert!(len + tau_max <= FFT_LEN);
-        let hann = (0..len)
+        let hann: Vec<f32> = (0..len)
             .map(|j| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * j as f32 / (len - 1) as f32).cos())
+            .collect();
+        let zero: f64 = hann.iter().map(|&h| f64::from(h) * f64::from(h)).sum();
+        let hann_acf = (0..=tau_max)
+            .map(|tau| {
+                let r: f64 = (0..len - tau)
+                    .map(|j| f64::from(hann[j]) * f64::from(hann[j + tau]))
+                    .sum();
+                (r / zero) as f32
+            })
             .collect();
         Self {
             forward: planner.plan_fft_forward(FFT_LEN),
@@ -173,6 +187,7 @@ impl PitchTracker {
             tau_min,
             tau_max,
             hann,
+            hann_acf,
         }
     }
 
@@ -290,7 +305,10 @@ impl PitchTracker {
             .expect("buffers come from the plan");
         let zero = w.corr[0];
         let acf = (0..=self.tau_max)
-            .map(|tau| if zero > 0.0 { w.corr[tau] / zero } else { 0.0 })
+            .map(|tau| {
+                let r = if zero > 0.0 { w.corr[tau] / zero } else { 0.0 };
+                r / self.hann_acf[tau].max(1e-6)
+            })
             .collect();
         FrameAnalysis { rms, dprime, acf }
     }
@@ -309,7 +327,9 @@ fn yin_pick(dp: &[f32], lo: usize, hi: usize) -> usize {
         }
         tau += 1;
     }
-    (lo..=hi).min_by(|&a, &b| dp[a].total_cmp(&dp[b])).unwrap_or(lo)
+    (lo..=hi)
+        .min_by(|&a, &b| dp[a].total_cmp(&dp[b]))
+        .unwrap_or(lo)
 }
 
 /// Candidates of a frame with lags in `[lo, hi]` (`1 ≤ lo`, `hi < dp.len() − 1`).
@@ -334,7 +354,10 @@ fn candidates(frame: &FrameAnalysis, lo: usize, hi: usize) -> Vec<Candidate> {
     let pick = yin_pick(dp, lo, hi);
     let mut dips: Vec<usize> = (lo..=hi)
         .filter(|&k| {
-            k != pick && dp[k] < dp[k - 1] && dp[k] <= dp[k + 1] && dp[k] < CANDIDATE_MAX_APERIODICITY
+            k != pick
+                && dp[k] < dp[k - 1]
+                && dp[k] <= dp[k + 1]
+                && dp[k] < CANDIDATE_MAX_APERIODICITY
         })
         .collect();
     dips.sort_by(|&a, &b| dp[a].total_cmp(&dp[b]));
@@ -493,7 +516,11 @@ mod tests {
         let n = track.f0_hz.len();
         for t in 3..n - 3 {
             assert!(track.voiced[t], "frame {t} unvoiced");
-            assert!((track.f0_hz[t] - 200.0).abs() < 1.0, "frame {t}: {}", track.f0_hz[t]);
+            assert!(
+                (track.f0_hz[t] - 200.0).abs() < 1.0,
+                "frame {t}: {}",
+                track.f0_hz[t]
+            );
             assert!(track.hnr_db[t] > 20.0, "frame {t}: HNR {}", track.hnr_db[t]);
         }
     }
@@ -501,10 +528,17 @@ mod tests {
     #[test]
     fn harmonic_complex_gives_its_fundamental() {
         // A weak fundamental under strong harmonics (a voice-like spectrum).
-        let x = tone(&[(120.0, 0.1), (240.0, 0.4), (360.0, 0.3), (480.0, 0.2)], 1.0);
+        let x = tone(
+            &[(120.0, 0.1), (240.0, 0.4), (360.0, 0.3), (480.0, 0.2)],
+            1.0,
+        );
         let track = PitchTracker::new().track(&x);
         for t in 5..track.f0_hz.len() - 5 {
-            assert!((track.f0_hz[t] - 120.0).abs() < 1.5, "frame {t}: {}", track.f0_hz[t]);
+            assert!(
+                (track.f0_hz[t] - 120.0).abs() < 1.5,
+                "frame {t}: {}",
+                track.f0_hz[t]
+            );
         }
     }
 
@@ -525,7 +559,10 @@ mod tests {
             .collect();
         let track = PitchTracker::new().track(&noise);
         let voiced = track.voiced.iter().filter(|&&v| v).count();
-        assert!(voiced * 20 < track.voiced.len(), "{voiced} noise frames voiced");
+        assert!(
+            voiced * 20 < track.voiced.len(),
+            "{voiced} noise frames voiced"
+        );
     }
 
     #[test]

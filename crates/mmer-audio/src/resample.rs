@@ -240,18 +240,29 @@ mod tests {
 
     #[test]
     fn sine_keeps_frequency_and_amplitude() {
-        for (from, freq) in [(22_050, 440.0), (44_100, 3000.0), (8000, 1000.0), (48_000, 6000.0)] {
+        for (from, freq) in [
+            (22_050, 440.0),
+            (44_100, 3000.0),
+            (8000, 1000.0),
+            (48_000, 6000.0),
+        ] {
             let x = sine(freq, from, 1.0, 0.5);
             let y = resample(&x, from, 16_000).expect("resample");
             assert_eq!(y.len(), 16_000);
             // Skip the filter's edge transients.
             let mid = &y[800..15_200];
             let amp = project(mid, freq, 16_000);
-            assert!((amp - 0.5).abs() < 0.005, "{from} Hz, {freq} Hz: amplitude {amp}");
+            assert!(
+                (amp - 0.5).abs() < 0.005,
+                "{from} Hz, {freq} Hz: amplitude {amp}"
+            );
             // The energy sits at `freq`: the projection explains it all.
-            let rms = (mid.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / mid.len() as f64)
-                .sqrt();
-            assert!((rms * 2f64.sqrt() - amp).abs() < 0.005, "{from}: rms {rms} amp {amp}");
+            let rms =
+                (mid.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / mid.len() as f64).sqrt();
+            assert!(
+                (rms * 2f64.sqrt() - amp).abs() < 0.005,
+                "{from}: rms {rms} amp {amp}"
+            );
         }
     }
 
@@ -288,7 +299,13 @@ mod tests {
 
     #[test]
     fn zero_rate_is_an_error() {
-        assert!(matches!(resample(&[0.0], 0, 16_000), Err(Error::InvalidSampleRate { rate: 0 })));
-        assert!(matches!(Resampler::new(16_000, 0), Err(Error::InvalidSampleRate { rate: 0 })));
+        assert!(matches!(
+            resample(&[0.0], 0, 16_000),
+            Err(Error::InvalidSampleRate { rate: 0 })
+        ));
+        assert!(matches!(
+            Resampler::new(16_000, 0),
+            Err(Error::InvalidSampleRate { rate: 0 })
+        ));
     }
 }

@@ -34,7 +34,9 @@ fn hz_of(bin: usize) -> f64 {
 /// Alpha ratio in dB (see the module doc).
 pub fn alpha_ratio_db(power: &[f32]) -> f32 {
     let low: f32 = power[bin_of(50.0)..bin_of(1000.0)].iter().sum();
-    let high: f32 = power[bin_of(1000.0)..=bin_of(SPECTRAL_FMAX_HZ)].iter().sum();
+    let high: f32 = power[bin_of(1000.0)..=bin_of(SPECTRAL_FMAX_HZ)]
+        .iter()
+        .sum();
     10.0 * (high.max(POWER_FLOOR) / low.max(POWER_FLOOR)).log10()
 }
 
@@ -80,7 +82,11 @@ pub fn flux_magnitudes(power: &[f32]) -> Vec<f32> {
 
 /// Spectral flux between two [`flux_magnitudes`] vectors.
 pub fn spectral_flux(prev: &[f32], cur: &[f32]) -> f32 {
-    prev.iter().zip(cur).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt()
+    prev.iter()
+        .zip(cur)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f32>()
+        .sqrt()
 }
 
 #[cfg(test)]
@@ -102,7 +108,9 @@ mod tests {
     #[test]
     fn slope_of_a_db_ramp() {
         // 10·log10 P = 0.02·f → slope 0.02 dB/Hz.
-        let p: Vec<f32> = (0..NUM_BINS).map(|k| 10f32.powf(0.002 * hz_of(k) as f32)).collect();
+        let p: Vec<f32> = (0..NUM_BINS)
+            .map(|k| 10f32.powf(0.002 * hz_of(k) as f32))
+            .collect();
         assert!((spectral_slope(&p, 500.0, 1500.0) - 0.02).abs() < 1e-4);
     }
 

@@ -1,14 +1,14 @@
 //! WAV reading: integer PCM (8–32 bit) or 32-bit float, any channel count,
 //! down-mixed to mono `f32` in [-1, 1].
 //!
-//! Down-mixing averages the channels (the ITU-R BS.775 "mono = mean of all
-//! channels" convention, also what ffmpeg `-ac 1` does for stereo).
+//! Down-mixing averages the channels with equal weights (no surround-specific
+//! coefficients: speech corpora are mono or stereo).
 
 use std::path::{Path, PathBuf};
 
+use crate::SAMPLE_RATE;
 use crate::error::{Error, Result};
 use crate::resample::resample;
-use crate::SAMPLE_RATE;
 
 /// Mono audio at its native sample rate.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,9 +118,9 @@ mod tests {
             for &x in frame {
                 match spec.sample_format {
                     hound::SampleFormat::Float => w.write_sample(x).expect("write"),
-                    hound::SampleFormat::Int => w
-                        .write_sample((x * 32767.0).round() as i16)
-                        .expect("write"),
+                    hound::SampleFormat::Int => {
+                        w.write_sample((x * 32767.0).round() as i16).expect("write")
+                    }
                 }
             }
         }

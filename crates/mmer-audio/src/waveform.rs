@@ -14,7 +14,11 @@ pub fn mean_power(frame: &[f32]) -> f64 {
     if frame.is_empty() {
         return 0.0;
     }
-    frame.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / frame.len() as f64
+    frame
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        / frame.len() as f64
 }
 
 /// Frame energy in dB (see the module doc).

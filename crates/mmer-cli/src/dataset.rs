@@ -73,14 +73,21 @@ impl DataConfig {
                 self.path()?,
                 &mmer_data::feature_pickle::FeaturePickleOptions::default(),
             )?,
-            DatasetKind::Conversations => load_conversation_dir(self.path()?, self.labels.as_deref().unwrap_or("meld"))?,
-            DatasetKind::Synthetic => mmer_data::synthetic::generate(&self.synthetic.clone().unwrap_or_default()),
+            DatasetKind::Conversations => {
+                load_conversation_dir(self.path()?, self.labels.as_deref().unwrap_or("meld"))?
+            }
+            DatasetKind::Synthetic => {
+                mmer_data::synthetic::generate(&self.synthetic.clone().unwrap_or_default())
+            }
         };
         let needs_text = modalities.contains(&Modality::Text);
         let has_text = corpus.modalities().contains(&Modality::Text);
         if needs_text && (self.text_encoder.is_some() || !has_text) {
             let kind = self.text_encoder.with_context(|| {
-                format!("{} has no text features: choose a text encoder (--encoder minilm|mpnet)", corpus.name)
+                format!(
+                    "{} has no text features: choose a text encoder (--encoder minilm|mpnet)",
+                    corpus.name
+                )
             })?;
             let encoder = load_encoder(kind)?;
             attach_text_embeddings(&mut corpus, &encoder, &self.store)?;
@@ -90,7 +97,12 @@ impl DataConfig {
                 bail!(
                     "{} has no {m} features (it has: {})",
                     corpus.name,
-                    corpus.modalities().iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+                    corpus
+                        .modalities()
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
         }
@@ -120,27 +132,43 @@ fn load_conversation_dir(dir: &Path, labels: &str) -> Result<Corpus> {
             None => bail!("{}: missing {split}.jsonl or {split}.csv", dir.display()),
         }
     }
-    let name = dir.file_name().map_or("conversations".into(), |n| n.to_string_lossy().into_owned());
-    Ok(Corpus { name, labels, splits })
+    let name = dir
+        .file_name()
+        .map_or("conversations".into(), |n| n.to_string_lossy().into_owned());
+    Ok(Corpus {
+        name,
+        labels,
+        splits,
+    })
 }
 
 /// Loads a frozen sentence encoder from the installed weights.
 pub fn load_encoder(kind: EncoderKind) -> Result<SentenceEncoder> {
     let dir = mmer_features::default_models_dir();
-    SentenceEncoder::load(kind, &dir).with_context(|| format!("loading the {kind:?} text encoder from {}", dir.display()))
+    SentenceEncoder::load(kind, &dir)
+        .with_context(|| format!("loading the {kind:?} text encoder from {}", dir.display()))
 }
 
 /// Embeds every transcript of `corpus` (cached per split in the store) into
 /// the text modality. An utterance without text is an error naming it.
-pub fn attach_text_embeddings(corpus: &mut Corpus, encoder: &SentenceEncoder, store: &Path) -> Result<()> {
+pub fn attach_text_embeddings(
+    corpus: &mut Corpus,
+    encoder: &SentenceEncoder,
+    store: &Path,
+) -> Result<()> {
     let corpus_name = corpus.name.clone();
     for split in Split::ALL {
-        let Some(dialogues) = corpus.splits.get_mut(&split) else { continue };
+        let Some(dialogues) = corpus.splits.get_mut(&split) else {
+            continue;
+        };
         let items = dialogues
             .iter()
             .flat_map(|d| &d.utterances)
             .map(|u| {
-                let text = u.text.clone().with_context(|| format!("utterance {} has no transcript", u.id))?;
+                let text = u
+                    .text
+                    .clone()
+                    .with_context(|| format!("utterance {} has no transcript", u.id))?;
                 Ok((u.id.clone(), text))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -153,16 +181,20 @@ pub fn attach_text_embeddings(corpus: &mut Corpus, encoder: &SentenceEncoder, st
             encoder: encoder.name().to_string(),
             table: split.as_str().to_string(),
         };
-        let (rows, report) = mmer_core::store::cached_embeddings(&key, encoder.fingerprint(), &items, |texts| {
-            let bar = indicatif::ProgressBar::new(texts.len() as u64).with_style(
-                indicatif::ProgressStyle::with_template("embedding {msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+        let (rows, report) =
+            mmer_core::store::cached_embeddings(&key, encoder.fingerprint(), &items, |texts| {
+                let bar = indicatif::ProgressBar::new(texts.len() as u64).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "embedding {msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+                    )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message(format!("{corpus_name}/{split} ({})", encoder.name()));
-            let rows = encoder.embed_with_progress(texts, |done, _| bar.set_position(done as u64));
-            bar.finish_and_clear();
-            rows.map_err(anyhow::Error::from)
-        })?;
+                );
+                bar.set_message(format!("{corpus_name}/{split} ({})", encoder.name()));
+                let rows =
+                    encoder.embed_with_progress(texts, |done, _| bar.set_position(done as u64));
+                bar.finish_and_clear();
+                rows.map_err(anyhow::Error::from)
+            })?;
         tracing::info!(corpus = %corpus_name, %split, reused = report.reused, computed = report.computed, "text embeddings");
         let mut rows = rows.into_iter();
         for u in dialogues.iter_mut().flat_map(|d| d.utterances.iter_mut()) {

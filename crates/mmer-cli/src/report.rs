@@ -73,7 +73,8 @@ pub fn git_revision() -> String {
     };
     match run(&["rev-parse", "--short=12", "HEAD"]) {
         Some(rev) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
             if dirty { format!("{rev}-dirty") } else { rev }
         }
         None => "unknown".to_string(),
@@ -82,9 +83,15 @@ pub fn git_revision() -> String {
 
 impl RunResults {
     /// Collects a finished run.
-    pub fn new(corpus: &Corpus, config: &RunConfig, encoder: Option<String>, outcomes: &[SeedOutcome]) -> Result<Self> {
+    pub fn new(
+        corpus: &Corpus,
+        config: &RunConfig,
+        encoder: Option<String>,
+        outcomes: &[SeedOutcome],
+    ) -> Result<Self> {
         let valid: Vec<ClassificationReport> = outcomes.iter().map(|o| o.valid.clone()).collect();
-        let test: Vec<ClassificationReport> = outcomes.iter().filter_map(|o| o.test.clone()).collect();
+        let test: Vec<ClassificationReport> =
+            outcomes.iter().filter_map(|o| o.test.clone()).collect();
         let model = serde_json::to_value(config.train.model.context)
             .ok()
             .and_then(|v| v.as_str().map(|s| format!("erc-context-{s}")))
@@ -98,9 +105,16 @@ impl RunResults {
             model,
             seeds: outcomes.iter().map(|o| o.seed).collect(),
             git_revision: git_revision(),
-            split_sizes: Split::ALL.iter().map(|&s| (s, corpus.num_utterances(s))).collect(),
+            split_sizes: Split::ALL
+                .iter()
+                .map(|&s| (s, corpus.num_utterances(s)))
+                .collect(),
             classes: corpus.labels.classes.clone(),
-            test: if test.is_empty() { None } else { Some(ReportAggregate::from_reports(&test)?) },
+            test: if test.is_empty() {
+                None
+            } else {
+                Some(ReportAggregate::from_reports(&test)?)
+            },
             valid: ReportAggregate::from_reports(&valid)?,
             per_seed: outcomes
                 .iter()
@@ -119,7 +133,8 @@ impl RunResults {
     /// Writes `results.json` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join("results.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(self)?).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(&path, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// A readable table: one row per metric, validation and test mean ± std.
@@ -132,10 +147,19 @@ impl RunResults {
             self.seeds.len()
         );
         let names: Vec<&str> = self.classes.iter().map(String::as_str).collect();
-        let test_rows = self.test.as_ref().map(|t| t.rows(&names)).unwrap_or_default();
+        let test_rows = self
+            .test
+            .as_ref()
+            .map(|t| t.rows(&names))
+            .unwrap_or_default();
         for (k, (name, valid)) in self.valid.rows(&names).into_iter().enumerate() {
-            let test = test_rows.get(k).map_or("—".to_string(), |(_, a)| a.display_percent());
-            out.push_str(&format!("| {name} | {} | {test} |\n", valid.display_percent()));
+            let test = test_rows
+                .get(k)
+                .map_or("—".to_string(), |(_, a)| a.display_percent());
+            out.push_str(&format!(
+                "| {name} | {} | {test} |\n",
+                valid.display_percent()
+            ));
         }
         out.push_str("\n(percent, mean ± sample std over seeds; model selected on valid)\n");
         out

@@ -31,7 +31,10 @@ fn demo_runs_end_to_end() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("Sample conversation"), "{text}");
-    assert!(text.contains("labelled turns predicted correctly"), "{text}");
+    assert!(
+        text.contains("labelled turns predicted correctly"),
+        "{text}"
+    );
     let results = read_json(&out.join("results.json"));
     let wf1 = results["test"]["weighted_f1"]["mean"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&wf1));
@@ -44,8 +47,19 @@ fn train_then_eval_reproduces_test_metrics() {
     let out = dir.path().join("run");
     let out_s = out.to_str().unwrap();
     let o = mmer(&[
-        "train", "--dataset", "synthetic", "--modalities", "audio,face", "--context", "dialogue-speaker",
-        "--seeds", "3,4", "--max-epochs", "2", "--out", out_s,
+        "train",
+        "--dataset",
+        "synthetic",
+        "--modalities",
+        "audio,face",
+        "--context",
+        "dialogue-speaker",
+        "--seeds",
+        "3,4",
+        "--max-epochs",
+        "2",
+        "--out",
+        out_s,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("weighted_f1"), "{}", stdout(&o));
@@ -58,7 +72,10 @@ fn train_then_eval_reproduces_test_metrics() {
     for metric in ["accuracy", "weighted_f1", "macro_f1"] {
         let trained = results["test"][metric]["mean"].as_f64().unwrap();
         let reloaded = eval["aggregate"][metric]["mean"].as_f64().unwrap();
-        assert!((trained - reloaded).abs() < 1e-9, "{metric}: {trained} vs {reloaded}");
+        assert!(
+            (trained - reloaded).abs() < 1e-9,
+            "{metric}: {trained} vs {reloaded}"
+        );
     }
 }
 
@@ -67,7 +84,14 @@ fn bad_paths_fail_with_a_message_naming_them() {
     let o = mmer(&["predict", "--model", "/nonexistent/seed-0", "x.jsonl"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/seed-0"), "{}", stderr(&o));
-    let o = mmer(&["data", "stats", "--dataset", "meld", "--data", "/nonexistent/meld"]);
+    let o = mmer(&[
+        "data",
+        "stats",
+        "--dataset",
+        "meld",
+        "--data",
+        "/nonexistent/meld",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/meld"), "{}", stderr(&o));
 }
@@ -76,7 +100,11 @@ fn bad_paths_fail_with_a_message_naming_them() {
 fn train_rejects_unknown_config_keys() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("run.toml");
-    std::fs::write(&config, "[data]\ndataset = \"synthetic\"\n[train]\nlearning_rat = 0.1\n").unwrap();
+    std::fs::write(
+        &config,
+        "[data]\ndataset = \"synthetic\"\n[train]\nlearning_rat = 0.1\n",
+    )
+    .unwrap();
     let o = mmer(&["train", "--config", config.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("learning_rat"), "{}", stderr(&o));
@@ -87,7 +115,10 @@ fn train_rejects_unknown_config_keys() {
 #[test]
 fn conversations_train_and_predict_with_minilm() {
     let models = std::env::var("MMER_MODELS_DIR").unwrap_or_else(|_| "../../models".into());
-    if !Path::new(&models).join("all-minilm-l6-v2/model.safetensors").exists() {
+    if !Path::new(&models)
+        .join("all-minilm-l6-v2/model.safetensors")
+        .exists()
+    {
         eprintln!("skipping: MiniLM weights not installed (run scripts/setup.sh)");
         return;
     }
@@ -118,27 +149,63 @@ fn conversations_train_and_predict_with_minilm() {
     let out = dir.path().join("run");
     let store = dir.path().join("store");
     let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
-        .args(["train", "--dataset", "conversations", "--data", data.to_str().unwrap(), "--encoder", "minilm"])
-        .args(["--seeds", "0", "--max-epochs", "3", "--out", out.to_str().unwrap(), "--store", store.to_str().unwrap()])
+        .args([
+            "train",
+            "--dataset",
+            "conversations",
+            "--data",
+            data.to_str().unwrap(),
+            "--encoder",
+            "minilm",
+        ])
+        .args([
+            "--seeds",
+            "0",
+            "--max-epochs",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ])
         .env("MMER_MODELS_DIR", &models)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/conversation.jsonl");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/examples/conversation.jsonl"
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
-        .args(["predict", "--format", "jsonl", "--model", out.join("seed-0").to_str().unwrap(), example])
+        .args([
+            "predict",
+            "--format",
+            "jsonl",
+            "--model",
+            out.join("seed-0").to_str().unwrap(),
+            example,
+        ])
         .env("MMER_MODELS_DIR", &models)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let predictions: Vec<serde_json::Value> =
-        stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let predictions: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let turns = std::fs::read_to_string(example).unwrap().lines().count();
     assert_eq!(predictions.len(), turns);
-    let classes = ["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"];
+    let classes = [
+        "neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger",
+    ];
     for p in &predictions {
         assert!(classes.contains(&p["emotion"].as_str().unwrap()), "{p}");
-        let sum: f64 = p["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+        let sum: f64 = p["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
         assert!((sum - 1.0).abs() < 1e-4);
     }
 }

@@ -21,7 +21,11 @@ pub struct Features {
 impl Features {
     /// An utterance-level vector.
     pub fn vector(data: Vec<f32>) -> Self {
-        Self { frames: 1, dim: data.len(), data }
+        Self {
+            frames: 1,
+            dim: data.len(),
+            data,
+        }
     }
 
     /// A `frames × dim` sequence.
@@ -256,7 +260,10 @@ mod tests {
             labels: LabelSpace::meld(),
             splits: BTreeMap::from([(
                 Split::Train,
-                vec![Dialogue { id: "d0".into(), utterances: vec![u] }],
+                vec![Dialogue {
+                    id: "d0".into(),
+                    utterances: vec![u],
+                }],
             )]),
         }
     }
@@ -264,16 +271,23 @@ mod tests {
     #[test]
     fn validate_rejects_nan_and_names_the_utterance() {
         let mut u = Utterance::new("d0_u0", 0, "A");
-        u.features.insert(Modality::Audio, Features::vector(vec![0.0, f32::NAN]));
+        u.features
+            .insert(Modality::Audio, Features::vector(vec![0.0, f32::NAN]));
         let err = corpus_with(u).validate().unwrap_err().to_string();
-        assert!(err.contains("d0_u0") && err.contains("audio") && err.contains("index 1"), "{err}");
+        assert!(
+            err.contains("d0_u0") && err.contains("audio") && err.contains("index 1"),
+            "{err}"
+        );
     }
 
     #[test]
     fn validate_rejects_label_out_of_range() {
         let mut u = Utterance::new("d0_u0", 0, "A");
         u.label = Some(Label::Single(7));
-        assert!(matches!(corpus_with(u).validate(), Err(Error::LabelOutOfRange { .. })));
+        assert!(matches!(
+            corpus_with(u).validate(),
+            Err(Error::LabelOutOfRange { .. })
+        ));
     }
 
     #[test]
@@ -285,8 +299,14 @@ mod tests {
 
     #[test]
     fn unknown_label_lists_known_classes() {
-        let err = LabelSpace::meld().index_of("happy").unwrap_err().to_string();
-        assert!(err.contains("neutral") && err.contains("\"happy\""), "{err}");
+        let err = LabelSpace::meld()
+            .index_of("happy")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("neutral") && err.contains("\"happy\""),
+            "{err}"
+        );
         assert_eq!(LabelSpace::meld().index_of(" Joy ").unwrap(), 4);
     }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A feature array holds a NaN or infinite value.
-    #[error("utterance {utterance}: {modality} features contain a non-finite value at index {index}")]
+    #[error(
+        "utterance {utterance}: {modality} features contain a non-finite value at index {index}"
+    )]
     NonFinite {
         /// Utterance id.
         utterance: String,
@@ -28,7 +30,9 @@ pub enum Error {
         got: usize,
     },
     /// Utterances of one modality disagree on feature width.
-    #[error("{modality} features of utterance {utterance} have width {got}, expected {expected} (from earlier utterances)")]
+    #[error(
+        "{modality} features of utterance {utterance} have width {got}, expected {expected} (from earlier utterances)"
+    )]
     WidthMismatch {
         /// Modality name.
         modality: String,

@@ -29,13 +29,18 @@ impl LabelSpace {
     pub fn meld() -> Self {
         Self::single(
             "meld",
-            &["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"],
+            &[
+                "neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger",
+            ],
         )
     }
 
     /// IEMOCAP's 6 classes in DialogueRNN pickle order: hap0 sad1 neu2 ang3 exc4 fru5.
     pub fn iemocap() -> Self {
-        Self::single("iemocap", &["happy", "sad", "neutral", "angry", "excited", "frustrated"])
+        Self::single(
+            "iemocap",
+            &["happy", "sad", "neutral", "angry", "excited", "frustrated"],
+        )
     }
 
     /// Number of classes.

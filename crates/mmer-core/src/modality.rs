@@ -21,7 +21,12 @@ pub enum Modality {
 
 impl Modality {
     /// All modalities in canonical order.
-    pub const ALL: [Modality; 4] = [Modality::Text, Modality::Audio, Modality::Face, Modality::Body];
+    pub const ALL: [Modality; 4] = [
+        Modality::Text,
+        Modality::Audio,
+        Modality::Face,
+        Modality::Body,
+    ];
 
     /// Lower-case name used in files and messages.
     pub fn as_str(self) -> &'static str {

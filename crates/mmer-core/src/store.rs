@@ -75,11 +75,17 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn store_err(path: &Path, msg: impl Into<String>) -> Error {
-    Error::Store { path: path.to_path_buf(), msg: msg.into() }
+    Error::Store {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
 }
 
 /// Stored rows keyed by the SHA-256 of their text.
@@ -93,13 +99,15 @@ fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<RowsByHash>> {
     if !index_path.exists() || !tensor_path.exists() {
         return Ok(None);
     }
-    let index: Index = serde_json::from_slice(&std::fs::read(&index_path).map_err(io_err(&index_path))?)
-        .map_err(|e| store_err(&index_path, e.to_string()))?;
+    let index: Index =
+        serde_json::from_slice(&std::fs::read(&index_path).map_err(io_err(&index_path))?)
+            .map_err(|e| store_err(&index_path, e.to_string()))?;
     if index.schema_version != SCHEMA_VERSION || index.encoder_fingerprint != fingerprint {
         return Ok(None);
     }
     let bytes = std::fs::read(&tensor_path).map_err(io_err(&tensor_path))?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| store_err(&tensor_path, e.to_string()))?;
+    let tensors =
+        SafeTensors::deserialize(&bytes).map_err(|e| store_err(&tensor_path, e.to_string()))?;
     let view = tensors
         .tensor(TENSOR_NAME)
         .map_err(|e| store_err(&tensor_path, e.to_string()))?;
@@ -107,7 +115,12 @@ fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<RowsByHash>> {
     if view.dtype() != Dtype::F32 || view.shape() != [n, index.dim] {
         return Err(store_err(
             &tensor_path,
-            format!("expected f32 [{n}, {}], found {:?} {:?}", index.dim, view.dtype(), view.shape()),
+            format!(
+                "expected f32 [{n}, {}], found {:?} {:?}",
+                index.dim,
+                view.dtype(),
+                view.shape()
+            ),
         ));
     }
     let values: Vec<f32> = view
@@ -127,7 +140,13 @@ fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<RowsByHash>> {
 ///
 /// # Errors
 /// I/O or serialisation failures, naming the file.
-pub fn save_table(key: &StoreKey, fingerprint: &str, ids: &[String], hashes: &[String], rows: &[Vec<f32>]) -> Result<()> {
+pub fn save_table(
+    key: &StoreKey,
+    fingerprint: &str,
+    ids: &[String],
+    hashes: &[String],
+    rows: &[Vec<f32>],
+) -> Result<()> {
     let dir = key.dir();
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let dim = rows.first().map_or(0, Vec::len);
@@ -135,7 +154,10 @@ pub fn save_table(key: &StoreKey, fingerprint: &str, ids: &[String], hashes: &[S
     let mut flat: Vec<u8> = Vec::with_capacity(rows.len() * dim * 4);
     for row in rows {
         if row.len() != dim {
-            return Err(store_err(&tensor_path, format!("row width {} != {dim}", row.len())));
+            return Err(store_err(
+                &tensor_path,
+                format!("row width {} != {dim}", row.len()),
+            ));
         }
         flat.extend(row.iter().flat_map(|v| v.to_le_bytes()));
     }
@@ -175,13 +197,23 @@ pub fn cached_embeddings<E: From<Error>>(
 ) -> std::result::Result<(Vec<Vec<f32>>, CacheReport), E> {
     let hashes: Vec<String> = items.iter().map(|(_, t)| text_hash(t)).collect();
     let stored = load_rows(key, fingerprint)?.unwrap_or_default();
-    let missing: Vec<usize> = (0..items.len()).filter(|&i| !stored.contains_key(&hashes[i])).collect();
+    let missing: Vec<usize> = (0..items.len())
+        .filter(|&i| !stored.contains_key(&hashes[i]))
+        .collect();
     let texts: Vec<&str> = missing.iter().map(|&i| items[i].1.as_str()).collect();
-    let computed = if texts.is_empty() { Vec::new() } else { compute(&texts)? };
+    let computed = if texts.is_empty() {
+        Vec::new()
+    } else {
+        compute(&texts)?
+    };
     if computed.len() != missing.len() {
         return Err(store_err(
             &key.tensor_path(),
-            format!("encoder returned {} rows for {} texts", computed.len(), missing.len()),
+            format!(
+                "encoder returned {} rows for {} texts",
+                computed.len(),
+                missing.len()
+            ),
         )
         .into());
     }
@@ -191,13 +223,22 @@ pub fn cached_embeddings<E: From<Error>>(
     }
     let rows: Vec<Vec<f32>> = hashes
         .iter()
-        .map(|h| stored.get(h).or_else(|| fresh.get(h.as_str())).cloned().unwrap_or_default())
+        .map(|h| {
+            stored
+                .get(h)
+                .or_else(|| fresh.get(h.as_str()))
+                .cloned()
+                .unwrap_or_default()
+        })
         .collect();
     let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
     if !missing.is_empty() || stored.len() != items.len() {
         save_table(key, fingerprint, &ids, &hashes, &rows)?;
     }
-    let report = CacheReport { reused: items.len() - missing.len(), computed: missing.len() };
+    let report = CacheReport {
+        reused: items.len() - missing.len(),
+        computed: missing.len(),
+    };
     Ok((rows, report))
 }
 
@@ -206,7 +247,12 @@ mod tests {
     use super::*;
 
     fn key(root: &Path) -> StoreKey {
-        StoreKey { root: root.into(), corpus: "c".into(), encoder: "e".into(), table: "train".into() }
+        StoreKey {
+            root: root.into(),
+            corpus: "c".into(),
+            encoder: "e".into(),
+            table: "train".into(),
+        }
     }
 
     fn fake_encoder(texts: &[&str]) -> Result<Vec<Vec<f32>>> {
@@ -217,18 +263,46 @@ mod tests {
     fn second_run_reuses_and_changed_text_recomputes_only_itself() {
         let dir = tempfile::tempdir().unwrap();
         let k = key(dir.path());
-        let mut items = vec![("a".to_string(), "hello".to_string()), ("b".to_string(), "hi".to_string())];
+        let mut items = vec![
+            ("a".to_string(), "hello".to_string()),
+            ("b".to_string(), "hi".to_string()),
+        ];
         let (rows, r) = cached_embeddings(&k, "fp1", &items, fake_encoder).unwrap();
-        assert_eq!(r, CacheReport { reused: 0, computed: 2 });
+        assert_eq!(
+            r,
+            CacheReport {
+                reused: 0,
+                computed: 2
+            }
+        );
         assert_eq!(rows[0], vec![5.0, 1.0]);
         let (_, r) = cached_embeddings(&k, "fp1", &items, fake_encoder).unwrap();
-        assert_eq!(r, CacheReport { reused: 2, computed: 0 });
+        assert_eq!(
+            r,
+            CacheReport {
+                reused: 2,
+                computed: 0
+            }
+        );
         items[1].1 = "hey there".into();
         let (rows, r) = cached_embeddings(&k, "fp1", &items, fake_encoder).unwrap();
-        assert_eq!(r, CacheReport { reused: 1, computed: 1 });
+        assert_eq!(
+            r,
+            CacheReport {
+                reused: 1,
+                computed: 1
+            }
+        );
         assert_eq!(rows[1], vec![9.0, 1.0]);
         let (_, r) = cached_embeddings(&k, "fp2", &items, fake_encoder).unwrap();
-        assert_eq!(r, CacheReport { reused: 0, computed: 2 }, "a new encoder invalidates everything");
+        assert_eq!(
+            r,
+            CacheReport {
+                reused: 0,
+                computed: 2
+            },
+            "a new encoder invalidates everything"
+        );
     }
 
     #[test]
@@ -238,7 +312,9 @@ mod tests {
         let items = vec![("a".to_string(), "x".to_string())];
         cached_embeddings(&k, "fp", &items, fake_encoder).unwrap();
         std::fs::write(k.tensor_path(), b"garbage").unwrap();
-        let err = cached_embeddings(&k, "fp", &items, fake_encoder).unwrap_err().to_string();
+        let err = cached_embeddings(&k, "fp", &items, fake_encoder)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("train.safetensors"), "{err}");
     }
 }

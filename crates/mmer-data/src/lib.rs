@@ -4,8 +4,8 @@
 //! Owns file formats only; no features are computed here (that is
 //! `mmer-features`) and nothing here knows about models.
 
-mod error;
 pub mod conversation;
+mod error;
 pub mod feature_pickle;
 pub mod iemocap;
 pub mod meld;

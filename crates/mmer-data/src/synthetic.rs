@@ -126,7 +126,9 @@ pub fn generate(config: &SyntheticConfig) -> Corpus {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let signal = 2.0f32;
     let protos = Prototypes {
-        text: (0..CLASSES.len()).map(|_| unit_vector(&mut rng, 32)).collect(),
+        text: (0..CLASSES.len())
+            .map(|_| unit_vector(&mut rng, 32))
+            .collect(),
         valence_dir: unit_vector(&mut rng, 16),
         arousal_dir: unit_vector(&mut rng, 24),
         body_dir: unit_vector(&mut rng, 8),
@@ -141,7 +143,11 @@ pub fn generate(config: &SyntheticConfig) -> Corpus {
             .collect();
         splits.insert(*split, dialogues);
     }
-    Corpus { name: "synthetic".into(), labels: label_space(), splits }
+    Corpus {
+        name: "synthetic".into(),
+        labels: label_space(),
+        splits,
+    }
 }
 
 fn generate_dialogue(
@@ -152,16 +158,24 @@ fn generate_dialogue(
     id: String,
 ) -> Dialogue {
     let turns = rng.random_range(config.turns.0..=config.turns.1.max(config.turns.0));
-    let num_speakers = rng.random_range(config.speakers.0..=config.speakers.1.max(config.speakers.0)).max(1);
+    let num_speakers = rng
+        .random_range(config.speakers.0..=config.speakers.1.max(config.speakers.0))
+        .max(1);
     let offsets: Vec<BTreeMap<Modality, Vec<f32>>> = (0..num_speakers)
-        .map(|_| DIMS.iter().map(|&(m, d)| (m, (0..d).map(|_| 0.3 * gaussian(rng)).collect())).collect())
+        .map(|_| {
+            DIMS.iter()
+                .map(|&(m, d)| (m, (0..d).map(|_| 0.3 * gaussian(rng)).collect()))
+                .collect()
+        })
         .collect();
     let mut mood: Vec<Option<usize>> = vec![None; num_speakers];
     let mut previous_speaker = usize::MAX;
     let mut utterances = Vec::with_capacity(turns);
     for t in 0..turns {
         // Alternate speakers mostly, sometimes the same speaker continues.
-        let speaker = if num_speakers == 1 || (previous_speaker != usize::MAX && rng.random::<f64>() < 0.15) {
+        let speaker = if num_speakers == 1
+            || (previous_speaker != usize::MAX && rng.random::<f64>() < 0.15)
+        {
             previous_speaker.min(num_speakers - 1)
         } else {
             let mut s = rng.random_range(0..num_speakers);
@@ -176,21 +190,50 @@ fn generate_dialogue(
             _ => draw_class(rng),
         };
         mood[speaker] = Some(class);
-        let strength = if rng.random::<f64>() < config.faint { 0.25 * signal } else { signal };
-        let text_class = if rng.random::<f64>() < config.text_informative { class } else { 0 };
+        let strength = if rng.random::<f64>() < config.faint {
+            0.25 * signal
+        } else {
+            signal
+        };
+        let text_class = if rng.random::<f64>() < config.text_informative {
+            class
+        } else {
+            0
+        };
         let mut features = BTreeMap::new();
         for &(modality, dim) in &DIMS {
             let clean: Vec<f32> = match modality {
-                Modality::Text => protos.text[text_class].iter().map(|v| v * strength).collect(),
-                Modality::Audio => protos.arousal_dir.iter().map(|v| v * strength * AROUSAL[class]).collect(),
-                Modality::Face => protos.valence_dir.iter().map(|v| v * strength * VALENCE[class]).collect(),
-                Modality::Body => protos.body_dir.iter().map(|v| v * 0.5 * strength * AROUSAL[class]).collect(),
+                Modality::Text => protos.text[text_class]
+                    .iter()
+                    .map(|v| v * strength)
+                    .collect(),
+                Modality::Audio => protos
+                    .arousal_dir
+                    .iter()
+                    .map(|v| v * strength * AROUSAL[class])
+                    .collect(),
+                Modality::Face => protos
+                    .valence_dir
+                    .iter()
+                    .map(|v| v * strength * VALENCE[class])
+                    .collect(),
+                Modality::Body => protos
+                    .body_dir
+                    .iter()
+                    .map(|v| v * 0.5 * strength * AROUSAL[class])
+                    .collect(),
             };
             let offset = &offsets[speaker][&modality];
-            let noisy = (0..dim).map(|i| clean[i] + offset[i] + config.noise * gaussian(rng)).collect();
+            let noisy = (0..dim)
+                .map(|i| clean[i] + offset[i] + config.noise * gaussian(rng))
+                .collect();
             features.insert(modality, Features::vector(noisy));
         }
-        let label = if rng.random::<f64>() < config.label_noise { rng.random_range(0..CLASSES.len()) } else { class };
+        let label = if rng.random::<f64>() < config.label_noise {
+            rng.random_range(0..CLASSES.len())
+        } else {
+            class
+        };
         let mut u = Utterance::new(format!("{id}_u{t}"), t, format!("S{speaker}"));
         u.label = Some(Label::Single(label));
         u.features = features;
@@ -205,7 +248,10 @@ mod tests {
 
     #[test]
     fn deterministic_under_seed_and_valid() {
-        let config = SyntheticConfig { dialogues: [5, 2, 2], ..Default::default() };
+        let config = SyntheticConfig {
+            dialogues: [5, 2, 2],
+            ..Default::default()
+        };
         let a = generate(&config);
         assert_eq!(a, generate(&config));
         assert_ne!(a, generate(&SyntheticConfig { seed: 1, ..config }));

@@ -114,7 +114,9 @@ impl ErcModel {
             }
             None => utterance_repr,
         };
-        let hidden = self.hidden_dropout.forward(relu(self.hidden.forward(head_in))); // [b, t, d_model]
+        let hidden = self
+            .hidden_dropout
+            .forward(relu(self.hidden.forward(head_in))); // [b, t, d_model]
         self.output.forward(hidden) // [b, t, classes]
     }
 }
@@ -139,7 +141,11 @@ mod tests {
     #[test]
     fn shapes_for_every_context_mode_and_length_one() {
         let device = Device::default();
-        for mode in [ContextMode::None, ContextMode::Dialogue, ContextMode::DialogueSpeaker] {
+        for mode in [
+            ContextMode::None,
+            ContextMode::Dialogue,
+            ContextMode::DialogueSpeaker,
+        ] {
             let model = ErcModelConfig::new(6, 7).with_context(mode).init(&device);
             assert_eq!(model.forward(&batch(&device)).dims(), [2, 5, 7]);
             let single = DialogueBatch {
@@ -167,7 +173,8 @@ mod tests {
                 .map(|g| g.abs().sum().into_scalar::<f32>() > 0.0)
                 .unwrap_or(false);
             if !alive {
-                self.dead.push(format!("{:?} {:?}", param.id, param.shape()));
+                self.dead
+                    .push(format!("{:?} {:?}", param.id, param.shape()));
             }
         }
     }
@@ -180,13 +187,31 @@ mod tests {
         let model = ErcModelConfig::new(6, 4).with_dropout(0.0).init(&device);
         let logits = model.forward(&batch(&device)); // [2, 5, 4]
         let flat = logits.reshape([10, 4]);
-        let valid = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3, 4, 5, 6, 7], [8]), &device);
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3, 0, 1, 2, 3], [8]), &device);
+        let valid = Tensor::<1, Int>::from_data(
+            TensorData::new(vec![0i64, 1, 2, 3, 4, 5, 6, 7], [8]),
+            &device,
+        );
+        let targets = Tensor::<1, Int>::from_data(
+            TensorData::new(vec![0i64, 1, 2, 3, 0, 1, 2, 3], [8]),
+            &device,
+        );
         let loss = classification_loss(flat.select(0, valid), targets, None, LossKind::default());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let mut visitor = DeadParams { grads: &grads, dead: Vec::new(), seen: 0 };
+        let mut visitor = DeadParams {
+            grads: &grads,
+            dead: Vec::new(),
+            seen: 0,
+        };
         model.visit(&mut visitor);
-        assert!(visitor.seen >= 12, "only {} parameters visited", visitor.seen);
-        assert!(visitor.dead.is_empty(), "parameters without gradient: {:?}", visitor.dead);
+        assert!(
+            visitor.seen >= 12,
+            "only {} parameters visited",
+            visitor.seen
+        );
+        assert!(
+            visitor.dead.is_empty(),
+            "parameters without gradient: {:?}",
+            visitor.dead
+        );
     }
 }

@@ -52,12 +52,20 @@ pub fn classification_loss(
     kind: LossKind,
 ) -> Tensor<1> {
     let log_probs = log_softmax(logits, 1); // [n, c]
-    let log_p_t = log_probs.gather(1, targets.clone().unsqueeze_dim(1)).squeeze_dim::<1>(1); // [n]
+    let log_p_t = log_probs
+        .gather(1, targets.clone().unsqueeze_dim(1))
+        .squeeze_dim::<1>(1); // [n]
     let gamma = kind.gamma();
     let per_row = if gamma == 0.0 {
         -log_p_t
     } else {
-        let modulator = log_p_t.clone().exp().neg().add_scalar(1.0).clamp_min(0.0).powf_scalar(gamma);
+        let modulator = log_p_t
+            .clone()
+            .exp()
+            .neg()
+            .add_scalar(1.0)
+            .clamp_min(0.0)
+            .powf_scalar(gamma);
         -(modulator * log_p_t)
     }; // [n]
     match class_weights {
@@ -84,7 +92,12 @@ mod tests {
     #[test]
     fn gamma_zero_is_cross_entropy() {
         let (logits, targets) = setup();
-        let focal0 = classification_loss(logits.clone(), targets.clone(), None, LossKind::Focal { gamma: 0.0 });
+        let focal0 = classification_loss(
+            logits.clone(),
+            targets.clone(),
+            None,
+            LossKind::Focal { gamma: 0.0 },
+        );
         let ce = classification_loss(logits, targets, None, LossKind::CrossEntropy);
         // Hand-computed: mean(−log softmax) = mean(0.24131, 1.00194) = 0.62162
         let v: f32 = ce.into_scalar();
@@ -95,8 +108,15 @@ mod tests {
     #[test]
     fn focal_down_weights_easy_rows() {
         let (logits, targets) = setup();
-        let ce: f32 = classification_loss(logits.clone(), targets.clone(), None, LossKind::CrossEntropy).into_scalar();
-        let focal: f32 = classification_loss(logits, targets, None, LossKind::Focal { gamma: 1.0 }).into_scalar();
+        let ce: f32 = classification_loss(
+            logits.clone(),
+            targets.clone(),
+            None,
+            LossKind::CrossEntropy,
+        )
+        .into_scalar();
+        let focal: f32 = classification_loss(logits, targets, None, LossKind::Focal { gamma: 1.0 })
+            .into_scalar();
         // (1 − p)·(−log p) per row: p = 0.78565 → 0.05172; p = 0.36718 → 0.63406.
         assert!((focal - 0.342_89).abs() < 1e-4, "{focal}");
         assert!(focal < ce);
@@ -107,7 +127,8 @@ mod tests {
         let (logits, targets) = setup();
         let device = Device::default();
         let w = Tensor::<1>::from_floats([1.0, 1.0, 3.0], &device);
-        let v: f32 = classification_loss(logits, targets, Some(w), LossKind::CrossEntropy).into_scalar();
+        let v: f32 =
+            classification_loss(logits, targets, Some(w), LossKind::CrossEntropy).into_scalar();
         let expected = (0.24131 + 3.0 * 1.00194) / 4.0;
         assert!((v - expected).abs() < 1e-3, "{v} vs {expected}");
     }

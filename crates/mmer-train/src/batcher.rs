@@ -5,10 +5,10 @@
 //! with the checkpoint, so valid/test/predict inputs are scaled exactly as
 //! training inputs were.
 
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use mmer_core::{Dialogue, Label, Modality, Utterance};
 use mmer_models::DialogueBatch;
 use mmer_models::blocks::{SequenceIndex, SpeakerIndex};
-use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -28,7 +28,12 @@ fn utterance_modality(u: &Utterance, m: Modality) -> Result<&mmer_core::Features
     u.features.get(&m).ok_or_else(|| Error::MissingModality {
         utterance: u.id.clone(),
         modality: m,
-        available: u.features.keys().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+        available: u
+            .features
+            .keys()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -85,7 +90,12 @@ impl FeatureLayout {
         for &(m, width) in &self.modalities {
             let f = utterance_modality(u, m)?;
             if f.dim != width {
-                return Err(Error::WidthMismatch { utterance: u.id.clone(), modality: m, expected: width, got: f.dim });
+                return Err(Error::WidthMismatch {
+                    utterance: u.id.clone(),
+                    modality: m,
+                    expected: width,
+                    got: f.dim,
+                });
             }
             out.extend(f.mean_pooled());
         }
@@ -159,7 +169,12 @@ pub fn encode(dialogues: &[Dialogue], layout: &FeatureLayout) -> Result<Vec<Enco
                     }
                 });
             }
-            Ok(EncodedDialogue { id: d.id.clone(), inputs, speakers, labels })
+            Ok(EncodedDialogue {
+                id: d.id.clone(),
+                inputs,
+                speakers,
+                labels,
+            })
         })
         .collect()
 }

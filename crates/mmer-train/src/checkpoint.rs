@@ -94,13 +94,19 @@ impl Checkpoint {
     pub fn save(&self, model: &ErcModel, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let meta = dir.join(META_FILE);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Checkpoint { path: meta.clone(), msg: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Checkpoint {
+            path: meta.clone(),
+            msg: e.to_string(),
+        })?;
         std::fs::write(&meta, json).map_err(io_err(&meta))?;
         let weights = dir.join(WEIGHTS_FILE);
         model
             .clone()
             .save_file(&weights)
-            .map_err(|e| Error::Checkpoint { path: weights, msg: e.to_string() })
+            .map_err(|e| Error::Checkpoint {
+                path: weights,
+                msg: e.to_string(),
+            })
     }
 
     /// Reads a checkpoint directory and rebuilds the model on the CPU.
@@ -111,15 +117,24 @@ impl Checkpoint {
         let meta = dir.join(META_FILE);
         let bytes = std::fs::read(&meta).map_err(io_err(&meta))?;
         let checkpoint: Checkpoint =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint { path: meta.clone(), msg: e.to_string() })?;
+            serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
+                path: meta.clone(),
+                msg: e.to_string(),
+            })?;
         if checkpoint.schema_version != SCHEMA_VERSION {
             return Err(Error::Checkpoint {
                 path: meta,
-                msg: format!("schema version {} (this mmer reads {SCHEMA_VERSION})", checkpoint.schema_version),
+                msg: format!(
+                    "schema version {} (this mmer reads {SCHEMA_VERSION})",
+                    checkpoint.schema_version
+                ),
             });
         }
         let weights: PathBuf = dir.join(WEIGHTS_FILE);
-        let record = ModuleRecord::load(&weights).map_err(|e| Error::Checkpoint { path: weights.clone(), msg: e.to_string() })?;
+        let record = ModuleRecord::load(&weights).map_err(|e| Error::Checkpoint {
+            path: weights.clone(),
+            msg: e.to_string(),
+        })?;
         let device = Device::flex();
         let model = checkpoint
             .config
@@ -127,7 +142,10 @@ impl Checkpoint {
             .model_config(checkpoint.layout.d_input(), checkpoint.labels.num_classes())
             .init(&device)
             .try_load_record(record)
-            .map_err(|e| Error::Checkpoint { path: weights, msg: e.to_string() })?;
+            .map_err(|e| Error::Checkpoint {
+                path: weights,
+                msg: e.to_string(),
+            })?;
         Ok((checkpoint, model))
     }
 
@@ -135,9 +153,19 @@ impl Checkpoint {
     ///
     /// # Errors
     /// Missing modalities, mismatched widths, or no labelled turn.
-    pub fn evaluate(&self, model: &ErcModel, dialogues: &[Dialogue]) -> Result<mmer_eval::ClassificationReport> {
+    pub fn evaluate(
+        &self,
+        model: &ErcModel,
+        dialogues: &[Dialogue],
+    ) -> Result<mmer_eval::ClassificationReport> {
         let encoded = encode(dialogues, &self.layout)?;
-        crate::trainer::evaluate(model, &encoded, &self.labels, self.layout.d_input(), &Device::flex())
+        crate::trainer::evaluate(
+            model,
+            &encoded,
+            &self.labels,
+            self.layout.d_input(),
+            &Device::flex(),
+        )
     }
 
     /// Predicts every utterance of `dialogues`.
@@ -146,7 +174,8 @@ impl Checkpoint {
     /// Missing modalities or mismatched widths, naming the utterance.
     pub fn predict(&self, model: &ErcModel, dialogues: &[Dialogue]) -> Result<Vec<Prediction>> {
         let encoded = encode(dialogues, &self.layout)?;
-        let probs = predict_probabilities(model, &encoded, self.layout.d_input(), 32, &Device::flex());
+        let probs =
+            predict_probabilities(model, &encoded, self.layout.d_input(), 32, &Device::flex());
         let mut out = Vec::new();
         for (d, dialogue_probs) in dialogues.iter().zip(probs) {
             for (u, p) in d.utterances.iter().zip(dialogue_probs) {
@@ -165,7 +194,11 @@ impl Checkpoint {
                     emotion: self.labels.name_of(best).to_string(),
                     confidence,
                     probabilities: p,
-                    gold: u.label.as_ref().and_then(|l| l.single()).map(|c| self.labels.name_of(c).to_string()),
+                    gold: u
+                        .label
+                        .as_ref()
+                        .and_then(|l| l.single())
+                        .map(|c| self.labels.name_of(c).to_string()),
                 });
             }
         }

@@ -22,7 +22,12 @@ pub struct ModelSpec {
 
 impl Default for ModelSpec {
     fn default() -> Self {
-        Self { context: ContextMode::DialogueSpeaker, d_model: 256, d_hidden: 100, dropout: 0.3 }
+        Self {
+            context: ContextMode::DialogueSpeaker,
+            d_model: 256,
+            d_hidden: 100,
+            dropout: 0.3,
+        }
     }
 }
 
@@ -102,7 +107,13 @@ impl ClassWeighting {
             ClassWeighting::EffectiveNumber { beta } => {
                 let raw: Vec<f64> = counts
                     .iter()
-                    .map(|&n| if n == 0 { 0.0 } else { (1.0 - beta) / (1.0 - beta.powf(n as f64)) })
+                    .map(|&n| {
+                        if n == 0 {
+                            0.0
+                        } else {
+                            (1.0 - beta) / (1.0 - beta.powf(n as f64))
+                        }
+                    })
                     .collect();
                 let present = raw.iter().filter(|w| **w > 0.0).count().max(1) as f64;
                 let sum: f64 = raw.iter().sum();
@@ -127,7 +138,9 @@ mod tests {
 
     #[test]
     fn effective_number_weights_favour_rare_classes() {
-        let w = ClassWeighting::EffectiveNumber { beta: 0.999 }.weights(&[1000, 100, 10]).unwrap();
+        let w = ClassWeighting::EffectiveNumber { beta: 0.999 }
+            .weights(&[1000, 100, 10])
+            .unwrap();
         assert!(w[2] > w[1] && w[1] > w[0]);
         let mean = w.iter().sum::<f32>() / 3.0;
         assert!((mean - 1.0).abs() < 1e-5);

@@ -9,7 +9,9 @@ pub enum Error {
     #[error("{0}")]
     Data(String),
     /// An utterance lacks a modality the model needs.
-    #[error("utterance {utterance} has no {modality} features, which this model was trained with (available: {available})")]
+    #[error(
+        "utterance {utterance} has no {modality} features, which this model was trained with (available: {available})"
+    )]
     MissingModality {
         /// Utterance id.
         utterance: String,
@@ -19,7 +21,9 @@ pub enum Error {
         available: String,
     },
     /// Feature width differs from the checkpoint's.
-    #[error("utterance {utterance}: {modality} features are {got}-d, the model expects {expected}-d")]
+    #[error(
+        "utterance {utterance}: {modality} features are {got}-d, the model expects {expected}-d"
+    )]
     WidthMismatch {
         /// Utterance id.
         utterance: String,
@@ -55,5 +59,8 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }

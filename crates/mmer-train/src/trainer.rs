@@ -44,7 +44,10 @@ impl PreparedData {
     /// Empty train or valid split, multi-label corpus, missing modalities.
     pub fn new(corpus: &Corpus, config: &TrainConfig) -> Result<Self> {
         if corpus.labels.multi_label {
-            return Err(Error::Data(format!("{} is multi-label; this trainer is single-label", corpus.name)));
+            return Err(Error::Data(format!(
+                "{} is multi-label; this trainer is single-label",
+                corpus.name
+            )));
         }
         for split in [Split::Train, Split::Valid] {
             if corpus.split(split).is_empty() {
@@ -207,8 +210,15 @@ pub fn train_epoch(
 }
 
 /// A fresh model and optimizer for `seed`, on the training device.
-pub fn init_model(data: &PreparedData, config: &TrainConfig, device: &Device) -> (ErcModel, ModuleOptimizer) {
-    let model = config.model.model_config(data.layout.d_input(), data.labels.num_classes()).init(device);
+pub fn init_model(
+    data: &PreparedData,
+    config: &TrainConfig,
+    device: &Device,
+) -> (ErcModel, ModuleOptimizer) {
+    let model = config
+        .model
+        .model_config(data.layout.d_input(), data.labels.num_classes())
+        .init(device);
     let optim = AdamConfig::new()
         .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)))
         .init();
@@ -216,7 +226,11 @@ pub fn init_model(data: &PreparedData, config: &TrainConfig, device: &Device) ->
 }
 
 /// Class weights of the loss as a tensor, if configured.
-pub fn class_weight_tensor(data: &PreparedData, config: &TrainConfig, device: &Device) -> Option<Tensor<1>> {
+pub fn class_weight_tensor(
+    data: &PreparedData,
+    config: &TrainConfig,
+    device: &Device,
+) -> Option<Tensor<1>> {
     config
         .class_weighting
         .weights(&data.class_counts())
@@ -227,7 +241,12 @@ pub fn class_weight_tensor(data: &PreparedData, config: &TrainConfig, device: &D
 ///
 /// # Errors
 /// Data problems found while batching or scoring.
-pub fn train_seed(data: &PreparedData, config: &TrainConfig, seed: u64, show_progress: bool) -> Result<(SeedOutcome, ErcModel)> {
+pub fn train_seed(
+    data: &PreparedData,
+    config: &TrainConfig,
+    seed: u64,
+    show_progress: bool,
+) -> Result<(SeedOutcome, ErcModel)> {
     let started = Instant::now();
     let device = training_device();
     device.seed(seed);
@@ -238,7 +257,11 @@ pub fn train_seed(data: &PreparedData, config: &TrainConfig, seed: u64, show_pro
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let eval_device = device.clone().inner();
 
-    let bar = if show_progress { ProgressBar::new(config.max_epochs as u64) } else { ProgressBar::hidden() };
+    let bar = if show_progress {
+        ProgressBar::new(config.max_epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("seed {msg} [{bar:30}] epoch {pos}/{len} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -249,31 +272,64 @@ pub fn train_seed(data: &PreparedData, config: &TrainConfig, seed: u64, show_pro
     let mut history = Vec::new();
     for epoch in 1..=config.max_epochs {
         order.shuffle(&mut rng);
-        let (trained, train_loss) = train_epoch(model, &mut optim, data, &order, config, class_weights.as_ref(), &device);
+        let (trained, train_loss) = train_epoch(
+            model,
+            &mut optim,
+            data,
+            &order,
+            config,
+            class_weights.as_ref(),
+            &device,
+        );
         model = trained;
         let snapshot = model.valid();
         let valid = evaluate(&snapshot, &data.valid, &data.labels, d_input, &eval_device)?;
         let wf1 = valid.weighted_f1;
-        history.push(EpochRecord { epoch, train_loss, valid_weighted_f1: wf1 });
+        history.push(EpochRecord {
+            epoch,
+            train_loss,
+            valid_weighted_f1: wf1,
+        });
         tracing::debug!(seed, epoch, train_loss, valid_wf1 = wf1, "epoch");
         bar.set_message(format!("{seed} valid wF1 {wf1:.4}"));
         bar.inc(1);
         let improved = best.as_ref().is_none_or(|(score, _, _)| wf1 > *score);
         if improved {
             best = Some((wf1, epoch, snapshot));
-        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= config.patience) {
+        } else if best
+            .as_ref()
+            .is_some_and(|(_, e, _)| epoch - e >= config.patience)
+        {
             break;
         }
     }
     bar.finish_and_clear();
-    let (_, best_epoch, best_model) = best.ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))?;
-    let valid = evaluate(&best_model, &data.valid, &data.labels, d_input, &eval_device)?;
+    let (_, best_epoch, best_model) =
+        best.ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))?;
+    let valid = evaluate(
+        &best_model,
+        &data.valid,
+        &data.labels,
+        d_input,
+        &eval_device,
+    )?;
     let test = if data.test.is_empty() {
         None
     } else {
-        Some(evaluate(&best_model, &data.test, &data.labels, d_input, &eval_device)?)
+        Some(evaluate(
+            &best_model,
+            &data.test,
+            &data.labels,
+            d_input,
+            &eval_device,
+        )?)
     };
-    tracing::info!(seed, best_epoch, valid_wf1 = valid.weighted_f1, "seed finished");
+    tracing::info!(
+        seed,
+        best_epoch,
+        valid_wf1 = valid.weighted_f1,
+        "seed finished"
+    );
     let outcome = SeedOutcome {
         seed,
         best_epoch,
@@ -292,7 +348,10 @@ mod tests {
     use mmer_data::synthetic::{SyntheticConfig, generate};
 
     fn tiny() -> (PreparedData, TrainConfig) {
-        let corpus = generate(&SyntheticConfig { dialogues: [24, 8, 8], ..Default::default() });
+        let corpus = generate(&SyntheticConfig {
+            dialogues: [24, 8, 8],
+            ..Default::default()
+        });
         let config = TrainConfig {
             modalities: vec![Modality::Audio, Modality::Face],
             max_epochs: 4,
@@ -314,7 +373,11 @@ mod tests {
         let best = a
             .history
             .iter()
-            .max_by(|x, y| x.valid_weighted_f1.total_cmp(&y.valid_weighted_f1).then(y.epoch.cmp(&x.epoch)))
+            .max_by(|x, y| {
+                x.valid_weighted_f1
+                    .total_cmp(&y.valid_weighted_f1)
+                    .then(y.epoch.cmp(&x.epoch))
+            })
             .unwrap();
         assert_eq!(best.epoch, a.best_epoch);
         // ... and re-scoring it reproduces that epoch's number exactly.
@@ -323,12 +386,18 @@ mod tests {
 
     #[test]
     fn missing_modality_is_an_error_naming_the_utterance() {
-        let mut corpus = generate(&SyntheticConfig { dialogues: [2, 1, 1], ..Default::default() });
+        let mut corpus = generate(&SyntheticConfig {
+            dialogues: [2, 1, 1],
+            ..Default::default()
+        });
         let train = corpus.splits.get_mut(&Split::Train).unwrap();
         let u = &mut train[0].utterances[1];
         u.features.remove(&Modality::Face);
         let id = u.id.clone();
-        let config = TrainConfig { modalities: vec![Modality::Face], ..TrainConfig::default() };
+        let config = TrainConfig {
+            modalities: vec![Modality::Face],
+            ..TrainConfig::default()
+        };
         let err = PreparedData::new(&corpus, &config).unwrap_err().to_string();
         assert!(err.contains(&id) && err.contains("face"), "{err}");
     }

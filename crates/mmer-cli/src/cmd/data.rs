@@ -55,14 +55,25 @@ pub fn stats(corpus: &Corpus) -> BTreeMap<Split, SplitStats> {
     for split in Split::ALL {
         let dialogues = corpus.split(split);
         let utterances: Vec<_> = dialogues.iter().flat_map(|d| &d.utterances).collect();
-        let mut classes: BTreeMap<String, usize> = corpus.labels.classes.iter().map(|c| (c.clone(), 0)).collect();
+        let mut classes: BTreeMap<String, usize> = corpus
+            .labels
+            .classes
+            .iter()
+            .map(|c| (c.clone(), 0))
+            .collect();
         let mut modalities = BTreeMap::new();
         for u in &utterances {
             match &u.label {
-                Some(Label::Single(c)) => *classes.entry(corpus.labels.name_of(*c).to_string()).or_default() += 1,
+                Some(Label::Single(c)) => {
+                    *classes
+                        .entry(corpus.labels.name_of(*c).to_string())
+                        .or_default() += 1
+                }
                 Some(Label::Multi(bits)) => {
                     for (c, _) in bits.iter().enumerate().filter(|(_, b)| **b) {
-                        *classes.entry(corpus.labels.name_of(c).to_string()).or_default() += 1;
+                        *classes
+                            .entry(corpus.labels.name_of(c).to_string())
+                            .or_default() += 1;
                     }
                 }
                 None => {}
@@ -71,17 +82,25 @@ pub fn stats(corpus: &Corpus) -> BTreeMap<Split, SplitStats> {
                 *modalities.entry(*m).or_default() += 1;
             }
         }
-        let speakers: std::collections::BTreeSet<&str> = utterances.iter().map(|u| u.speaker.as_str()).collect();
+        let speakers: std::collections::BTreeSet<&str> =
+            utterances.iter().map(|u| u.speaker.as_str()).collect();
         out.insert(
             split,
             SplitStats {
                 dialogues: dialogues.len(),
                 utterances: utterances.len(),
                 speakers: speakers.len(),
-                max_turns: dialogues.iter().map(|d| d.utterances.len()).max().unwrap_or(0),
+                max_turns: dialogues
+                    .iter()
+                    .map(|d| d.utterances.len())
+                    .max()
+                    .unwrap_or(0),
                 mean_turns: utterances.len() as f64 / dialogues.len().max(1) as f64,
                 single_turn_dialogues: dialogues.iter().filter(|d| d.utterances.len() == 1).count(),
-                empty_texts: utterances.iter().filter(|u| u.text.as_deref().is_some_and(|t| t.trim().is_empty())).count(),
+                empty_texts: utterances
+                    .iter()
+                    .filter(|u| u.text.as_deref().is_some_and(|t| t.trim().is_empty()))
+                    .count(),
                 classes,
                 modalities,
             },
@@ -107,24 +126,39 @@ pub fn run(command: DataCommand) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&stats)?);
         return Ok(());
     }
-    println!("{} ({} classes)\n", corpus.name, corpus.labels.num_classes());
+    println!(
+        "{} ({} classes)\n",
+        corpus.name,
+        corpus.labels.num_classes()
+    );
     println!("| | {} |", Split::ALL.map(|s| s.as_str()).join(" | "));
     println!("|---|---|---|---|");
     let row = |name: &str, f: &dyn Fn(&SplitStats) -> String| {
-        let cells: Vec<String> = Split::ALL.iter().map(|s| stats.get(s).map_or("-".into(), f)).collect();
+        let cells: Vec<String> = Split::ALL
+            .iter()
+            .map(|s| stats.get(s).map_or("-".into(), f))
+            .collect();
         println!("| {name} | {} |", cells.join(" | "));
     };
     row("dialogues", &|s| s.dialogues.to_string());
     row("utterances", &|s| s.utterances.to_string());
     row("speakers", &|s| s.speakers.to_string());
-    row("turns mean / max", &|s| format!("{:.1} / {}", s.mean_turns, s.max_turns));
-    row("one-turn dialogues", &|s| s.single_turn_dialogues.to_string());
+    row("turns mean / max", &|s| {
+        format!("{:.1} / {}", s.mean_turns, s.max_turns)
+    });
+    row("one-turn dialogues", &|s| {
+        s.single_turn_dialogues.to_string()
+    });
     row("empty transcripts", &|s| s.empty_texts.to_string());
     for class in &corpus.labels.classes {
-        row(class, &|s| s.classes.get(class).copied().unwrap_or(0).to_string());
+        row(class, &|s| {
+            s.classes.get(class).copied().unwrap_or(0).to_string()
+        });
     }
     for m in Modality::ALL {
-        row(&format!("has {m}"), &|s| s.modalities.get(&m).copied().unwrap_or(0).to_string());
+        row(&format!("has {m}"), &|s| {
+            s.modalities.get(&m).copied().unwrap_or(0).to_string()
+        });
     }
     Ok(())
 }

@@ -54,8 +54,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
     println!("{}", results.table());
 
     // Predict one held-out conversation turn by turn with the first seed's model.
-    let seed_dir = args.out.join(format!("seed-{}", results.seeds.first().copied().unwrap_or(0)));
-    let (checkpoint, model) = Checkpoint::load(&seed_dir).with_context(|| format!("loading {}", seed_dir.display()))?;
+    let seed_dir = args.out.join(format!(
+        "seed-{}",
+        results.seeds.first().copied().unwrap_or(0)
+    ));
+    let (checkpoint, model) =
+        Checkpoint::load(&seed_dir).with_context(|| format!("loading {}", seed_dir.display()))?;
     let corpus = mmer_data::synthetic::generate(&synthetic);
     let sample = corpus
         .split(Split::Test)
@@ -63,8 +67,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .max_by_key(|d| d.utterances.len())
         .context("the synthetic test split is empty")?;
     let predictions = checkpoint.predict(&model, std::slice::from_ref(sample))?;
-    println!("Sample conversation {} ({} turns):\n", sample.id, sample.utterances.len());
+    println!(
+        "Sample conversation {} ({} turns):\n",
+        sample.id,
+        sample.utterances.len()
+    );
     println!("{}", render_table(&predictions));
-    println!("Run directory: {} (config.toml, results.json, seed-*/checkpoint.json + model.bpk)", args.out.display());
+    println!(
+        "Run directory: {} (config.toml, results.json, seed-*/checkpoint.json + model.bpk)",
+        args.out.display()
+    );
     Ok(())
 }

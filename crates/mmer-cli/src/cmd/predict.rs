@@ -49,17 +49,29 @@ pub fn render_table(predictions: &[Prediction]) -> String {
     }
     if predictions.iter().any(|p| p.gold.is_some()) {
         let labelled: Vec<_> = predictions.iter().filter(|p| p.gold.is_some()).collect();
-        let correct = labelled.iter().filter(|p| p.gold.as_deref() == Some(p.emotion.as_str())).count();
-        out.push_str(&format!("\n{correct}/{} labelled turns predicted correctly\n", labelled.len()));
+        let correct = labelled
+            .iter()
+            .filter(|p| p.gold.as_deref() == Some(p.emotion.as_str()))
+            .count();
+        out.push_str(&format!(
+            "\n{correct}/{} labelled turns predicted correctly\n",
+            labelled.len()
+        ));
     }
     out
 }
 
 /// Entry point of `mmer predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let (checkpoint, model) = Checkpoint::load(&args.model).with_context(|| format!("loading model {}", args.model.display()))?;
-    let mut dialogues = mmer_data::conversation::load_conversations(&args.input, &checkpoint.labels)?;
-    let uses_text = checkpoint.layout.modalities.iter().any(|(m, _)| *m == Modality::Text);
+    let (checkpoint, model) = Checkpoint::load(&args.model)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let mut dialogues =
+        mmer_data::conversation::load_conversations(&args.input, &checkpoint.labels)?;
+    let uses_text = checkpoint
+        .layout
+        .modalities
+        .iter()
+        .any(|(m, _)| *m == Modality::Text);
     let encoder = match (&checkpoint.text_encoder, uses_text) {
         (Some(name), true) => Some(load_encoder(name.parse()?)?),
         (None, true) => anyhow::bail!(
@@ -71,7 +83,11 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let started = Instant::now();
     if let Some(encoder) = &encoder {
         for d in &mut dialogues {
-            let texts: Vec<&str> = d.utterances.iter().map(|u| u.text.as_deref().unwrap_or("")).collect();
+            let texts: Vec<&str> = d
+                .utterances
+                .iter()
+                .map(|u| u.text.as_deref().unwrap_or(""))
+                .collect();
             let rows = encoder.embed(&texts)?;
             for (u, row) in d.utterances.iter_mut().zip(rows) {
                 u.features.insert(Modality::Text, Features::vector(row));

@@ -68,7 +68,9 @@ fn parse_context(s: &str) -> Result<ContextMode, String> {
         "none" => Ok(ContextMode::None),
         "dialogue" => Ok(ContextMode::Dialogue),
         "dialogue_speaker" => Ok(ContextMode::DialogueSpeaker),
-        other => Err(format!("unknown context {other:?}: none, dialogue, dialogue-speaker")),
+        other => Err(format!(
+            "unknown context {other:?}: none, dialogue, dialogue-speaker"
+        )),
     }
 }
 
@@ -77,8 +79,10 @@ impl TrainArgs {
     pub fn into_config(self) -> Result<(RunConfig, PathBuf)> {
         let mut config = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<RunConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<RunConfig>(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?
             }
             None => RunConfig {
                 data: DataConfig {
@@ -122,16 +126,24 @@ impl TrainArgs {
         if config.train.seeds.is_empty() {
             anyhow::bail!("no seeds configured");
         }
-        let out = self.out.unwrap_or_else(|| PathBuf::from("runs").join(default_run_name(&config)));
+        let out = self
+            .out
+            .unwrap_or_else(|| PathBuf::from("runs").join(default_run_name(&config)));
         Ok((config, out))
     }
 }
 
 /// `<dataset>-<encoder>-<context>`, e.g. `meld-minilm-dialogue_speaker`.
 pub fn default_run_name(config: &RunConfig) -> String {
-    let dataset = serde_json::to_value(config.data.dataset).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let dataset = serde_json::to_value(config.data.dataset)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
     let encoder = config.data.text_encoder.map_or("features", |e| e.as_str());
-    let context = serde_json::to_value(config.train.model.context).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let context = serde_json::to_value(config.train.model.context)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
     format!("{dataset}-{encoder}-{context}")
 }
 
@@ -139,9 +151,12 @@ pub fn default_run_name(config: &RunConfig) -> String {
 pub fn train_run(config: &RunConfig, out: &Path, show_progress: bool) -> Result<RunResults> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let config_path = out.join("config.toml");
-    std::fs::write(&config_path, toml::to_string_pretty(config)?).with_context(|| format!("writing {}", config_path.display()))?;
+    std::fs::write(&config_path, toml::to_string_pretty(config)?)
+        .with_context(|| format!("writing {}", config_path.display()))?;
     let corpus = config.data.load(&config.train.modalities)?;
-    corpus.validate().with_context(|| format!("validating {}", corpus.name))?;
+    corpus
+        .validate()
+        .with_context(|| format!("validating {}", corpus.name))?;
     let data = PreparedData::new(&corpus, &config.train)?;
     tracing::info!(
         corpus = %corpus.name,
@@ -167,7 +182,8 @@ pub fn train_run(config: &RunConfig, out: &Path, show_progress: bool) -> Result<
         )
         .save(&model, &dir)?;
         let metrics = dir.join("metrics.json");
-        std::fs::write(&metrics, serde_json::to_vec_pretty(&outcome)?).with_context(|| format!("writing {}", metrics.display()))?;
+        std::fs::write(&metrics, serde_json::to_vec_pretty(&outcome)?)
+            .with_context(|| format!("writing {}", metrics.display()))?;
         outcomes.push(outcome);
     }
     let results = RunResults::new(&corpus, config, text_encoder, &outcomes)?;

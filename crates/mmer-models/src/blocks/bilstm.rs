@@ -161,7 +161,9 @@ mod tests {
         let padded = Tensor::cat(vec![x, pad], 1);
         let long = lstm.forward(padded, &SequenceIndex::new(&[2], 5, &device));
         let long = long.slice([0..1, 0..2, 0..8]);
-        short.into_data().assert_approx_eq::<f32>(&long.into_data(), Default::default());
+        short
+            .into_data()
+            .assert_approx_eq::<f32>(&long.into_data(), Default::default());
     }
 
     #[test]

@@ -117,7 +117,11 @@ impl ContextBlockConfig {
 
     /// Output width: `2 * d_hidden` per bidirectional stream.
     pub fn d_output(&self) -> usize {
-        if self.speaker { 4 * self.d_hidden } else { 2 * self.d_hidden }
+        if self.speaker {
+            4 * self.d_hidden
+        } else {
+            2 * self.d_hidden
+        }
     }
 }
 
@@ -140,7 +144,10 @@ impl ContextBlock {
 
         let device = utterances.device();
         let flat = Tensor::cat(
-            vec![utterances.reshape([batch * len, d]), Tensor::zeros([1, d], &device)],
+            vec![
+                utterances.reshape([batch * len, d]),
+                Tensor::zeros([1, d], &device),
+            ],
             0,
         ); // [b*t + 1, d]
         let seqs = speakers.num_sequences();
@@ -183,7 +190,10 @@ mod tests {
             .abs()
             .sum()
             .into_scalar();
-        assert!(diff > 1e-6, "speaker 1's earlier turn sees its later turn backwards");
+        assert!(
+            diff > 1e-6,
+            "speaker 1's earlier turn sees its later turn backwards"
+        );
     }
 
     #[test]
