@@ -45,6 +45,13 @@ from pathlib import Path
 # Offline, before any Hugging Face import reads them.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Before torch starts its OpenMP pool: idle OpenMP threads sleep instead of
+# spinning. With the default (spinning) policy on a machine where other jobs
+# compete for the cores, a descheduled worker stalls every barrier; we measured
+# single LSTM forward passes of 2-6 s instead of 20 ms (10-25x slower epochs).
+# Spinning may be slightly faster on an idle machine: set OMP_WAIT_POLICY=ACTIVE
+# to measure that.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ENCODER_DIRS = {"minilm": "all-minilm-l6-v2", "mpnet": "all-mpnet-base-v2"}
 # mmer_core::LabelSpace::meld() order.
@@ -57,29 +64,20 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def reset_peak_rss():
-    """Resets VmHWM so the next reading covers only the timed work (Linux
-    >= 4.0, proc(5)); the same bookkeeping as `mmer bench`. Returns whether it worked."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def vm_hwm_mib():
+def rss_mib():
+    """Current resident set (VmRSS), MiB; None without procfs. Read, never
+    reset: resetting VmHWM would also reset what /usr/bin/time reports."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return None
 
 
-def environment(torch, work_peak_rss_mib=None):
+def environment(torch, rss_before_work_mib=None):
     import numpy
 
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
@@ -94,9 +92,9 @@ def environment(torch, work_peak_rss_mib=None):
     return {
         "torch_num_threads": torch.get_num_threads(),
         "torch_num_interop_threads": torch.get_num_interop_threads(),
-        # ru_maxrss survives the VmHWM reset: the whole process's peak.
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "rss_before_work_mib": rss_before_work_mib,
         "peak_rss_mib": peak_rss_mib(),
-        "work_peak_rss_mib": work_peak_rss_mib,
         "versions": versions,
     }
 
@@ -118,11 +116,10 @@ def bench_text(args):
     tokens = sum(len(ids) for ids in encoded["input_ids"])
     if args.warmup > 0:
         model.encode(texts[: args.warmup], batch_size=args.batch_size, show_progress_bar=False)
-    reset = reset_peak_rss()
+    rss_before = rss_mib()
     started = time.perf_counter()
     vectors = model.encode(texts, batch_size=args.batch_size, show_progress_bar=False, convert_to_numpy=True)
     seconds = time.perf_counter() - started
-    work_peak = vm_hwm_mib() if reset else None
     return {
         "workload": "text",
         "encoder": args.encoder,
@@ -133,7 +130,7 @@ def bench_text(args):
         "texts_per_second": len(texts) / seconds,
         "tokens_per_second": tokens / seconds,
         "checksum": float(vectors.astype("float64").sum()),
-        "environment": environment(torch, work_peak),
+        "environment": environment(torch, rss_before),
     }
 
 
@@ -293,7 +290,7 @@ def bench_train_epoch(args):
     utterances = sum(len(d[3]) for d in dialogues)
 
     epoch_seconds, epoch_loss = [], []
-    reset = reset_peak_rss()
+    rss_before = rss_mib()
     for epoch in range(args.epochs):
         order = orders[epoch]
         started = time.perf_counter()
@@ -312,7 +309,6 @@ def bench_train_epoch(args):
             batches += 1
         epoch_seconds.append(time.perf_counter() - started)
         epoch_loss.append(loss_sum / max(batches, 1))
-    work_peak = vm_hwm_mib() if reset else None
     seconds = sum(epoch_seconds)
     return {
         "workload": "train_epoch",
@@ -327,7 +323,7 @@ def bench_train_epoch(args):
         "epoch_loss": epoch_loss,
         "utterances_per_second": utterances * args.epochs / seconds,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "environment": environment(torch, work_peak),
+        "environment": environment(torch, rss_before),
     }
 
 

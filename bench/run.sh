@@ -14,8 +14,8 @@
 # Both sides time only the work, not process start or model loading. Peak RSS
 # is the whole process's maximum resident set from `/usr/bin/time -v` (Debian
 # package `time`); without it the processes' own VmHWM / ru_maxrss readings are
-# used. "work peak" is the VmHWM high-water mark of the timed work alone, reset
-# through /proc/self/clear_refs after loading (both sides do the same).
+# used. Each side also reports its resident set right before the timed work
+# (what loading left), in results.json.
 #
 # Results go to bench/runs/<date>-<host>/: results.json, summary.md, each
 # side's JSON report, log and /usr/bin/time output, and loadavg.log (sampled
@@ -26,13 +26,15 @@
 #   --epochs E   training epochs to time (default 1)
 #   --threads T  threads on both sides (default 2): RAYON_NUM_THREADS, mmer
 #                --workers, torch.set_num_threads, OMP/MKL_NUM_THREADS
+#                (OMP_WAIT_POLICY defaults to PASSIVE; see pytorch_reference.py)
 #   --no-build   use the existing target/release/mmer
 #   --out DIR    run directory (default bench/runs/<date>-<host>[-k])
 # Environment:
 #   MMER_BENCH_VENV   Python venv to use/create
 #                     (default ${XDG_CACHE_HOME:-$HOME/.cache}/mmer/bench-venv)
 #   MMER_TORCH_INDEX  pip index for torch (default the CPU-only wheels,
-#                     https://download.pytorch.org/whl/cpu)
+#                     https://download.pytorch.org/whl/cpu; if unreachable,
+#                     PyPI's torch, which on Linux x86_64 is the CUDA build)
 #   MMER_MELD_DIR     MELD CSV directory (default ../shared/data/meld)
 #   MMER_MODELS_DIR   sentence-encoder weights (default ./models; scripts/setup.sh)
 #   CARGO_TARGET_DIR  cargo's target directory (default ./target)
@@ -87,7 +89,12 @@ if ! "$venv/bin/python" -c 'import torch, sentence_transformers, safetensors' 2>
     echo "creating the benchmark venv in $venv (one-time download of torch, sentence-transformers)" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install --quiet --index-url "$torch_index" torch
+    if ! "$venv/bin/pip" install --quiet --retries 1 --timeout 20 --index-url "$torch_index" torch; then
+        # PyPI's Linux x86_64 torch is the CUDA build: it runs on the CPU all the
+        # same, but its import maps ~0.7 GB of CUDA libraries (summary.md notes it).
+        echo "note: $torch_index unreachable; installing torch from PyPI (CUDA build)" >&2
+        "$venv/bin/pip" install --quiet torch
+    fi
     "$venv/bin/pip" install --quiet sentence-transformers safetensors
 fi
 python="$venv/bin/python"
@@ -117,6 +124,10 @@ fi
 
 export RAYON_NUM_THREADS="$threads" RAYON_RS_NUM_CPUS="$threads"
 export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+# Sleeping rather than spinning OpenMP workers: with other jobs on the machine,
+# torch's default spinning policy made its epochs 10-25x slower (see
+# pytorch_reference.py). mmer (rayon) is not affected.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MMER_MODELS_DIR="$models"
 
 {
@@ -129,7 +140,7 @@ cat /proc/loadavg >"$out/loadavg-start.txt"
     echo "rustc: $(rustc --version 2>/dev/null || echo unknown)"
     "$python" -c 'import platform, torch, sentence_transformers, transformers, safetensors
 print("python:", platform.python_version())
-print("torch:", torch.__version__)
+print("torch:", torch.__version__, "(CUDA build: its import maps ~0.7 GB of CUDA libraries into the RSS)" if torch.version.cuda else "(CPU build)")
 print("sentence-transformers:", sentence_transformers.__version__)
 print("transformers:", transformers.__version__)
 print("safetensors:", safetensors.__version__)'
@@ -204,7 +215,7 @@ def side(name):
         "seconds": r.get("median_seconds", r.get("seconds")),
         "peak_rss_mib": rss if rss is not None else env.get("peak_rss_mib"),
         "peak_rss_source": "/usr/bin/time -v" if rss is not None else "in-process VmHWM/ru_maxrss",
-        "work_peak_rss_mib": env.get("work_peak_rss_mib"),
+        "rss_before_work_mib": env.get("rss_before_work_mib"),
         "loadavg_at_start": (out / f"{name}.loadavg").read_text().split()[1:4],
     }
 
@@ -258,26 +269,27 @@ lines = [
     f"# mmer vs PyTorch — {out.name}",
     "",
     f"CPU: {machine['cpu']} ({machine['cpus']} CPUs, {machine['threads_per_core']} thread(s)/core); "
-    f"{threads} threads on both sides.",
+    f"{threads} threads on both sides; OMP_WAIT_POLICY={workloads[0]['pytorch']['report']['environment'].get('omp_wait_policy')}.",
     f"Load average (1/5/15 min) at start: {' '.join(machine['loadavg_start'])}; at end: {' '.join(machine['loadavg_end'])}; "
     f"1-min load during the run: mean {machine['loadavg_1min_during']['mean']:.2f}, "
     f"max {machine['loadavg_1min_during']['max']:.2f}.",
     "",
-    "| workload | mmer s | PyTorch s | ratio mmer/PyTorch | mmer peak RSS MiB | PyTorch peak RSS MiB | mmer work peak MiB | PyTorch work peak MiB |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| workload | mmer s | PyTorch s | ratio mmer/PyTorch | mmer peak RSS MiB | PyTorch peak RSS MiB |",
+    "|---|---:|---:|---:|---:|---:|",
 ]
 for w in workloads:
     m, p = w["mmer"], w["pytorch"]
     lines.append(
         f"| {w['label']} | {m['seconds']:.2f} | {p['seconds']:.2f} | {w['ratio']:.2f}× | "
-        f"{mib(m['peak_rss_mib'])} | {mib(p['peak_rss_mib'])} | {mib(m['work_peak_rss_mib'])} | {mib(p['work_peak_rss_mib'])} |"
+        f"{mib(m['peak_rss_mib'])} | {mib(p['peak_rss_mib'])} |"
     )
 pr = predict["report"]
 lines += [
     "",
     f"`mmer predict` latency, {pr['turns']}-turn conversation ({pr['conversation']}), after model load "
     f"(load {pr['load_seconds']:.2f} s): first {pr['first_seconds'] * 1e3:.0f} ms, median {pr['median_seconds'] * 1e3:.0f} ms "
-    f"of {len(pr['repeat_seconds'])}; peak RSS {mib(predict['peak_rss_mib'])} MiB.",
+    f"of {len(pr['repeat_seconds'])} (embedding {pr['median_embed_seconds'] * 1e3:.0f} ms, model {pr['median_model_seconds'] * 1e3:.0f} ms); "
+    f"peak RSS {mib(predict['peak_rss_mib'])} MiB.",
     "",
     "Throughput: "
     + "; ".join(
@@ -290,10 +302,13 @@ lines += [
     "Checks: embedding checksums (sum of all vector elements) differ by "
     + ", ".join(f"{w['checksum_relative_difference']:.1e} ({w['workload']})" for w in workloads if "checksum_relative_difference" in w)
     + " relative; mean training loss mmer "
-    + f"{workloads[2]['mmer']['report']['epoch_loss'][0]:.4f}, PyTorch {workloads[2]['pytorch']['report']['epoch_loss'][0]:.4f} "
+    + f"{workloads[2]['mmer']['report']['epoch_loss'][0]:.5f}, PyTorch {workloads[2]['pytorch']['report']['epoch_loss'][0]:.5f} "
     + "(different initialisation and dropout streams; same data and batch order).",
     "",
-    f"Peak RSS: {workloads[0]['mmer']['peak_rss_source']} (whole process); work peak: VmHWM during the timed work only.",
+    f"Peak RSS: {workloads[0]['mmer']['peak_rss_source']}, whole process (loading included). "
+    + "RSS right before the timed work (MiB, mmer / PyTorch): "
+    + "; ".join(f"{w['workload']} {mib(w['mmer']['rss_before_work_mib'])} / {mib(w['pytorch']['rss_before_work_mib'])}" for w in workloads)
+    + ".",
     "",
     "Versions:",
     "",

@@ -8,6 +8,10 @@
 //! both sides back to back and writes `bench/runs/<date>-<machine>/`). The
 //! result is one JSON object on stdout; progress and logs go to stderr.
 //!
+//! Memory: each report carries the resident set before the timed work and
+//! the process's peak (`VmHWM`); `bench/run.sh` also records the peak with
+//! `/usr/bin/time -v`.
+//!
 //! Thread counts: the encoder runs [`mmer_features::default_workers`] batches
 //! at once, each on one thread; burn's CPU backend uses rayon's global pool.
 //! Set `RAYON_NUM_THREADS` (and `--workers`) to pin both, as `bench/run.sh`
@@ -17,11 +21,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::module::AutodiffModule;
+use burn::module::Module;
 use clap::{Args, Subcommand};
 use mmer_core::{Dialogue, Features, Modality, Split};
 use mmer_features::{EncoderKind, SentenceEncoder};
-use mmer_train::trainer::{PreparedData, class_weight_tensor, init_model, train_epoch, training_device};
+use mmer_train::trainer::{
+    PreparedData, class_weight_tensor, init_model, train_epoch, training_device,
+};
 use mmer_train::{Checkpoint, TrainConfig};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -135,11 +141,11 @@ pub struct PredictArgs {
 /// Entry point of `mmer bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
     let report = match args.workload {
-        Workload::Text(a) => serde_json::to_value(bench_text(a)?)?,
-        Workload::TrainEpoch(a) => serde_json::to_value(bench_train_epoch(a)?)?,
-        Workload::Predict(a) => serde_json::to_value(bench_predict(a)?)?,
+        Workload::Text(a) => serde_json::to_string(&bench_text(a)?)?,
+        Workload::TrainEpoch(a) => serde_json::to_string(&bench_train_epoch(a)?)?,
+        Workload::Predict(a) => serde_json::to_string(&bench_predict(a)?)?,
     };
-    println!("{}", serde_json::to_string(&report)?);
+    println!("{report}");
     Ok(())
 }
 
@@ -150,55 +156,48 @@ struct Environment {
     available_parallelism: usize,
     /// `RAYON_NUM_THREADS`, if set.
     rayon_num_threads: Option<String>,
+    /// Resident set right before the timed work (what loading left), MiB;
+    /// Linux only.
+    rss_before_work_mib: Option<f64>,
     /// Peak resident set of the whole process (`VmHWM`), MiB; Linux only.
     peak_rss_mib: Option<f64>,
-    /// Peak resident set while the timed work ran (the high-water mark is
-    /// reset through `/proc/self/clear_refs` after loading), MiB; Linux only.
-    work_peak_rss_mib: Option<f64>,
     /// mmer version.
     mmer_version: &'static str,
 }
 
-/// Peak-memory bookkeeping around the timed work.
+/// Memory readings around the timed work. The high-water mark is only read,
+/// never reset: resetting it (`/proc/self/clear_refs`) would also reset the
+/// `ru_maxrss` that `/usr/bin/time -v` reports for the process.
 #[derive(Debug)]
-struct PeakRss {
-    /// Process peak before the reset.
-    before: Option<f64>,
-    /// Whether the kernel accepted the reset.
-    reset: bool,
+struct MemoryProbe {
+    rss_before_work_mib: Option<f64>,
 }
 
-impl PeakRss {
-    /// Records the peak so far, then resets the high-water mark so the next
-    /// reading covers only what follows. Call right before the timed work.
+impl MemoryProbe {
+    /// Reads the resident set; call right before the timed work.
     fn start() -> Self {
-        let before = peak_rss_mib();
-        // "5" resets VmHWM to the current RSS (Linux ≥ 4.0, proc(5)).
-        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        Self { before, reset }
+        Self {
+            rss_before_work_mib: proc_status_mib("VmRSS:"),
+        }
     }
 
-    /// The environment with the process and work peaks; call right after the work.
+    /// The environment with the process's peak so far; call right after the work.
     fn finish(&self) -> Environment {
-        let now = peak_rss_mib();
-        let process = match (self.before, now) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
         Environment {
             available_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             rayon_num_threads: std::env::var("RAYON_NUM_THREADS").ok(),
-            peak_rss_mib: process,
-            work_peak_rss_mib: if self.reset { now } else { None },
+            rss_before_work_mib: self.rss_before_work_mib,
+            peak_rss_mib: proc_status_mib("VmHWM:"),
             mmer_version: env!("CARGO_PKG_VERSION"),
         }
     }
 }
 
-/// `VmHWM` of `/proc/self/status` in MiB (`None` where there is no procfs).
-fn peak_rss_mib() -> Option<f64> {
+/// A `kB` field of `/proc/self/status` (`VmHWM:`, `VmRSS:`) in MiB; `None`
+/// where there is no procfs.
+fn proc_status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
@@ -227,8 +226,8 @@ fn bench_text(args: TextArgs) -> Result<TextReport> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let dialogues = mmer_data::meld::load_meld_split(&args.meld_csv, Split::Train)
-        .with_context(|| format!("reading {}", args.meld_csv.display()))?;
+    // The loader's errors name the file.
+    let dialogues = mmer_data::meld::load_meld_split(&args.meld_csv, Split::Train)?;
     let texts: Vec<String> = dialogues
         .iter()
         .flat_map(|d| &d.utterances)
@@ -239,7 +238,8 @@ fn bench_text(args: TextArgs) -> Result<TextReport> {
         bail!("{} has no utterance texts", args.meld_csv.display());
     }
     if let Some(path) = &args.texts_out {
-        std::fs::write(path, serde_json::to_vec(&texts)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec(&texts)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let mut encoder = load_encoder(args.encoder)?.with_batch_size(args.batch_size);
     if let Some(w) = args.workers {
@@ -252,11 +252,11 @@ fn bench_text(args: TextArgs) -> Result<TextReport> {
         encoder.embed(warm)?;
     }
     tracing::info!(encoder = %args.encoder, texts = refs.len(), "timing embed");
-    let peak = PeakRss::start();
+    let memory = MemoryProbe::start();
     let started = Instant::now();
     let vectors = encoder.embed(&refs)?;
     let seconds = started.elapsed().as_secs_f64();
-    let environment = peak.finish();
+    let environment = memory.finish();
     let checksum = vectors.iter().flatten().map(|&v| f64::from(v)).sum();
     Ok(TextReport {
         workload: "text",
@@ -310,7 +310,11 @@ fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
         synthetic: None,
         labels: None,
     };
-    let config = TrainConfig { batch_size: args.batch_size, seeds: vec![args.seed], ..TrainConfig::default() };
+    let config = TrainConfig {
+        batch_size: args.batch_size,
+        seeds: vec![args.seed],
+        ..TrainConfig::default()
+    };
     let corpus = data_config.load(&config.modalities)?;
     let data = PreparedData::new(&corpus, &config)?;
     let device = training_device();
@@ -319,24 +323,48 @@ fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
     let class_weights = class_weight_tensor(&data, &config, &device);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
-    let utterances = data.train.iter().flat_map(|d| d.labels.iter().flatten()).count();
+    let utterances = data
+        .train
+        .iter()
+        .flat_map(|d| d.labels.iter().flatten())
+        .count();
 
-    tracing::info!(dialogues = data.train.len(), utterances, epochs = args.epochs, "timing training epochs");
-    let (mut epoch_seconds, mut epoch_loss, mut epoch_orders) = (Vec::new(), Vec::new(), Vec::new());
-    let peak = PeakRss::start();
+    tracing::info!(
+        dialogues = data.train.len(),
+        utterances,
+        epochs = args.epochs,
+        "timing training epochs"
+    );
+    let (mut epoch_seconds, mut epoch_loss, mut epoch_orders) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let memory = MemoryProbe::start();
     for _ in 0..args.epochs {
         order.shuffle(&mut rng);
-        epoch_orders.push(order.iter().map(|&i| data.train[i].id.as_str()).collect::<Vec<_>>());
+        epoch_orders.push(
+            order
+                .iter()
+                .map(|&i| data.train[i].id.as_str())
+                .collect::<Vec<_>>(),
+        );
         let started = Instant::now();
-        let (trained, loss) = train_epoch(model, &mut optim, &data, &order, &config, class_weights.as_ref(), &device);
+        let (trained, loss) = train_epoch(
+            model,
+            &mut optim,
+            &data,
+            &order,
+            &config,
+            class_weights.as_ref(),
+            &device,
+        );
         epoch_seconds.push(started.elapsed().as_secs_f64());
         epoch_loss.push(loss);
         model = trained;
     }
-    let environment = peak.finish();
+    let environment = memory.finish();
     let seconds: f64 = epoch_seconds.iter().sum();
     if let Some(path) = &args.order_out {
-        std::fs::write(path, serde_json::to_vec(&epoch_orders)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec(&epoch_orders)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(dir) = &args.save_checkpoint {
         Checkpoint::new(
@@ -381,6 +409,10 @@ struct PredictReport {
     first_seconds: f64,
     /// Median latency over all repetitions.
     median_seconds: f64,
+    /// Median of the text-embedding part.
+    median_embed_seconds: f64,
+    /// Median of the model part (`Checkpoint::predict`: batching, forward, softmax).
+    median_model_seconds: f64,
     /// Every repetition, in order.
     repeat_seconds: Vec<f64>,
     environment: Environment,
@@ -388,8 +420,7 @@ struct PredictReport {
 
 /// The first MELD dialogue with at least `turns` turns, cut to `turns`.
 fn meld_conversation(path: &Path, turns: usize) -> Result<Dialogue> {
-    let dialogues = mmer_data::meld::load_meld_split(path, Split::Test)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let dialogues = mmer_data::meld::load_meld_split(path, Split::Test)?;
     let mut dialogue = dialogues
         .into_iter()
         .find(|d| d.utterances.len() >= turns)
@@ -403,8 +434,8 @@ fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
         bail!("--repeats must be at least 1");
     }
     let loading = Instant::now();
-    let (checkpoint, model) =
-        Checkpoint::load(&args.model).with_context(|| format!("loading model {}", args.model.display()))?;
+    let (checkpoint, model) = Checkpoint::load(&args.model)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
     let (dialogues, conversation) = match &args.input {
         Some(path) => (
             mmer_data::conversation::load_conversations(path, &checkpoint.labels)?,
@@ -416,48 +447,75 @@ fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
             (vec![dialogue], name)
         }
     };
-    let uses_text = checkpoint.layout.modalities.iter().any(|(m, _)| *m == Modality::Text);
+    let uses_text = checkpoint
+        .layout
+        .modalities
+        .iter()
+        .any(|(m, _)| *m == Modality::Text);
     let encoder: Option<SentenceEncoder> = match (&checkpoint.text_encoder, uses_text) {
         (Some(name), true) => Some(load_encoder(name.parse()?)?),
-        (None, true) => bail!("model {} reads precomputed text features; it cannot embed raw text", args.model.display()),
+        (None, true) => bail!(
+            "model {} reads precomputed text features; it cannot embed raw text",
+            args.model.display()
+        ),
         _ => None,
     };
     let load_seconds = loading.elapsed().as_secs_f64();
     let turns = dialogues.iter().map(|d| d.utterances.len()).sum();
 
-    let mut repeat_seconds = Vec::with_capacity(args.repeats);
-    let peak = PeakRss::start();
+    let (mut repeat_seconds, mut embed_seconds) = (
+        Vec::with_capacity(args.repeats),
+        Vec::with_capacity(args.repeats),
+    );
+    let memory = MemoryProbe::start();
     for _ in 0..args.repeats {
         let mut input = dialogues.clone();
         let started = Instant::now();
         if let Some(encoder) = &encoder {
             for d in &mut input {
-                let texts: Vec<&str> = d.utterances.iter().map(|u| u.text.as_deref().unwrap_or("")).collect();
+                let texts: Vec<&str> = d
+                    .utterances
+                    .iter()
+                    .map(|u| u.text.as_deref().unwrap_or(""))
+                    .collect();
                 let rows = encoder.embed(&texts)?;
                 for (u, row) in d.utterances.iter_mut().zip(rows) {
                     u.features.insert(Modality::Text, Features::vector(row));
                 }
             }
         }
+        embed_seconds.push(started.elapsed().as_secs_f64());
         let predictions = checkpoint.predict(&model, &input)?;
         repeat_seconds.push(started.elapsed().as_secs_f64());
         if predictions.len() != turns {
             bail!("predicted {} of {turns} turns", predictions.len());
         }
     }
-    let environment = peak.finish();
-    let mut sorted = repeat_seconds.clone();
-    sorted.sort_by(f64::total_cmp);
+    let environment = memory.finish();
+    let model_seconds: Vec<f64> = repeat_seconds
+        .iter()
+        .zip(&embed_seconds)
+        .map(|(total, embed)| total - embed)
+        .collect();
     Ok(PredictReport {
         workload: "predict",
         conversation,
         turns,
         load_seconds,
         first_seconds: repeat_seconds[0],
-        median_seconds: sorted[sorted.len() / 2],
+        median_seconds: median(&repeat_seconds),
+        median_embed_seconds: median(&embed_seconds),
+        median_model_seconds: median(&model_seconds),
         repeat_seconds,
         environment,
     })
+}
+
+/// Median of a non-empty sample (the upper one for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]
@@ -465,9 +523,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn peak_rss_is_read_on_linux() {
+    fn median_takes_the_middle() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0]), 4.0);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn memory_is_read_on_linux() {
         if cfg!(target_os = "linux") {
-            assert!(peak_rss_mib().is_some_and(|m| m > 0.0));
+            let env = MemoryProbe::start().finish();
+            let (before, peak) = (env.rss_before_work_mib.unwrap(), env.peak_rss_mib.unwrap());
+            assert!(before > 0.0 && peak >= before, "{before} {peak}");
         }
     }
 }
