@@ -215,3 +215,46 @@ pub fn label_space(name: &str) -> Result<LabelSpace> {
         other => bail!("unknown label space {other:?} (meld, iemocap, synthetic)"),
     }
 }
+
+/// The text encoder a checkpoint needs to read raw transcripts, if any.
+///
+/// A model trained on a pickle's precomputed text features cannot embed
+/// new text: that is an error naming the model.
+pub fn checkpoint_encoder(
+    checkpoint: &mmer_train::Checkpoint,
+    model: &Path,
+) -> Result<Option<SentenceEncoder>> {
+    let uses_text = checkpoint
+        .layout
+        .modalities
+        .iter()
+        .any(|(m, _)| *m == Modality::Text);
+    match (&checkpoint.text_encoder, uses_text) {
+        (Some(name), true) => Ok(Some(load_encoder(name.parse()?)?)),
+        (None, true) => bail!(
+            "model {} reads precomputed text features (e.g. from a feature pickle); it cannot embed raw text",
+            model.display()
+        ),
+        _ => Ok(None),
+    }
+}
+
+/// Embeds every transcript of `dialogues` into the text modality (no cache:
+/// the online path of `predict`).
+pub fn embed_dialogues(
+    dialogues: &mut [mmer_core::Dialogue],
+    encoder: &SentenceEncoder,
+) -> Result<()> {
+    for d in dialogues {
+        let texts: Vec<&str> = d
+            .utterances
+            .iter()
+            .map(|u| u.text.as_deref().unwrap_or(""))
+            .collect();
+        let rows = encoder.embed(&texts)?;
+        for (u, row) in d.utterances.iter_mut().zip(rows) {
+            u.features.insert(Modality::Text, Features::vector(row));
+        }
+    }
+    Ok(())
+}

@@ -23,8 +23,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use clap::{Args, Subcommand};
-use mmer_core::{Dialogue, Features, Modality, Split};
-use mmer_features::{EncoderKind, SentenceEncoder};
+use mmer_core::{Dialogue, Split};
+use mmer_features::EncoderKind;
 use mmer_train::trainer::{
     PreparedData, class_weight_tensor, init_model, train_epoch, training_device,
 };
@@ -34,7 +34,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::dataset::{DataConfig, DatasetKind, load_encoder};
+use crate::dataset::{DataConfig, DatasetKind, checkpoint_encoder, embed_dialogues, load_encoder};
 
 /// Arguments of `mmer bench`.
 #[derive(Debug, Args)]
@@ -447,19 +447,7 @@ fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
             (vec![dialogue], name)
         }
     };
-    let uses_text = checkpoint
-        .layout
-        .modalities
-        .iter()
-        .any(|(m, _)| *m == Modality::Text);
-    let encoder: Option<SentenceEncoder> = match (&checkpoint.text_encoder, uses_text) {
-        (Some(name), true) => Some(load_encoder(name.parse()?)?),
-        (None, true) => bail!(
-            "model {} reads precomputed text features; it cannot embed raw text",
-            args.model.display()
-        ),
-        _ => None,
-    };
+    let encoder = checkpoint_encoder(&checkpoint, &args.model)?;
     let load_seconds = loading.elapsed().as_secs_f64();
     let turns = dialogues.iter().map(|d| d.utterances.len()).sum();
 
@@ -472,17 +460,7 @@ fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
         let mut input = dialogues.clone();
         let started = Instant::now();
         if let Some(encoder) = &encoder {
-            for d in &mut input {
-                let texts: Vec<&str> = d
-                    .utterances
-                    .iter()
-                    .map(|u| u.text.as_deref().unwrap_or(""))
-                    .collect();
-                let rows = encoder.embed(&texts)?;
-                for (u, row) in d.utterances.iter_mut().zip(rows) {
-                    u.features.insert(Modality::Text, Features::vector(row));
-                }
-            }
+            embed_dialogues(&mut input, encoder)?;
         }
         embed_seconds.push(started.elapsed().as_secs_f64());
         let predictions = checkpoint.predict(&model, &input)?;

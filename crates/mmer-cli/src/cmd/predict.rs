@@ -5,10 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use mmer_core::{Features, Modality};
 use mmer_train::{Checkpoint, Prediction};
 
-use crate::dataset::load_encoder;
+use crate::dataset::{checkpoint_encoder, embed_dialogues};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -67,32 +66,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let mut dialogues =
         mmer_data::conversation::load_conversations(&args.input, &checkpoint.labels)?;
-    let uses_text = checkpoint
-        .layout
-        .modalities
-        .iter()
-        .any(|(m, _)| *m == Modality::Text);
-    let encoder = match (&checkpoint.text_encoder, uses_text) {
-        (Some(name), true) => Some(load_encoder(name.parse()?)?),
-        (None, true) => anyhow::bail!(
-            "model {} reads text features from a feature pickle, not transcripts; it cannot embed raw text",
-            args.model.display()
-        ),
-        _ => None,
-    };
+    let encoder = checkpoint_encoder(&checkpoint, &args.model)?;
     let started = Instant::now();
     if let Some(encoder) = &encoder {
-        for d in &mut dialogues {
-            let texts: Vec<&str> = d
-                .utterances
-                .iter()
-                .map(|u| u.text.as_deref().unwrap_or(""))
-                .collect();
-            let rows = encoder.embed(&texts)?;
-            for (u, row) in d.utterances.iter_mut().zip(rows) {
-                u.features.insert(Modality::Text, Features::vector(row));
-            }
-        }
+        embed_dialogues(&mut dialogues, encoder)?;
     }
     let predictions = checkpoint.predict(&model, &dialogues)?;
     tracing::info!(
