@@ -58,6 +58,18 @@ fn default_store() -> PathBuf {
 }
 
 impl DataConfig {
+    /// A config for `dataset` at `path` with every other field at its default.
+    pub fn new(dataset: DatasetKind, path: Option<PathBuf>) -> Self {
+        Self {
+            dataset,
+            path,
+            text_encoder: None,
+            store: default_store(),
+            synthetic: None,
+            labels: None,
+        }
+    }
+
     fn path(&self) -> Result<&Path> {
         self.path
             .as_deref()

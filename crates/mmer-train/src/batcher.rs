@@ -184,8 +184,6 @@ pub fn encode(dialogues: &[Dialogue], layout: &FeatureLayout) -> Result<Vec<Enco
 pub struct Batch {
     /// Model input.
     pub input: DialogueBatch,
-    /// Padded turns per dialogue.
-    pub turns: usize,
     /// Flat `[b * turns]` rows of labelled turns.
     pub labelled_rows: Tensor<1, Int>,
     /// Their gold classes.
@@ -220,7 +218,6 @@ pub fn make_batch(dialogues: &[&EncodedDialogue], d_input: usize, device: &Devic
             turns: SequenceIndex::new(&lengths, turns, device),
             speakers: SpeakerIndex::new(&speakers, turns, device),
         },
-        turns,
         labelled_rows: Tensor::from_data(TensorData::new(rows, [n]), device),
         targets: Tensor::from_data(TensorData::new(targets, [n]), device),
         num_labelled: n,

@@ -303,12 +303,9 @@ fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
         bail!("--batch-size must be at least 1");
     }
     let data_config = DataConfig {
-        dataset: DatasetKind::Meld,
-        path: Some(args.data.clone()),
         text_encoder: Some(args.encoder),
         store: args.store.clone(),
-        synthetic: None,
-        labels: None,
+        ..DataConfig::new(DatasetKind::Meld, Some(args.data.clone()))
     };
     let config = TrainConfig {
         batch_size: args.batch_size,

@@ -113,12 +113,8 @@ pub fn stats(corpus: &Corpus) -> BTreeMap<Split, SplitStats> {
 pub fn run(command: DataCommand) -> Result<()> {
     let DataCommand::Stats(args) = command;
     let config = DataConfig {
-        dataset: args.dataset,
-        path: args.data,
-        text_encoder: None,
-        store: PathBuf::from("store"),
-        synthetic: None,
         labels: args.labels,
+        ..DataConfig::new(args.dataset, args.data)
     };
     let corpus = config.load(&[])?;
     let stats = stats(&corpus);

@@ -31,12 +31,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let synthetic = SyntheticConfig::default();
     let config = RunConfig {
         data: DataConfig {
-            dataset: DatasetKind::Synthetic,
-            path: None,
-            text_encoder: None,
-            store: PathBuf::from("store"),
             synthetic: Some(synthetic.clone()),
-            labels: None,
+            ..DataConfig::new(DatasetKind::Synthetic, None)
         },
         train: TrainConfig {
             modalities: Modality::ALL.to_vec(),

@@ -85,14 +85,7 @@ impl TrainArgs {
                     .with_context(|| format!("parsing {}", path.display()))?
             }
             None => RunConfig {
-                data: DataConfig {
-                    dataset: self.dataset.context("give --config or --dataset")?,
-                    path: None,
-                    text_encoder: None,
-                    store: PathBuf::from("store"),
-                    synthetic: None,
-                    labels: None,
-                },
+                data: DataConfig::new(self.dataset.context("give --config or --dataset")?, None),
                 train: TrainConfig::default(),
             },
         };
