@@ -95,3 +95,17 @@ pub enum Error {
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Checks that gold and predicted sequences pair up and are not empty.
+///
+/// # Errors
+/// [`Error::LengthMismatch`], [`Error::EmptyInput`].
+pub(crate) fn check_paired(y_true: usize, y_pred: usize) -> Result<()> {
+    if y_true != y_pred {
+        return Err(Error::LengthMismatch { y_true, y_pred });
+    }
+    if y_true == 0 {
+        return Err(Error::EmptyInput { what: "no samples" });
+    }
+    Ok(())
+}

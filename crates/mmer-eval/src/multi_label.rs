@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result, Side};
+use crate::error::{Error, Result, Side, check_paired};
 use crate::single_label::{ClassMetrics, ratio, support_weighted};
 
 /// Per-label and pooled counts of a multi-label prediction.
@@ -40,15 +40,7 @@ struct Counts {
 
 impl Counts {
     fn new<R: AsRef<[bool]>>(y_true: &[R], y_pred: &[R], num_labels: usize) -> Result<Self> {
-        if y_true.len() != y_pred.len() {
-            return Err(Error::LengthMismatch {
-                y_true: y_true.len(),
-                y_pred: y_pred.len(),
-            });
-        }
-        if y_true.is_empty() {
-            return Err(Error::EmptyInput { what: "no samples" });
-        }
+        check_paired(y_true.len(), y_pred.len())?;
         if num_labels == 0 {
             return Err(Error::EmptyInput {
                 what: "num_labels is 0",

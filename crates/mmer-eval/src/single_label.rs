@@ -22,7 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result, Side};
+use crate::error::{Error, Result, Side, check_paired};
 
 /// MELD's five evaluated classes in `LabelSpace::meld()` order
 /// (neutral 0, surprise 1, sadness 3, joy 4, anger 6): the "5-class
@@ -153,15 +153,7 @@ impl ConfusionMatrix {
     /// `num_classes == 0`), [`Error::LabelOutOfRange`] naming the side and
     /// position of the first bad label.
     pub fn new(y_true: &[usize], y_pred: &[usize], num_classes: usize) -> Result<Self> {
-        if y_true.len() != y_pred.len() {
-            return Err(Error::LengthMismatch {
-                y_true: y_true.len(),
-                y_pred: y_pred.len(),
-            });
-        }
-        if y_true.is_empty() {
-            return Err(Error::EmptyInput { what: "no samples" });
-        }
+        check_paired(y_true.len(), y_pred.len())?;
         if num_classes == 0 {
             return Err(Error::EmptyInput {
                 what: "num_classes is 0",
@@ -264,15 +256,7 @@ impl ConfusionMatrix {
 /// # Errors
 /// [`Error::LengthMismatch`], [`Error::EmptyInput`].
 pub fn accuracy(y_true: &[usize], y_pred: &[usize]) -> Result<f64> {
-    if y_true.len() != y_pred.len() {
-        return Err(Error::LengthMismatch {
-            y_true: y_true.len(),
-            y_pred: y_pred.len(),
-        });
-    }
-    if y_true.is_empty() {
-        return Err(Error::EmptyInput { what: "no samples" });
-    }
+    check_paired(y_true.len(), y_pred.len())?;
     let correct = y_true.iter().zip(y_pred).filter(|(t, p)| t == p).count();
     Ok(ratio(correct, y_true.len()))
 }
