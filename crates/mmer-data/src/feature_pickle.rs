@@ -487,20 +487,18 @@ impl Loader<'_> {
     }
 
     fn id_list(&self, value: &Value, name: &str) -> Result<Vec<String>> {
+        let parse_id = |v: &Value| {
+            id_text(v).ok_or_else(|| {
+                self.format(format!(
+                    "{name}: dialogue id must be a str or int, found a {}",
+                    v.type_name()
+                ))
+            })
+        };
         let ids: Vec<String> = match value {
             Value::NdArray(a) => match &a.data {
                 ArrayData::Int(v) => v.iter().map(i64::to_string).collect(),
-                ArrayData::Object(v) => v
-                    .iter()
-                    .map(|v| {
-                        id_text(v).ok_or_else(|| {
-                            self.format(format!(
-                                "{name}: dialogue id must be a str or int, found a {}",
-                                v.type_name()
-                            ))
-                        })
-                    })
-                    .collect::<Result<_>>()?,
+                ArrayData::Object(v) => v.iter().map(parse_id).collect::<Result<_>>()?,
                 _ => {
                     return Err(self.format(format!(
                         "{name}: expected ids, found an array of dtype {}",
@@ -517,14 +515,7 @@ impl Loader<'_> {
                     ))
                 })?
                 .iter()
-                .map(|v| {
-                    id_text(v).ok_or_else(|| {
-                        self.format(format!(
-                            "{name}: dialogue id must be a str or int, found a {}",
-                            v.type_name()
-                        ))
-                    })
-                })
+                .map(parse_id)
                 .collect::<Result<_>>()?,
         };
         let mut seen = HashSet::new();
