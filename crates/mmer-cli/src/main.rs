@@ -32,6 +32,9 @@ struct Cli {
 enum Command {
     /// Train one model per seed, select on validation, report test mean ± std.
     Train(cmd::train::TrainArgs),
+    /// Self-supervised pre-training of the modality encoders and MAN with
+    /// the cross-modal NCE (no labels); `train --init-from` starts from it.
+    Pretrain(cmd::pretrain::PretrainArgs),
     /// Re-evaluate a trained run on a split.
     Eval(cmd::eval::EvalArgs),
     /// Predict the emotion of every turn of a conversation file.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Train(args) => cmd::train::run(args),
+        Command::Pretrain(args) => cmd::pretrain::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Predict(args) => cmd::predict::run(args),
         Command::Data { command } => cmd::data::run(command),

@@ -92,10 +92,16 @@ impl RunResults {
         let valid: Vec<ClassificationReport> = outcomes.iter().map(|o| o.valid.clone()).collect();
         let test: Vec<ClassificationReport> =
             outcomes.iter().filter_map(|o| o.test.clone()).collect();
-        let model = serde_json::to_value(config.train.model.context)
-            .ok()
-            .and_then(|v| v.as_str().map(|s| format!("erc-context-{s}")))
-            .unwrap_or_else(|| "erc".into());
+        let name = |v: serde_json::Result<serde_json::Value>| {
+            v.ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let context = name(serde_json::to_value(config.train.model.context));
+        let model = match config.train.model.fusion {
+            mmer_models::Fusion::Early => format!("erc-context-{context}"),
+            fusion => format!("{}-context-{context}", name(serde_json::to_value(fusion))),
+        };
         Ok(Self {
             schema_version: SCHEMA_VERSION,
             dataset: corpus.name.clone(),

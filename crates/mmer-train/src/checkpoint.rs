@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use mmer_core::{Dialogue, LabelSpace};
-use mmer_models::ErcModel;
+use mmer_models::EmotionModel;
 use serde::{Deserialize, Serialize};
 
 use crate::batcher::{FeatureLayout, encode};
@@ -91,7 +91,7 @@ impl Checkpoint {
     ///
     /// # Errors
     /// I/O or serialisation failures naming the file.
-    pub fn save(&self, model: &ErcModel, dir: &Path) -> Result<()> {
+    pub fn save(&self, model: &EmotionModel, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let meta = dir.join(META_FILE);
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Checkpoint {
@@ -109,11 +109,57 @@ impl Checkpoint {
             })
     }
 
+    /// Loads this checkpoint's weights into `model` (built by the caller on
+    /// any device, e.g. for further training), after checking that it was
+    /// made for the same input layout and model hyper-parameters.
+    ///
+    /// # Errors
+    /// A different layout or model spec, or unreadable weights.
+    pub fn load_weights_into(
+        dir: &Path,
+        model: EmotionModel,
+        layout: &FeatureLayout,
+        spec: &crate::ModelSpec,
+    ) -> Result<EmotionModel> {
+        let meta = dir.join(META_FILE);
+        let bytes = std::fs::read(&meta).map_err(io_err(&meta))?;
+        let checkpoint: Checkpoint =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
+                path: meta.clone(),
+                msg: e.to_string(),
+            })?;
+        let mismatch = |what: &str| Error::Checkpoint {
+            path: meta.clone(),
+            msg: format!(
+                "was made with a different {what} than this run's; pre-train with the same config"
+            ),
+        };
+        if checkpoint.layout.modalities != layout.modalities
+            || checkpoint.layout.sequences != layout.sequences
+        {
+            return Err(mismatch("input layout (modalities, widths)"));
+        }
+        if checkpoint.config.model != *spec {
+            return Err(mismatch("[model] section"));
+        }
+        let weights = dir.join(WEIGHTS_FILE);
+        let record = ModuleRecord::load(&weights).map_err(|e| Error::Checkpoint {
+            path: weights.clone(),
+            msg: e.to_string(),
+        })?;
+        model
+            .try_load_record(record)
+            .map_err(|e| Error::Checkpoint {
+                path: weights,
+                msg: e.to_string(),
+            })
+    }
+
     /// Reads a checkpoint directory and rebuilds the model on the CPU.
     ///
     /// # Errors
     /// Missing files, an unknown schema, or weights that do not fit the config.
-    pub fn load(dir: &Path) -> Result<(Self, ErcModel)> {
+    pub fn load(dir: &Path) -> Result<(Self, EmotionModel)> {
         let meta = dir.join(META_FILE);
         let bytes = std::fs::read(&meta).map_err(io_err(&meta))?;
         let checkpoint: Checkpoint =
@@ -139,7 +185,7 @@ impl Checkpoint {
         let model = checkpoint
             .config
             .model
-            .model_config(checkpoint.layout.d_input(), checkpoint.labels.num_classes())
+            .model_config(checkpoint.layout.widths(), checkpoint.labels.num_classes())
             .init(&device)
             .try_load_record(record)
             .map_err(|e| Error::Checkpoint {
@@ -155,27 +201,20 @@ impl Checkpoint {
     /// Missing modalities, mismatched widths, or no labelled turn.
     pub fn evaluate(
         &self,
-        model: &ErcModel,
+        model: &EmotionModel,
         dialogues: &[Dialogue],
     ) -> Result<mmer_eval::ClassificationReport> {
         let encoded = encode(dialogues, &self.layout)?;
-        crate::trainer::evaluate(
-            model,
-            &encoded,
-            &self.labels,
-            self.layout.d_input(),
-            &Device::flex(),
-        )
+        crate::trainer::evaluate(model, &encoded, &self.labels, &self.layout, &Device::flex())
     }
 
     /// Predicts every utterance of `dialogues`.
     ///
     /// # Errors
     /// Missing modalities or mismatched widths, naming the utterance.
-    pub fn predict(&self, model: &ErcModel, dialogues: &[Dialogue]) -> Result<Vec<Prediction>> {
+    pub fn predict(&self, model: &EmotionModel, dialogues: &[Dialogue]) -> Result<Vec<Prediction>> {
         let encoded = encode(dialogues, &self.layout)?;
-        let probs =
-            predict_probabilities(model, &encoded, self.layout.d_input(), 32, &Device::flex());
+        let probs = predict_probabilities(model, &encoded, &self.layout, 32, &Device::flex());
         let mut out = Vec::new();
         for (d, dialogue_probs) in dialogues.iter().zip(probs) {
             for (u, p) in d.utterances.iter().zip(dialogue_probs) {

@@ -1,15 +1,29 @@
 //! The experiment configuration: one TOML file reproduces a run.
 
+use std::path::PathBuf;
+
 use mmer_core::Modality;
-use mmer_models::ErcModelConfig;
 use mmer_models::erc::ContextMode;
 use mmer_models::loss::LossKind;
+use mmer_models::{EmotionModelConfig, Fusion};
 use serde::{Deserialize, Serialize};
 
 /// Model hyper-parameters (input width and classes come from the data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSpec {
+    /// Modality fusion: `early` (pooled features concatenated at the input),
+    /// `concat` (per-modality encoders, concatenated), `man_concat`, or
+    /// `man_af` (AMuSE: MAN + Adaptive Fusion).
+    pub fusion: Fusion,
+    /// Bi-LSTM over each modality's frames (sequence fusions only).
+    pub temporal: bool,
+    /// Common width of the modality encoders (sequence fusions only).
+    pub d_modality: usize,
+    /// MAN layers per central stack (AMuSE: 4).
+    pub man_layers: usize,
+    /// MAN attention heads (must divide `d_modality`).
+    pub man_heads: usize,
     /// Context streams: `none` (utterance MLP), `dialogue`, `dialogue_speaker` (AMuSE).
     pub context: ContextMode,
     /// Utterance representation width.
@@ -18,27 +32,45 @@ pub struct ModelSpec {
     pub d_hidden: usize,
     /// Dropout.
     pub dropout: f64,
+    /// Dropout on the context streams' output (0 = the foundation model).
+    pub context_dropout: f64,
 }
 
 impl Default for ModelSpec {
     fn default() -> Self {
         Self {
+            fusion: Fusion::Early,
+            temporal: true,
+            d_modality: 64,
+            man_layers: 4,
+            man_heads: 4,
             context: ContextMode::DialogueSpeaker,
             d_model: 256,
             d_hidden: 100,
             dropout: 0.3,
+            context_dropout: 0.0,
         }
     }
 }
 
 impl ModelSpec {
-    /// The burn config for given data dimensions.
-    pub fn model_config(&self, d_input: usize, num_classes: usize) -> ErcModelConfig {
-        ErcModelConfig::new(d_input, num_classes)
+    /// The burn config for given modality widths and classes.
+    pub fn model_config(
+        &self,
+        modality_widths: Vec<usize>,
+        num_classes: usize,
+    ) -> EmotionModelConfig {
+        EmotionModelConfig::new(modality_widths, num_classes)
+            .with_fusion(self.fusion)
+            .with_temporal(self.temporal)
+            .with_d_modality(self.d_modality)
+            .with_man_layers(self.man_layers)
+            .with_man_heads(self.man_heads)
             .with_context(self.context)
             .with_d_model(self.d_model)
             .with_d_hidden(self.d_hidden)
             .with_dropout(self.dropout)
+            .with_context_dropout(self.context_dropout)
     }
 }
 
@@ -54,6 +86,35 @@ pub enum ClassWeighting {
         /// β in [0, 1); 0.999–0.9999 are the paper's values.
         beta: f64,
     },
+}
+
+/// Self-supervised pre-training of the encoders and MAN with the
+/// cross-modal NCE (AMuSE §III-E1; `mmer pretrain`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainSpec {
+    /// Maximum epochs over the training split (labels unused).
+    pub max_epochs: usize,
+    /// Stop after this many epochs without a lower validation NCE loss.
+    pub patience: usize,
+    /// Negatives drawn from the memory bank per batch (AMuSE: 1,024).
+    pub negatives: usize,
+    /// Softmax temperature τ (AMuSE: 0.07).
+    pub temperature: f64,
+    /// Memory-bank momentum: `m ← normalise(μ m + (1 − μ) z)` (AVID: 0.9).
+    pub momentum: f64,
+}
+
+impl Default for PretrainSpec {
+    fn default() -> Self {
+        Self {
+            max_epochs: 30,
+            patience: 5,
+            negatives: 1024,
+            temperature: 0.07,
+            momentum: 0.9,
+        }
+    }
 }
 
 /// Everything that determines a training run.
@@ -80,6 +141,11 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Seeds; one model is trained per seed.
     pub seeds: Vec<u64>,
+    /// Start from the weights `mmer pretrain` wrote to this directory
+    /// (relative paths are relative to the working directory).
+    pub init_from: Option<PathBuf>,
+    /// Pre-training settings (read by `mmer pretrain`).
+    pub pretrain: PretrainSpec,
 }
 
 impl Default for TrainConfig {
@@ -95,6 +161,8 @@ impl Default for TrainConfig {
             max_epochs: 60,
             patience: 10,
             seeds: vec![0, 1, 2, 3, 4],
+            init_from: None,
+            pretrain: PretrainSpec::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use mmer_core::{Corpus, LabelSpace, Split};
 use mmer_eval::{ClassificationReport, MELD_FIVE_CLASSES};
-use mmer_models::ErcModel;
+use mmer_models::EmotionModel;
 use mmer_models::loss::classification_loss;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -57,7 +57,11 @@ impl PreparedData {
                 )));
             }
         }
-        let layout = FeatureLayout::fit(corpus.split(Split::Train), &config.modalities)?;
+        let layout = FeatureLayout::fit(
+            corpus.split(Split::Train),
+            &config.modalities,
+            config.model.fusion.uses_sequences(),
+        )?;
         Ok(Self {
             train: encode(corpus.split(Split::Train), &layout)?,
             valid: encode(corpus.split(Split::Valid), &layout)?,
@@ -113,9 +117,9 @@ pub fn training_device() -> Device {
 
 /// Class probabilities for every turn of every dialogue, in input order.
 pub fn predict_probabilities(
-    model: &ErcModel,
+    model: &EmotionModel,
     dialogues: &[EncodedDialogue],
-    d_input: usize,
+    layout: &FeatureLayout,
     batch_size: usize,
     device: &Device,
 ) -> Vec<Vec<Vec<f32>>> {
@@ -125,7 +129,7 @@ pub fn predict_probabilities(
     let mut out = vec![Vec::new(); dialogues.len()];
     for chunk in order.chunks(batch_size.max(1)) {
         let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &dialogues[i]).collect();
-        let batch = make_batch(&members, d_input, device);
+        let batch = make_batch(&members, layout, device);
         let logits = model.forward(&batch.input); // [b, t, c]
         let [b, t, c] = logits.dims();
         let probs: Vec<f32> = softmax(logits, 2)
@@ -154,13 +158,13 @@ fn argmax(p: &[f32]) -> usize {
 /// # Errors
 /// A split without labelled turns.
 pub fn evaluate(
-    model: &ErcModel,
+    model: &EmotionModel,
     dialogues: &[EncodedDialogue],
     labels: &LabelSpace,
-    d_input: usize,
+    layout: &FeatureLayout,
     device: &Device,
 ) -> Result<ClassificationReport> {
-    let probs = predict_probabilities(model, dialogues, d_input, 32, device);
+    let probs = predict_probabilities(model, dialogues, layout, 32, device);
     let (mut gold, mut pred) = (Vec::new(), Vec::new());
     for (d, p) in dialogues.iter().zip(&probs) {
         for (label, turn) in d.labels.iter().zip(p) {
@@ -181,19 +185,19 @@ pub fn evaluate(
 /// One pass over the training dialogues in `order`, batched by
 /// `config.batch_size`; returns the updated model and the mean batch loss.
 pub fn train_epoch(
-    mut model: ErcModel,
+    mut model: EmotionModel,
     optim: &mut ModuleOptimizer,
     data: &PreparedData,
     order: &[usize],
     config: &TrainConfig,
     class_weights: Option<&Tensor<1>>,
     device: &Device,
-) -> (ErcModel, f64) {
-    let d_input = data.layout.d_input();
+) -> (EmotionModel, f64) {
+    let layout = &data.layout;
     let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
     for chunk in order.chunks(config.batch_size.max(1)) {
         let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
-        let batch = make_batch(&members, d_input, device);
+        let batch = make_batch(&members, layout, device);
         if batch.num_labelled == 0 {
             continue;
         }
@@ -214,10 +218,10 @@ pub fn init_model(
     data: &PreparedData,
     config: &TrainConfig,
     device: &Device,
-) -> (ErcModel, ModuleOptimizer) {
+) -> (EmotionModel, ModuleOptimizer) {
     let model = config
         .model
-        .model_config(data.layout.d_input(), data.labels.num_classes())
+        .model_config(data.layout.widths(), data.labels.num_classes())
         .init(device);
     let optim = AdamConfig::new()
         .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)))
@@ -246,12 +250,17 @@ pub fn train_seed(
     config: &TrainConfig,
     seed: u64,
     show_progress: bool,
-) -> Result<(SeedOutcome, ErcModel)> {
+) -> Result<(SeedOutcome, EmotionModel)> {
     let started = Instant::now();
     let device = training_device();
     device.seed(seed);
-    let d_input = data.layout.d_input();
+    let layout = &data.layout;
     let (mut model, mut optim) = init_model(data, config, &device);
+    if let Some(dir) = &config.init_from {
+        let dir = dir.join(format!("seed-{seed}"));
+        model = crate::Checkpoint::load_weights_into(&dir, model, layout, &config.model)?;
+        tracing::info!(seed, from = %dir.display(), "starting from pre-trained weights");
+    }
     let class_weights = class_weight_tensor(data, config, &device);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
@@ -268,7 +277,7 @@ pub fn train_seed(
     );
     bar.set_message(seed.to_string());
 
-    let mut best: Option<(f64, usize, ErcModel)> = None;
+    let mut best: Option<(f64, usize, EmotionModel)> = None;
     let mut history = Vec::new();
     for epoch in 1..=config.max_epochs {
         order.shuffle(&mut rng);
@@ -283,7 +292,7 @@ pub fn train_seed(
         );
         model = trained;
         let snapshot = model.valid();
-        let valid = evaluate(&snapshot, &data.valid, &data.labels, d_input, &eval_device)?;
+        let valid = evaluate(&snapshot, &data.valid, &data.labels, layout, &eval_device)?;
         let wf1 = valid.weighted_f1;
         history.push(EpochRecord {
             epoch,
@@ -306,13 +315,7 @@ pub fn train_seed(
     bar.finish_and_clear();
     let (_, best_epoch, best_model) =
         best.ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))?;
-    let valid = evaluate(
-        &best_model,
-        &data.valid,
-        &data.labels,
-        d_input,
-        &eval_device,
-    )?;
+    let valid = evaluate(&best_model, &data.valid, &data.labels, layout, &eval_device)?;
     let test = if data.test.is_empty() {
         None
     } else {
@@ -320,7 +323,7 @@ pub fn train_seed(
             &best_model,
             &data.test,
             &data.labels,
-            d_input,
+            layout,
             &eval_device,
         )?)
     };
@@ -362,8 +365,64 @@ mod tests {
         (PreparedData::new(&corpus, &config).unwrap(), config)
     }
 
+    fn tiny_amuse() -> (PreparedData, TrainConfig) {
+        let corpus = generate(&SyntheticConfig {
+            dialogues: [16, 6, 6],
+            frames: (3, 6),
+            ..Default::default()
+        });
+        let mut config = TrainConfig {
+            modalities: vec![Modality::Text, Modality::Audio, Modality::Face],
+            max_epochs: 2,
+            patience: 2,
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        config.model.fusion = mmer_models::Fusion::ManAf;
+        config.model.d_modality = 8;
+        config.model.man_layers = 1;
+        config.model.man_heads = 2;
+        config.model.d_model = 16;
+        config.model.d_hidden = 8;
+        config.pretrain.max_epochs = 2;
+        config.pretrain.negatives = 32;
+        (PreparedData::new(&corpus, &config).unwrap(), config)
+    }
+
+    /// One test (not several) because every seeded run shares the device's
+    /// RNG: parallel tests would interleave their draws.
     #[test]
     fn same_seed_same_model_and_selection_on_valid() {
+        // AMuSE: pre-train, then train from the pre-trained weights, twice.
+        let (data, mut config) = tiny_amuse();
+        let (pre, model) = crate::pretrain::pretrain_seed(&data, &config, 3, false).unwrap();
+        assert!(pre.valid_loss.is_finite() && pre.history.len() == 2);
+        let dir = tempfile::tempdir().unwrap();
+        crate::Checkpoint::new(
+            "synthetic",
+            None,
+            &config,
+            3,
+            1,
+            data.layout.clone(),
+            data.labels.clone(),
+        )
+        .save(&model, &dir.path().join("seed-3"))
+        .unwrap();
+        config.init_from = Some(dir.path().to_path_buf());
+        let (a, _) = train_seed(&data, &config, 3, false).unwrap();
+        let (b, _) = train_seed(&data, &config, 3, false).unwrap();
+        assert_eq!(a.valid, b.valid);
+        // A different architecture cannot start from these weights.
+        config.model.man_layers = 2;
+        let err = train_seed(&data, &config, 3, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("checkpoint.json") && err.contains("[model]"),
+            "{err}"
+        );
+
         let (data, config) = tiny();
         let (a, _) = train_seed(&data, &config, 7, false).unwrap();
         let (b, _) = train_seed(&data, &config, 7, false).unwrap();
@@ -382,6 +441,46 @@ mod tests {
         assert_eq!(best.epoch, a.best_epoch);
         // ... and re-scoring it reproduces that epoch's number exactly.
         assert_eq!(best.valid_weighted_f1, a.valid.weighted_f1);
+    }
+
+    #[test]
+    fn bad_sequences_are_errors_naming_the_utterance() {
+        let corpus = generate(&SyntheticConfig {
+            dialogues: [2, 1, 1],
+            ..Default::default()
+        });
+        let (_, mut config) = tiny_amuse();
+        config.modalities = vec![Modality::Audio, Modality::Face];
+        let broken = |edit: &dyn Fn(&mut mmer_core::Utterance)| {
+            let mut c = corpus.clone();
+            let u = &mut c.splits.get_mut(&Split::Train).unwrap()[0].utterances[1];
+            edit(u);
+            let id = u.id.clone();
+            (PreparedData::new(&c, &config).unwrap_err().to_string(), id)
+        };
+        let (err, id) = broken(&|u| {
+            u.features.get_mut(&Modality::Face).unwrap().data[5] = f32::NAN;
+        });
+        assert!(
+            err.contains(&id) && err.contains("face") && err.contains("NaN"),
+            "{err}"
+        );
+        let (err, id) = broken(&|u| {
+            u.features.insert(
+                Modality::Audio,
+                mmer_core::Features {
+                    frames: 0,
+                    dim: 24,
+                    data: vec![],
+                },
+            );
+        });
+        assert!(err.contains(&id) && err.contains("empty"), "{err}");
+        let (err, id) = broken(&|u| {
+            u.features
+                .insert(Modality::Face, mmer_core::Features::vector(vec![0.0; 3]));
+        });
+        assert!(err.contains(&id) && err.contains("3-d"), "{err}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "mmer demo: {} synthetic conversations (Text/Audio/Face/Body features; see `mmer_data::synthetic` for the planted signal)\n",
         synthetic.dialogues.iter().sum::<usize>()
     );
-    let results = train_run(&config, &args.out, true)?;
+    let results = train_run(&config, &args.out, true, false)?;
     println!("{}", results.table());
 
     // Predict one held-out conversation turn by turn with the first seed's model.

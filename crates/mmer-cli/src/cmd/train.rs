@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mmer_core::Modality;
 use mmer_features::EncoderKind;
-use mmer_models::ContextMode;
+use mmer_models::{ContextMode, Fusion};
 use mmer_train::trainer::PreparedData;
-use mmer_train::{Checkpoint, TrainConfig, train_seed};
+use mmer_train::{Checkpoint, SeedOutcome, TrainConfig, train_seed};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{DataConfig, DatasetKind};
@@ -49,6 +49,14 @@ pub struct TrainArgs {
     /// Context streams: none (utterance MLP), dialogue, dialogue-speaker (AMuSE).
     #[arg(long, value_parser = parse_context)]
     pub context: Option<ContextMode>,
+    /// Modality fusion: early (pooled features concatenated), concat
+    /// (per-modality encoders), man-concat, man-af (AMuSE).
+    #[arg(long, value_parser = parse_fusion)]
+    pub fusion: Option<Fusion>,
+    /// Start every seed from `mmer pretrain`'s weights in this directory
+    /// (it holds seed-<k>/ for each seed).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
     /// Seeds, comma-separated; one model per seed.
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
@@ -61,6 +69,12 @@ pub struct TrainArgs {
     /// Feature-store directory for cached embeddings.
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// Reuse seeds already finished in --out (seed-<k>/metrics.json and a
+    /// checkpoint made with the same settings) instead of retraining them:
+    /// resumes an interrupted run, or merges seeds trained by parallel
+    /// `--seeds <k>` processes into one results.json.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 fn parse_context(s: &str) -> Result<ContextMode, String> {
@@ -70,6 +84,18 @@ fn parse_context(s: &str) -> Result<ContextMode, String> {
         "dialogue_speaker" => Ok(ContextMode::DialogueSpeaker),
         other => Err(format!(
             "unknown context {other:?}: none, dialogue, dialogue-speaker"
+        )),
+    }
+}
+
+fn parse_fusion(s: &str) -> Result<Fusion, String> {
+    match s.replace('-', "_").as_str() {
+        "early" => Ok(Fusion::Early),
+        "concat" => Ok(Fusion::Concat),
+        "man_concat" => Ok(Fusion::ManConcat),
+        "man_af" => Ok(Fusion::ManAf),
+        other => Err(format!(
+            "unknown fusion {other:?}: early, concat, man-concat, man-af"
         )),
     }
 }
@@ -110,6 +136,12 @@ impl TrainArgs {
         if let Some(c) = self.context {
             config.train.model.context = c;
         }
+        if let Some(f) = self.fusion {
+            config.train.model.fusion = f;
+        }
+        if let Some(p) = self.init_from {
+            config.train.init_from = Some(p);
+        }
         if let Some(s) = self.seeds {
             config.train.seeds = s;
         }
@@ -126,7 +158,8 @@ impl TrainArgs {
     }
 }
 
-/// `<dataset>-<encoder>-<context>`, e.g. `meld-minilm-dialogue_speaker`.
+/// `<dataset>-<encoder>-<context>`, e.g. `meld-minilm-dialogue_speaker`,
+/// with `-<fusion>` appended for the multimodal fusions.
 pub fn default_run_name(config: &RunConfig) -> String {
     let dataset = serde_json::to_value(config.data.dataset)
         .ok()
@@ -137,20 +170,37 @@ pub fn default_run_name(config: &RunConfig) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    format!("{dataset}-{encoder}-{context}")
+    let name = format!("{dataset}-{encoder}-{context}");
+    match serde_json::to_value(config.train.model.fusion) {
+        Ok(serde_json::Value::String(f)) if config.train.model.fusion != Fusion::Early => {
+            format!("{name}-{f}")
+        }
+        _ => name,
+    }
 }
 
-/// Trains every seed of `config`, writing checkpoints and results under `out`.
-pub fn train_run(config: &RunConfig, out: &Path, show_progress: bool) -> Result<RunResults> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let config_path = out.join("config.toml");
-    std::fs::write(&config_path, toml::to_string_pretty(config)?)
-        .with_context(|| format!("writing {}", config_path.display()))?;
+/// Loads, validates and encodes the configured corpus.
+pub fn prepare(config: &RunConfig) -> Result<(mmer_core::Corpus, PreparedData)> {
     let corpus = config.data.load(&config.train.modalities)?;
     corpus
         .validate()
         .with_context(|| format!("validating {}", corpus.name))?;
     let data = PreparedData::new(&corpus, &config.train)?;
+    Ok((corpus, data))
+}
+
+/// Trains every seed of `config`, writing checkpoints and results under `out`.
+pub fn train_run(
+    config: &RunConfig,
+    out: &Path,
+    show_progress: bool,
+    resume: bool,
+) -> Result<RunResults> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let config_path = out.join("config.toml");
+    std::fs::write(&config_path, toml::to_string_pretty(config)?)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let (corpus, data) = prepare(config)?;
     tracing::info!(
         corpus = %corpus.name,
         train = data.train.len(),
@@ -162,8 +212,13 @@ pub fn train_run(config: &RunConfig, out: &Path, show_progress: bool) -> Result<
     let text_encoder = config.data.text_encoder.map(|e| e.as_str().to_string());
     let mut outcomes = Vec::new();
     for &seed in &config.train.seeds {
-        let (outcome, model) = train_seed(&data, &config.train, seed, show_progress)?;
         let dir = out.join(format!("seed-{seed}"));
+        if resume && let Some(outcome) = finished_seed(&dir, &config.train)? {
+            tracing::info!(seed, dir = %dir.display(), "reusing the finished seed");
+            outcomes.push(outcome);
+            continue;
+        }
+        let (outcome, model) = train_seed(&data, &config.train, seed, show_progress)?;
         Checkpoint::new(
             &corpus.name,
             text_encoder.clone(),
@@ -184,10 +239,37 @@ pub fn train_run(config: &RunConfig, out: &Path, show_progress: bool) -> Result<
     Ok(results)
 }
 
+/// The outcome of a seed already trained in `dir` with the same settings
+/// (the seed list aside), or `None` when there is none.
+fn finished_seed(dir: &Path, config: &TrainConfig) -> Result<Option<SeedOutcome>> {
+    let metrics = dir.join("metrics.json");
+    let meta = dir.join("checkpoint.json");
+    if !metrics.is_file() || !meta.is_file() {
+        return Ok(None);
+    }
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let checkpoint: Checkpoint = serde_json::from_slice(&read(&meta)?)
+        .with_context(|| format!("parsing {}", meta.display()))?;
+    let without_seeds = |c: &TrainConfig| TrainConfig {
+        seeds: Vec::new(),
+        ..c.clone()
+    };
+    if without_seeds(&checkpoint.config) != without_seeds(config) {
+        anyhow::bail!(
+            "{} was trained with other settings; use another --out or drop --resume",
+            dir.display()
+        );
+    }
+    let outcome = serde_json::from_slice(&read(&metrics)?)
+        .with_context(|| format!("parsing {}", metrics.display()))?;
+    Ok(Some(outcome))
+}
+
 /// Entry point of `mmer train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    let resume = args.resume;
     let (config, out) = args.into_config()?;
-    let results = train_run(&config, &out, true)?;
+    let results = train_run(&config, &out, true, resume)?;
     println!("{}", results.table());
     println!("results: {}", out.join("results.json").display());
     Ok(())

@@ -1,0 +1,192 @@
+//! Multimodal Attention Network, MAN (AMuSE §III-B Eq. 1; thesis §3.1.2).
+//!
+//! For each modality m a "central" stack of layers; each layer is
+//!
+//! ```text
+//! g₁ = LN(g + SelfAttn(g))                                   self-attention on m
+//! g₂ = LN(g₁ + Σ_{p ≠ m} w_p · CrossAttn_p(q = g₁, k = v = f_p))   injection
+//! g₃ = LN(g₂ + FFN(g₂))
+//! ```
+//!
+//! where `f_p` are the encoded frames of each "peripheral" modality and
+//! `w_p = σ(θ_p) / (M − 1)` are learned injection weights (Eq. 1 averages the
+//! peripherals with 1/|M|; the gates let training re-weight them). Every
+//! attention is within one utterance and masks padded frames — unlike the
+//! authors' code, which attended across every utterance of the batch,
+//! padding included (methods-detail §1.4 bug 2). The feed-forward block and
+//! layer norms follow the standard transformer layer (Vaswani et al. 2017);
+//! the paper leaves them implicit.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
+use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::{Device, Tensor};
+
+use super::encoder::ModalityFrames;
+
+/// Configuration of [`MultimodalAttention`].
+#[derive(Config, Debug)]
+pub struct MultimodalAttentionConfig {
+    /// Number of modalities (1–4); with one there is no peripheral and each
+    /// layer is a plain transformer layer.
+    pub modalities: usize,
+    /// Common width of every modality.
+    pub d_model: usize,
+    /// Layers per central stack (AMuSE Table V: 4 is best).
+    #[config(default = 4)]
+    pub layers: usize,
+    /// Attention heads (must divide `d_model`).
+    #[config(default = 4)]
+    pub heads: usize,
+    /// Dropout on attention weights and residual branches.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+/// One layer of a central stack.
+#[derive(Module, Debug)]
+pub struct ManLayer {
+    self_attention: MultiHeadAttention,
+    self_norm: LayerNorm,
+    /// One cross-attention per peripheral modality.
+    cross_attention: Vec<MultiHeadAttention>,
+    /// Injection gate logits θ_p, one per peripheral (absent without any).
+    injection: Option<Param<Tensor<1>>>,
+    cross_norm: Option<LayerNorm>,
+    feed_forward_in: Linear,
+    feed_forward_out: Linear,
+    feed_forward_norm: LayerNorm,
+    dropout: Dropout,
+}
+
+/// The central stack of one modality.
+#[derive(Module, Debug)]
+pub struct CentralStack {
+    layers: Vec<ManLayer>,
+}
+
+/// MAN over `M` modalities: one [`CentralStack`] per modality.
+#[derive(Module, Debug)]
+pub struct MultimodalAttention {
+    stacks: Vec<CentralStack>,
+}
+
+impl MultimodalAttentionConfig {
+    fn layer(&self, device: &Device) -> ManLayer {
+        let d = self.d_model;
+        let mha = MultiHeadAttentionConfig::new(d, self.heads).with_dropout(self.dropout);
+        let peripherals = self.modalities.saturating_sub(1);
+        ManLayer {
+            self_attention: mha.init(device),
+            self_norm: LayerNormConfig::new(d).init(device),
+            cross_attention: (0..peripherals).map(|_| mha.init(device)).collect(),
+            // σ(0) = 0.5: every peripheral starts equally injected.
+            injection: (peripherals > 0).then(|| Initializer::Zeros.init([peripherals], device)),
+            cross_norm: (peripherals > 0).then(|| LayerNormConfig::new(d).init(device)),
+            feed_forward_in: LinearConfig::new(d, 2 * d).init(device),
+            feed_forward_out: LinearConfig::new(2 * d, d).init(device),
+            feed_forward_norm: LayerNormConfig::new(d).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+
+    /// Builds the network.
+    pub fn init(&self, device: &Device) -> MultimodalAttention {
+        MultimodalAttention {
+            stacks: (0..self.modalities)
+                .map(|_| CentralStack {
+                    layers: (0..self.layers).map(|_| self.layer(device)).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl ManLayer {
+    /// # Shapes
+    /// `central`: `[n, f_m, d]`, each peripheral `[n, f_p, d]` → `[n, f_m, d]`
+    fn forward(
+        &self,
+        central: Tensor<3>,
+        central_frames: &ModalityFrames,
+        peripherals: &[(&Tensor<3>, &ModalityFrames)],
+    ) -> Tensor<3> {
+        let attended = self
+            .self_attention
+            .forward(MhaInput::self_attn(central.clone()).mask_pad(central_frames.padding.clone()))
+            .context;
+        let g = self
+            .self_norm
+            .forward(central + self.dropout.forward(attended));
+        let (Some(injection), Some(cross_norm)) = (&self.injection, &self.cross_norm) else {
+            return self.feed_forward(g);
+        };
+        let weights = sigmoid(injection.val()).div_scalar(peripherals.len() as f32); // [P]
+        let mut injected: Option<Tensor<3>> = None;
+        for (p, ((features, frames), attention)) in
+            peripherals.iter().zip(&self.cross_attention).enumerate()
+        {
+            let context = attention
+                .forward(
+                    MhaInput::new(g.clone(), (*features).clone(), (*features).clone())
+                        .mask_pad(frames.padding.clone()),
+                )
+                .context; // [n, f_m, d]
+            let weighted = context * weights.clone().narrow(0, p, 1).reshape([1, 1, 1]);
+            injected = Some(match injected {
+                Some(sum) => sum + weighted,
+                None => weighted,
+            });
+        }
+        let g = match injected {
+            Some(sum) => cross_norm.forward(g + self.dropout.forward(sum)),
+            None => g,
+        };
+        self.feed_forward(g)
+    }
+
+    fn feed_forward(&self, g: Tensor<3>) -> Tensor<3> {
+        let h = self
+            .feed_forward_out
+            .forward(gelu(self.feed_forward_in.forward(g.clone())));
+        self.feed_forward_norm.forward(g + self.dropout.forward(h))
+    }
+}
+
+impl MultimodalAttention {
+    /// Cross-attended frames of every modality, in input order.
+    ///
+    /// # Shapes
+    /// `encoded[m]`: `[n, f_m, d]` → `[n, f_m, d]` per modality
+    ///
+    /// # Panics
+    /// If `encoded` and `frames` do not have one entry per modality.
+    pub fn forward(&self, encoded: &[Tensor<3>], frames: &[ModalityFrames]) -> Vec<Tensor<3>> {
+        assert_eq!(encoded.len(), self.stacks.len(), "one input per modality");
+        assert_eq!(
+            frames.len(),
+            self.stacks.len(),
+            "one frame index per modality"
+        );
+        self.stacks
+            .iter()
+            .enumerate()
+            .map(|(m, stack)| {
+                let peripherals: Vec<(&Tensor<3>, &ModalityFrames)> = encoded
+                    .iter()
+                    .zip(frames)
+                    .enumerate()
+                    .filter(|(p, _)| *p != m)
+                    .map(|(_, pair)| pair)
+                    .collect();
+                stack.layers.iter().fold(encoded[m].clone(), |g, layer| {
+                    layer.forward(g, &frames[m], &peripherals)
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,15 @@
+//! AMuSE's multimodal part (thesis §3.1; DESIGN §3): per-modality temporal
+//! encoders, the Multimodal Attention Network, Adaptive Fusion, and the
+//! [`EmotionModel`] that puts a [`Fusion`] variant in front of the
+//! dialogue + speaker context model. Modality-agnostic: any subset of
+//! Text / Audio / Face / Body, any widths, sequences or single vectors.
+
+mod adaptive;
+mod attention;
+mod encoder;
+mod model;
+
+pub use adaptive::{AdaptiveFusion, AdaptiveFusionConfig};
+pub use attention::{MultimodalAttention, MultimodalAttentionConfig};
+pub use encoder::{ModalityEncoder, ModalityEncoderConfig, ModalityFrames, time_code};
+pub use model::{DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, UtteranceInput};

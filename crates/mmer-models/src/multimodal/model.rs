@@ -1,0 +1,437 @@
+//! The full utterance → emotion model: modality fusion (one of the thesis's
+//! ablation rows, [`Fusion`]) in front of the foundation's [`ErcModel`]
+//! (utterance layer, dialogue + speaker context, classifier).
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::adaptive::{AdaptiveFusion, AdaptiveFusionConfig};
+use super::attention::{MultimodalAttention, MultimodalAttentionConfig};
+use super::encoder::{ModalityEncoder, ModalityEncoderConfig, ModalityFrames};
+use crate::blocks::{SequenceIndex, SpeakerIndex};
+use crate::erc::{ContextMode, ErcModel, ErcModelConfig};
+
+/// How the modalities of an utterance are combined (AMuSE Table II rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Fusion {
+    /// Mean-pooled raw features concatenated at the input (the foundation
+    /// model; no per-modality encoder).
+    #[default]
+    Early,
+    /// Per-modality temporal encoders, pooled, concatenated ("feature
+    /// concatenation" baseline).
+    Concat,
+    /// Encoders → MAN → pooled, concatenated ("MAN + concat").
+    ManConcat,
+    /// Encoders → MAN → pooled → Adaptive Fusion (AMuSE).
+    ManAf,
+}
+
+impl Fusion {
+    /// True when the model reads per-modality frame sequences.
+    pub fn uses_sequences(self) -> bool {
+        self != Fusion::Early
+    }
+
+    fn uses_man(self) -> bool {
+        matches!(self, Fusion::ManConcat | Fusion::ManAf)
+    }
+}
+
+/// The utterance features of a batch.
+#[derive(Debug, Clone)]
+pub enum UtteranceInput {
+    /// One vector per turn, right-padded. Shape `[batch, turns, d_input]`.
+    Pooled(Tensor<3>),
+    /// Frame sequences per modality for the real turns, plus where each
+    /// padded grid cell `[batch * turns]` reads from: a real turn's row, or
+    /// `num_utterances` (an all-zero row) for padding.
+    Sequences {
+        /// One entry per modality, in model order.
+        modalities: Vec<ModalityFrames>,
+        /// `[batch * turns]` gather index into the fused utterances.
+        grid_rows: Tensor<1, Int>,
+    },
+}
+
+/// A padded batch of dialogues, ready for the model.
+#[derive(Debug, Clone)]
+pub struct DialogueBatch {
+    /// Utterance features.
+    pub input: UtteranceInput,
+    /// Dialogue lengths and the within-length reversal.
+    pub turns: SequenceIndex,
+    /// Speaker sequences for the speaker-level stream.
+    pub speakers: SpeakerIndex,
+}
+
+/// Configuration of [`EmotionModel`].
+#[derive(Config, Debug)]
+pub struct EmotionModelConfig {
+    /// Width of each input modality, in model order.
+    pub modality_widths: Vec<usize>,
+    /// Number of classes.
+    pub num_classes: usize,
+    /// Fusion of the modalities.
+    #[config(default = "Fusion::Early")]
+    pub fusion: Fusion,
+    /// Bi-LSTM over frames in the modality encoders.
+    #[config(default = true)]
+    pub temporal: bool,
+    /// Common width of the modality encoders (even).
+    #[config(default = 64)]
+    pub d_modality: usize,
+    /// MAN layers per central stack.
+    #[config(default = 4)]
+    pub man_layers: usize,
+    /// MAN attention heads.
+    #[config(default = 4)]
+    pub man_heads: usize,
+    /// Context streams.
+    #[config(default = "ContextMode::DialogueSpeaker")]
+    pub context: ContextMode,
+    /// Width of the utterance representation and of the head's hidden layer.
+    #[config(default = 256)]
+    pub d_model: usize,
+    /// Hidden width per direction of the context LSTMs (thesis: 100).
+    #[config(default = 100)]
+    pub d_hidden: usize,
+    /// Dropout.
+    #[config(default = 0.3)]
+    pub dropout: f64,
+    /// Dropout on the context streams' output.
+    #[config(default = 0.0)]
+    pub context_dropout: f64,
+}
+
+/// Fusion in front of the context model.
+#[derive(Module, Debug)]
+pub struct EmotionModel {
+    encoders: Vec<ModalityEncoder>,
+    attention: Option<MultimodalAttention>,
+    adaptive_fusion: Option<AdaptiveFusion>,
+    erc: ErcModel,
+}
+
+impl EmotionModelConfig {
+    /// Width of the fused utterance vector the context model reads.
+    pub fn d_fused(&self) -> usize {
+        if self.fusion.uses_sequences() {
+            self.modality_widths.len() * self.d_modality
+        } else {
+            self.modality_widths.iter().sum()
+        }
+    }
+
+    /// Builds the model.
+    pub fn init(&self, device: &Device) -> EmotionModel {
+        let modalities = self.modality_widths.len();
+        let encoders = if self.fusion.uses_sequences() {
+            self.modality_widths
+                .iter()
+                .map(|&w| {
+                    ModalityEncoderConfig::new(w, self.d_modality)
+                        .with_temporal(self.temporal)
+                        .init(device)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        EmotionModel {
+            encoders,
+            attention: self.fusion.uses_man().then(|| {
+                MultimodalAttentionConfig::new(modalities, self.d_modality)
+                    .with_layers(self.man_layers)
+                    .with_heads(self.man_heads)
+                    .with_dropout(self.dropout.min(0.1))
+                    .init(device)
+            }),
+            adaptive_fusion: (self.fusion == Fusion::ManAf)
+                .then(|| AdaptiveFusionConfig::new(modalities, self.d_modality).init(device)),
+            erc: ErcModelConfig::new(self.d_fused(), self.num_classes)
+                .with_context(self.context)
+                .with_d_model(self.d_model)
+                .with_d_hidden(self.d_hidden)
+                .with_dropout(self.dropout)
+                .with_context_dropout(self.context_dropout)
+                .init(device),
+        }
+    }
+}
+
+impl EmotionModel {
+    /// Per-modality utterance descriptors (pooled encoder or MAN outputs),
+    /// the representations the cross-modal NCE aligns.
+    ///
+    /// # Shapes
+    /// `modalities[m].frames`: `[n, f_m, d_m]` → `[n, d_modality]` per modality
+    ///
+    /// # Panics
+    /// On an early-fusion model (it has no per-modality descriptors) or a
+    /// modality count that differs from the configuration.
+    pub fn descriptors(&self, modalities: &[ModalityFrames]) -> Vec<Tensor<2>> {
+        assert!(
+            !self.encoders.is_empty(),
+            "early fusion has no per-modality descriptors"
+        );
+        assert_eq!(
+            modalities.len(),
+            self.encoders.len(),
+            "one input per modality"
+        );
+        let encoded: Vec<Tensor<3>> = self
+            .encoders
+            .iter()
+            .zip(modalities)
+            .map(|(encoder, frames)| encoder.forward(frames))
+            .collect();
+        let encoded = match &self.attention {
+            Some(man) => man.forward(&encoded, modalities),
+            None => encoded,
+        };
+        encoded
+            .into_iter()
+            .zip(modalities)
+            .map(|(x, frames)| frames.masked_mean(x))
+            .collect()
+    }
+
+    /// Fused utterance vectors, `[n, d_fused]`.
+    fn fuse(&self, modalities: &[ModalityFrames]) -> Tensor<2> {
+        let descriptors = self.descriptors(modalities);
+        match &self.adaptive_fusion {
+            Some(af) => af.forward(descriptors),
+            None => Tensor::cat(descriptors, 1),
+        }
+    }
+
+    /// Class logits for every turn (padded turns included; mask them).
+    ///
+    /// # Shapes
+    /// → `[batch, turns, num_classes]`
+    pub fn forward(&self, batch: &DialogueBatch) -> Tensor<3> {
+        let grid = match &batch.input {
+            UtteranceInput::Pooled(x) => x.clone(),
+            UtteranceInput::Sequences {
+                modalities,
+                grid_rows,
+            } => {
+                let fused = self.fuse(modalities); // [n, d]
+                let [_, d] = fused.dims();
+                let device = fused.device();
+                let table = Tensor::cat(vec![fused, Tensor::zeros([1, d], &device)], 0);
+                let (b, t) = (batch.turns.lengths.len(), batch.turns.max_len);
+                table.select(0, grid_rows.clone()).reshape([b, t, d])
+            }
+        };
+        self.erc.forward(grid, &batch.turns, &batch.speakers)
+    }
+
+    /// The Adaptive Fusion gates α, when the model has them.
+    pub fn fusion_gates(&self) -> Option<Tensor<2>> {
+        self.adaptive_fusion
+            .as_ref()
+            .and_then(AdaptiveFusion::alpha)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::{LossKind, classification_loss};
+    use burn::module::{ModuleVisitor, Param};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Distribution, TensorData};
+
+    const WIDTHS: [usize; 4] = [6, 5, 4, 3];
+    const FUSIONS: [Fusion; 4] = [
+        Fusion::Early,
+        Fusion::Concat,
+        Fusion::ManConcat,
+        Fusion::ManAf,
+    ];
+
+    /// Two dialogues (5 and 3 turns, 8 real utterances); modality `m` of
+    /// utterance `u` has `1 + (u + m) % 3` frames.
+    fn batch(fusion: Fusion, modalities: usize, device: &Device) -> DialogueBatch {
+        let lengths = [5usize, 3];
+        let speakers = vec![vec![0, 1, 0, 1, 1], vec![3, 3, 2]];
+        let turns = SequenceIndex::new(&lengths, 5, device);
+        let speakers = SpeakerIndex::new(&speakers, 5, device);
+        let widths = &WIDTHS[..modalities];
+        let input = if fusion.uses_sequences() {
+            let frames = widths
+                .iter()
+                .enumerate()
+                .map(|(m, &w)| {
+                    let data: Vec<Vec<f32>> = (0..8)
+                        .map(|u| {
+                            let n = (1 + (u + m) % 3) * w;
+                            (0..n).map(|i| ((u * 7 + m * 3 + i) as f32).sin()).collect()
+                        })
+                        .collect();
+                    let refs: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+                    ModalityFrames::new(&refs, w, device)
+                })
+                .collect();
+            let rows: Vec<i64> = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 8];
+            UtteranceInput::Sequences {
+                modalities: frames,
+                grid_rows: Tensor::from_data(TensorData::new(rows, [10]), device),
+            }
+        } else {
+            let d: usize = widths.iter().sum();
+            UtteranceInput::Pooled(Tensor::random(
+                [2, 5, d],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            ))
+        };
+        DialogueBatch {
+            input,
+            turns,
+            speakers,
+        }
+    }
+
+    fn config(fusion: Fusion, modalities: usize) -> EmotionModelConfig {
+        EmotionModelConfig::new(WIDTHS[..modalities].to_vec(), 4)
+            .with_fusion(fusion)
+            .with_d_modality(8)
+            .with_man_layers(2)
+            .with_man_heads(2)
+            .with_d_model(12)
+            .with_d_hidden(5)
+            .with_dropout(0.0)
+    }
+
+    #[test]
+    fn shapes_for_one_to_four_modalities_every_context_and_length_one() {
+        let device = Device::default();
+        for fusion in FUSIONS {
+            for m in 1..=4 {
+                for context in [
+                    ContextMode::None,
+                    ContextMode::Dialogue,
+                    ContextMode::DialogueSpeaker,
+                ] {
+                    let model = config(fusion, m).with_context(context).init(&device);
+                    assert_eq!(model.forward(&batch(fusion, m, &device)).dims(), [2, 5, 4]);
+                }
+            }
+            // A one-turn dialogue whose modalities have one frame each.
+            let model = config(fusion, 2).init(&device);
+            let input = if fusion.uses_sequences() {
+                UtteranceInput::Sequences {
+                    modalities: WIDTHS[..2]
+                        .iter()
+                        .map(|&w| ModalityFrames::new(&[&vec![0.5; w]], w, &device))
+                        .collect(),
+                    grid_rows: Tensor::from_data(TensorData::new(vec![0i64], [1]), &device),
+                }
+            } else {
+                UtteranceInput::Pooled(Tensor::ones([1, 1, 11], &device))
+            };
+            let single = DialogueBatch {
+                input,
+                turns: SequenceIndex::new(&[1], 1, &device),
+                speakers: SpeakerIndex::new(&[vec![0]], 1, &device),
+            };
+            assert_eq!(model.forward(&single).dims(), [1, 1, 4]);
+        }
+    }
+
+    /// Collects parameters whose gradient is missing or all zero.
+    struct DeadParams<'a> {
+        grads: &'a GradientsParams,
+        dead: Vec<String>,
+        seen: usize,
+    }
+
+    impl ModuleVisitor for DeadParams<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.seen += 1;
+            let alive = self
+                .grads
+                .get::<D>(param.id)
+                .map(|g| g.abs().sum().into_scalar::<f32>() > 0.0)
+                .unwrap_or(false);
+            if !alive {
+                self.dead
+                    .push(format!("{:?} {:?}", param.id, param.shape()));
+            }
+        }
+    }
+
+    /// Every parameter — encoders, MAN layers, injection gates, AF α, both
+    /// context LSTMs (methods-detail §1.4 bug 1: the authors' speaker stream
+    /// never got data) — receives a non-zero gradient.
+    #[test]
+    fn every_parameter_receives_gradient() {
+        let device = Device::default().autodiff();
+        for fusion in FUSIONS {
+            for m in 1..=4 {
+                device.seed(3);
+                let model = config(fusion, m).init(&device);
+                let logits = model.forward(&batch(fusion, m, &device)); // [2, 5, 4]
+                let flat = logits.reshape([10, 4]);
+                let valid = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 4, 5, 6, 7], &device);
+                let targets = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 0, 1, 2, 3], &device);
+                let loss =
+                    classification_loss(flat.select(0, valid), targets, None, LossKind::default());
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let mut visitor = DeadParams {
+                    grads: &grads,
+                    dead: Vec::new(),
+                    seen: 0,
+                };
+                model.visit(&mut visitor);
+                assert!(
+                    visitor.seen >= 12,
+                    "{fusion:?}/{m}: {} parameters",
+                    visitor.seen
+                );
+                assert!(
+                    visitor.dead.is_empty(),
+                    "{fusion:?} with {m} modalities: no gradient for {:?}",
+                    visitor.dead
+                );
+            }
+        }
+    }
+
+    /// Writing garbage into padded frames (and padded turns) changes nothing.
+    #[test]
+    fn padded_positions_are_never_attended() {
+        let device = Device::default();
+        for fusion in [Fusion::Concat, Fusion::ManConcat, Fusion::ManAf] {
+            device.seed(5);
+            let model = config(fusion, 3).init(&device);
+            let clean = batch(fusion, 3, &device);
+            let mut dirty = clean.clone();
+            if let UtteranceInput::Sequences { modalities, .. } = &mut dirty.input {
+                for frames in modalities.iter_mut() {
+                    let noise = Tensor::<3>::random(
+                        frames.frames.dims(),
+                        Distribution::Normal(50.0, 10.0),
+                        &device,
+                    );
+                    let pad = frames.padding.clone().unsqueeze_dim::<3>(2);
+                    let [n, f, d] = frames.frames.dims();
+                    frames.frames = frames
+                        .frames
+                        .clone()
+                        .mask_where(pad.expand([n, f, d]), noise);
+                }
+            }
+            let a = model.forward(&clean).slice([0..2, 0..3, 0..4]);
+            let b = model.forward(&dirty).slice([0..2, 0..3, 0..4]);
+            a.into_data()
+                .assert_approx_eq::<f32>(&b.into_data(), Default::default());
+        }
+    }
+}
