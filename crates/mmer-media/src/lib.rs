@@ -1,0 +1,26 @@
+//! Media decoding for mmer, and the extraction stage that turns a user's
+//! media files into per-utterance feature sequences (DESIGN §2).
+//!
+//! This crate owns:
+//! - running the `ffmpeg` / `ffprobe` programs ([`Ffmpeg`]): what a file
+//!   holds ([`Ffmpeg::probe`] → [`MediaInfo`]), its audio as 16 kHz mono
+//!   f32 PCM ([`Ffmpeg::decode_audio`] → [`DecodedAudio`] with an
+//!   [`AudioState`]: absent, empty, silent or present), and k RGB keyframes
+//!   ([`Ffmpeg::keyframes`] → [`RgbFrame`]) for the visual extractors;
+//!
+//! It leaves to others: the DSP (mmer-audio), face detection and expression
+//! features (mmer-vision, which consumes [`RgbFrame`]s), text embeddings
+//! (mmer-features) and the store format (mmer-core). No burn, no candle,
+//! no libav bindings: ffmpeg runs as a child process (see [`ffmpeg`]).
+
+mod audio;
+mod error;
+pub mod ffmpeg;
+mod frames;
+mod probe;
+
+pub use audio::{AudioState, DecodedAudio};
+pub use error::{Error, Result};
+pub use ffmpeg::Ffmpeg;
+pub use frames::{KeyframeOptions, RgbFrame, capped_size};
+pub use probe::{AudioStream, MediaInfo, VideoStream};
