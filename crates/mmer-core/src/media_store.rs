@@ -102,7 +102,7 @@ impl StreamKey {
 }
 
 /// Whether a modality of an utterance holds data, and if not, why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     /// Extracted; its streams are in the record.

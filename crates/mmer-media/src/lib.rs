@@ -7,6 +7,14 @@
 //!   f32 PCM ([`Ffmpeg::decode_audio`] → [`DecodedAudio`] with an
 //!   [`AudioState`]: absent, empty, silent or present), and k RGB keyframes
 //!   ([`Ffmpeg::keyframes`] → [`RgbFrame`]) for the visual extractors;
+//! - the extraction stage ([`extract::run`]): inputs (files, folders,
+//!   conversation files; [`inputs::collect`]) → one record per utterance in
+//!   the media store ([`mmer_core::media_store`]), in parallel, resumable,
+//!   with a per-file [`extract::RunReport`];
+//! - the Audio extractor ([`audio_features::AudioFeatures`]): mmer-audio's
+//!   LLDs pooled into 100 ms windows plus utterance functionals.
+//!
+//! Visual extractors plug in through [`extract::StreamExtractor`].
 //!
 //! It leaves to others: the DSP (mmer-audio), face detection and expression
 //! features (mmer-vision, which consumes [`RgbFrame`]s), text embeddings
@@ -14,9 +22,12 @@
 //! no libav bindings: ffmpeg runs as a child process (see [`ffmpeg`]).
 
 mod audio;
+pub mod audio_features;
 mod error;
+pub mod extract;
 pub mod ffmpeg;
 mod frames;
+pub mod inputs;
 mod probe;
 
 pub use audio::{AudioState, DecodedAudio};

@@ -450,3 +450,134 @@ fn absent_ffmpeg_is_a_typed_error() {
     );
     assert!(err.to_string().contains("scripts/setup.sh"));
 }
+
+#[test]
+fn extraction_batch_reports_skips_and_resumes() {
+    use mmer_core::media_store::{Level, MediaStore, Presence, StreamKey};
+    use mmer_core::{Corpus, Dialogue, LabelSpace, Modality, Split, Utterance};
+    use mmer_media::audio_features::{AudioFeatures, AudioFeaturesConfig};
+    use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
+    use mmer_media::inputs::collect;
+
+    let Some(ff) = ffmpeg_or_skip("extraction_batch") else {
+        return;
+    };
+    let crema = shared_data().join("crema-d/1001_DFA_HAP_XX.flv");
+    if !crema.exists() {
+        eprintln!("extraction_batch: skipped, {} not found", crema.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    std::fs::copy(&crema, media.join("happy.flv")).unwrap();
+    std::fs::write(media.join("broken.mp4"), b"not a video").unwrap();
+    std::fs::write(media.join("empty.wav"), b"").unwrap();
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10:duration=1",
+            "-c:v",
+            "mpeg4",
+        ],
+        &media.join("mute.mkv"),
+    );
+    let inputs = collect(std::slice::from_ref(&media), &LabelSpace::meld()).unwrap();
+    let audio = AudioFeatures::new(AudioFeaturesConfig::default()).unwrap();
+    let extractors: [&dyn StreamExtractor; 1] = [&audio];
+    let opts = ExtractOptions {
+        out: dir.path().join("store"),
+        jobs: 2,
+        force: false,
+    };
+    let report = extract::run(&ff, &extractors, &inputs.jobs, &opts, &|_| {}).unwrap();
+    let by_id = |id: &str| report.files.iter().find(|f| f.id == id).unwrap().clone();
+    assert_eq!(
+        (report.ok, report.skipped, report.failed),
+        (2, 0, 2),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(by_id("happy").presence[&Modality::Audio], Presence::Present);
+    assert_eq!(by_id("mute").presence[&Modality::Audio], Presence::Absent);
+    assert!(by_id("broken").reason.unwrap().contains("broken.mp4"));
+    assert!(by_id("empty").reason.unwrap().contains("empty"));
+    report.write(&opts.out).unwrap();
+    assert!(
+        std::fs::read_to_string(opts.out.join("report.txt"))
+            .unwrap()
+            .contains("FAILED")
+    );
+
+    let store = MediaStore::open(&opts.out).unwrap();
+    let rec = store.read("happy").unwrap().unwrap();
+    let frames = &rec.streams[&StreamKey::frames(Modality::Audio)];
+    // ~2 s at 100 ms windows.
+    assert!(
+        (15..=25).contains(&frames.features.frames),
+        "{}",
+        frames.features.frames
+    );
+    assert!(store.read("mute").unwrap().unwrap().streams.is_empty());
+
+    // A re-run skips what is current and retries only the failures.
+    let again = extract::run(&ff, &extractors, &inputs.jobs, &opts, &|_| {}).unwrap();
+    assert_eq!((again.ok, again.skipped, again.failed), (0, 2, 2));
+    assert_eq!(
+        again
+            .files
+            .iter()
+            .find(|f| f.id == "happy")
+            .unwrap()
+            .outcome,
+        Outcome::Skipped
+    );
+    // Another extractor configuration makes every record stale.
+    let raw = AudioFeatures::new(AudioFeaturesConfig {
+        window_frames: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let third = extract::run(
+        &ff,
+        &[&raw as &dyn StreamExtractor],
+        &inputs.jobs,
+        &opts,
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(third.ok, 2);
+
+    // The trainer's view: features attached by utterance id.
+    let mut corpus = Corpus {
+        name: "c".into(),
+        labels: LabelSpace::meld(),
+        splits: [(
+            Split::Test,
+            vec![Dialogue {
+                id: "d".into(),
+                utterances: vec![
+                    Utterance::new("happy", 0, "A"),
+                    Utterance::new("mute", 1, "B"),
+                ],
+            }],
+        )]
+        .into(),
+    };
+    let attached = MediaStore::open(&opts.out)
+        .unwrap()
+        .attach(&mut corpus, Level::Frames)
+        .unwrap();
+    assert_eq!(attached.matched, 2);
+    let utts = &corpus.splits[&Split::Test][0].utterances;
+    assert!(
+        utts[0].features[&Modality::Audio].frames > 150,
+        "raw 10 ms frames"
+    );
+    assert!(
+        !utts[1].features.contains_key(&Modality::Audio),
+        "no sound stays missing"
+    );
+}
