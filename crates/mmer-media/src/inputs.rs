@@ -76,17 +76,26 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// to jobs. Conversation labels are checked against `labels`.
 ///
 /// # Errors
-/// [`Error::Io`] (a missing input or unreadable folder),
+/// [`Error::Io`] (a missing conversation file or unreadable folder; a
+/// missing media file is a job that the run reports as failed),
 /// [`Error::Conversation`] (a malformed conversation file),
 /// [`Error::NoInputs`] (nothing to extract).
 pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
     let mut out = Inputs::default();
     for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|source| Error::Io {
-            path: input.clone(),
-            source,
-        })?;
-        if meta.is_dir() {
+        let is_dir = match std::fs::metadata(input) {
+            Ok(meta) => meta.is_dir(),
+            // A named media file that cannot be read becomes a job that
+            // fails with the reason, so the rest of the batch still runs.
+            Err(_) if !is_conversation(input) => false,
+            Err(source) => {
+                return Err(Error::Io {
+                    path: input.clone(),
+                    source,
+                });
+            }
+        };
+        if is_dir {
             let mut files = Vec::new();
             walk(input, &mut files)?;
             for path in files {
@@ -173,9 +182,11 @@ mod tests {
         assert_eq!(got.jobs[3].path, root.join("clips/a.MP4"));
         assert_eq!(got.without_media, ["d_utt1"]);
         assert!(matches!(
-            collect(&[root.join("nope")], &LabelSpace::meld()),
+            collect(&[root.join("nope.jsonl")], &LabelSpace::meld()),
             Err(Error::Io { .. })
         ));
+        let missing = collect(&[root.join("nope.mp4")], &LabelSpace::meld()).unwrap();
+        assert_eq!(missing.jobs[0].id, "nope", "reported per file by the run");
         let empty = root.join("empty");
         std::fs::create_dir(&empty).unwrap();
         assert!(matches!(

@@ -23,6 +23,7 @@
 
 mod audio;
 pub mod audio_features;
+pub mod bench;
 mod error;
 pub mod extract;
 pub mod ffmpeg;

@@ -4,5 +4,6 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod extract;
 pub mod predict;
 pub mod train;
