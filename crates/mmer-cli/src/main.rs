@@ -39,6 +39,9 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Predict the emotion of every turn of a conversation file.
     Predict(cmd::predict::PredictArgs),
+    /// Extract per-utterance feature sequences from media files (audio now;
+    /// decoding through the ffmpeg program) into a resumable feature store.
+    Extract(cmd::extract::ExtractArgs),
     /// Inspect datasets.
     Data {
         #[command(subcommand)]
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Pretrain(args) => cmd::pretrain::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Predict(args) => cmd::predict::run(args),
+        Command::Extract(args) => cmd::extract::run(args),
         Command::Data { command } => cmd::data::run(command),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),

@@ -209,3 +209,81 @@ fn conversations_train_and_predict_with_minilm() {
         assert!((sum - 1.0).abs() < 1e-4);
     }
 }
+
+/// `mmer extract` on a conversation folder: the good clip is extracted, the
+/// corrupt one is reported and fails the exit status, a re-run skips, and
+/// `data stats --media-store` counts the audio coverage.
+#[test]
+fn extract_reports_failures_resumes_and_stats_show_coverage() {
+    let crema = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/crema-d/1001_DFA_ANG_XX.flv");
+    let has_ffmpeg = Command::new("ffprobe").arg("-version").output().is_ok();
+    if !crema.exists() || !has_ffmpeg {
+        eprintln!("extract: skipped, needs ffmpeg and ../shared/data/crema-d");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("conv");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::copy(&crema, data.join("angry.flv")).unwrap();
+    std::fs::write(data.join("broken.mp4"), b"garbage").unwrap();
+    std::fs::write(
+        data.join("train.jsonl"),
+        concat!(
+            r#"{"dialogue": "d", "turn": 0, "speaker": "A", "text": "Don't forget a jacket.", "label": "anger", "video": "angry.flv"}"#,
+            "\n",
+            r#"{"dialogue": "d", "turn": 1, "speaker": "B", "text": "Fine.", "label": "neutral", "video": "broken.mp4"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("valid.jsonl"),
+        r#"{"dialogue": "v", "turn": 0, "speaker": "A", "text": "Okay.", "label": "neutral"}"#,
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let (conv, store_s) = (data.join("train.jsonl"), store.to_str().unwrap());
+    let args = [
+        "extract",
+        conv.to_str().unwrap(),
+        "--out",
+        store_s,
+        "--jobs",
+        "2",
+    ];
+    let o = mmer(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a failed file fails the run: {}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("1 ok"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("FAILED"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("broken.mp4"), "{}", stderr(&o));
+    let report = read_json(&store.join("report.json"));
+    assert_eq!(report["failed"], 1);
+    assert_eq!(report["files"][0]["id"], "d_utt0");
+    assert_eq!(report["files"][0]["presence"]["audio"], "present");
+
+    let o = mmer(&args);
+    assert!(stdout(&o).contains("1 skipped"), "{}", stdout(&o));
+
+    let o = mmer(&[
+        "data",
+        "stats",
+        "--dataset",
+        "conversations",
+        "--data",
+        data.to_str().unwrap(),
+        "--media-store",
+        store_s,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(stats["train"]["modalities"]["audio"], 1);
+    assert_eq!(stats["train"]["modalities"]["text"], 2);
+    assert_eq!(stats["valid"]["modalities"]["text"], 1);
+}

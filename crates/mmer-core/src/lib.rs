@@ -2,14 +2,16 @@
 //!
 //! This crate owns the data model of DESIGN §1 — [`Corpus`] → [`Split`] →
 //! [`Dialogue`] → [`Utterance`] — the [`Modality`] and [`LabelSpace`]
-//! vocabularies, and the on-disk format of the feature store
-//! ([`store`]). It has no ML framework and no media dependency: loaders
+//! vocabularies, and the on-disk formats of the feature store: text
+//! embedding tables ([`store`]) and per-utterance media feature sequences
+//! ([`media_store`]). It has no ML framework and no media dependency: loaders
 //! live in `mmer-data`, extraction in `mmer-features`, models in
 //! `mmer-models`.
 
 mod corpus;
 mod error;
 mod label;
+pub mod media_store;
 mod modality;
 pub mod store;
 

@@ -56,6 +56,36 @@ pub enum Workload {
     /// Latency of text embedding + `Checkpoint::predict` on one conversation,
     /// after the model and encoder are loaded.
     Predict(PredictArgs),
+    /// Real-time factor of `mmer extract` on a generated clip (testsrc video +
+    /// EmoDB speech, H.264/AAC MP4), with a per-stage breakdown.
+    Extract(ExtractBenchArgs),
+}
+
+/// Arguments of `mmer bench extract`.
+#[derive(Debug, Args)]
+pub struct ExtractBenchArgs {
+    /// Folder of speech WAV files; the first few, concatenated, are the
+    /// clip's sound track.
+    #[arg(long, default_value = "../shared/data/emodb/wav")]
+    pub speech: PathBuf,
+    /// Clip duration, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Clip width, pixels.
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    /// Clip height, pixels.
+    #[arg(long, default_value_t = 360)]
+    pub height: u32,
+    /// Clip frame rate.
+    #[arg(long, default_value_t = 25)]
+    pub fps: u32,
+    /// Keyframes decoded per clip.
+    #[arg(long, default_value_t = 8)]
+    pub keyframes: usize,
+    /// Timed repetitions after one warm-up (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
 }
 
 /// Arguments of `mmer bench text`.
@@ -144,6 +174,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Workload::Text(a) => serde_json::to_string(&bench_text(a)?)?,
         Workload::TrainEpoch(a) => serde_json::to_string(&bench_train_epoch(a)?)?,
         Workload::Predict(a) => serde_json::to_string(&bench_predict(a)?)?,
+        Workload::Extract(a) => serde_json::to_string(&bench_extract(a)?)?,
     };
     println!("{report}");
     Ok(())
@@ -491,6 +522,46 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `mmer bench extract`: see [`mmer_media::bench`].
+fn bench_extract(args: ExtractBenchArgs) -> Result<mmer_media::bench::BenchReport> {
+    let ffmpeg = mmer_media::Ffmpeg::from_env();
+    let mut speech: Vec<PathBuf> = std::fs::read_dir(&args.speech)
+        .with_context(|| format!("reading speech folder {}", args.speech.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
+        .collect();
+    speech.sort();
+    // EmoDB clips are 2 s: enough of them to cover the clip without looping.
+    speech.truncate((args.seconds / 2.0).ceil().max(1.0) as usize);
+    if speech.is_empty() {
+        bail!("no .wav file in {}", args.speech.display());
+    }
+    let spec = mmer_media::bench::ClipSpec {
+        seconds: args.seconds,
+        width: args.width,
+        height: args.height,
+        fps: args.fps,
+        keyframes: args.keyframes,
+    };
+    let work = std::env::temp_dir().join(format!("mmer-bench-extract-{}", std::process::id()));
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let clip = work.join("clip.mp4");
+    let result = mmer_media::bench::make_clip(&ffmpeg, &spec, &speech, &clip)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            tracing::info!(clip = %clip.display(), "timing extraction");
+            Ok(mmer_media::bench::run(
+                &ffmpeg,
+                &spec,
+                &clip,
+                &work,
+                args.repeats,
+            )?)
+        });
+    let _ = std::fs::remove_dir_all(&work);
+    result
 }
 
 #[cfg(test)]

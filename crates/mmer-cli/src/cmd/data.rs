@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use mmer_core::{Corpus, Label, Modality, Split};
 use serde::Serialize;
@@ -29,6 +29,10 @@ pub struct StatsArgs {
     /// Label space of `conversations` data (meld, iemocap, synthetic).
     #[arg(long)]
     pub labels: Option<String>,
+    /// Media store written by `mmer extract`: its feature sequences are
+    /// attached by utterance id, so coverage counts the extracted modalities.
+    #[arg(long)]
+    pub media_store: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -45,7 +49,8 @@ pub struct SplitStats {
     single_turn_dialogues: usize,
     empty_texts: usize,
     classes: BTreeMap<String, usize>,
-    /// Utterances carrying each modality (coverage).
+    /// Utterances carrying each modality (coverage). Text counts an
+    /// utterance with a non-blank transcript or text features.
     modalities: BTreeMap<Modality, usize>,
 }
 
@@ -78,8 +83,13 @@ pub fn stats(corpus: &Corpus) -> BTreeMap<Split, SplitStats> {
                 }
                 None => {}
             }
-            for m in u.features.keys() {
-                *modalities.entry(*m).or_default() += 1;
+            for m in Modality::ALL {
+                let has = u.features.contains_key(&m)
+                    || (m == Modality::Text
+                        && u.text.as_deref().is_some_and(|t| !t.trim().is_empty()));
+                if has {
+                    *modalities.entry(m).or_default() += 1;
+                }
             }
         }
         let speakers: std::collections::BTreeSet<&str> =
@@ -116,7 +126,18 @@ pub fn run(command: DataCommand) -> Result<()> {
         labels: args.labels,
         ..DataConfig::new(args.dataset, args.data)
     };
-    let corpus = config.load(&[])?;
+    let mut corpus = config.load(&[])?;
+    if let Some(dir) = &args.media_store {
+        let store = mmer_core::media_store::MediaStore::open(dir)
+            .with_context(|| format!("opening the media store {}", dir.display()))?;
+        let report = store.attach(&mut corpus, mmer_core::media_store::Level::Frames)?;
+        tracing::info!(
+            store = %dir.display(),
+            matched = report.matched,
+            unmatched = report.unmatched,
+            "media features attached by utterance id"
+        );
+    }
     let stats = stats(&corpus);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod extract;
 pub mod predict;
 pub mod pretrain;
 pub mod train;

@@ -1,0 +1,115 @@
+//! `mmer extract`: media files → per-utterance feature sequences in the
+//! media store. Thin: resolves the inputs, builds the extractors and a
+//! progress bar, and hands over to `mmer_media::extract::run`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use mmer_media::Ffmpeg;
+use mmer_media::audio_features::{AudioFeatures, AudioFeaturesConfig};
+use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
+
+use crate::dataset::label_space;
+
+/// Arguments of `mmer extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Media files, folders of media (searched recursively), or conversation
+    /// files (.jsonl/.csv) whose `video`/`audio` columns name each turn's clip.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Store directory (created; a re-run resumes it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Files processed in parallel (default: number of CPUs).
+    #[arg(long, env = "MMER_JOBS")]
+    pub jobs: Option<usize>,
+    /// Audio frame sequence resolution: 10 ms LLDs averaged over windows of
+    /// this length (a multiple of 10; 10 keeps the raw frames).
+    #[arg(long, default_value_t = 100)]
+    pub audio_window_ms: usize,
+    /// Trim leading and trailing silence before audio analysis.
+    #[arg(long)]
+    pub trim_silence: bool,
+    /// Re-extract files whose record is already current.
+    #[arg(long)]
+    pub force: bool,
+    /// Label space that conversation files' labels are checked against
+    /// (meld, iemocap, synthetic).
+    #[arg(long, default_value = "meld")]
+    pub labels: String,
+    /// Print the report as JSON on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Entry point of `mmer extract`.
+pub fn run(args: ExtractArgs) -> Result<()> {
+    if args.audio_window_ms == 0 || !args.audio_window_ms.is_multiple_of(10) {
+        bail!(
+            "--audio-window-ms must be a positive multiple of 10 (got {})",
+            args.audio_window_ms
+        );
+    }
+    let ffmpeg = Ffmpeg::from_env();
+    let version = ffmpeg.version()?;
+    tracing::debug!(%version, "decoding with ffmpeg");
+    let inputs = mmer_media::inputs::collect(&args.inputs, &label_space(&args.labels)?)?;
+    if !inputs.without_media.is_empty() {
+        tracing::warn!(
+            count = inputs.without_media.len(),
+            first = %inputs.without_media[0],
+            "conversation turns without a media path are not extracted"
+        );
+    }
+    let audio = AudioFeatures::new(AudioFeaturesConfig {
+        window_frames: args.audio_window_ms / 10,
+        trim_silence: args.trim_silence,
+    })?;
+    let extractors: [&dyn StreamExtractor; 1] = [&audio];
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let opts = ExtractOptions {
+        out: args.out.clone(),
+        jobs,
+        force: args.force,
+    };
+    let bar = indicatif::ProgressBar::new(inputs.jobs.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "extracting [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = extract::run(&ffmpeg, &extractors, &inputs.jobs, &opts, &|file| {
+        if file.outcome == Outcome::Failed {
+            let reason = file.reason.as_deref().unwrap_or(&file.path);
+            bar.suspend(|| tracing::warn!("failed: {reason}"));
+        }
+        bar.set_message(file.id.clone());
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    report
+        .write(&args.out)
+        .with_context(|| format!("writing the report into {}", args.out.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.summary());
+        println!(
+            "store: {} (report.json, report.txt, index.json)",
+            args.out.display()
+        );
+    }
+    if report.failed > 0 {
+        bail!(
+            "{} of {} files failed (see {})",
+            report.failed,
+            report.files.len(),
+            args.out.join("report.txt").display()
+        );
+    }
+    Ok(())
+}

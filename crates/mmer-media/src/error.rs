@@ -1,0 +1,107 @@
+//! Errors of media decoding and extraction.
+
+use std::path::PathBuf;
+
+/// What can go wrong while probing, decoding or extracting one media file.
+///
+/// Every variant that concerns a file names it, so a batch report can show
+/// the error as-is. A silent or absent audio track is *not* an error: it is
+/// an [`crate::AudioState`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The ffmpeg or ffprobe program is not installed (or not executable).
+    #[error(
+        "{program} not found ({tried}): install ffmpeg with scripts/setup.sh \
+         (Debian package `ffmpeg`), or set MMER_FFMPEG / MMER_FFPROBE to the programs"
+    )]
+    FfmpegNotFound {
+        /// `ffmpeg` or `ffprobe`.
+        program: &'static str,
+        /// The path or name that was tried.
+        tried: String,
+    },
+    /// The program exists but could not be started or talked to.
+    #[error("{program}: cannot run on {path}: {source}", path = path.display())]
+    Spawn {
+        /// `ffmpeg` or `ffprobe`.
+        program: &'static str,
+        /// The media file it was run on.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The media file does not exist or cannot be read.
+    #[error("{path}: {source}", path = path.display())]
+    Io {
+        /// The media file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is empty (0 bytes): nothing to decode.
+    #[error("{path}: file is empty (0 bytes)", path = path.display())]
+    ZeroLength {
+        /// The media file.
+        path: PathBuf,
+    },
+    /// ffmpeg/ffprobe failed on the file: corrupt, truncated, or a format it
+    /// does not read. `stderr` is the tail of the program's own message.
+    #[error("{path}: {program} cannot decode it (corrupt, truncated or unsupported): {stderr}", path = path.display())]
+    Corrupt {
+        /// `ffmpeg` or `ffprobe`.
+        program: &'static str,
+        /// The media file.
+        path: PathBuf,
+        /// Last lines of the program's stderr.
+        stderr: String,
+    },
+    /// The file has no stream of the requested kind.
+    #[error("{path}: no {kind} stream", path = path.display())]
+    NoStream {
+        /// The media file.
+        path: PathBuf,
+        /// `audio` or `video`.
+        kind: &'static str,
+    },
+    /// ffprobe's answer could not be understood.
+    #[error("{path}: unexpected ffprobe output: {msg}", path = path.display())]
+    Probe {
+        /// The media file.
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
+    /// An invalid request (zero keyframes, a zero scale cap, ...).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// Audio analysis failed (mmer-audio).
+    #[error("{path}: audio analysis: {source}", path = path.display())]
+    Audio {
+        /// The media file.
+        path: PathBuf,
+        /// What mmer-audio reported.
+        source: mmer_audio::Error,
+    },
+    /// Reading or writing the feature store failed.
+    #[error(transparent)]
+    Store(#[from] mmer_core::Error),
+    /// Reading a conversation file failed.
+    #[error(transparent)]
+    Conversation(#[from] mmer_data::Error),
+    /// An input list that resolves to no media file.
+    #[error("no media files found in {0}")]
+    NoInputs(String),
+    /// A pluggable extractor ([`crate::extract::StreamExtractor`]) failed.
+    #[error("{path}: {extractor}: {msg}", path = path.display())]
+    Extractor {
+        /// The media file.
+        path: PathBuf,
+        /// Extractor name.
+        extractor: String,
+        /// Its message.
+        msg: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,236 @@
+//! RGB keyframes, decoded by ffmpeg in one pass (`-f rawvideo -pix_fmt rgb24`).
+//!
+//! The k keyframes sit at the centres of k equal slices of the clip,
+//! `start + (i + ½)·D/k` (DESIGN §2 "k FFmpeg keyframes"; D runs to the
+//! start of the last frame, one frame period before the end); centres rather
+//! than slice starts, so the first keyframe is not the often-black frame 0.
+//! One ffmpeg process does the whole clip: a `select` filter keeps the first
+//! frame at or after each target time, `showinfo` reports the time of the
+//! frame actually kept (which matters for variable frame rate), and a
+//! `scale` filter caps the size of huge videos. One process instead of k
+//! seeks because starting ffmpeg costs about as much as decoding a short
+//! clip.
+
+use std::ffi::OsStr;
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ffmpeg::{Ffmpeg, Program, input_arg, run};
+use crate::probe::MediaInfo;
+
+/// Fallback spacing when the container does not know its duration, seconds.
+const UNKNOWN_DURATION_SPACING_S: f64 = 1.0;
+
+/// Which frames to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyframeOptions {
+    /// Number of keyframes k (≥ 1).
+    pub count: usize,
+    /// Cap on the longer side, pixels: bigger frames are scaled down
+    /// (aspect kept). `None` keeps the native size.
+    pub max_side: Option<u32>,
+}
+
+impl Default for KeyframeOptions {
+    /// 8 keyframes, longer side at most 1280 px (a 4K phone video would be
+    /// 25 MB per RGB frame; a face detector needs far less).
+    fn default() -> Self {
+        Self {
+            count: 8,
+            max_side: Some(1280),
+        }
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbFrame {
+    /// Presentation time in the file, seconds.
+    pub time_s: f64,
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+    /// Row-major RGB bytes, `height * width * 3`.
+    pub data: Vec<u8>,
+}
+
+impl RgbFrame {
+    /// The pixel at `(x, y)` as `[r, g, b]`, if inside the frame.
+    pub fn pixel(&self, x: u32, y: u32) -> Option<[u8; 3]> {
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        self.data.get(i..i + 3).map(|p| [p[0], p[1], p[2]])
+    }
+}
+
+/// Output size for a `width × height` frame under a longer-side cap,
+/// aspect kept, each side at least 1 and even when scaled (codec-friendly
+/// for anyone who re-encodes crops).
+pub fn capped_size(width: u32, height: u32, max_side: Option<u32>) -> (u32, u32) {
+    let Some(cap) = max_side else {
+        return (width, height);
+    };
+    let longer = width.max(height);
+    if longer <= cap || longer == 0 {
+        return (width, height);
+    }
+    let scale = f64::from(cap) / f64::from(longer);
+    let fit = |side: u32| {
+        let s = (f64::from(side) * scale).round() as u32;
+        (s - s % 2).max(2).min(cap)
+    };
+    (fit(width), fit(height))
+}
+
+/// Target times, seconds in the file's timeline.
+fn target_times(start_s: f64, duration_s: Option<f64>, count: usize) -> Vec<f64> {
+    let step = duration_s.map_or(UNKNOWN_DURATION_SPACING_S, |d| d / count as f64);
+    (0..count)
+        .map(|i| start_s + (i as f64 + 0.5) * step)
+        .collect()
+}
+
+impl Ffmpeg {
+    /// Decodes `opts.count` RGB frames spread uniformly over the video.
+    ///
+    /// Fewer frames come back when the stream ends early (a truncated file
+    /// that still decodes); none is an [`Error::Corrupt`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] (k = 0, cap 0), [`Error::NoStream`] (no
+    /// video), [`Error::FfmpegNotFound`], [`Error::Corrupt`].
+    pub fn keyframes(&self, info: &MediaInfo, opts: &KeyframeOptions) -> Result<Vec<RgbFrame>> {
+        if opts.count == 0 {
+            return Err(Error::InvalidOption("keyframe count must be ≥ 1".into()));
+        }
+        if opts.max_side == Some(0) {
+            return Err(Error::InvalidOption("max_side must be ≥ 1".into()));
+        }
+        let path = info.path.as_path();
+        let video = info.video.as_ref().ok_or_else(|| Error::NoStream {
+            path: path.to_path_buf(),
+            kind: "video",
+        })?;
+        let (w, h) = video.display_size();
+        let (out_w, out_h) = capped_size(w, h, opts.max_side);
+        // The last frame starts one frame period before the end: aim within
+        // [start, last frame] so the final slice centre still has a frame.
+        let span = info
+            .video_duration_s()
+            .map(|d| video.fps.map_or(d, |fps| (d - 1.0 / fps).max(d / 2.0)));
+        let targets = target_times(video.start_s, span, opts.count);
+        // select: keep the first frame whose time reaches target number
+        // `selected_n` (the count of frames kept so far). The expression has
+        // no list type, so a nested if-chain over selected_n picks the target.
+        let mut target = format!("{:.6}", targets[opts.count - 1]);
+        for (i, t) in targets.iter().enumerate().rev().skip(1) {
+            target = format!("if(eq(selected_n\\,{i})\\,{t:.6}\\,{target})");
+        }
+        let select = format!("gte(t\\,{target})");
+        let filter = format!("select='{select}',showinfo,scale={out_w}:{out_h}:flags=area");
+        let input = input_arg(path);
+        let map = format!("0:{}", video.index);
+        let count = opts.count.to_string();
+        let args: [&OsStr; 22] = [
+            OsStr::new("-nostdin"),
+            OsStr::new("-hide_banner"),
+            OsStr::new("-nostats"),
+            OsStr::new("-loglevel"),
+            OsStr::new("info"),
+            OsStr::new("-i"),
+            &input,
+            OsStr::new("-map"),
+            OsStr::new(&map),
+            OsStr::new("-an"),
+            OsStr::new("-sn"),
+            OsStr::new("-vf"),
+            OsStr::new(&filter),
+            OsStr::new("-fps_mode"),
+            OsStr::new("passthrough"),
+            OsStr::new("-frames:v"),
+            OsStr::new(&count),
+            OsStr::new("-f"),
+            OsStr::new("rawvideo"),
+            OsStr::new("-pix_fmt"),
+            OsStr::new("rgb24"),
+            OsStr::new("-"),
+        ];
+        let frame_bytes = out_w as usize * out_h as usize * 3;
+        let (buffers, log) = run(self, Program::Ffmpeg, path, &args, |out| {
+            let mut frames = Vec::new();
+            loop {
+                let mut buf = vec![0u8; frame_bytes];
+                match read_full(out, &mut buf)? {
+                    n if n == frame_bytes => frames.push(buf),
+                    0 => break,
+                    // A partial frame: the stream ended mid-frame; drop it.
+                    _ => break,
+                }
+            }
+            Ok(frames)
+        })?;
+        if buffers.is_empty() {
+            return Err(Error::Corrupt {
+                program: "ffmpeg",
+                path: path.to_path_buf(),
+                stderr: format!("no video frame decoded; {}", log.tail_text()),
+            });
+        }
+        if buffers.len() < opts.count {
+            tracing::debug!(path = %path.display(), got = buffers.len(), wanted = opts.count, "fewer keyframes than requested");
+        }
+        Ok(buffers
+            .into_iter()
+            .enumerate()
+            .map(|(i, data)| RgbFrame {
+                time_s: log
+                    .pts_times
+                    .get(i)
+                    .copied()
+                    .unwrap_or_else(|| targets[i.min(targets.len() - 1)]),
+                width: out_w,
+                height: out_h,
+                data,
+            })
+            .collect())
+    }
+}
+
+/// Reads until `buf` is full or EOF; returns the bytes read.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_keeps_aspect_and_small_frames() {
+        assert_eq!(capped_size(480, 360, Some(1280)), (480, 360));
+        assert_eq!(capped_size(3840, 2160, Some(1280)), (1280, 720));
+        assert_eq!(capped_size(1080, 1920, Some(640)), (360, 640));
+        assert_eq!(capped_size(7, 5, None), (7, 5));
+    }
+
+    #[test]
+    fn targets_are_slice_centres() {
+        let t = target_times(1.0, Some(4.0), 4);
+        assert_eq!(t, vec![1.5, 2.5, 3.5, 4.5]);
+        assert_eq!(target_times(0.0, None, 2), vec![0.5, 1.5]);
+    }
+}

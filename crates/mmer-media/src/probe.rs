@@ -1,0 +1,294 @@
+//! What a media file holds, from `ffprobe -print_format json`.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ffmpeg::{Ffmpeg, Program, check_file, input_arg, run};
+
+/// The first audio stream of a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioStream {
+    /// ffmpeg's stream index (for `-map 0:<index>`).
+    pub index: usize,
+    /// Codec name (`mp3`, `aac`, `pcm_s16le`, ...).
+    pub codec: String,
+    /// Native sample rate, Hz (0 when unknown).
+    pub sample_rate: u32,
+    /// Channel count (0 when unknown).
+    pub channels: u32,
+    /// Stream duration, seconds, when the container says.
+    pub duration_s: Option<f64>,
+}
+
+/// The first real video stream of a file (cover art is skipped).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoStream {
+    /// ffmpeg's stream index.
+    pub index: usize,
+    /// Codec name (`vp6f`, `h264`, ...).
+    pub codec: String,
+    /// Coded width, pixels (before rotation).
+    pub width: u32,
+    /// Coded height, pixels (before rotation).
+    pub height: u32,
+    /// Average frame rate, frames/s, when known.
+    pub fps: Option<f64>,
+    /// Whether the nominal and average frame rates differ (variable frame rate).
+    pub variable_frame_rate: bool,
+    /// Display rotation in degrees (from the display matrix or `rotate` tag);
+    /// ffmpeg applies it when decoding, so ±90 swaps the output width/height.
+    pub rotation: i32,
+    /// Stream start, seconds.
+    pub start_s: f64,
+    /// Stream duration, seconds, when the container says.
+    pub duration_s: Option<f64>,
+}
+
+impl VideoStream {
+    /// Width and height of decoded frames, after rotation.
+    pub fn display_size(&self) -> (u32, u32) {
+        if self.rotation.rem_euclid(180) == 90 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+/// The streams of one media file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// Container name(s) as ffprobe reports them (`flv`, `mov,mp4,m4a,3gp,3g2,mj2`).
+    pub format: String,
+    /// Container duration, seconds, when known.
+    pub duration_s: Option<f64>,
+    /// First audio stream, if any.
+    pub audio: Option<AudioStream>,
+    /// First video stream that is not cover art, if any.
+    pub video: Option<VideoStream>,
+}
+
+impl MediaInfo {
+    /// Best known duration of the video: the stream's, else the container's
+    /// minus the stream's start.
+    pub fn video_duration_s(&self) -> Option<f64> {
+        let v = self.video.as_ref()?;
+        v.duration_s
+            .or_else(|| self.duration_s.map(|d| (d - v.start_s).max(0.0)))
+            .filter(|d| d.is_finite() && *d > 0.0)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ProbeJson {
+    #[serde(default)]
+    streams: Vec<StreamJson>,
+    #[serde(default)]
+    format: Option<FormatJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FormatJson {
+    #[serde(default)]
+    format_name: Option<String>,
+    #[serde(default)]
+    duration: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamJson {
+    index: usize,
+    #[serde(default)]
+    codec_type: Option<String>,
+    #[serde(default)]
+    codec_name: Option<String>,
+    #[serde(default)]
+    width: Option<u32>,
+    #[serde(default)]
+    height: Option<u32>,
+    #[serde(default)]
+    avg_frame_rate: Option<String>,
+    #[serde(default)]
+    r_frame_rate: Option<String>,
+    #[serde(default)]
+    start_time: Option<String>,
+    #[serde(default)]
+    duration: Option<String>,
+    #[serde(default)]
+    sample_rate: Option<String>,
+    #[serde(default)]
+    channels: Option<u32>,
+    #[serde(default)]
+    disposition: HashMap<String, i64>,
+    #[serde(default)]
+    tags: HashMap<String, String>,
+    #[serde(default)]
+    side_data_list: Vec<serde_json::Value>,
+}
+
+/// `"30000/1001"` → 29.97; `"0/0"` or garbage → `None`.
+fn rational(s: Option<&str>) -> Option<f64> {
+    let (n, d) = s?.split_once('/')?;
+    let (n, d): (f64, f64) = (n.trim().parse().ok()?, d.trim().parse().ok()?);
+    (d != 0.0 && n > 0.0).then_some(n / d)
+}
+
+fn seconds(s: Option<&str>) -> Option<f64> {
+    s?.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+fn rotation(stream: &StreamJson) -> i32 {
+    let from_side_data = stream
+        .side_data_list
+        .iter()
+        .find_map(|sd| sd.get("rotation").and_then(serde_json::Value::as_f64));
+    let from_tag = stream
+        .tags
+        .get("rotate")
+        .and_then(|r| r.parse::<f64>().ok());
+    from_side_data.or(from_tag).map_or(0, |r| r.round() as i32)
+}
+
+/// Parses ffprobe's JSON (split out for unit tests).
+fn parse(path: &Path, size_bytes: u64, json: &[u8]) -> Result<MediaInfo> {
+    let probe: ProbeJson = serde_json::from_slice(json).map_err(|e| Error::Probe {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    let audio = probe
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"))
+        .map(|s| AudioStream {
+            index: s.index,
+            codec: s.codec_name.clone().unwrap_or_default(),
+            sample_rate: s
+                .sample_rate
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0),
+            channels: s.channels.unwrap_or(0),
+            duration_s: seconds(s.duration.as_deref()),
+        });
+    let video = probe
+        .streams
+        .iter()
+        .find(|s| {
+            s.codec_type.as_deref() == Some("video")
+                && s.disposition.get("attached_pic").copied().unwrap_or(0) == 0
+                && s.width.unwrap_or(0) > 0
+                && s.height.unwrap_or(0) > 0
+        })
+        .map(|s| {
+            let avg = rational(s.avg_frame_rate.as_deref());
+            let nominal = rational(s.r_frame_rate.as_deref());
+            VideoStream {
+                index: s.index,
+                codec: s.codec_name.clone().unwrap_or_default(),
+                width: s.width.unwrap_or(0),
+                height: s.height.unwrap_or(0),
+                fps: avg.or(nominal),
+                variable_frame_rate: matches!((avg, nominal), (Some(a), Some(r)) if (a - r).abs() / r > 0.01),
+                rotation: rotation(s),
+                start_s: seconds(s.start_time.as_deref()).unwrap_or(0.0),
+                duration_s: seconds(s.duration.as_deref()).filter(|d| *d > 0.0),
+            }
+        });
+    let format = probe.format.as_ref();
+    Ok(MediaInfo {
+        path: path.to_path_buf(),
+        size_bytes,
+        format: format
+            .and_then(|f| f.format_name.clone())
+            .unwrap_or_default(),
+        duration_s: format
+            .and_then(|f| seconds(f.duration.as_deref()))
+            .filter(|d| *d > 0.0),
+        audio,
+        video,
+    })
+}
+
+impl Ffmpeg {
+    /// The streams of `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] (missing/unreadable), [`Error::ZeroLength`],
+    /// [`Error::FfmpegNotFound`], [`Error::Corrupt`] (ffprobe rejects the
+    /// file; its stderr tail included), [`Error::Probe`].
+    pub fn probe(&self, path: &Path) -> Result<MediaInfo> {
+        let size = check_file(path)?;
+        let input = input_arg(path);
+        let args: [&OsStr; 8] = [
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-print_format"),
+            OsStr::new("json"),
+            OsStr::new("-show_format"),
+            OsStr::new("-show_streams"),
+            OsStr::new("-i"),
+            &input,
+        ];
+        let (json, _) = run(self, Program::Ffprobe, path, &args, |out| {
+            let mut buf = Vec::new();
+            out.read_to_end(&mut buf)?;
+            Ok(buf)
+        })?;
+        parse(path, size, &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flv_with_data_stream_and_cover_art_is_not_video() {
+        let json = br#"{"streams": [
+            {"index": 0, "codec_type": "data"},
+            {"index": 1, "codec_type": "audio", "codec_name": "mp3", "sample_rate": "44100", "channels": 1},
+            {"index": 2, "codec_type": "video", "codec_name": "vp6f", "width": 480, "height": 360,
+             "r_frame_rate": "30000/1001", "avg_frame_rate": "989/33", "start_time": "0.027000"}],
+            "format": {"format_name": "flv", "duration": "2.235000"}}"#;
+        let info = parse(Path::new("x.flv"), 10, json).unwrap();
+        let v = info.video.as_ref().unwrap();
+        assert_eq!((v.index, v.width, v.height), (2, 480, 360));
+        assert!((v.fps.unwrap() - 29.97).abs() < 0.01);
+        assert!(!v.variable_frame_rate);
+        assert!((info.video_duration_s().unwrap() - 2.208).abs() < 1e-9);
+        assert_eq!(info.audio.as_ref().unwrap().sample_rate, 44_100);
+
+        let cover = br#"{"streams": [
+            {"index": 0, "codec_type": "audio", "codec_name": "mp3"},
+            {"index": 1, "codec_type": "video", "width": 500, "height": 500,
+             "disposition": {"attached_pic": 1}}], "format": {}}"#;
+        let info = parse(Path::new("x.mp3"), 10, cover).unwrap();
+        assert!(info.video.is_none());
+    }
+
+    #[test]
+    fn rotation_swaps_display_size() {
+        let json =
+            br#"{"streams": [{"index": 0, "codec_type": "video", "width": 1920, "height": 1080,
+            "side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]}]}"#;
+        let info = parse(Path::new("x.mp4"), 10, json).unwrap();
+        assert_eq!(info.video.unwrap().display_size(), (1080, 1920));
+    }
+
+    #[test]
+    fn garbage_json_is_a_probe_error_naming_the_file() {
+        let err = parse(Path::new("x.mp4"), 1, b"not json").unwrap_err();
+        assert!(err.to_string().contains("x.mp4"), "{err}");
+    }
+}

@@ -1,0 +1,583 @@
+//! Decoding real and generated media through ffmpeg.
+//!
+//! Real clips: the 6 CREMA-D FLV files (VP6 + MP3) in `../shared/data`.
+//! Generated fixtures are made at test time with ffmpeg's lavfi sources
+//! (testsrc + sine, anullsrc) and an EmoDB clip muxed as audio; nothing is
+//! downloaded. Each test skips with a message when ffmpeg or the data is
+//! absent.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mmer_media::{AudioState, Error, Ffmpeg, KeyframeOptions};
+
+fn shared_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
+
+/// ffmpeg when installed, else `None` after printing why the test skips.
+fn ffmpeg_or_skip(test: &str) -> Option<Ffmpeg> {
+    let ff = Ffmpeg::from_env();
+    if ff.is_available() {
+        Some(ff)
+    } else {
+        eprintln!("{test}: skipped, ffmpeg/ffprobe not installed (scripts/setup.sh)");
+        None
+    }
+}
+
+/// Runs the ffmpeg program with `args` (a fixture generator).
+fn generate(args: &[&str], out: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "fixture generation failed: {args:?}");
+}
+
+/// 2 s of testsrc 320×240 25 fps + a 440 Hz sine, H.264/AAC in MP4.
+fn av_clip(dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        &out,
+    );
+    out
+}
+
+#[test]
+fn crema_d_clips_decode_with_audio_and_frames() {
+    let Some(ff) = ffmpeg_or_skip("crema_d") else {
+        return;
+    };
+    let dir = shared_data().join("crema-d");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("crema_d: skipped, {} not found", dir.display());
+        return;
+    };
+    let mut clips: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "flv"))
+        .collect();
+    clips.sort();
+    assert_eq!(clips.len(), 6, "CREMA-D fixture has 6 clips");
+    for clip in &clips {
+        let info = ff.probe(clip).unwrap();
+        let video = info.video.as_ref().expect("video stream");
+        assert_eq!(
+            (video.codec.as_str(), video.width, video.height),
+            ("vp6f", 480, 360)
+        );
+        assert_eq!(info.audio.as_ref().expect("audio").codec, "mp3");
+        let audio = ff.decode_audio(&info).unwrap();
+        assert_eq!(audio.state, AudioState::Present, "{}", clip.display());
+        let d = info.duration_s.unwrap();
+        assert!(
+            (audio.duration_s() - d).abs() < 0.15,
+            "{}: audio {:.3} s vs container {d:.3} s",
+            clip.display(),
+            audio.duration_s()
+        );
+        let frames = ff
+            .keyframes(
+                &info,
+                &KeyframeOptions {
+                    count: 8,
+                    max_side: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(frames.len(), 8, "{}", clip.display());
+        for pair in frames.windows(2) {
+            assert!(pair[0].time_s < pair[1].time_s, "keyframe times increase");
+        }
+        let f = &frames[3];
+        assert_eq!((f.width, f.height, f.data.len()), (480, 360, 480 * 360 * 3));
+        // A real face video: not a blank frame.
+        let mean = f.data.iter().map(|&b| f64::from(b)).sum::<f64>() / f.data.len() as f64;
+        assert!((20.0..235.0).contains(&mean), "mean intensity {mean}");
+    }
+}
+
+#[test]
+fn generated_av_clip_audio_and_scaled_frames() {
+    let Some(ff) = ffmpeg_or_skip("generated_av") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clip = av_clip(dir.path(), "av.mp4");
+    let info = ff.probe(&clip).unwrap();
+    let v = info.video.as_ref().unwrap();
+    assert_eq!((v.width, v.height), (320, 240));
+    assert!((v.fps.unwrap() - 25.0).abs() < 1e-6);
+    let audio = ff.decode_audio(&info).unwrap();
+    assert_eq!(audio.state, AudioState::Present);
+    assert!(
+        (audio.duration_s() - 2.0).abs() < 0.1,
+        "{}",
+        audio.duration_s()
+    );
+    // The sine's amplitude survives AAC + resampling (ffmpeg sine is 1/8 full scale).
+    let peak = audio.samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    assert!((0.08..0.2).contains(&peak), "peak {peak}");
+    let frames = ff
+        .keyframes(
+            &info,
+            &KeyframeOptions {
+                count: 4,
+                max_side: Some(160),
+            },
+        )
+        .unwrap();
+    assert_eq!(frames.len(), 4);
+    assert_eq!((frames[0].width, frames[0].height), (160, 120));
+    // Slice centres of the 1.96 s from the first to the last frame start.
+    for (f, want) in frames.iter().zip([0.245, 0.735, 1.225, 1.715]) {
+        assert!((f.time_s - want).abs() < 0.041, "{} vs {want}", f.time_s);
+    }
+}
+
+#[test]
+fn audio_only_video_only_and_silent_tracks_are_states() {
+    let Some(ff) = ffmpeg_or_skip("stream_states") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let audio_only = dir.path().join("audio.m4a");
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=220:duration=1",
+            "-c:a",
+            "aac",
+        ],
+        &audio_only,
+    );
+    let info = ff.probe(&audio_only).unwrap();
+    assert!(info.video.is_none());
+    assert_eq!(ff.decode_audio(&info).unwrap().state, AudioState::Present);
+    let err = ff
+        .keyframes(&info, &KeyframeOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NoStream { kind: "video", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("audio.m4a"), "{err}");
+
+    let video_only = dir.path().join("video.mkv");
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10:duration=1",
+            "-c:v",
+            "mpeg4",
+        ],
+        &video_only,
+    );
+    let info = ff.probe(&video_only).unwrap();
+    assert!(info.audio.is_none());
+    let audio = ff.decode_audio(&info).unwrap();
+    assert_eq!(audio.state, AudioState::Absent);
+    assert!(audio.samples.is_empty());
+    assert_eq!(
+        ff.keyframes(&info, &KeyframeOptions::default())
+            .unwrap()
+            .len(),
+        8
+    );
+
+    let silent = dir.path().join("silent.mkv");
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10:duration=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=48000:cl=stereo",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "pcm_s16le",
+            "-shortest",
+        ],
+        &silent,
+    );
+    let info = ff.probe(&silent).unwrap();
+    let audio = ff.decode_audio(&info).unwrap();
+    assert_eq!(audio.state, AudioState::Silent);
+    assert!(!audio.samples.is_empty());
+}
+
+#[test]
+fn emodb_speech_muxed_with_video_decodes_like_the_wav() {
+    let Some(ff) = ffmpeg_or_skip("emodb_mux") else {
+        return;
+    };
+    let wav = shared_data().join("emodb/wav/03a01Fa.wav");
+    if !wav.exists() {
+        eprintln!("emodb_mux: skipped, {} not found", wav.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("speech.mkv");
+    let wav_arg = wav.to_str().unwrap();
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=128x96:rate=25:duration=2",
+            "-i",
+            wav_arg,
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "pcm_s16le",
+            "-shortest",
+        ],
+        &clip,
+    );
+    let info = ff.probe(&clip).unwrap();
+    let decoded = ff.decode_audio(&info).unwrap();
+    assert_eq!(decoded.state, AudioState::Present);
+    // Same 16 kHz signal as mmer-audio's own WAV path, up to resampler differences.
+    let reference = mmer_audio::load_16k_mono(&wav).unwrap();
+    let n = decoded.samples.len().min(reference.len());
+    assert!(n > 16_000, "{n} samples");
+    let dot: f64 = (0..n)
+        .map(|i| f64::from(decoded.samples[i]) * f64::from(reference[i]))
+        .sum();
+    let norm = |x: &[f32]| {
+        x[..n]
+            .iter()
+            .map(|v| f64::from(*v).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let corr = dot / (norm(&decoded.samples) * norm(&reference));
+    assert!(
+        corr > 0.99,
+        "correlation with mmer-audio's resampling {corr}"
+    );
+}
+
+#[test]
+fn zero_length_truncated_and_missing_files_are_clear_errors() {
+    let Some(ff) = ffmpeg_or_skip("bad_files") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    let err = ff.probe(&empty).unwrap_err();
+    assert!(matches!(err, Error::ZeroLength { .. }), "{err}");
+    assert!(err.to_string().contains("empty.mp4"), "{err}");
+
+    let full = av_clip(dir.path(), "full.mp4");
+    let bytes = std::fs::read(&full).unwrap();
+    let truncated = dir.path().join("truncated.mp4");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = ff.probe(&truncated).unwrap_err();
+    match &err {
+        Error::Corrupt { path, stderr, .. } => {
+            assert_eq!(path, &truncated);
+            assert!(stderr.contains("moov atom not found"), "{stderr}");
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, b"this is not a video at all").unwrap();
+    assert!(matches!(
+        ff.probe(&text).unwrap_err(),
+        Error::Corrupt { .. }
+    ));
+
+    let missing = dir.path().join("missing.mp4");
+    assert!(matches!(ff.probe(&missing).unwrap_err(), Error::Io { .. }));
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_and_dash_prefixed_file_names_work() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(ff) = ffmpeg_or_skip("non_utf8") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clip = av_clip(dir.path(), "plain.mp4");
+    for name in [&b"clip_\xff\xfe.mp4"[..], b"-x.mp4", b"a:b.mp4"] {
+        let odd = dir.path().join(std::ffi::OsStr::from_bytes(name));
+        std::fs::copy(&clip, &odd).unwrap();
+        let info = ff.probe(&odd).unwrap();
+        assert_eq!(ff.decode_audio(&info).unwrap().state, AudioState::Present);
+        let frames = ff
+            .keyframes(
+                &info,
+                &KeyframeOptions {
+                    count: 2,
+                    max_side: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(frames.len(), 2);
+    }
+}
+
+#[test]
+fn variable_frame_rate_keyframes_report_real_times() {
+    let Some(ff) = ffmpeg_or_skip("vfr") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("vfr.mkv");
+    // 25 fps for the first second, then every 5th frame only (5 fps).
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=96x64:rate=25:duration=3",
+            "-vf",
+            "select='lt(n\\,25)+not(mod(n\\,5))'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "mpeg4",
+        ],
+        &clip,
+    );
+    let info = ff.probe(&clip).unwrap();
+    let frames = ff
+        .keyframes(
+            &info,
+            &KeyframeOptions {
+                count: 6,
+                max_side: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(frames.len(), 6);
+    let d = info.video_duration_s().unwrap() - 1.0 / info.video.as_ref().unwrap().fps.unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let target = (i as f64 + 0.5) * d / 6.0;
+        // A kept frame is at or after its target, within one 5 fps frame.
+        assert!(
+            f.time_s + 1e-3 >= target && f.time_s < target + 0.21,
+            "{i}: {} vs {target}",
+            f.time_s
+        );
+    }
+}
+
+#[test]
+fn huge_resolution_is_capped() {
+    let Some(ff) = ffmpeg_or_skip("huge") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("huge.mkv");
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:size=4000x3000:rate=2:duration=1",
+            "-c:v",
+            "mpeg4",
+        ],
+        &clip,
+    );
+    let info = ff.probe(&clip).unwrap();
+    let frames = ff
+        .keyframes(
+            &info,
+            &KeyframeOptions {
+                count: 1,
+                max_side: Some(1000),
+            },
+        )
+        .unwrap();
+    assert_eq!((frames[0].width, frames[0].height), (1000, 750));
+    let [r, g, b] = frames[0].pixel(500, 375).unwrap();
+    assert!(r > 200 && g < 60 && b < 60, "red: {r} {g} {b}");
+}
+
+#[test]
+fn absent_ffmpeg_is_a_typed_error() {
+    let ff = Ffmpeg::new("/nonexistent/ffmpeg", "/nonexistent/ffprobe");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x.mp4");
+    std::fs::write(&f, b"data").unwrap();
+    let err = ff.probe(&f).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::FfmpegNotFound {
+                program: "ffprobe",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("scripts/setup.sh"));
+}
+
+#[test]
+fn extraction_batch_reports_skips_and_resumes() {
+    use mmer_core::media_store::{Level, MediaStore, Presence, StreamKey};
+    use mmer_core::{Corpus, Dialogue, LabelSpace, Modality, Split, Utterance};
+    use mmer_media::audio_features::{AudioFeatures, AudioFeaturesConfig};
+    use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
+    use mmer_media::inputs::collect;
+
+    let Some(ff) = ffmpeg_or_skip("extraction_batch") else {
+        return;
+    };
+    let crema = shared_data().join("crema-d/1001_DFA_HAP_XX.flv");
+    if !crema.exists() {
+        eprintln!("extraction_batch: skipped, {} not found", crema.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    std::fs::copy(&crema, media.join("happy.flv")).unwrap();
+    std::fs::write(media.join("broken.mp4"), b"not a video").unwrap();
+    std::fs::write(media.join("empty.wav"), b"").unwrap();
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10:duration=1",
+            "-c:v",
+            "mpeg4",
+        ],
+        &media.join("mute.mkv"),
+    );
+    let inputs = collect(std::slice::from_ref(&media), &LabelSpace::meld()).unwrap();
+    let audio = AudioFeatures::new(AudioFeaturesConfig::default()).unwrap();
+    let extractors: [&dyn StreamExtractor; 1] = [&audio];
+    let opts = ExtractOptions {
+        out: dir.path().join("store"),
+        jobs: 2,
+        force: false,
+    };
+    let report = extract::run(&ff, &extractors, &inputs.jobs, &opts, &|_| {}).unwrap();
+    let by_id = |id: &str| report.files.iter().find(|f| f.id == id).unwrap().clone();
+    assert_eq!(
+        (report.ok, report.skipped, report.failed),
+        (2, 0, 2),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(by_id("happy").presence[&Modality::Audio], Presence::Present);
+    assert_eq!(by_id("mute").presence[&Modality::Audio], Presence::Absent);
+    assert!(by_id("broken").reason.unwrap().contains("broken.mp4"));
+    assert!(by_id("empty").reason.unwrap().contains("empty"));
+    report.write(&opts.out).unwrap();
+    assert!(
+        std::fs::read_to_string(opts.out.join("report.txt"))
+            .unwrap()
+            .contains("FAILED")
+    );
+
+    let store = MediaStore::open(&opts.out).unwrap();
+    let rec = store.read("happy").unwrap().unwrap();
+    let frames = &rec.streams[&StreamKey::frames(Modality::Audio)];
+    // ~2 s at 100 ms windows.
+    assert!(
+        (15..=25).contains(&frames.features.frames),
+        "{}",
+        frames.features.frames
+    );
+    assert!(store.read("mute").unwrap().unwrap().streams.is_empty());
+
+    // A re-run skips what is current and retries only the failures.
+    let again = extract::run(&ff, &extractors, &inputs.jobs, &opts, &|_| {}).unwrap();
+    assert_eq!((again.ok, again.skipped, again.failed), (0, 2, 2));
+    assert_eq!(
+        again
+            .files
+            .iter()
+            .find(|f| f.id == "happy")
+            .unwrap()
+            .outcome,
+        Outcome::Skipped
+    );
+    // Another extractor configuration makes every record stale.
+    let raw = AudioFeatures::new(AudioFeaturesConfig {
+        window_frames: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let third = extract::run(
+        &ff,
+        &[&raw as &dyn StreamExtractor],
+        &inputs.jobs,
+        &opts,
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(third.ok, 2);
+
+    // The trainer's view: features attached by utterance id.
+    let mut corpus = Corpus {
+        name: "c".into(),
+        labels: LabelSpace::meld(),
+        splits: [(
+            Split::Test,
+            vec![Dialogue {
+                id: "d".into(),
+                utterances: vec![
+                    Utterance::new("happy", 0, "A"),
+                    Utterance::new("mute", 1, "B"),
+                ],
+            }],
+        )]
+        .into(),
+    };
+    let attached = MediaStore::open(&opts.out)
+        .unwrap()
+        .attach(&mut corpus, Level::Frames)
+        .unwrap();
+    assert_eq!(attached.matched, 2);
+    let utts = &corpus.splits[&Split::Test][0].utterances;
+    assert!(
+        utts[0].features[&Modality::Audio].frames > 150,
+        "raw 10 ms frames"
+    );
+    assert!(
+        !utts[1].features.contains_key(&Modality::Audio),
+        "no sound stays missing"
+    );
+}
