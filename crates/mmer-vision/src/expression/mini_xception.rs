@@ -147,8 +147,9 @@ pub struct MiniXceptionOutput {
 }
 
 impl MiniXceptionConfig {
-    /// Builds the network with random weights (use
-    /// [`MiniXception::load_keras`] for the trained ones).
+    /// Builds the network with random weights;
+    /// [`ExpressionModel::load`](super::ExpressionModel::load) builds it with
+    /// the trained ones.
     pub fn init(&self, device: &Device) -> MiniXception {
         let bn = |d| {
             BatchNormConfig::new(d)
