@@ -329,4 +329,4 @@ else
 fi
 install_fer
 install_seetaface
-echo "done: models in $models_dir (mmer-features finds them there or via MMER_MODELS_DIR)"
+echo "done: models in $models_dir (mmer finds them there or via MMER_MODELS_DIR)"

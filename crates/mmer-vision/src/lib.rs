@@ -13,6 +13,35 @@
 //! ([`RgbFrame`]), which the ffmpeg stage of `mmer-media` produces. Model
 //! files are installed by `scripts/setup.sh` ([`seeta_model_path`],
 //! [`fer_weights_path`]); nothing is downloaded at run time.
+//!
+//! ```no_run
+//! use burn::tensor::Device;
+//! use mmer_vision::{
+//!     ExpressionModel, RgbFrame, SeetaModel, VisualExtractor, VisualExtractorConfig,
+//!     default_models_dir, face_sequence, uniform_keyframes,
+//! };
+//!
+//! # fn main() -> mmer_vision::Result<()> {
+//! # let (width, height, decoded): (usize, usize, Vec<Vec<u8>>) = (480, 360, Vec::new());
+//! let models = default_models_dir();
+//! // Load once; build one extractor per worker thread (it is not `Send`).
+//! let seeta = SeetaModel::from_models_dir(&models)?;
+//! let fer = ExpressionModel::from_models_dir(&models, &Device::default())?;
+//! let mut extractor = VisualExtractor::new(&seeta, fer, &VisualExtractorConfig::default())?;
+//!
+//! // `decoded`: the video's rgb24 frames, e.g. from `ffmpeg -pix_fmt rgb24 -f rawvideo`.
+//! let keyframes = uniform_keyframes(decoded.len(), 16)
+//!     .into_iter()
+//!     .map(|i| RgbFrame::new(width, height, &decoded[i]))
+//!     .collect::<mmer_vision::Result<Vec<_>>>()?;
+//! let features = extractor.extract(&keyframes)?;
+//! match face_sequence(&features) {
+//!     Some((keyframe_indices, face)) => { /* store `face` (frames × 135) with its times */ }
+//!     None => { /* no face in any keyframe: the Face modality is missing */ }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod body;
 mod error;

@@ -93,13 +93,32 @@ fn a_flat_frame_or_a_tiny_one_has_no_face() {
     let data = vec![128u8; 480 * 360 * 3];
     let frame = RgbFrame::new(480, 360, &data).expect("frame");
     assert!(detector.detect(&frame).is_empty());
-    // Too small for the detector's window: no face, and no panic.
+    // Too small for the detector's window: no face, and no panic in rustface.
     let tiny = vec![0u8; 30 * 30 * 3];
     assert!(
         detector
             .detect(&RgbFrame::new(30, 30, &tiny).expect("frame"))
             .is_empty()
     );
+    // Edge sizes and a thin strip of noise run without panicking.
+    let mut state = 0x2545_f491_u32;
+    for (w, h) in [(40, 40), (41, 333), (1001, 40), (40, 999), (97, 61)] {
+        let noise: Vec<u8> = (0..w * h * 3)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 24) as u8
+            })
+            .collect();
+        let frame = RgbFrame::new(w, h, &noise).expect("frame");
+        for face in detector.detect(&frame) {
+            assert!(
+                face.x + face.width <= w && face.y + face.height <= h,
+                "{face:?} in {w}×{h}"
+            );
+        }
+    }
 }
 
 #[test]
