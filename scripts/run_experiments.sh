@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the text-only runs of docs/RESULTS.md: MELD and IEMOCAP, frozen
-# MiniLM / MPNet sentence embeddings, utterance-only vs AMuSE context, 5 seeds,
+# MiniLM / MPNet sentence embeddings, utterance-only vs AMuSE context (and the
+# full AMuSE path with text alone), 5 seeds,
 # model selection on the validation split. Each run's results.json is copied
 # to docs/results/<name>.json.
 #
@@ -21,7 +22,7 @@ run() {
 
 all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-minilm-utterance
      meld-mpnet-context iemocap-mpnet-context meld-mpnet-utterance iemocap-mpnet-utterance
-     meld-mpnet-context-balanced meld-mpnet-context-ce)
+     meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -37,6 +38,9 @@ for name in "${selected[@]}"; do
         iemocap-mpnet-utterance) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder mpnet --context none ;;
         meld-mpnet-context-balanced) run "$name" --config docs/configs/meld-mpnet-balanced.toml ;;
         meld-mpnet-context-ce) run "$name" --config docs/configs/meld-mpnet-ce.toml ;;
+        # Text only through the AMuSE path (encoder → MAN → AF → context).
+        iemocap-mpnet-context-amuse) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder mpnet --context dialogue-speaker --fusion man-af ;;
+        meld-mpnet-context-amuse) run "$name" --dataset meld --data ../shared/data/meld --encoder mpnet --context dialogue-speaker --fusion man-af ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done

@@ -287,3 +287,122 @@ fn extract_reports_failures_resumes_and_stats_show_coverage() {
     assert_eq!(stats["train"]["modalities"]["text"], 2);
     assert_eq!(stats["valid"]["modalities"]["text"], 1);
 }
+
+/// Writes an `IEMOCAP_features.pkl`-shaped pickle (DialogueRNN layout, text
+/// 10-d, audio 6-d, visual 4-d per utterance) with python3; `None` (test
+/// skipped) when python3 or numpy is missing.
+fn generated_iemocap_features(dir: &Path) -> Option<std::path::PathBuf> {
+    let path = dir.join("IEMOCAP_features.pkl");
+    let script = r#"
+import pickle, sys
+import numpy as np
+rng = np.random.default_rng(0)
+ids, spk, lab, txt, aud, vis, sen, train, test = {}, {}, {}, {}, {}, {}, {}, [], []
+for d in range(30):
+    vid = f"Ses0{d % 5 + 1}F_impro{d:02d}"
+    n = 3 + d % 4
+    (train if d < 24 else test).append(vid)
+    ids[vid] = [f"{vid}_{'FM'[u % 2]}{u:03d}" for u in range(n)]
+    spk[vid] = ["FM"[u % 2] for u in range(n)]
+    lab[vid] = [int(x) for x in rng.integers(0, 6, n)]
+    txt[vid] = [rng.normal(size=10).astype(np.float32) + l for l in lab[vid]]
+    aud[vid] = rng.normal(size=(n, 6)).astype(np.float32)
+    vis[vid] = [list(map(float, rng.normal(size=4))) for _ in range(n)]
+    sen[vid] = [f"utterance {u}" for u in range(n)]
+with open(sys.argv[1], "wb") as f:
+    pickle.dump((ids, spk, lab, txt, aud, vis, sen, train, set(test)), f, protocol=4)
+"#;
+    let ok = Command::new("python3")
+        .args(["-c", script, path.to_str()?])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("skipping: python3 with numpy is needed to generate the feature pickle");
+        return None;
+    }
+    Some(path)
+}
+
+/// The documented AMuSE command on a DialogueRNN feature pickle: NCE
+/// pre-training, then MAN + Adaptive Fusion training from it, through the
+/// normal train path with the modalities the pickle carries.
+#[test]
+fn amuse_trains_on_a_feature_pickle_from_pretrained_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pickle) = generated_iemocap_features(dir.path()) else {
+        return;
+    };
+    let common = [
+        "--dataset",
+        "feature-pickle",
+        "--data",
+        pickle.to_str().unwrap(),
+        "--modalities",
+        "text,audio,face",
+        "--fusion",
+        "man-af",
+        "--seeds",
+        "0",
+        "--max-epochs",
+        "2",
+    ];
+    let pre = dir.path().join("pre");
+    let o = mmer(
+        &[
+            &["pretrain"],
+            &common[..],
+            &["--out", pre.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(pre.join("seed-0/model.bpk").is_file());
+    let run = dir.path().join("run");
+    let o = mmer(
+        &[
+            &["train"],
+            &common[..],
+            &[
+                "--init-from",
+                pre.to_str().unwrap(),
+                "--out",
+                run.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read_json(&run.join("results.json"));
+    assert_eq!(results["model"], "man_af-context-dialogue_speaker");
+    assert_eq!(
+        results["modalities"],
+        serde_json::json!(["text", "audio", "face"])
+    );
+    // Training without one of the modalities the pickle carries is a
+    // different model: starting it from these weights is refused by name.
+    let o = mmer(
+        &[
+            &["train"],
+            &common[..5],
+            &[
+                "text,audio",
+                "--fusion",
+                "man-af",
+                "--seeds",
+                "0",
+                "--max-epochs",
+                "1",
+            ],
+            &[
+                "--init-from",
+                pre.to_str().unwrap(),
+                "--out",
+                run.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("checkpoint.json"), "{}", stderr(&o));
+}

@@ -157,7 +157,8 @@ pub struct PredictArgs {
     /// first dialogue of `--meld-csv` with at least `--turns` turns is used.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// MELD CSV to draw the conversation from when no `--input` is given.
+    /// MELD CSV to draw the conversation from when no `--input` is given
+    /// (a model of the synthetic conversations uses a synthetic one).
     #[arg(long, default_value = "../shared/data/meld/test_sent_emo.csv")]
     pub meld_csv: PathBuf,
     /// Turns of the MELD conversation (it is cut to this length).
@@ -469,6 +470,20 @@ fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
             mmer_data::conversation::load_conversations(path, &checkpoint.labels)?,
             path.display().to_string(),
         ),
+        // A model of the synthetic multimodal conversations (AMuSE) reads
+        // their Text/Audio/Face/Body features: time it on one of them.
+        None if checkpoint.corpus == "synthetic" => {
+            let corpus = mmer_data::synthetic::generate(&Default::default());
+            let mut dialogue = corpus
+                .split(Split::Test)
+                .iter()
+                .find(|d| d.utterances.len() >= args.turns)
+                .cloned()
+                .with_context(|| format!("no synthetic test dialogue has {} turns", args.turns))?;
+            dialogue.utterances.truncate(args.turns);
+            let name = format!("synthetic {}", dialogue.id);
+            (vec![dialogue], name)
+        }
         None => {
             let dialogue = meld_conversation(&args.meld_csv, args.turns)?;
             let name = format!("{} {}", args.meld_csv.display(), dialogue.id);
