@@ -304,8 +304,8 @@ fn ffmpeg(args: &[&str]) -> bool {
     Command::new("ffmpeg")
         .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
         .args(args)
-        .status()
-        .is_ok_and(|s| s.success())
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Issue 4 (visual): `mmer extract` writes Face and Body next to Audio. The

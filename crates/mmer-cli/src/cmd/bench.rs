@@ -56,8 +56,10 @@ pub enum Workload {
     /// Latency of text embedding + `Checkpoint::predict` on one conversation,
     /// after the model and encoder are loaded.
     Predict(PredictArgs),
-    /// Real-time factor of `mmer extract` on a generated clip (testsrc video +
-    /// EmoDB speech, H.264/AAC MP4), with a per-stage breakdown.
+    /// Real-time factor of `mmer extract` on a generated clip (testsrc video,
+    /// or `--picture`'s, + EmoDB speech, H.264/AAC MP4), with a per-stage
+    /// breakdown: probe, decoding, audio, the visual stage and its parts
+    /// (`visual.detect`, `visual.body`, `visual.expression`, `visual.setup`).
     Extract(ExtractBenchArgs),
 }
 
