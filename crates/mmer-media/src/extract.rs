@@ -52,6 +52,11 @@ pub struct Extracted {
     pub presence: BTreeMap<Modality, Presence>,
     /// Streams (only for present modalities).
     pub streams: BTreeMap<StreamKey, Stream>,
+    /// Optional finer timings inside this extractor, milliseconds, merged
+    /// into [`FileReport::stages_ms`] as `<name>.<part>` (e.g.
+    /// `visual.detect`), so `mmer bench extract` can say where an
+    /// extractor's time goes without this crate knowing its internals.
+    pub parts_ms: BTreeMap<String, f64>,
 }
 
 impl Extracted {
@@ -59,7 +64,7 @@ impl Extracted {
     pub fn missing(modality: Modality, presence: Presence) -> Self {
         Self {
             presence: BTreeMap::from([(modality, presence)]),
-            streams: BTreeMap::new(),
+            ..Self::default()
         }
     }
 }
@@ -119,7 +124,8 @@ pub struct FileReport {
     #[serde(default)]
     pub duration_s: Option<f64>,
     /// Wall time per stage, milliseconds (`probe`, `decode_audio`,
-    /// `decode_frames`, one per extractor, `write`).
+    /// `decode_frames`, one per extractor, `<extractor>.<part>` for the
+    /// parts an extractor reports, `write`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stages_ms: BTreeMap<String, f64>,
 }
@@ -342,7 +348,7 @@ fn try_extract(
     force: bool,
 ) -> Result<FileReport> {
     let mut stages = BTreeMap::new();
-    let mut timed = |name: &str, since: Instant| {
+    let timed = |stages: &mut BTreeMap<String, f64>, name: &str, since: Instant| {
         stages.insert(name.to_string(), since.elapsed().as_secs_f64() * 1e3);
     };
     let stamp = SourceStamp::of(&job.path)?;
@@ -365,7 +371,7 @@ fn try_extract(
     }
     let t = Instant::now();
     let info = ffmpeg.probe(&job.path)?;
-    timed("probe", t);
+    timed(&mut stages, "probe", t);
     if info.audio.is_none() && info.video.is_none() {
         return Err(Error::NoStream {
             path: job.path.clone(),
@@ -375,7 +381,7 @@ fn try_extract(
     let audio = if extractors.iter().any(|e| e.needs_audio()) {
         let t = Instant::now();
         let a = ffmpeg.decode_audio(&info)?;
-        timed("decode_audio", t);
+        timed(&mut stages, "decode_audio", t);
         Some(a)
     } else {
         None
@@ -388,7 +394,7 @@ fn try_extract(
         (Some(opts), Some(_)) => {
             let t = Instant::now();
             let f = ffmpeg.keyframes(&info, &opts)?;
-            timed("decode_frames", t);
+            timed(&mut stages, "decode_frames", t);
             Some(f)
         }
         _ => None,
@@ -403,7 +409,10 @@ fn try_extract(
     for e in extractors {
         let t = Instant::now();
         let out = e.extract(&input)?;
-        timed(e.name(), t);
+        timed(&mut stages, e.name(), t);
+        for (part, ms) in out.parts_ms {
+            stages.insert(format!("{}.{part}", e.name()), ms);
+        }
         presence.extend(out.presence);
         streams.extend(out.streams);
     }
@@ -423,7 +432,7 @@ fn try_extract(
     };
     let t = Instant::now();
     store.write(&record)?;
-    timed("write", t);
+    timed(&mut stages, "write", t);
     report.outcome = Outcome::Ok;
     report.presence = presence;
     report.duration_s = duration_s;

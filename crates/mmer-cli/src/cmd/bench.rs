@@ -56,8 +56,10 @@ pub enum Workload {
     /// Latency of text embedding + `Checkpoint::predict` on one conversation,
     /// after the model and encoder are loaded.
     Predict(PredictArgs),
-    /// Real-time factor of `mmer extract` on a generated clip (testsrc video +
-    /// EmoDB speech, H.264/AAC MP4), with a per-stage breakdown.
+    /// Real-time factor of `mmer extract` on a generated clip (testsrc video,
+    /// or `--picture`'s, + EmoDB speech, H.264/AAC MP4), with a per-stage
+    /// breakdown: probe, decoding, audio, the visual stage and its parts
+    /// (`visual.detect`, `visual.body`, `visual.expression`, `visual.setup`).
     Extract(ExtractBenchArgs),
 }
 
@@ -86,6 +88,15 @@ pub struct ExtractBenchArgs {
     /// Timed repetitions after one warm-up (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Video whose pictures, looped and scaled to the clip size, replace
+    /// the face-less `testsrc` pattern (e.g. a CREMA-D clip, so the
+    /// expression model runs too).
+    #[arg(long)]
+    pub picture: Option<PathBuf>,
+    /// Time only audio and the keyframe decode, without the Face/Body
+    /// models.
+    #[arg(long)]
+    pub no_visual: bool,
 }
 
 /// Arguments of `mmer bench text`.
@@ -559,6 +570,12 @@ fn bench_extract(args: ExtractBenchArgs) -> Result<mmer_media::bench::BenchRepor
         height: args.height,
         fps: args.fps,
         keyframes: args.keyframes,
+        picture: args.picture.clone(),
+    };
+    let visual = if args.no_visual {
+        None
+    } else {
+        Some(crate::cmd::extract::visual_streams(args.keyframes)?)
     };
     let work = std::env::temp_dir().join(format!("mmer-bench-extract-{}", std::process::id()));
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
@@ -573,6 +590,9 @@ fn bench_extract(args: ExtractBenchArgs) -> Result<mmer_media::bench::BenchRepor
                 &clip,
                 &work,
                 args.repeats,
+                visual
+                    .as_ref()
+                    .map(|v| v as &dyn mmer_media::extract::StreamExtractor),
             )?)
         });
     let _ = std::fs::remove_dir_all(&work);

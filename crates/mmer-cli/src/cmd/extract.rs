@@ -1,14 +1,17 @@
 //! `mmer extract`: media files → per-utterance feature sequences in the
 //! media store. Thin: resolves the inputs, builds the extractors and a
-//! progress bar, and hands over to `mmer_media::extract::run`.
+//! progress bar, and hands over to `mmer_media::extract::run`. The Face
+//! and Body streams come from `mmer_vision::VisualStreams` unless
+//! `--no-visual`.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mmer_media::Ffmpeg;
 use mmer_media::audio_features::{AudioFeatures, AudioFeaturesConfig};
 use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
+use mmer_media::{Ffmpeg, KeyframeOptions};
+use mmer_vision::{VisualExtractorConfig, VisualStreams};
 
 use crate::dataset::label_space;
 
@@ -32,6 +35,14 @@ pub struct ExtractArgs {
     /// Trim leading and trailing silence before audio analysis.
     #[arg(long)]
     pub trim_silence: bool,
+    /// Keyframes per video for the Face and Body streams (centres of K
+    /// equal slices of the clip).
+    #[arg(long, default_value_t = KeyframeOptions::default().count)]
+    pub keyframes: usize,
+    /// Skip the Face and Body streams (no keyframe decoding, no models
+    /// needed); they are recorded as not extracted.
+    #[arg(long)]
+    pub no_visual: bool,
     /// Re-extract files whose record is already current.
     #[arg(long)]
     pub force: bool,
@@ -52,6 +63,13 @@ pub fn run(args: ExtractArgs) -> Result<()> {
             args.audio_window_ms
         );
     }
+    // Models first: a missing one is a setup problem, reported before any
+    // file is touched.
+    let visual = if args.no_visual {
+        None
+    } else {
+        Some(visual_streams(args.keyframes)?)
+    };
     let ffmpeg = Ffmpeg::from_env();
     let version = ffmpeg.version()?;
     tracing::debug!(%version, "decoding with ffmpeg");
@@ -67,7 +85,10 @@ pub fn run(args: ExtractArgs) -> Result<()> {
         window_frames: args.audio_window_ms / 10,
         trim_silence: args.trim_silence,
     })?;
-    let extractors: [&dyn StreamExtractor; 1] = [&audio];
+    let mut extractors: Vec<&dyn StreamExtractor> = vec![&audio];
+    if let Some(visual) = &visual {
+        extractors.push(visual);
+    }
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
@@ -112,4 +133,32 @@ pub fn run(args: ExtractArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Loads the Face/Body models from `$MMER_MODELS_DIR` (else `./models`).
+///
+/// # Errors
+/// A missing model names `scripts/setup.sh` (from mmer-vision) and this
+/// adds how to do without: `--no-visual`.
+pub fn visual_streams(keyframes: usize) -> Result<VisualStreams> {
+    if keyframes == 0 {
+        bail!("--keyframes must be ≥ 1");
+    }
+    let models = mmer_vision::default_models_dir();
+    VisualStreams::from_models_dir(
+        &models,
+        VisualExtractorConfig::default(),
+        KeyframeOptions {
+            count: keyframes,
+            ..KeyframeOptions::default()
+        },
+        &burn::tensor::Device::default(),
+    )
+    .with_context(|| {
+        format!(
+            "loading the face models from {} for the Face and Body streams \
+             (--no-visual extracts audio only)",
+            models.display()
+        )
+    })
 }

@@ -138,8 +138,9 @@ pub fn preprocess(crops: &[&GrayImage], device: &Device) -> Result<Tensor<4>> {
     ))
 }
 
-/// The trained mini-Xception, ready for inference.
-#[derive(Debug)]
+/// The trained mini-Xception, ready for inference. Cloning copies the 58k
+/// parameters (cheap): each extraction worker gets its own copy.
+#[derive(Debug, Clone)]
 pub struct ExpressionModel {
     net: MiniXception,
     device: Device,
