@@ -467,6 +467,7 @@ fn extract_without_face_models_names_the_setup_script() {
     let err = stderr(&o);
     assert!(err.contains("scripts/setup.sh"), "{err}");
     assert!(err.contains("--no-visual"), "{err}");
+}
 
 /// Writes an `IEMOCAP_features.pkl`-shaped pickle (DialogueRNN layout, text
 /// 10-d, audio 6-d, visual 4-d per utterance) with python3; `None` (test
