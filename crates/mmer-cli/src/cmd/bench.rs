@@ -476,6 +476,7 @@ fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
     let loading = Instant::now();
     let (checkpoint, model) = Checkpoint::load(&args.model)
         .with_context(|| format!("loading model {}", args.model.display()))?;
+    let synthetic = args.input.is_none() && checkpoint.corpus == "synthetic";
     let (dialogues, conversation) = match &args.input {
         Some(path) => (
             mmer_data::conversation::load_conversations(path, &checkpoint.labels)?,
@@ -483,7 +484,7 @@ fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
         ),
         // A model of the synthetic multimodal conversations (AMuSE) reads
         // their Text/Audio/Face/Body features: time it on one of them.
-        None if checkpoint.corpus == "synthetic" => {
+        None if synthetic => {
             let corpus = mmer_data::synthetic::generate(&Default::default());
             let mut dialogue = corpus
                 .split(Split::Test)
@@ -501,7 +502,12 @@ fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
             (vec![dialogue], name)
         }
     };
-    let encoder = checkpoint_encoder(&checkpoint, &args.model)?;
+    // Synthetic dialogues carry their features; anything else is embedded.
+    let encoder = if synthetic {
+        None
+    } else {
+        checkpoint_encoder(&checkpoint, &args.model)?
+    };
     let load_seconds = loading.elapsed().as_secs_f64();
     let turns = dialogues.iter().map(|d| d.utterances.len()).sum();
 
