@@ -139,6 +139,9 @@ pub struct TrainConfig {
     pub max_epochs: usize,
     /// Stop after this many epochs without a better validation weighted F1.
     pub patience: usize,
+    /// Never stop before this epoch: models that first sit on a plateau
+    /// (MAN learning to align modalities) would otherwise stop early.
+    pub min_epochs: usize,
     /// Seeds; one model is trained per seed.
     pub seeds: Vec<u64>,
     /// Start from the weights `mmer pretrain` wrote to this directory
@@ -160,6 +163,7 @@ impl Default for TrainConfig {
             batch_size: 16,
             max_epochs: 60,
             patience: 10,
+            min_epochs: 0,
             seeds: vec![0, 1, 2, 3, 4],
             init_from: None,
             pretrain: PretrainSpec::default(),

@@ -166,6 +166,14 @@ pub fn pretrain_seed(
                 .into(),
         ));
     }
+    if data.train.len() <= config.batch_size {
+        return Err(Error::Data(format!(
+            "pre-training draws negatives from outside the batch: it needs more than \
+             batch_size = {} training dialogues (the train split has {})",
+            config.batch_size,
+            data.train.len()
+        )));
+    }
     let spec = &config.pretrain;
     let started = Instant::now();
     let device = training_device();

@@ -307,7 +307,7 @@ pub fn train_seed(
             best = Some((wf1, epoch, snapshot));
         } else if best
             .as_ref()
-            .is_some_and(|(_, e, _)| epoch - e >= config.patience)
+            .is_some_and(|(_, e, _)| epoch >= config.min_epochs && epoch - e >= config.patience)
         {
             break;
         }

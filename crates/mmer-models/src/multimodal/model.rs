@@ -143,6 +143,8 @@ impl EmotionModelConfig {
         };
         EmotionModel {
             encoders,
+            // Attention dropout is capped at 0.1, the transformer default;
+            // the model-wide rate is meant for the dense layers.
             attention: self.fusion.uses_man().then(|| {
                 MultimodalAttentionConfig::new(modalities, self.d_modality)
                     .with_layers(self.man_layers)
