@@ -109,6 +109,17 @@ impl Checkpoint {
             })
     }
 
+    /// `checkpoint.json` of `dir`, with its path.
+    fn read_meta(dir: &Path) -> Result<(PathBuf, Checkpoint)> {
+        let meta = dir.join(META_FILE);
+        let bytes = std::fs::read(&meta).map_err(io_err(&meta))?;
+        let checkpoint = serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
+            path: meta.clone(),
+            msg: e.to_string(),
+        })?;
+        Ok((meta, checkpoint))
+    }
+
     /// Loads this checkpoint's weights into `model` (built by the caller on
     /// any device, e.g. for further training), after checking that it was
     /// made for the same input layout and model hyper-parameters.
@@ -121,13 +132,7 @@ impl Checkpoint {
         layout: &FeatureLayout,
         spec: &crate::ModelSpec,
     ) -> Result<EmotionModel> {
-        let meta = dir.join(META_FILE);
-        let bytes = std::fs::read(&meta).map_err(io_err(&meta))?;
-        let checkpoint: Checkpoint =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
-                path: meta.clone(),
-                msg: e.to_string(),
-            })?;
+        let (meta, checkpoint) = Self::read_meta(dir)?;
         let mismatch = |what: &str| Error::Checkpoint {
             path: meta.clone(),
             msg: format!(
@@ -160,13 +165,7 @@ impl Checkpoint {
     /// # Errors
     /// Missing files, an unknown schema, or weights that do not fit the config.
     pub fn load(dir: &Path) -> Result<(Self, EmotionModel)> {
-        let meta = dir.join(META_FILE);
-        let bytes = std::fs::read(&meta).map_err(io_err(&meta))?;
-        let checkpoint: Checkpoint =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
-                path: meta.clone(),
-                msg: e.to_string(),
-            })?;
+        let (meta, checkpoint) = Self::read_meta(dir)?;
         if checkpoint.schema_version != SCHEMA_VERSION {
             return Err(Error::Checkpoint {
                 path: meta,

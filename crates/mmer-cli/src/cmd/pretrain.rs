@@ -7,10 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mmer_train::Checkpoint;
 use mmer_train::pretrain::pretrain_seed;
 
-use crate::cmd::train::{TrainArgs, prepare};
+use crate::cmd::train::{TrainArgs, prepare, seed_checkpoint, write_json};
 
 /// Arguments of `mmer pretrain`: the same run config and flags as `train`
 /// (its `[train.pretrain]` table sets epochs, negatives, temperature).
@@ -34,7 +33,6 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     std::fs::write(&config_path, toml::to_string_pretty(&config)?)
         .with_context(|| format!("writing {}", config_path.display()))?;
     let (corpus, data) = prepare(&config)?;
-    let text_encoder = config.data.text_encoder.map(|e| e.as_str().to_string());
     for &seed in &config.train.seeds {
         let (outcome, model) = pretrain_seed(&data, &config.train, seed, true)?;
         println!(
@@ -42,19 +40,8 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             outcome.best_epoch, outcome.valid_loss, outcome.seconds
         );
         let dir = out.join(format!("seed-{seed}"));
-        Checkpoint::new(
-            &corpus.name,
-            text_encoder.clone(),
-            &config.train,
-            seed,
-            outcome.best_epoch,
-            data.layout.clone(),
-            data.labels.clone(),
-        )
-        .save(&model, &dir)?;
-        let summary = dir.join("pretrain.json");
-        std::fs::write(&summary, serde_json::to_vec_pretty(&outcome)?)
-            .with_context(|| format!("writing {}", summary.display()))?;
+        seed_checkpoint(&corpus, &data, &config, seed, outcome.best_epoch).save(&model, &dir)?;
+        write_json(&dir.join("pretrain.json"), &outcome)?;
     }
     println!(
         "pre-trained weights: {} (use `mmer train --init-from {}` with the same config)",

@@ -179,6 +179,31 @@ pub fn default_run_name(config: &RunConfig) -> String {
     }
 }
 
+/// The checkpoint metadata of one seed of a run on `corpus`.
+pub fn seed_checkpoint(
+    corpus: &mmer_core::Corpus,
+    data: &PreparedData,
+    config: &RunConfig,
+    seed: u64,
+    best_epoch: usize,
+) -> Checkpoint {
+    Checkpoint::new(
+        &corpus.name,
+        config.data.text_encoder.map(|e| e.as_str().to_string()),
+        &config.train,
+        seed,
+        best_epoch,
+        data.layout.clone(),
+        data.labels.clone(),
+    )
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Loads, validates and encodes the configured corpus.
 pub fn prepare(config: &RunConfig) -> Result<(mmer_core::Corpus, PreparedData)> {
     let corpus = config.data.load(&config.train.modalities)?;
@@ -219,19 +244,8 @@ pub fn train_run(
             continue;
         }
         let (outcome, model) = train_seed(&data, &config.train, seed, show_progress)?;
-        Checkpoint::new(
-            &corpus.name,
-            text_encoder.clone(),
-            &config.train,
-            seed,
-            outcome.best_epoch,
-            data.layout.clone(),
-            data.labels.clone(),
-        )
-        .save(&model, &dir)?;
-        let metrics = dir.join("metrics.json");
-        std::fs::write(&metrics, serde_json::to_vec_pretty(&outcome)?)
-            .with_context(|| format!("writing {}", metrics.display()))?;
+        seed_checkpoint(&corpus, &data, config, seed, outcome.best_epoch).save(&model, &dir)?;
+        write_json(&dir.join("metrics.json"), &outcome)?;
         outcomes.push(outcome);
     }
     let results = RunResults::new(&corpus, config, text_encoder, &outcomes)?;
