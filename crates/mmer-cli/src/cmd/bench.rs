@@ -61,6 +61,9 @@ pub enum Workload {
     /// breakdown: probe, decoding, audio, the visual stage and its parts
     /// (`visual.detect`, `visual.body`, `visual.expression`, `visual.setup`).
     Extract(ExtractBenchArgs),
+    /// Speaker-independent EmoDB: leave-one-speaker-out accuracy and
+    /// weighted F1 of an audio-only model on mmer's own functionals.
+    EmodbLoso(crate::cmd::emodb::EmoDbArgs),
 }
 
 /// Arguments of `mmer bench extract`.
@@ -187,6 +190,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Workload::TrainEpoch(a) => serde_json::to_string(&bench_train_epoch(a)?)?,
         Workload::Predict(a) => serde_json::to_string(&bench_predict(a)?)?,
         Workload::Extract(a) => serde_json::to_string(&bench_extract(a)?)?,
+        Workload::EmodbLoso(a) => serde_json::to_string(&crate::cmd::emodb::run(a)?)?,
     };
     println!("{report}");
     Ok(())

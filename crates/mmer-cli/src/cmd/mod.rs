@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod data;
 pub mod demo;
+pub mod emodb;
 pub mod eval;
 pub mod extract;
 pub mod predict;

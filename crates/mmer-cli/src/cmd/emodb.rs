@@ -1,0 +1,276 @@
+//! `mmer bench emodb-loso`: speaker-independent EmoDB (issue 4 target) —
+//! leave-one-speaker-out over its 10 speakers with an audio-only model that
+//! mmer trains on its own eGeMAPS-style functionals (mmer-audio).
+//!
+//! Labels come from EmoDB's file-name code (6th character: W anger,
+//! L boredom, E Ekel = disgust, A Angst = fear, F Freude = happiness,
+//! T sadness, N neutral). The `labels.csv` shipped beside the clips permutes
+//! A/E/F (its class sizes contradict the published ones), so it is not read.
+//! Fold k tests speaker k, selects the model on speaker k + 1 (validation,
+//! never test) and trains on the other eight. The test predictions of the
+//! ten folds are pooled into one confusion matrix per seed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use mmer_core::{Corpus, Dialogue, Features, Label, LabelSpace, Modality, Split, Utterance};
+use mmer_eval::Aggregate;
+use mmer_models::ContextMode;
+use mmer_train::trainer::PreparedData;
+use mmer_train::{TrainConfig, train_seed};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// EmoDB classes, in file-code order of [`CODES`].
+const CLASSES: [&str; 7] = [
+    "anger",
+    "boredom",
+    "disgust",
+    "fear",
+    "happiness",
+    "sadness",
+    "neutral",
+];
+const CODES: [char; 7] = ['W', 'L', 'E', 'A', 'F', 'T', 'N'];
+
+/// Arguments of `mmer bench emodb-loso`.
+#[derive(Debug, Args)]
+pub struct EmoDbArgs {
+    /// EmoDB WAV folder (file names like `03a01Wa.wav`).
+    #[arg(long, default_value = "../shared/data/emodb/wav")]
+    pub data: PathBuf,
+    /// Seeds, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    pub seeds: Vec<u64>,
+    /// Maximum epochs per fold.
+    #[arg(long, default_value_t = 200)]
+    pub max_epochs: usize,
+    /// Reference run: read each clip's features from this openSMILE
+    /// eGeMAPSv02 functionals CSV (`clip` column + 88 values, e.g.
+    /// crates/mmer-audio/tests/fixtures/egemaps_emodb.csv) instead of
+    /// computing mmer's own.
+    #[arg(long)]
+    pub opensmile_csv: Option<PathBuf>,
+}
+
+/// Features per clip name (file stem) from an openSMILE functionals CSV.
+fn read_opensmile(path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (line, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("{}: row {}", path.display(), line + 2))?;
+        let clip = record.get(0).unwrap_or_default();
+        let stem = Path::new(clip)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(clip)
+            .to_string();
+        let values = record
+            .iter()
+            .skip(1)
+            .map(|v| v.parse::<f32>())
+            .collect::<std::result::Result<Vec<f32>, _>>()
+            .with_context(|| {
+                format!(
+                    "{}: row {} ({clip}) has a non-numeric value",
+                    path.display(),
+                    line + 2
+                )
+            })?;
+        out.insert(stem, values);
+    }
+    Ok(out)
+}
+
+/// One clip: speaker, class, functionals.
+struct Clip {
+    id: String,
+    speaker: String,
+    class: usize,
+    features: Vec<f32>,
+}
+
+/// Result of `mmer bench emodb-loso`.
+#[derive(Debug, Serialize)]
+pub struct EmoDbReport {
+    workload: &'static str,
+    /// `mmer` (own functionals) or the openSMILE CSV read.
+    features_from: String,
+    clips: usize,
+    speakers: Vec<String>,
+    classes: Vec<&'static str>,
+    features: usize,
+    seeds: Vec<u64>,
+    /// Pooled-over-folds test accuracy per seed, with mean ± sample std.
+    accuracy: Aggregate,
+    /// Pooled-over-folds test weighted F1 per seed.
+    weighted_f1: Aggregate,
+    /// Pooled confusion matrix of each seed (rows gold, columns predicted).
+    confusion: Vec<Vec<Vec<usize>>>,
+}
+
+/// The class of an EmoDB file stem (`03a01Wa` → anger), from its 6th character.
+fn class_of(stem: &str) -> Option<usize> {
+    if stem.len() < 7 || !stem.is_char_boundary(2) {
+        return None;
+    }
+    let code = stem.chars().nth(5)?;
+    CODES.iter().position(|&c| c == code)
+}
+
+fn read_clip(path: &Path) -> Result<Clip> {
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("{}: not an EmoDB file name", path.display()))?;
+    let class = class_of(name).with_context(|| {
+        format!(
+            "{}: not an EmoDB name (speaker, text, emotion code W/L/E/A/F/T/N, version)",
+            path.display()
+        )
+    })?;
+    let samples =
+        mmer_audio::load_16k_mono(path).with_context(|| format!("reading {}", path.display()))?;
+    let features = mmer_audio::functionals(&samples)
+        .with_context(|| format!("features of {}", path.display()))?
+        .values;
+    Ok(Clip {
+        id: name.to_string(),
+        speaker: name[..2].to_string(),
+        class,
+        features,
+    })
+}
+
+fn corpus(clips: &[Clip], test: &str, valid: &str) -> Corpus {
+    let mut splits: BTreeMap<Split, Vec<Dialogue>> = BTreeMap::new();
+    for clip in clips {
+        let split = if clip.speaker == test {
+            Split::Test
+        } else if clip.speaker == valid {
+            Split::Valid
+        } else {
+            Split::Train
+        };
+        let mut u = Utterance::new(clip.id.clone(), 0, clip.speaker.clone());
+        u.label = Some(Label::Single(clip.class));
+        u.features
+            .insert(Modality::Audio, Features::vector(clip.features.clone()));
+        splits.entry(split).or_default().push(Dialogue {
+            id: clip.id.clone(),
+            utterances: vec![u],
+        });
+    }
+    Corpus {
+        name: "emodb".into(),
+        labels: LabelSpace::single("emodb", &CLASSES),
+        splits,
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(args: EmoDbArgs) -> Result<EmoDbReport> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&args.data)
+        .with_context(|| format!("reading {}", args.data.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        bail!("{}: no .wav files", args.data.display());
+    }
+    let mut clips: Vec<Clip> = paths
+        .par_iter()
+        .map(|p| read_clip(p))
+        .collect::<Result<_>>()?;
+    if let Some(csv) = &args.opensmile_csv {
+        let reference = read_opensmile(csv)?;
+        for clip in &mut clips {
+            clip.features = reference
+                .get(&clip.id)
+                .with_context(|| format!("{}: no row for {}", csv.display(), clip.id))?
+                .clone();
+        }
+    }
+    let mut speakers: Vec<String> = clips.iter().map(|c| c.speaker.clone()).collect();
+    speakers.sort();
+    speakers.dedup();
+    if speakers.len() < 3 {
+        bail!(
+            "leave-one-speaker-out needs at least 3 speakers, found {}",
+            speakers.len()
+        );
+    }
+    let mut config = TrainConfig {
+        modalities: vec![Modality::Audio],
+        batch_size: 32,
+        max_epochs: args.max_epochs,
+        patience: 20,
+        ..TrainConfig::default()
+    };
+    config.model.context = ContextMode::None;
+    let mut confusion = Vec::new();
+    let (mut accuracy, mut weighted_f1) = (Vec::new(), Vec::new());
+    for &seed in &args.seeds {
+        let mut counts = vec![vec![0usize; CLASSES.len()]; CLASSES.len()];
+        for (k, test) in speakers.iter().enumerate() {
+            let valid = &speakers[(k + 1) % speakers.len()];
+            let data = PreparedData::new(&corpus(&clips, test, valid), &config)?;
+            let (outcome, _) = train_seed(&data, &config, seed, false)?;
+            let report = outcome.test.context("the test speaker has no clips")?;
+            for (row, fold_row) in counts.iter_mut().zip(report.confusion.counts()) {
+                for (c, n) in row.iter_mut().zip(fold_row) {
+                    *c += n;
+                }
+            }
+            tracing::info!(seed, test, valid, accuracy = report.accuracy, "fold");
+        }
+        let (gold, pred): (Vec<usize>, Vec<usize>) = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(g, row)| {
+                row.iter()
+                    .enumerate()
+                    .flat_map(move |(p, &n)| std::iter::repeat_n((g, p), n))
+            })
+            .unzip();
+        let pooled = mmer_eval::ConfusionMatrix::new(&gold, &pred, CLASSES.len())?;
+        accuracy.push(pooled.accuracy());
+        weighted_f1.push(pooled.weighted_f1());
+        confusion.push(counts);
+    }
+    Ok(EmoDbReport {
+        workload: "emodb_loso",
+        features_from: args
+            .opensmile_csv
+            .as_ref()
+            .map_or("mmer".to_string(), |p| p.display().to_string()),
+        clips: clips.len(),
+        speakers,
+        classes: CLASSES.to_vec(),
+        features: clips[0].features.len(),
+        seeds: args.seeds,
+        accuracy: Aggregate::from_values(&accuracy)?,
+        weighted_f1: Aggregate::from_values(&weighted_f1)?,
+        confusion,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_codes_map_to_emodb_classes() {
+        let name = |stem: &str| class_of(stem).map(|c| CLASSES[c]);
+        assert_eq!(name("03a01Wa"), Some("anger"));
+        assert_eq!(name("03a01Fa"), Some("happiness")); // labels.csv says disgust
+        assert_eq!(name("08b02Ab"), Some("fear"));
+        assert_eq!(name("16a07Ea"), Some("disgust"));
+        assert_eq!(name("03a01Xa"), None);
+        assert_eq!(name("03a"), None);
+    }
+}
