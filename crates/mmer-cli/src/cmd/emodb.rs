@@ -53,6 +53,39 @@ pub struct EmoDbArgs {
     /// computing mmer's own.
     #[arg(long)]
     pub opensmile_csv: Option<PathBuf>,
+    /// Z-score every feature within each speaker first (speaker
+    /// normalisation, standard in speaker-independent SER). It uses the
+    /// test speaker's unlabelled features, never their labels.
+    #[arg(long)]
+    pub speaker_norm: bool,
+}
+
+/// Z-scores each feature over the clips of each speaker.
+fn normalise_per_speaker(clips: &mut [Clip]) {
+    let mut by_speaker: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, clip) in clips.iter().enumerate() {
+        by_speaker.entry(clip.speaker.clone()).or_default().push(i);
+    }
+    for members in by_speaker.values() {
+        let dims = clips[members[0]].features.len();
+        let n = members.len() as f64;
+        for d in 0..dims {
+            let mean = members
+                .iter()
+                .map(|&i| clips[i].features[d] as f64)
+                .sum::<f64>()
+                / n;
+            let var = members
+                .iter()
+                .map(|&i| (clips[i].features[d] as f64 - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let std = var.sqrt().max(1e-6);
+            for &i in members {
+                clips[i].features[d] = ((clips[i].features[d] as f64 - mean) / std) as f32;
+            }
+        }
+    }
 }
 
 /// Features per clip name (file stem) from an openSMILE functionals CSV.
@@ -99,6 +132,8 @@ pub struct EmoDbReport {
     workload: &'static str,
     /// `mmer` (own functionals) or the openSMILE CSV read.
     features_from: String,
+    /// Features z-scored within each speaker.
+    speaker_norm: bool,
     clips: usize,
     speakers: Vec<String>,
     classes: Vec<&'static str>,
@@ -195,6 +230,9 @@ pub fn run(args: EmoDbArgs) -> Result<EmoDbReport> {
                 .clone();
         }
     }
+    if args.speaker_norm {
+        normalise_per_speaker(&mut clips);
+    }
     let mut speakers: Vec<String> = clips.iter().map(|c| c.speaker.clone()).collect();
     speakers.sort();
     speakers.dedup();
@@ -248,6 +286,7 @@ pub fn run(args: EmoDbArgs) -> Result<EmoDbReport> {
             .opensmile_csv
             .as_ref()
             .map_or("mmer".to_string(), |p| p.display().to_string()),
+        speaker_norm: args.speaker_norm,
         clips: clips.len(),
         speakers,
         classes: CLASSES.to_vec(),
