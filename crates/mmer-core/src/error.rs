@@ -88,3 +88,19 @@ pub enum Error {
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// `map_err` adapter: an I/O failure on `path`.
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A malformed or inconsistent store file.
+pub(crate) fn store_err(path: &std::path::Path, msg: impl Into<String>) -> Error {
+    Error::Store {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}

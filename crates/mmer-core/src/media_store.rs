@@ -35,6 +35,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::error::{io_err, store_err};
 use crate::{Corpus, Error, Features, Modality, Result};
 
 /// Format version of manifest, index and records.
@@ -318,20 +319,6 @@ pub fn file_key(id: &str) -> String {
     let digest = Sha256::digest(id.as_bytes());
     let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
     format!("{}-{hash}", prefix.trim_start_matches('.'))
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn store_err(path: &Path, msg: impl Into<String>) -> Error {
-    Error::Store {
-        path: path.to_path_buf(),
-        msg: msg.into(),
-    }
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a

@@ -9,12 +9,13 @@
 //! (issue 4) writes the same format with sequences flattened per row.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::error::{io_err, store_err};
 use crate::{Error, Result};
 
 const SCHEMA_VERSION: u32 = 1;
@@ -72,20 +73,6 @@ pub fn text_hash(text: &str) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn store_err(path: &Path, msg: impl Into<String>) -> Error {
-    Error::Store {
-        path: path.to_path_buf(),
-        msg: msg.into(),
-    }
 }
 
 /// Stored rows keyed by the SHA-256 of their text.
@@ -245,6 +232,7 @@ pub fn cached_embeddings<E: From<Error>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn key(root: &Path) -> StoreKey {
         StoreKey {

@@ -15,7 +15,6 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use mmer_models::nce::{in_batch_nce, l2_normalize, memory_nce};
 use mmer_models::{EmotionModel, UtteranceInput};
 use rand::seq::SliceRandom;
@@ -24,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::batcher::{EncodedDialogue, make_batch};
-use crate::trainer::{PreparedData, init_model, training_device};
+use crate::trainer::{PreparedData, epoch_bar, init_model, training_device};
 use crate::{Error, Result, TrainConfig};
 
 /// One pre-training epoch.
@@ -196,16 +195,7 @@ pub fn pretrain_seed(
     let mut memory = MemoryBank::new(modalities, total, config.model.d_modality, &mut rng);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
 
-    let bar = if show_progress {
-        ProgressBar::new(spec.max_epochs as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("pretrain seed {msg} [{bar:30}] epoch {pos}/{len} {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(seed.to_string());
+    let bar = epoch_bar(show_progress, spec.max_epochs, "pretrain seed", seed);
     let mut best: Option<(f64, usize, EmotionModel)> = None;
     let mut history = Vec::new();
     for epoch in 1..=spec.max_epochs {

@@ -241,6 +241,23 @@ pub fn class_weight_tensor(
         .map(|w| Tensor::<1>::from_floats(w.as_slice(), device))
 }
 
+/// An epoch progress bar labelled `<what> <seed>` (hidden when not shown).
+pub(crate) fn epoch_bar(show: bool, epochs: usize, what: &str, seed: u64) -> ProgressBar {
+    let bar = if show {
+        ProgressBar::new(epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{msg}} [{{bar:30}}] epoch {{pos}}/{{len}} {{elapsed}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(seed.to_string());
+    bar
+}
+
 /// Trains one model with `seed`; returns its outcome and the best-validation model.
 ///
 /// # Errors
@@ -266,16 +283,7 @@ pub fn train_seed(
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let eval_device = device.clone().inner();
 
-    let bar = if show_progress {
-        ProgressBar::new(config.max_epochs as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("seed {msg} [{bar:30}] epoch {pos}/{len} {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(seed.to_string());
+    let bar = epoch_bar(show_progress, config.max_epochs, "seed", seed);
 
     let mut best: Option<(f64, usize, EmotionModel)> = None;
     let mut history = Vec::new();
