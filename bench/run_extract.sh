@@ -50,7 +50,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 repeats=5
