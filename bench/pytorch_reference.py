@@ -179,21 +179,15 @@ def load_train_dialogues(args, np):
     ]
 
 
-def make_batch(members, d_input, torch, np):
-    """Pads dialogues into one batch plus the speaker gather/scatter index —
-    the same tensors mmer's `make_batch` + `SpeakerIndex::new` build."""
-    b = len(members)
-    turns = max(len(m[2]) for m in members)
-    features = np.zeros((b, turns, d_input), dtype=np.float32)
-    rows, targets = [], []
-    sequences, position = [], [(0, 0)] * (b * turns)
-    for i, (_, inputs, speakers, labels) in enumerate(members):
-        features[i, : len(speakers)] = inputs
+def speaker_index(speakers, turns, torch, np):
+    """The gather/scatter index of the speaker stream for dialogues padded to
+    `turns` (one list of speaker ids per dialogue) — what mmer's
+    `SpeakerIndex::new` builds: each speaker's turns, in order, as a sequence."""
+    sequences, position = [], [(0, 0)] * (len(speakers) * turns)
+    for i, dialogue in enumerate(speakers):
         first = len(sequences)
         ids = []
-        for t, (speaker, label) in enumerate(zip(speakers, labels)):
-            rows.append(i * turns + t)
-            targets.append(label)
+        for t, speaker in enumerate(dialogue):
             if speaker not in ids:
                 ids.append(speaker)
                 sequences.append([])
@@ -201,20 +195,37 @@ def make_batch(members, d_input, torch, np):
             position[i * turns + t] = (seq, len(sequences[seq]))
             sequences[seq].append(i * turns + t)
     max_len = max(len(s) for s in sequences)
-    pad_row = b * turns
+    pad_row = len(speakers) * turns
     gather = np.full(len(sequences) * max_len, pad_row, dtype=np.int64)
     for s, seq_rows in enumerate(sequences):
         gather[s * max_len : s * max_len + len(seq_rows)] = seq_rows
     scatter = np.array([s * max_len + k for s, k in position], dtype=np.int64)
     return {
-        "features": torch.from_numpy(features),
-        "lengths": torch.tensor([len(m[2]) for m in members], dtype=torch.int64),
         "gather": torch.from_numpy(gather),
         "scatter": torch.from_numpy(scatter),
         "speaker_lengths": torch.tensor([len(s) for s in sequences], dtype=torch.int64),
         "speaker_max_len": max_len,
+    }
+
+
+def make_batch(members, d_input, torch, np):
+    """Pads dialogues into one batch plus the speaker gather/scatter index —
+    the same tensors mmer's `make_batch` + `SpeakerIndex::new` build."""
+    b = len(members)
+    turns = max(len(m[2]) for m in members)
+    features = np.zeros((b, turns, d_input), dtype=np.float32)
+    rows, targets = [], []
+    for i, (_, inputs, speakers, labels) in enumerate(members):
+        features[i, : len(speakers)] = inputs
+        for t, label in enumerate(labels):
+            rows.append(i * turns + t)
+            targets.append(label)
+    return {
+        "features": torch.from_numpy(features),
+        "lengths": torch.tensor([len(m[2]) for m in members], dtype=torch.int64),
         "rows": torch.tensor(rows, dtype=torch.int64),
         "targets": torch.tensor(targets, dtype=torch.int64),
+        **speaker_index([m[2] for m in members], turns, torch, np),
     }
 
 

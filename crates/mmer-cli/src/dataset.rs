@@ -42,6 +42,10 @@ pub struct DataConfig {
     /// For feature pickles, `None` keeps the pickle's own text features.
     #[serde(default)]
     pub text_encoder: Option<EncoderKind>,
+    /// Give the text modality every token's state from the encoder (a
+    /// sequence, for trainable pooling) instead of its sentence vector.
+    #[serde(default)]
+    pub text_tokens: bool,
     /// Feature-store directory for cached embeddings.
     #[serde(default = "default_store")]
     pub store: PathBuf,
@@ -64,10 +68,18 @@ impl DataConfig {
             dataset,
             path,
             text_encoder: None,
+            text_tokens: false,
             store: default_store(),
             synthetic: None,
             labels: None,
         }
+    }
+
+    /// The text feature source a checkpoint records: the encoder name, with
+    /// `-tokens` when the model reads token states.
+    pub fn text_source(&self) -> Option<String> {
+        let suffix = if self.text_tokens { TOKENS_SUFFIX } else { "" };
+        self.text_encoder.map(|e| format!("{}{suffix}", e.as_str()))
     }
 
     fn path(&self) -> Result<&Path> {
@@ -102,7 +114,7 @@ impl DataConfig {
                 )
             })?;
             let encoder = load_encoder(kind)?;
-            attach_text_embeddings(&mut corpus, &encoder, &self.store)?;
+            attach_text_embeddings(&mut corpus, &encoder, &self.store, self.text_tokens)?;
         }
         for m in modalities {
             if !corpus.modalities().contains(m) {
@@ -167,8 +179,20 @@ pub fn attach_text_embeddings(
     corpus: &mut Corpus,
     encoder: &SentenceEncoder,
     store: &Path,
+    tokens: bool,
 ) -> Result<()> {
     let corpus_name = corpus.name.clone();
+    let (table, fingerprint) = if tokens {
+        (
+            format!("{}{TOKENS_SUFFIX}", encoder.name()),
+            format!("{}+tokens", encoder.fingerprint()),
+        )
+    } else {
+        (
+            encoder.name().to_string(),
+            encoder.fingerprint().to_string(),
+        )
+    };
     for split in Split::ALL {
         let Some(dialogues) = corpus.splits.get_mut(&split) else {
             continue;
@@ -190,20 +214,25 @@ pub fn attach_text_embeddings(
         let key = mmer_core::store::StoreKey {
             root: store.to_path_buf(),
             corpus: corpus_name.clone(),
-            encoder: encoder.name().to_string(),
+            encoder: table.clone(),
             table: split.as_str().to_string(),
         };
+        let dim = encoder.dim();
         let (rows, report) =
-            mmer_core::store::cached_embeddings(&key, encoder.fingerprint(), &items, |texts| {
+            mmer_core::store::cached_embeddings(&key, &fingerprint, dim, &items, |texts| {
                 let bar = indicatif::ProgressBar::new(texts.len() as u64).with_style(
                     indicatif::ProgressStyle::with_template(
                         "embedding {msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
                     )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
-                bar.set_message(format!("{corpus_name}/{split} ({})", encoder.name()));
-                let rows =
-                    encoder.embed_with_progress(texts, |done, _| bar.set_position(done as u64));
+                bar.set_message(format!("{corpus_name}/{split} ({table})"));
+                let progress = |done, _| bar.set_position(done as u64);
+                let rows = if tokens {
+                    encoder.embed_tokens_with_progress(texts, progress)
+                } else {
+                    encoder.embed_with_progress(texts, progress)
+                };
                 bar.finish_and_clear();
                 rows.map_err(anyhow::Error::from)
             })?;
@@ -211,7 +240,9 @@ pub fn attach_text_embeddings(
         let mut rows = rows.into_iter();
         for u in dialogues.iter_mut().flat_map(|d| d.utterances.iter_mut()) {
             if let Some(row) = rows.next() {
-                u.features.insert(Modality::Text, Features::vector(row));
+                let features = Features::sequence(row.len() / dim, dim, row)
+                    .with_context(|| format!("text features of {}", u.id))?;
+                u.features.insert(Modality::Text, features);
             }
         }
     }
@@ -228,45 +259,70 @@ pub fn label_space(name: &str) -> Result<LabelSpace> {
     }
 }
 
-/// The text encoder a checkpoint needs to read raw transcripts, if any.
+/// Suffix of a checkpoint's text source when the model reads token states.
+const TOKENS_SUFFIX: &str = "-tokens";
+
+/// Turns raw transcripts into the text modality a model was trained on:
+/// sentence vectors, or token states for trainable pooling.
+#[derive(Debug)]
+pub struct TextFeaturizer {
+    encoder: SentenceEncoder,
+    tokens: bool,
+}
+
+impl TextFeaturizer {
+    /// Embeds every transcript of `dialogues` into the text modality (no
+    /// cache: the online path of `predict`).
+    pub fn embed(&self, dialogues: &mut [mmer_core::Dialogue]) -> Result<()> {
+        let dim = self.encoder.dim();
+        for d in dialogues {
+            let texts: Vec<&str> = d
+                .utterances
+                .iter()
+                .map(|u| u.text.as_deref().unwrap_or(""))
+                .collect();
+            let rows = if self.tokens {
+                self.encoder.embed_tokens_with_progress(&texts, |_, _| {})?
+            } else {
+                self.encoder.embed(&texts)?
+            };
+            for (u, row) in d.utterances.iter_mut().zip(rows) {
+                let features = Features::sequence(row.len() / dim, dim, row)?;
+                u.features.insert(Modality::Text, features);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a checkpoint needs to read raw transcripts, if it reads text.
 ///
 /// A model trained on a pickle's precomputed text features cannot embed
 /// new text: that is an error naming the model.
 pub fn checkpoint_encoder(
     checkpoint: &mmer_train::Checkpoint,
     model: &Path,
-) -> Result<Option<SentenceEncoder>> {
+) -> Result<Option<TextFeaturizer>> {
     let uses_text = checkpoint
         .layout
         .modalities
         .iter()
         .any(|(m, _)| *m == Modality::Text);
     match (&checkpoint.text_encoder, uses_text) {
-        (Some(name), true) => Ok(Some(load_encoder(name.parse()?)?)),
+        (Some(source), true) => {
+            let (name, tokens) = match source.strip_suffix(TOKENS_SUFFIX) {
+                Some(name) => (name, true),
+                None => (source.as_str(), false),
+            };
+            Ok(Some(TextFeaturizer {
+                encoder: load_encoder(name.parse()?)?,
+                tokens,
+            }))
+        }
         (None, true) => bail!(
             "model {} reads precomputed text features (e.g. from a feature pickle); it cannot embed raw text",
             model.display()
         ),
         _ => Ok(None),
     }
-}
-
-/// Embeds every transcript of `dialogues` into the text modality (no cache:
-/// the online path of `predict`).
-pub fn embed_dialogues(
-    dialogues: &mut [mmer_core::Dialogue],
-    encoder: &SentenceEncoder,
-) -> Result<()> {
-    for d in dialogues {
-        let texts: Vec<&str> = d
-            .utterances
-            .iter()
-            .map(|u| u.text.as_deref().unwrap_or(""))
-            .collect();
-        let rows = encoder.embed(&texts)?;
-        for (u, row) in d.utterances.iter_mut().zip(rows) {
-            u.features.insert(Modality::Text, Features::vector(row));
-        }
-    }
-    Ok(())
 }

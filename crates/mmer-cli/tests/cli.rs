@@ -79,6 +79,65 @@ fn train_then_eval_reproduces_test_metrics() {
     }
 }
 
+/// `bench train-epoch --config … --export` times any model and writes the
+/// exact training inputs another implementation needs (bench/pytorch_amuse.py).
+#[test]
+fn bench_train_epoch_exports_the_training_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amuse.toml");
+    std::fs::write(
+        &config,
+        "[data]\ndataset = \"synthetic\"\n[data.synthetic]\ndialogues = [6, 2, 2]\n\
+         [train]\nmodalities = [\"text\", \"audio\"]\n\
+         [train.model]\nfusion = \"man_af\"\nd_modality = 8\nman_layers = 1\nman_heads = 2\n",
+    )
+    .unwrap();
+    let export = dir.path().join("export");
+    let order = dir.path().join("order.json");
+    let o = mmer(&[
+        "bench",
+        "train-epoch",
+        "--config",
+        config.to_str().unwrap(),
+        "--batch-size",
+        "4",
+        "--export",
+        export.to_str().unwrap(),
+        "--order-out",
+        order.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["fusion"], "man_af");
+    assert_eq!(report["dialogues"], 6);
+    assert!(report["parameters"].as_u64().unwrap() > 0);
+
+    let settings = read_json(&export.join("train.json"));
+    assert_eq!(settings["sequences"], true);
+    assert_eq!(settings["train"]["model"]["man_layers"], 1);
+    let dialogues = settings["dialogues"].as_array().unwrap();
+    assert_eq!(dialogues.len(), 6);
+    let utterances: usize = dialogues
+        .iter()
+        .map(|d| d["speakers"].as_array().unwrap().len())
+        .sum();
+    let bytes = std::fs::read(export.join("train.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for modality in ["text", "audio"] {
+        let lengths = tensors.tensor(&format!("lengths.{modality}")).unwrap();
+        let frames = tensors.tensor(&format!("frames.{modality}")).unwrap();
+        assert_eq!(lengths.shape(), [utterances]);
+        let total: i64 = lengths
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .sum();
+        assert_eq!(frames.shape()[0] as i64, total, "{modality}");
+    }
+    let orders: Vec<Vec<String>> = serde_json::from_slice(&std::fs::read(&order).unwrap()).unwrap();
+    assert_eq!(orders[0].len(), 6);
+}
+
 #[test]
 fn bad_paths_fail_with_a_message_naming_them() {
     let o = mmer(&["predict", "--model", "/nonexistent/seed-0", "x.jsonl"]);

@@ -317,7 +317,7 @@ pub fn file_key(id: &str) -> String {
         .take(64)
         .collect();
     let digest = Sha256::digest(id.as_bytes());
-    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let hash = crate::store::hex(&digest[..6]);
     format!("{}-{hash}", prefix.trim_start_matches('.'))
 }
 

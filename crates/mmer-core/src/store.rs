@@ -1,9 +1,10 @@
 //! The feature store: cached per-utterance embeddings on disk.
 //!
 //! Layout: `<root>/<corpus>/<encoder>/<split>.safetensors` holds one tensor
-//! `embeddings` of shape `[n, dim]` (f32); `<split>.index.json` beside it
-//! names the encoder fingerprint and, per row, the utterance id and the
-//! SHA-256 of the text that produced it. A later run reuses every row whose
+//! `embeddings` of shape `[n, dim]` (f32) — or `[Σ frames, dim]` for
+//! sequence rows such as token states, whose frame counts the index lists;
+//! `<split>.index.json` beside it names the encoder fingerprint and, per
+//! row, the utterance id and the SHA-256 of the text that produced it. A later run reuses every row whose
 //! text hash is unchanged and recomputes only the rest; a different encoder
 //! fingerprint invalidates the whole file. Extraction of other modalities
 //! (issue 4) writes the same format with sequences flattened per row.
@@ -55,6 +56,9 @@ struct Index {
     dim: usize,
     ids: Vec<String>,
     text_sha256: Vec<String>,
+    /// Frames (rows of width `dim`) of each entry; absent = one each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    frames: Option<Vec<usize>>,
 }
 
 /// What [`cached_embeddings`] did.
@@ -71,7 +75,8 @@ pub fn text_hash(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -98,13 +103,20 @@ fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<RowsByHash>> {
     let view = tensors
         .tensor(TENSOR_NAME)
         .map_err(|e| store_err(&tensor_path, e.to_string()))?;
-    let n = index.text_sha256.len();
-    if view.dtype() != Dtype::F32 || view.shape() != [n, index.dim] {
+    let frames = index
+        .frames
+        .unwrap_or_else(|| vec![1; index.text_sha256.len()]);
+    let n: usize = frames.iter().sum();
+    if frames.len() != index.text_sha256.len()
+        || view.dtype() != Dtype::F32
+        || view.shape() != [n, index.dim]
+    {
         return Err(store_err(
             &tensor_path,
             format!(
-                "expected f32 [{n}, {}], found {:?} {:?}",
+                "expected f32 [{n}, {}] for {} entries, found {:?} {:?}",
                 index.dim,
+                index.text_sha256.len(),
                 view.dtype(),
                 view.shape()
             ),
@@ -115,40 +127,53 @@ fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<RowsByHash>> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
+    let mut offset = 0;
     let rows = index
         .text_sha256
         .into_iter()
-        .zip(values.chunks_exact(index.dim.max(1)).map(<[f32]>::to_vec))
+        .zip(frames)
+        .map(|(hash, f)| {
+            let row = values[offset..offset + f * index.dim].to_vec();
+            offset += f * index.dim;
+            (hash, row)
+        })
         .collect();
     Ok(Some(rows))
 }
 
-/// Writes a table of `[ids.len(), dim]` rows.
+/// Writes a table whose rows are one or more frames of width `dim`.
 ///
 /// # Errors
-/// I/O or serialisation failures, naming the file.
+/// A row that is empty or not whole frames; I/O or serialisation failures,
+/// naming the file.
 pub fn save_table(
     key: &StoreKey,
     fingerprint: &str,
+    dim: usize,
     ids: &[String],
     hashes: &[String],
     rows: &[Vec<f32>],
 ) -> Result<()> {
     let dir = key.dir();
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let dim = rows.first().map_or(0, Vec::len);
     let tensor_path = key.tensor_path();
-    let mut flat: Vec<u8> = Vec::with_capacity(rows.len() * dim * 4);
-    for row in rows {
-        if row.len() != dim {
+    let mut flat: Vec<u8> = Vec::with_capacity(rows.iter().map(Vec::len).sum::<usize>() * 4);
+    let mut frames = Vec::with_capacity(rows.len());
+    for (id, row) in ids.iter().zip(rows) {
+        if dim == 0 || row.is_empty() || row.len() % dim != 0 {
             return Err(store_err(
                 &tensor_path,
-                format!("row width {} != {dim}", row.len()),
+                format!(
+                    "{id}: row of {} values is not whole frames of {dim}",
+                    row.len()
+                ),
             ));
         }
+        frames.push(row.len() / dim);
         flat.extend(row.iter().flat_map(|v| v.to_le_bytes()));
     }
-    let view = TensorView::new(Dtype::F32, vec![rows.len(), dim], &flat)
+    let total: usize = frames.iter().sum();
+    let view = TensorView::new(Dtype::F32, vec![total, dim], &flat)
         .map_err(|e| store_err(&tensor_path, e.to_string()))?;
     let bytes = safetensors::serialize([(TENSOR_NAME, view)], None)
         .map_err(|e| store_err(&tensor_path, e.to_string()))?;
@@ -163,6 +188,7 @@ pub fn save_table(
         dim,
         ids: ids.to_vec(),
         text_sha256: hashes.to_vec(),
+        frames: frames.iter().any(|&f| f != 1).then_some(frames),
     };
     let index_path = key.index_path();
     let json = serde_json::to_vec(&index).map_err(|e| store_err(&index_path, e.to_string()))?;
@@ -179,6 +205,7 @@ pub fn save_table(
 pub fn cached_embeddings<E: From<Error>>(
     key: &StoreKey,
     fingerprint: &str,
+    dim: usize,
     items: &[(String, String)],
     compute: impl FnOnce(&[&str]) -> std::result::Result<Vec<Vec<f32>>, E>,
 ) -> std::result::Result<(Vec<Vec<f32>>, CacheReport), E> {
@@ -220,7 +247,7 @@ pub fn cached_embeddings<E: From<Error>>(
         .collect();
     let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
     if !missing.is_empty() || stored.len() != items.len() {
-        save_table(key, fingerprint, &ids, &hashes, &rows)?;
+        save_table(key, fingerprint, dim, &ids, &hashes, &rows)?;
     }
     let report = CacheReport {
         reused: items.len() - missing.len(),
@@ -255,7 +282,7 @@ mod tests {
             ("a".to_string(), "hello".to_string()),
             ("b".to_string(), "hi".to_string()),
         ];
-        let (rows, r) = cached_embeddings(&k, "fp1", &items, fake_encoder).unwrap();
+        let (rows, r) = cached_embeddings(&k, "fp1", 2, &items, fake_encoder).unwrap();
         assert_eq!(
             r,
             CacheReport {
@@ -264,7 +291,7 @@ mod tests {
             }
         );
         assert_eq!(rows[0], vec![5.0, 1.0]);
-        let (_, r) = cached_embeddings(&k, "fp1", &items, fake_encoder).unwrap();
+        let (_, r) = cached_embeddings(&k, "fp1", 2, &items, fake_encoder).unwrap();
         assert_eq!(
             r,
             CacheReport {
@@ -273,7 +300,7 @@ mod tests {
             }
         );
         items[1].1 = "hey there".into();
-        let (rows, r) = cached_embeddings(&k, "fp1", &items, fake_encoder).unwrap();
+        let (rows, r) = cached_embeddings(&k, "fp1", 2, &items, fake_encoder).unwrap();
         assert_eq!(
             r,
             CacheReport {
@@ -282,7 +309,7 @@ mod tests {
             }
         );
         assert_eq!(rows[1], vec![9.0, 1.0]);
-        let (_, r) = cached_embeddings(&k, "fp2", &items, fake_encoder).unwrap();
+        let (_, r) = cached_embeddings(&k, "fp2", 2, &items, fake_encoder).unwrap();
         assert_eq!(
             r,
             CacheReport {
@@ -294,13 +321,44 @@ mod tests {
     }
 
     #[test]
+    fn sequence_rows_round_trip_and_ragged_rows_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(dir.path());
+        // One frame of width 2 per character: rows of 2, 6 and 4 values.
+        let frames = |texts: &[&str]| -> Result<Vec<Vec<f32>>> {
+            Ok(texts
+                .iter()
+                .map(|t| (0..2 * t.len()).map(|i| i as f32).collect())
+                .collect())
+        };
+        let items: Vec<(String, String)> = ["a", "abc", "ab"]
+            .iter()
+            .map(|t| (format!("id-{t}"), t.to_string()))
+            .collect();
+        let (first, _) = cached_embeddings(&k, "fp", 2, &items, frames).unwrap();
+        let (again, r) = cached_embeddings(&k, "fp", 2, &items, frames).unwrap();
+        assert_eq!(r.reused, 3);
+        assert_eq!(first, again);
+        assert_eq!(again[1], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+
+        let ragged = |texts: &[&str]| -> Result<Vec<Vec<f32>>> {
+            Ok(texts.iter().map(|_| vec![1.0; 3]).collect())
+        };
+        let items = vec![("odd".to_string(), "new text".to_string())];
+        let err = cached_embeddings(&k, "fp", 2, &items, ragged)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("odd") && err.contains("whole frames"), "{err}");
+    }
+
+    #[test]
     fn corrupt_table_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let k = key(dir.path());
         let items = vec![("a".to_string(), "x".to_string())];
-        cached_embeddings(&k, "fp", &items, fake_encoder).unwrap();
+        cached_embeddings(&k, "fp", 2, &items, fake_encoder).unwrap();
         std::fs::write(k.tensor_path(), b"garbage").unwrap();
-        let err = cached_embeddings(&k, "fp", &items, fake_encoder)
+        let err = cached_embeddings(&k, "fp", 2, &items, fake_encoder)
             .unwrap_err()
             .to_string();
         assert!(err.contains("train.safetensors"), "{err}");

@@ -71,6 +71,15 @@ impl Backbone {
     }
 }
 
+/// What a forward pass returns per text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The pooled (and normalised) sentence vector.
+    Sentence,
+    /// Every real token's state.
+    Tokens,
+}
+
 /// A frozen sentence-transformers encoder on candle (CPU), loaded from the
 /// files `scripts/setup.sh` installs. Offline: nothing is downloaded.
 ///
@@ -298,7 +307,31 @@ impl SentenceEncoder {
     ///
     /// # Errors
     /// As [`SentenceEncoder::embed`].
-    pub fn embed_with_progress<F>(&self, texts: &[&str], mut progress: F) -> Result<Vec<Vec<f32>>>
+    pub fn embed_with_progress<F>(&self, texts: &[&str], progress: F) -> Result<Vec<Vec<f32>>>
+    where
+        F: FnMut(usize, usize),
+    {
+        self.run(texts, Output::Sentence, progress)
+    }
+
+    /// The last layer's state of every token of each text (special tokens
+    /// included, the tokens that mean pooling averages), flattened
+    /// `[tokens * dim]` per text: the input of trainable pooling.
+    ///
+    /// # Errors
+    /// As [`SentenceEncoder::embed`].
+    pub fn embed_tokens_with_progress<F>(
+        &self,
+        texts: &[&str],
+        progress: F,
+    ) -> Result<Vec<Vec<f32>>>
+    where
+        F: FnMut(usize, usize),
+    {
+        self.run(texts, Output::Tokens, progress)
+    }
+
+    fn run<F>(&self, texts: &[&str], output: Output, mut progress: F) -> Result<Vec<Vec<f32>>>
     where
         F: FnMut(usize, usize),
     {
@@ -328,7 +361,7 @@ impl SentenceEncoder {
         if workers == 1 {
             for &batch in &batches {
                 let vectors = self
-                    .embed_batch(&encoded, batch)
+                    .embed_batch(&encoded, batch, output)
                     .map_err(|e| forward_err(batch, e))?;
                 store(batch, vectors);
             }
@@ -353,7 +386,8 @@ impl SentenceEncoder {
                             let Some(&batch) = batches.get(index) else {
                                 break;
                             };
-                            if tx.send((batch, self.embed_batch(encoded, batch))).is_err() {
+                            let result = self.embed_batch(encoded, batch, output);
+                            if tx.send((batch, result)).is_err() {
                                 break;
                             }
                         }
@@ -413,6 +447,7 @@ impl SentenceEncoder {
         &self,
         encoded: &[Vec<u32>],
         batch: &[usize],
+        output: Output,
     ) -> candle_core::Result<Vec<Vec<f32>>> {
         let rows: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
         let batch = rows.len();
@@ -428,6 +463,14 @@ impl SentenceEncoder {
         let ids = Tensor::from_vec(ids, (batch, seq_len), &self.device)?;
         let mask = Tensor::from_vec(mask, (batch, seq_len), &self.device)?;
         let token_states = self.backbone.forward(&ids, &mask)?; // [b, s, d]
+        if output == Output::Tokens {
+            let states = token_states.to_vec3::<f32>()?;
+            return Ok(states
+                .into_iter()
+                .zip(&rows)
+                .map(|(tokens, row)| tokens.into_iter().take(row.len()).flatten().collect())
+                .collect());
+        }
         let pooled = mean_pool(&token_states, &mask)?; // [b, d]
         let pooled = if self.pipeline.normalize {
             l2_normalize(&pooled)?

@@ -165,6 +165,41 @@ fn mpnet_matches_sentence_transformers() {
     check_parity(EncoderKind::Mpnet);
 }
 
+/// Token states are what the sentence vector pools: their mean, L2-normalised,
+/// is `embed`'s vector, and there is one state per token `count_tokens` reports.
+#[test]
+fn token_states_mean_pool_to_the_sentence_vector() {
+    let dir = models_dir();
+    if !SentenceEncoder::is_installed(EncoderKind::MiniLm, &dir) {
+        eprintln!(
+            "skipping token states: MiniLM not installed (run scripts/setup.sh --minilm-only)"
+        );
+        return;
+    }
+    let encoder = SentenceEncoder::load(EncoderKind::MiniLm, &dir).unwrap();
+    let texts = ["Oh my God!", "", "I'm fine, really, thanks for asking."];
+    let sentences = encoder.embed(&texts).unwrap();
+    let tokens = encoder
+        .embed_tokens_with_progress(&texts, |_, _| {})
+        .unwrap();
+    let counts = encoder.count_tokens(&texts).unwrap();
+    let dim = encoder.dim();
+    for ((states, sentence), count) in tokens.iter().zip(&sentences).zip(counts) {
+        assert_eq!(states.len(), count * dim);
+        let mut mean = vec![0f32; dim];
+        for token in states.chunks(dim) {
+            mean.iter_mut()
+                .zip(token)
+                .for_each(|(m, t)| *m += t / count as f32);
+        }
+        assert!(
+            cosine(&mean, sentence) > 0.99999,
+            "cosine {}",
+            cosine(&mean, sentence)
+        );
+    }
+}
+
 /// The whole bucket table from transformers' `MPNetEncoder.relative_position_bucket`
 /// for relative positions −400..=400 (needs no weights).
 #[test]

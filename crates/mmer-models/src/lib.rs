@@ -13,4 +13,6 @@ pub mod multimodal;
 pub mod nce;
 
 pub use erc::{ContextMode, ErcModel, ErcModelConfig};
-pub use multimodal::{DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, UtteranceInput};
+pub use multimodal::{
+    DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, Pooling, UtteranceInput,
+};

@@ -27,7 +27,8 @@ pub struct Checkpoint {
     pub schema_version: u32,
     /// Corpus the model was trained on.
     pub corpus: String,
-    /// Feature source of the text modality (e.g. `minilm`), when text is used.
+    /// Feature source of the text modality (e.g. `minilm`, or `mpnet-tokens`
+    /// for token states), when text is used.
     pub text_encoder: Option<String>,
     /// The full training configuration.
     pub config: TrainConfig,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use mmer_core::Modality;
 use mmer_models::erc::ContextMode;
 use mmer_models::loss::LossKind;
-use mmer_models::{EmotionModelConfig, Fusion};
+use mmer_models::{EmotionModelConfig, Fusion, Pooling};
 use serde::{Deserialize, Serialize};
 
 /// Model hyper-parameters (input width and classes come from the data).
@@ -18,6 +18,9 @@ pub struct ModelSpec {
     pub fusion: Fusion,
     /// Bi-LSTM over each modality's frames (sequence fusions only).
     pub temporal: bool,
+    /// Per-utterance pooling of each modality's encoded frames: `mean` or
+    /// `attention` (learned weights; sequence fusions only).
+    pub pooling: Pooling,
     /// Common width of the modality encoders (sequence fusions only).
     pub d_modality: usize,
     /// MAN layers per central stack (AMuSE: 4).
@@ -41,6 +44,7 @@ impl Default for ModelSpec {
         Self {
             fusion: Fusion::Early,
             temporal: true,
+            pooling: Pooling::Mean,
             d_modality: 64,
             man_layers: 4,
             man_heads: 4,
@@ -63,6 +67,7 @@ impl ModelSpec {
         EmotionModelConfig::new(modality_widths, num_classes)
             .with_fusion(self.fusion)
             .with_temporal(self.temporal)
+            .with_pooling(self.pooling)
             .with_d_modality(self.d_modality)
             .with_man_layers(self.man_layers)
             .with_man_heads(self.man_heads)

@@ -23,8 +23,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use clap::{Args, Subcommand};
-use mmer_core::{Dialogue, Split};
+use mmer_core::{Dialogue, Modality, Split};
 use mmer_features::EncoderKind;
+use mmer_models::Fusion;
 use mmer_train::trainer::{
     PreparedData, class_weight_tensor, init_model, train_epoch, training_device,
 };
@@ -34,7 +35,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::dataset::{DataConfig, DatasetKind, checkpoint_encoder, embed_dialogues, load_encoder};
+use crate::cmd::train::RunConfig;
+use crate::dataset::{DataConfig, DatasetKind, checkpoint_encoder, load_encoder};
 
 /// Arguments of `mmer bench`.
 #[derive(Debug, Args)]
@@ -51,7 +53,9 @@ pub enum Workload {
     Text(TextArgs),
     /// Training epochs of the MELD text context model (default model spec:
     /// dialogue + speaker context, d_model 256, d_hidden 100, focal γ = 1,
-    /// Adam 5e-4, 16 dialogues per batch) on cached embeddings.
+    /// Adam 5e-4, 16 dialogues per batch) on cached embeddings — or of any
+    /// model and data a `--config` names (e.g. AMuSE on the synthetic
+    /// multimodal conversations: docs/configs/synthetic-amuse.toml).
     TrainEpoch(TrainEpochArgs),
     /// Latency of text embedding + `Checkpoint::predict` on one conversation,
     /// after the model and encoder are loaded.
@@ -159,6 +163,16 @@ pub struct TrainEpochArgs {
     /// array of arrays), so another implementation can batch identically.
     #[arg(long)]
     pub order_out: Option<PathBuf>,
+    /// Run config (TOML, as `mmer train --config`): its data and `[train]`
+    /// settings replace the MELD defaults; `--batch-size`, `--epochs` and
+    /// `--seed` still apply.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Also write the prepared (z-scored) training inputs and the model
+    /// settings to this directory (`train.safetensors` + `train.json`), so
+    /// another implementation trains on exactly the same numbers.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
 }
 
 /// Arguments of `mmer bench predict`.
@@ -324,7 +338,12 @@ fn bench_text(args: TextArgs) -> Result<TextReport> {
 #[derive(Debug, Serialize)]
 struct TrainEpochReport {
     workload: &'static str,
-    encoder: EncoderKind,
+    corpus: String,
+    encoder: Option<EncoderKind>,
+    modalities: Vec<(Modality, usize)>,
+    fusion: Fusion,
+    /// Trainable parameters of the model.
+    parameters: usize,
     d_input: usize,
     dialogues: usize,
     /// Labelled training utterances per epoch.
@@ -342,6 +361,36 @@ struct TrainEpochReport {
     environment: Environment,
 }
 
+/// The data and training settings of `bench train-epoch`: a run config's,
+/// or the MELD text context model's.
+fn train_epoch_setup(args: &TrainEpochArgs) -> Result<(DataConfig, TrainConfig)> {
+    let (data, train) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let run: RunConfig =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            (run.data, run.train)
+        }
+        None => (
+            DataConfig {
+                text_encoder: Some(args.encoder),
+                store: args.store.clone(),
+                ..DataConfig::new(DatasetKind::Meld, Some(args.data.clone()))
+            },
+            TrainConfig::default(),
+        ),
+    };
+    Ok((
+        data,
+        TrainConfig {
+            batch_size: args.batch_size,
+            seeds: vec![args.seed],
+            ..train
+        },
+    ))
+}
+
 fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
     if args.epochs == 0 {
         bail!("--epochs must be at least 1");
@@ -349,21 +398,16 @@ fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let data_config = DataConfig {
-        text_encoder: Some(args.encoder),
-        store: args.store.clone(),
-        ..DataConfig::new(DatasetKind::Meld, Some(args.data.clone()))
-    };
-    let config = TrainConfig {
-        batch_size: args.batch_size,
-        seeds: vec![args.seed],
-        ..TrainConfig::default()
-    };
+    let (data_config, config) = train_epoch_setup(&args)?;
     let corpus = data_config.load(&config.modalities)?;
     let data = PreparedData::new(&corpus, &config)?;
+    if let Some(dir) = &args.export {
+        export_training_data(dir, &data, &config)?;
+    }
     let device = training_device();
     device.seed(args.seed);
     let (mut model, mut optim) = init_model(&data, &config, &device);
+    let parameters = model.num_params();
     let class_weights = class_weight_tensor(&data, &config, &device);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
@@ -413,7 +457,7 @@ fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
     if let Some(dir) = &args.save_checkpoint {
         Checkpoint::new(
             &corpus.name,
-            Some(args.encoder.as_str().to_string()),
+            data_config.text_source(),
             &config,
             args.seed,
             args.epochs,
@@ -425,7 +469,11 @@ fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
     }
     Ok(TrainEpochReport {
         workload: "train_epoch",
-        encoder: args.encoder,
+        corpus: corpus.name.clone(),
+        encoder: data_config.text_encoder,
+        modalities: data.layout.modalities.clone(),
+        fusion: config.model.fusion,
+        parameters,
         d_input: data.layout.d_input(),
         dialogues: data.train.len(),
         utterances,
@@ -438,6 +486,109 @@ fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
         utterances_per_second: (utterances * args.epochs) as f64 / seconds,
         environment,
     })
+}
+
+/// What `--export` writes beside the tensors: enough for another
+/// implementation to build the same model and batches.
+#[derive(Debug, Serialize)]
+struct TrainingExport<'a> {
+    classes: &'a [String],
+    modalities: &'a [(Modality, usize)],
+    sequences: bool,
+    train: &'a TrainConfig,
+    /// Training dialogues in the order of the tensors' utterances.
+    dialogues: Vec<ExportedDialogue<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExportedDialogue<'a> {
+    id: &'a str,
+    speakers: &'a [usize],
+    labels: &'a [Option<usize>],
+}
+
+/// Writes the z-scored training inputs as `train.safetensors` — per modality
+/// `frames.<m>` `[total frames, width]` and `lengths.<m>` (frames per
+/// utterance), or `inputs` `[utterances, d_input]` for pooled layouts — and
+/// the dialogues and settings as `train.json`.
+fn export_training_data(dir: &Path, data: &PreparedData, config: &TrainConfig) -> Result<()> {
+    use safetensors::tensor::{Dtype, TensorView};
+
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let layout = &data.layout;
+    let utterances: usize = data.train.iter().map(|d| d.len()).sum();
+    let mut buffers: Vec<(String, Vec<u8>, Vec<usize>, Dtype)> = Vec::new();
+    let bytes_f32 = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    if layout.sequences {
+        for (k, &(modality, width)) in layout.modalities.iter().enumerate() {
+            let frames: Vec<f32> = data
+                .train
+                .iter()
+                .flat_map(|d| d.frames.iter().flat_map(|u| u[k].iter().copied()))
+                .collect();
+            let lengths: Vec<u8> = data
+                .train
+                .iter()
+                .flat_map(|d| d.frames.iter().map(|u| (u[k].len() / width) as i64))
+                .flat_map(i64::to_le_bytes)
+                .collect();
+            let total = frames.len() / width;
+            buffers.push((
+                format!("frames.{modality}"),
+                bytes_f32(&frames),
+                vec![total, width],
+                Dtype::F32,
+            ));
+            buffers.push((
+                format!("lengths.{modality}"),
+                lengths,
+                vec![utterances],
+                Dtype::I64,
+            ));
+        }
+    } else {
+        let inputs: Vec<f32> = data
+            .train
+            .iter()
+            .flat_map(|d| d.inputs.iter().copied())
+            .collect();
+        buffers.push((
+            "inputs".into(),
+            bytes_f32(&inputs),
+            vec![utterances, layout.d_input()],
+            Dtype::F32,
+        ));
+    }
+    let views = buffers
+        .iter()
+        .map(|(name, bytes, shape, dtype)| {
+            Ok((
+                name.as_str(),
+                TensorView::new(*dtype, shape.clone(), bytes)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    let tensors = dir.join("train.safetensors");
+    safetensors::serialize_to_file(views, None, &tensors)
+        .with_context(|| format!("writing {}", tensors.display()))?;
+    let export = TrainingExport {
+        classes: &data.labels.classes,
+        modalities: &layout.modalities,
+        sequences: layout.sequences,
+        train: config,
+        dialogues: data
+            .train
+            .iter()
+            .map(|d| ExportedDialogue {
+                id: &d.id,
+                speakers: &d.speakers,
+                labels: &d.labels,
+            })
+            .collect(),
+    };
+    let json = dir.join("train.json");
+    std::fs::write(&json, serde_json::to_vec(&export)?)
+        .with_context(|| format!("writing {}", json.display()))
 }
 
 /// Result of `mmer bench predict`.
@@ -524,7 +675,7 @@ fn bench_predict(args: PredictArgs) -> Result<PredictReport> {
         let mut input = dialogues.clone();
         let started = Instant::now();
         if let Some(encoder) = &encoder {
-            embed_dialogues(&mut input, encoder)?;
+            encoder.embed(&mut input)?;
         }
         embed_seconds.push(started.elapsed().as_secs_f64());
         let predictions = checkpoint.predict(&model, &input)?;

@@ -58,6 +58,33 @@ pub struct EmoDbArgs {
     /// test speaker's unlabelled features, never their labels.
     #[arg(long)]
     pub speaker_norm: bool,
+    /// Also write every clip's features (before any speaker normalisation)
+    /// as CSV — clip, speaker, class, then one column per feature — for
+    /// analysis with other tools.
+    #[arg(long)]
+    pub features_out: Option<PathBuf>,
+}
+
+/// Writes `clips` as CSV (see [`EmoDbArgs::features_out`]).
+fn write_features(path: &Path, clips: &[Clip]) -> Result<()> {
+    let mut writer =
+        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    let width = clips.first().map_or(0, |c| c.features.len());
+    let mut header = vec!["clip".to_string(), "speaker".into(), "class".into()];
+    header.extend((0..width).map(|i| format!("f{i}")));
+    writer.write_record(&header)?;
+    for clip in clips {
+        let mut row = vec![
+            clip.id.clone(),
+            clip.speaker.clone(),
+            CLASSES[clip.class].to_string(),
+        ];
+        row.extend(clip.features.iter().map(|v| v.to_string()));
+        writer.write_record(&row)?;
+    }
+    writer
+        .flush()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Z-scores each feature over the clips of each speaker.
@@ -229,6 +256,9 @@ pub fn run(args: EmoDbArgs) -> Result<EmoDbReport> {
                 .with_context(|| format!("{}: no row for {}", csv.display(), clip.id))?
                 .clone();
         }
+    }
+    if let Some(path) = &args.features_out {
+        write_features(path, &clips)?;
     }
     if args.speaker_norm {
         normalise_per_speaker(&mut clips);

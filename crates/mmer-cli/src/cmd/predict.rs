@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use mmer_train::{Checkpoint, Prediction};
 
-use crate::dataset::{checkpoint_encoder, embed_dialogues};
+use crate::dataset::checkpoint_encoder;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -69,7 +69,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let encoder = checkpoint_encoder(&checkpoint, &args.model)?;
     let started = Instant::now();
     if let Some(encoder) = &encoder {
-        embed_dialogues(&mut dialogues, encoder)?;
+        encoder.embed(&mut dialogues)?;
     }
     let predictions = checkpoint.predict(&model, &dialogues)?;
     tracing::info!(

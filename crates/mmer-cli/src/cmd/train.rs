@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mmer_core::Modality;
 use mmer_features::EncoderKind;
-use mmer_models::{ContextMode, Fusion};
+use mmer_models::{ContextMode, Fusion, Pooling};
 use mmer_train::trainer::PreparedData;
 use mmer_train::{Checkpoint, SeedOutcome, TrainConfig, train_seed};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,14 @@ pub struct TrainArgs {
     /// Frozen sentence encoder for transcripts.
     #[arg(long, value_enum)]
     pub encoder: Option<EncoderKind>,
+    /// Give the model every token's state from the encoder instead of the
+    /// sentence vector (use with a sequence fusion, e.g. `--fusion concat
+    /// --pooling attention`).
+    #[arg(long)]
+    pub text_tokens: bool,
+    /// Per-utterance pooling of encoded frames or tokens: mean, attention.
+    #[arg(long, value_parser = parse_pooling)]
+    pub pooling: Option<Pooling>,
     /// Input modalities, comma-separated (default: text).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub modalities: Option<Vec<Modality>>,
@@ -88,6 +96,14 @@ fn parse_context(s: &str) -> Result<ContextMode, String> {
     }
 }
 
+fn parse_pooling(s: &str) -> Result<Pooling, String> {
+    match s {
+        "mean" => Ok(Pooling::Mean),
+        "attention" => Ok(Pooling::Attention),
+        other => Err(format!("unknown pooling {other:?}: mean, attention")),
+    }
+}
+
 fn parse_fusion(s: &str) -> Result<Fusion, String> {
     match s.replace('-', "_").as_str() {
         "early" => Ok(Fusion::Early),
@@ -127,6 +143,12 @@ impl TrainArgs {
         if let Some(e) = self.encoder {
             config.data.text_encoder = Some(e);
         }
+        if self.text_tokens {
+            config.data.text_tokens = true;
+        }
+        if let Some(p) = self.pooling {
+            config.train.model.pooling = p;
+        }
         if let Some(s) = self.store {
             config.data.store = s;
         }
@@ -165,7 +187,10 @@ pub fn default_run_name(config: &RunConfig) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let encoder = config.data.text_encoder.map_or("features", |e| e.as_str());
+    let encoder = config
+        .data
+        .text_source()
+        .unwrap_or_else(|| "features".to_string());
     let context = serde_json::to_value(config.train.model.context)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -189,7 +214,7 @@ pub fn seed_checkpoint(
 ) -> Checkpoint {
     Checkpoint::new(
         &corpus.name,
-        config.data.text_encoder.map(|e| e.as_str().to_string()),
+        config.data.text_source(),
         &config.train,
         seed,
         best_epoch,
@@ -234,7 +259,7 @@ pub fn train_run(
         d_input = data.layout.d_input(),
         "training"
     );
-    let text_encoder = config.data.text_encoder.map(|e| e.as_str().to_string());
+    let text_encoder = config.data.text_source();
     let mut outcomes = Vec::new();
     for &seed in &config.train.seeds {
         let dir = out.join(format!("seed-{seed}"));

@@ -1,8 +1,10 @@
-//! Reusable blocks: a length-aware bidirectional LSTM and the dialogue +
-//! speaker context of AMuSE.
+//! Reusable blocks: a length-aware bidirectional LSTM, the dialogue +
+//! speaker context of AMuSE and a fast dropout.
 
 mod bilstm;
 mod context;
+mod dropout;
 
 pub use bilstm::{MaskedBiLstm, MaskedBiLstmConfig, SequenceIndex};
 pub use context::{ContextBlock, ContextBlockConfig, SpeakerIndex};
+pub use dropout::fast_dropout;

@@ -19,14 +19,82 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{
     Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
-use burn::tensor::activation::{gelu, sigmoid};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::{Bool, Device, Tensor};
 
 use super::encoder::ModalityFrames;
+use crate::blocks::fast_dropout;
+
+/// Multi-head scaled dot-product attention with a key padding mask
+/// (Vaswani et al. 2017). The same computation and initialisation as burn's
+/// `MultiHeadAttention`, with the attention-weight dropout drawn by
+/// [`fast_dropout`] — burn's mask sampling dominated MAN's training step.
+#[derive(Module, Debug)]
+pub struct MaskedAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    dropout: Dropout,
+    heads: usize,
+}
+
+impl MaskedAttention {
+    fn init(d_model: usize, heads: usize, dropout: f64, device: &Device) -> Self {
+        assert!(
+            heads > 0 && d_model.is_multiple_of(heads),
+            "{heads} heads must divide the width {d_model}"
+        );
+        let linear =
+            LinearConfig::new(d_model, d_model).with_initializer(Initializer::KaimingUniform {
+                gain: 1.0 / 3f64.sqrt(),
+                fan_out_only: false,
+            });
+        Self {
+            query: linear.init(device),
+            key: linear.init(device),
+            value: linear.init(device),
+            output: linear.init(device),
+            dropout: DropoutConfig::new(dropout).init(),
+            heads,
+        }
+    }
+
+    /// `[n, f, d]` → `[n, heads, f, d / heads]`
+    fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [n, f, d] = x.dims();
+        x.reshape([n, f, self.heads, d / self.heads])
+            .swap_dims(1, 2)
+    }
+
+    /// # Shapes
+    /// `query`: `[n, f_q, d]`, `key_value`: `[n, f_k, d]`,
+    /// `key_padding`: `[n, f_k]` (true = padded, never attended) →
+    /// `[n, f_q, d]`
+    pub fn forward(
+        &self,
+        query: Tensor<3>,
+        key_value: Tensor<3>,
+        key_padding: Tensor<2, Bool>,
+    ) -> Tensor<3> {
+        let [n, f_q, d] = query.dims();
+        let [_, f_k] = key_padding.dims();
+        // Scaling the queries rather than the scores: fewer elements.
+        let scale = ((d / self.heads) as f32).sqrt();
+        let q = self.split_heads(self.query.forward(query).div_scalar(scale));
+        let k = self.split_heads(self.key.forward(key_value.clone()));
+        let v = self.split_heads(self.value.forward(key_value));
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mask_fill(key_padding.reshape([n, 1, 1, f_k]), -1.0e4);
+        let weights = fast_dropout(&self.dropout, softmax(scores, 3));
+        let context = weights.matmul(v).swap_dims(1, 2).reshape([n, f_q, d]);
+        self.output.forward(context)
+    }
+}
 
 /// Configuration of [`MultimodalAttention`].
 #[derive(Config, Debug)]
@@ -50,10 +118,10 @@ pub struct MultimodalAttentionConfig {
 /// One layer of a central stack.
 #[derive(Module, Debug)]
 pub struct ManLayer {
-    self_attention: MultiHeadAttention,
+    self_attention: MaskedAttention,
     self_norm: LayerNorm,
     /// One cross-attention per peripheral modality.
-    cross_attention: Vec<MultiHeadAttention>,
+    cross_attention: Vec<MaskedAttention>,
     /// Injection gate logits θ_p, one per peripheral (absent without any).
     injection: Option<Param<Tensor<1>>>,
     cross_norm: Option<LayerNorm>,
@@ -78,12 +146,12 @@ pub struct MultimodalAttention {
 impl MultimodalAttentionConfig {
     fn layer(&self, device: &Device) -> ManLayer {
         let d = self.d_model;
-        let mha = MultiHeadAttentionConfig::new(d, self.heads).with_dropout(self.dropout);
+        let mha = || MaskedAttention::init(d, self.heads, self.dropout, device);
         let peripherals = self.modalities.saturating_sub(1);
         ManLayer {
-            self_attention: mha.init(device),
+            self_attention: mha(),
             self_norm: LayerNormConfig::new(d).init(device),
-            cross_attention: (0..peripherals).map(|_| mha.init(device)).collect(),
+            cross_attention: (0..peripherals).map(|_| mha()).collect(),
             // σ(0) = 0.5: every peripheral starts equally injected.
             injection: (peripherals > 0).then(|| Initializer::Zeros.init([peripherals], device)),
             cross_norm: (peripherals > 0).then(|| LayerNormConfig::new(d).init(device)),
@@ -115,13 +183,14 @@ impl ManLayer {
         central_frames: &ModalityFrames,
         peripherals: &[(&Tensor<3>, &ModalityFrames)],
     ) -> Tensor<3> {
-        let attended = self
-            .self_attention
-            .forward(MhaInput::self_attn(central.clone()).mask_pad(central_frames.padding.clone()))
-            .context;
+        let attended = self.self_attention.forward(
+            central.clone(),
+            central.clone(),
+            central_frames.padding.clone(),
+        );
         let g = self
             .self_norm
-            .forward(central + self.dropout.forward(attended));
+            .forward(central + fast_dropout(&self.dropout, attended));
         let (Some(injection), Some(cross_norm)) = (&self.injection, &self.cross_norm) else {
             return self.feed_forward(g);
         };
@@ -130,12 +199,7 @@ impl ManLayer {
         for (p, ((features, frames), attention)) in
             peripherals.iter().zip(&self.cross_attention).enumerate()
         {
-            let context = attention
-                .forward(
-                    MhaInput::new(g.clone(), (*features).clone(), (*features).clone())
-                        .mask_pad(frames.padding.clone()),
-                )
-                .context; // [n, f_m, d]
+            let context = attention.forward(g.clone(), (*features).clone(), frames.padding.clone()); // [n, f_m, d]
             let weighted = context * weights.clone().narrow(0, p, 1).reshape([1, 1, 1]);
             injected = Some(match injected {
                 Some(sum) => sum + weighted,
@@ -143,7 +207,7 @@ impl ManLayer {
             });
         }
         let g = match injected {
-            Some(sum) => cross_norm.forward(g + self.dropout.forward(sum)),
+            Some(sum) => cross_norm.forward(g + fast_dropout(&self.dropout, sum)),
             None => g,
         };
         self.feed_forward(g)
@@ -153,7 +217,8 @@ impl ManLayer {
         let h = self
             .feed_forward_out
             .forward(gelu(self.feed_forward_in.forward(g.clone())));
-        self.feed_forward_norm.forward(g + self.dropout.forward(h))
+        self.feed_forward_norm
+            .forward(g + fast_dropout(&self.dropout, h))
     }
 }
 

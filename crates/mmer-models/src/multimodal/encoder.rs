@@ -13,8 +13,10 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
 use crate::blocks::{MaskedBiLstm, MaskedBiLstmConfig, SequenceIndex};
 
@@ -91,6 +93,51 @@ impl ModalityFrames {
             .unsqueeze_dim::<3>(2); // [n, f, 1]
         let count = keep.clone().sum_dim(1).clamp_min(1.0); // [n, 1, 1]
         (x * keep).sum_dim(1).div(count).squeeze_dim::<2>(1)
+    }
+}
+
+/// How an utterance's encoded frames become one descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Mean over the real frames.
+    #[default]
+    Mean,
+    /// A learned softmax weighting of the real frames ([`AttentionPooling`]).
+    Attention,
+}
+
+/// Attention pooling: `Σ_f softmax_f(w · x_f + b) x_f` over the real frames
+/// (Bahdanau-style additive scoring reduced to one linear score, as in
+/// hierarchical attention networks, Yang et al. 2016). Lets the model weight
+/// the frames — or tokens — that carry the emotion instead of averaging
+/// them all. The scorer starts at zero, so training starts from the mean.
+#[derive(Module, Debug)]
+pub struct AttentionPooling {
+    score: Linear,
+}
+
+impl AttentionPooling {
+    /// A pooler over frames of width `d`.
+    pub fn init(d: usize, device: &Device) -> Self {
+        Self {
+            score: LinearConfig::new(d, 1)
+                .with_initializer(Initializer::Zeros)
+                .init(device),
+        }
+    }
+
+    /// # Shapes
+    /// `x`: `[n, frames, d]` → `[n, d]`
+    pub fn forward(&self, x: Tensor<3>, frames: &ModalityFrames) -> Tensor<2> {
+        let [n, f, _] = x.dims();
+        let scores = self
+            .score
+            .forward(x.clone())
+            .reshape([n, f])
+            .mask_fill(frames.padding.clone(), -1.0e4);
+        let weights = softmax(scores, 1).unsqueeze_dim::<3>(2); // [n, f, 1]
+        (x * weights).sum_dim(1).squeeze_dim::<2>(1)
     }
 }
 
@@ -181,6 +228,23 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(mean, vec![2.0, 3.0, 10.0, 20.0]);
+    }
+
+    #[test]
+    fn attention_pooling_starts_at_the_mean_and_ignores_padding() {
+        let device = Device::default();
+        let a = [1.0f32, 2.0, 3.0, 4.0];
+        let b = [10.0f32, 20.0];
+        let frames = ModalityFrames::new(&[&a, &b], 2, &device);
+        let garbage = frames.frames.clone().slice_assign(
+            [1..2, 1..2, 0..2],
+            Tensor::<3>::from_floats([[[99.0, 99.0]]], &device),
+        );
+        let pooled = AttentionPooling::init(2, &device).forward(garbage, &frames);
+        pooled.into_data().assert_approx_eq::<f32>(
+            &TensorData::from([[2.0f32, 3.0], [10.0, 20.0]]),
+            Default::default(),
+        );
     }
 
     #[test]

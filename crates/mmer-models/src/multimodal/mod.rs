@@ -11,5 +11,7 @@ mod model;
 
 pub use adaptive::{AdaptiveFusion, AdaptiveFusionConfig};
 pub use attention::{MultimodalAttention, MultimodalAttentionConfig};
-pub use encoder::{ModalityEncoder, ModalityEncoderConfig, ModalityFrames, time_code};
+pub use encoder::{
+    AttentionPooling, ModalityEncoder, ModalityEncoderConfig, ModalityFrames, Pooling, time_code,
+};
 pub use model::{DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, UtteranceInput};

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::adaptive::{AdaptiveFusion, AdaptiveFusionConfig};
 use super::attention::{MultimodalAttention, MultimodalAttentionConfig};
-use super::encoder::{ModalityEncoder, ModalityEncoderConfig, ModalityFrames};
+use super::encoder::{
+    AttentionPooling, ModalityEncoder, ModalityEncoderConfig, ModalityFrames, Pooling,
+};
 use crate::blocks::{SequenceIndex, SpeakerIndex};
 use crate::erc::{ContextMode, ErcModel, ErcModelConfig};
 
@@ -81,6 +83,9 @@ pub struct EmotionModelConfig {
     /// Bi-LSTM over frames in the modality encoders.
     #[config(default = true)]
     pub temporal: bool,
+    /// How each modality's encoded frames are pooled per utterance.
+    #[config(default = "Pooling::Mean")]
+    pub pooling: Pooling,
     /// Common width of the modality encoders (even).
     #[config(default = 64)]
     pub d_modality: usize,
@@ -111,6 +116,8 @@ pub struct EmotionModelConfig {
 #[derive(Module, Debug)]
 pub struct EmotionModel {
     encoders: Vec<ModalityEncoder>,
+    /// One per modality with attention pooling; empty with mean pooling.
+    poolers: Vec<AttentionPooling>,
     attention: Option<MultimodalAttention>,
     adaptive_fusion: Option<AdaptiveFusion>,
     erc: ErcModel,
@@ -141,8 +148,16 @@ impl EmotionModelConfig {
         } else {
             Vec::new()
         };
+        let poolers = if self.fusion.uses_sequences() && self.pooling == Pooling::Attention {
+            (0..modalities)
+                .map(|_| AttentionPooling::init(self.d_modality, device))
+                .collect()
+        } else {
+            Vec::new()
+        };
         EmotionModel {
             encoders,
+            poolers,
             // Attention dropout is capped at 0.1, the transformer default;
             // the model-wide rate is meant for the dense layers.
             attention: self.fusion.uses_man().then(|| {
@@ -198,7 +213,11 @@ impl EmotionModel {
         encoded
             .into_iter()
             .zip(modalities)
-            .map(|(x, frames)| frames.masked_mean(x))
+            .enumerate()
+            .map(|(m, (x, frames))| match self.poolers.get(m) {
+                Some(pooler) => pooler.forward(x, frames),
+                None => frames.masked_mean(x),
+            })
             .collect()
     }
 
