@@ -581,3 +581,52 @@ fn extraction_batch_reports_skips_and_resumes() {
         "no sound stays missing"
     );
 }
+
+/// `mmer bench extract --picture`: the picture is looped for the whole clip.
+/// A 1 s generated FLV and the real CREMA-D FLV (on which ffmpeg 5.1's
+/// `-stream_loop -1` silently stopped after 2.04 s) must both fill the clip.
+#[test]
+fn bench_clip_loops_a_short_picture_to_full_length() {
+    let Some(ff) = ffmpeg_or_skip("bench_clip") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flv = dir.path().join("picture.flv");
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=25:duration=1",
+            "-c:v",
+            "flv1",
+        ],
+        &flv,
+    );
+    let wav = dir.path().join("speech.wav");
+    generate(
+        &["-f", "lavfi", "-i", "sine=frequency=220:duration=1"],
+        &wav,
+    );
+    let mut pictures = vec![flv];
+    let crema = shared_data().join("crema-d/1001_DFA_NEU_XX.flv");
+    if crema.is_file() {
+        pictures.push(crema);
+    }
+    for picture in pictures {
+        let spec = mmer_media::bench::ClipSpec {
+            seconds: 4.0,
+            width: 160,
+            height: 96,
+            fps: 10,
+            keyframes: 4,
+            picture: Some(picture.clone()),
+        };
+        let out = dir.path().join("clip.mp4");
+        mmer_media::bench::make_clip(&ff, &spec, std::slice::from_ref(&wav), &out)
+            .unwrap_or_else(|e| panic!("{}: {e}", picture.display()));
+        let info = ff.probe(&out).expect("clip probes");
+        let video = info.video_duration_s().expect("video duration");
+        assert!(video > 3.9, "{}: {video} s of video", picture.display());
+    }
+}
