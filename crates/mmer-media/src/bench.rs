@@ -246,7 +246,7 @@ pub fn run(
     let audio = AudioFeatures::new(AudioFeaturesConfig::default())?;
     let stand_in = KeyframeDecode(KeyframeOptions {
         count: spec.keyframes,
-        max_side: KeyframeOptions::default().max_side,
+        ..KeyframeOptions::default()
     });
     let extractors: [&dyn StreamExtractor; 2] = [&audio, visual.unwrap_or(&stand_in)];
     let job = Job {
