@@ -252,6 +252,7 @@ pub fn run(
     let job = Job {
         id: "bench".into(),
         path: clip.to_path_buf(),
+        problem: None,
     };
     let mut walls = Vec::new();
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();

@@ -712,3 +712,60 @@ fn scene_keyframes_land_on_the_cuts_and_are_topped_up() {
     let times: Vec<f64> = uniform.iter().map(|f| f.time_s).collect();
     assert!(times.iter().all(|&t| !is_cut(t)), "{times:?}");
 }
+
+/// A transcript that does not match its media: each bad turn fails with its
+/// file, line and id, and the good turn is still extracted.
+#[test]
+fn conversation_media_mismatches_fail_per_turn_and_the_batch_continues() {
+    use mmer_core::LabelSpace;
+    use mmer_media::audio_features::{AudioFeatures, AudioFeaturesConfig};
+    use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
+
+    let Some(ff) = ffmpeg_or_skip("conversation_mismatch") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    generate(
+        &["-f", "lavfi", "-i", "sine=frequency=300:duration=1"],
+        &dir.path().join("t0.wav"),
+    );
+    let conv = dir.path().join("talk.jsonl");
+    std::fs::write(
+        &conv,
+        [
+            r#"{"dialogue": "talk", "turn": 0, "speaker": "A", "text": "hello", "audio": "t0.wav"}"#,
+            r#"{"dialogue": "talk", "turn": 1, "speaker": "B", "text": "hi", "audio": "t1.wav"}"#,
+            r#"{"dialogue": "talk", "turn": 2, "speaker": "A", "text": "again", "audio": "t0.wav"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let inputs = mmer_media::inputs::collect(&[conv], &LabelSpace::meld()).unwrap();
+    let audio = AudioFeatures::new(AudioFeaturesConfig::default()).unwrap();
+    let opts = ExtractOptions {
+        out: dir.path().join("store"),
+        jobs: 2,
+        force: false,
+    };
+    let report = extract::run(
+        &ff,
+        &[&audio as &dyn StreamExtractor],
+        &inputs.jobs,
+        &opts,
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!((report.ok, report.failed), (1, 2), "{}", report.summary());
+    let reason = |id: &str| {
+        let f = report.files.iter().find(|f| f.id == id).unwrap();
+        assert_eq!(f.outcome, Outcome::Failed, "{id}");
+        f.reason.clone().unwrap()
+    };
+    let r = reason("talk_utt1");
+    assert!(
+        r.contains("talk.jsonl line 2") && r.contains("does not exist"),
+        "{r}"
+    );
+    let r = reason("talk_utt2");
+    assert!(r.contains("line 3") && r.contains("talk_utt0"), "{r}");
+}
