@@ -3,20 +3,18 @@
 # + Keras FER), same clip, same run (issue 4, "Speed").
 #
 # Builds the benchmark clip with exactly the ffmpeg command of
-# `mmer bench extract --picture P` (crates/mmer-media/src/bench.rs: P looped
-# and scaled to 640×360 25 fps, the first 5 EmoDB WAVs as 10 s of speech,
-# H.264 + AAC MP4), then runs back to back:
+# `mmer bench extract --picture P` (crates/mmer-media/src/bench.rs: P cut to
+# 10 s, looped by ffmpeg's `loop` filter and scaled to 640×360 25 fps, the
+# first 5 EmoDB WAVs as 10 s of speech, H.264 + AAC MP4), checks that its
+# video lasts 10 s, then runs back to back:
 #   bench.mmer         mmer bench extract --picture P (makes the same clip itself)
 #   bench.python-yin   bench/python_extract.py on that clip, F0 by librosa.yin
 #   bench.python-pyin  the same with librosa.pyin (closer to mmer's F0, slower)
-# With ffmpeg 5.1, `-stream_loop -1` fails on the CREMA-D FLVs ("Operation not
-# permitted", exit status 0), so that clip has 2.04 s of video (51 frames)
-# under 10 s of audio, and both sides pick their 8 keyframes in those 2 s. A
-# second clip with 10 s of video (the picture looped by ffmpeg's `loop`
-# filter instead) is timed as well:
-#   full10.mmer        mmer extract CLIP --force --jobs 1, repeated; the
-#                      per-run wall and stages of its JSON report
-#   full10.python-yin  bench/python_extract.py on it, F0 by librosa.yin
+#   extract.mmer       mmer extract CLIP --force --jobs 1, repeated; the
+#                      per-run wall and stages of its JSON report (the CLI's
+#                      path, same clip)
+# (bench/runs/2026-11-26-vm-extract used `-stream_loop -1`, which fails on
+# the CREMA-D FLVs with ffmpeg 5.1 and left 2.04 s of video.)
 # Each side: one warm-up, then the median of --repeats runs; model loading is
 # not timed. Prints a markdown table of stage times, total, real-time factor,
 # ratio mmer/Python and peak RSS (/usr/bin/time -v, Debian package `time`;
@@ -50,7 +48,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,49p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 repeats=5
@@ -130,16 +128,14 @@ else
     echo "note: /usr/bin/time not found (apt-get install time); peak RSS only for the Python side (ru_maxrss)" >&2
 fi
 
-# --- The clips. make_clip <out.mp4> <video filter head>: mmer's command, with
-# the picture input and the start of its video filter as given.
+# --- The clip: mmer's command, byte for byte (x264 is deterministic here).
 mapfile -t wavs < <(find "$speech" -maxdepth 1 -type f -iname '*.wav' | LC_ALL=C sort | head -n 5)
 [ ${#wavs[@]} -eq 5 ] || { echo "error: fewer than 5 WAV files in $speech" >&2; exit 2; }
 make_clip() {
-    local clip="$1" input_opts="$2" head="$3" inputs=() labels="" i=1
+    local clip="$1" inputs=() labels="" i=1
     for w in "${wavs[@]}"; do inputs+=(-i "$w"); labels+="[$i:a]"; i=$((i + 1)); done
-    local filter="[0:v]${head}scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,fps=25,trim=duration=10,setpts=PTS-STARTPTS[v];${labels}concat=n=5:v=0:a=1,aloop=loop=-1:size=2e9,atrim=0:10[a]"
-    # shellcheck disable=SC2086 # input_opts is a word list
-    local cmd=(ffmpeg -nostdin -hide_banner -loglevel error -y $input_opts -i "$picture" "${inputs[@]}"
+    local filter="[0:v]trim=duration=10,setpts=PTS-STARTPTS,loop=loop=-1:size=32767,scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,fps=25,trim=duration=10,setpts=PTS-STARTPTS[v];${labels}concat=n=5:v=0:a=1,aloop=loop=-1:size=2e9,atrim=0:10[a]"
+    local cmd=(ffmpeg -nostdin -hide_banner -loglevel error -y -i "$picture" "${inputs[@]}"
         -filter_complex "$filter" -map "[v]" -map "[a]" -c:v libx264 -preset veryfast -pix_fmt yuv420p
         -c:a aac -shortest "$clip")
     {
@@ -150,10 +146,13 @@ make_clip() {
         ffprobe -v error -show_entries stream=codec_name,width,height,nb_frames,duration -of compact "$clip"
         echo
     } >>"$out/clips.txt"
+    local video_s
+    video_s="$(ffprobe -v error -select_streams v:0 -show_entries stream=duration -of csv=p=0 "$clip")"
+    awk -v d="$video_s" 'BEGIN { exit !(d + 0 >= 9.5) }' ||
+        { echo "error: $clip has $video_s s of video, not 10 (see $out/clips.txt)" >&2; exit 2; }
 }
 : >"$out/clips.txt"
-make_clip "$work/bench.mp4" "-stream_loop -1" ""
-make_clip "$work/full10.mp4" "" "loop=loop=-1:size=32767,"
+make_clip "$work/bench.mp4"
 
 # --- Machine description.
 export RAYON_NUM_THREADS="$threads" RAYON_RS_NUM_CPUS="$threads" MMER_MODELS_DIR="$models"
@@ -197,11 +196,10 @@ run bench.mmer "$mmer" bench extract --picture "$picture" --speech "$speech" --k
 run bench.python-yin "$python" "${py[@]}" --f0 yin "$work/bench.mp4"
 run bench.python-pyin "$python" "${py[@]}" --f0 pyin "$work/bench.mp4"
 # mmer extract has no repeat option: a JSON report (array) per run, warm-up first.
-run full10.mmer bash -c 'echo "["; for i in $(seq 0 "$1"); do
+run extract.mmer bash -c 'echo "["; for i in $(seq 0 "$1"); do
         [ "$i" = 0 ] || echo ","
         "$2" extract "$3" --out "$4" --jobs 1 --force --json
-    done; echo "]"' _ "$repeats" "$mmer" "$work/full10.mp4" "$work/store"
-run full10.python-yin "$python" "${py[@]}" --f0 yin "$work/full10.mp4"
+    done; echo "]"' _ "$repeats" "$mmer" "$work/bench.mp4" "$work/store"
 
 kill "$sampler" 2>/dev/null || true
 cat /proc/loadavg >"$out/loadavg-end.txt"
@@ -298,7 +296,7 @@ def table(columns):
     return lines
 
 
-sides = {n: side(n) for n in ["bench.mmer", "bench.python-yin", "bench.python-pyin", "full10.mmer", "full10.python-yin"]}
+sides = {n: side(n) for n in ["bench.mmer", "bench.python-yin", "bench.python-pyin", "extract.mmer"]}
 
 lscpu = {}
 for line in (out / "lscpu.txt").read_text().splitlines():
@@ -318,7 +316,7 @@ results = {"schema_version": 1, "settings": {"threads": threads, "repeats": repe
            "machine": machine, "sides": sides}
 (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
-py = {n: sides[n]["report"] for n in ["bench.python-yin", "bench.python-pyin", "full10.python-yin"]}
+py = {n: sides[n]["report"] for n in ["bench.python-yin", "bench.python-pyin"]}
 lines = [
     f"# mmer extract vs Python (librosa + openSMILE + OpenCV Haar + Keras FER) — {out.name}",
     "",
@@ -329,15 +327,14 @@ lines = [
     "",
     f"## `mmer bench extract --picture {picture}` clip",
     "",
-    "10 s 640×360 25 fps H.264 + AAC; the picture's video stream lasts 2.04 s (ffmpeg's -stream_loop fails on",
-    "the FLV), so all 8 keyframes lie in the first 2 s (see clips.txt).",
+    "10 s 640×360 25 fps H.264 + AAC, 10 s of video (the picture looped by ffmpeg's loop filter; see clips.txt).",
     "",
     *table([("mmer", sides["bench.mmer"]), ("Python (yin)", sides["bench.python-yin"]),
             ("Python (pyin)", sides["bench.python-pyin"])]),
     "",
-    "## The same with 10 s of video (picture looped by ffmpeg's loop filter), `mmer extract CLIP --force --jobs 1`",
+    "## The same clip through `mmer extract CLIP --force --jobs 1`",
     "",
-    *table([("mmer", sides["full10.mmer"]), ("Python (yin)", sides["full10.python-yin"])]),
+    *table([("mmer extract", sides["extract.mmer"]), ("Python (yin)", sides["bench.python-yin"])]),
     "",
     "Python model loading (s, not timed above): "
     + "; ".join(f"{k} {v:.2f}" for k, v in py["bench.python-yin"]["load_s"].items())
@@ -348,8 +345,8 @@ lines = [
     + f" keyframes; FER top-1 (bench clip): {', '.join(py['bench.python-yin']['outputs']['expression_top1'])}; "
     + f"pooled audio rows {py['bench.python-yin']['outputs']['audio']['pooled_rows']} × "
     + f"{py['bench.python-yin']['outputs']['audio']['lld_dim']}, openSMILE functionals "
-    + f"{py['bench.python-yin']['outputs']['audio']['functionals']}. mmer extract presence (10 s video clip): "
-    + ", ".join(f"{k} {v}" for k, v in sides["full10.mmer"]["report"]["presence"].items()) + ".",
+    + f"{py['bench.python-yin']['outputs']['audio']['functionals']}. mmer extract presence: "
+    + ", ".join(f"{k} {v}" for k, v in sides["extract.mmer"]["report"]["presence"].items()) + ".",
     "",
     "Peak RSS: /usr/bin/time -v, the largest single process of each side's tree (the mmer bench's includes the "
     "ffmpeg/x264 process that encodes its clip; the Python sides' includes TensorFlow).",

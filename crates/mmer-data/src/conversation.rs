@@ -62,6 +62,9 @@ pub struct MediaRefs {
     pub audio: Option<PathBuf>,
     /// Video clip, resolved likewise.
     pub video: Option<PathBuf>,
+    /// Line of the record in the file (1-based), so a later check on the
+    /// media (missing, shared with another turn) can point at it.
+    pub line: u64,
 }
 
 /// Dialogues plus the media paths [`mmer_core::Utterance`] cannot hold.
@@ -363,8 +366,9 @@ fn assemble(
         let refs = MediaRefs {
             audio: r.audio.map(|p| base.join(p)),
             video: r.video.map(|p| base.join(p)),
+            line,
         };
-        if refs != MediaRefs::default() {
+        if refs.audio.is_some() || refs.video.is_some() {
             media.insert(id, refs);
         }
         let slot = *position.entry(dialogue.clone()).or_insert_with(|| {

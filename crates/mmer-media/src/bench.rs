@@ -4,7 +4,11 @@
 //!
 //! The clip is made by ffmpeg: lavfi `testsrc` video (H.264, yuv420p) and
 //! real speech — EmoDB clips concatenated to the clip's length — as AAC in
-//! MP4, the commonest user format. Visual features belong to mmer-vision,
+//! MP4, the commonest user format. A `--picture` video is looped with
+//! ffmpeg's `loop` filter, not `-stream_loop -1`: with ffmpeg 5.1 the latter
+//! fails on the CREMA-D FLVs ("Operation not permitted") yet exits 0, which
+//! gave a clip with 2.04 s of video under 10 s of audio. [`make_clip`] probes
+//! what it made and refuses a clip whose streams are short. Visual features belong to mmer-vision,
 //! which this crate does not depend on: the caller passes its extractor in
 //! ([`run`]'s `visual`). Without one, a stand-in extractor still makes the
 //! stage decode the k keyframes, so the decoding cost is measured either way.
@@ -24,6 +28,7 @@ use crate::extract::{self, ExtractOptions, Extracted, MediaInput, StreamExtracto
 use crate::ffmpeg::{Ffmpeg, Program, spawn_error};
 use crate::frames::KeyframeOptions;
 use crate::inputs::Job;
+use crate::probe::MediaInfo;
 
 /// The benchmark clip.
 #[derive(Debug, Clone, Serialize)]
@@ -95,15 +100,27 @@ impl StreamExtractor for KeyframeDecode {
     }
 }
 
+/// Shortest share of the requested duration a made clip's stream may have:
+/// encoders round the end to a frame or an AAC packet, never by 5 %.
+const MIN_CLIP_SHARE: f64 = 0.95;
+
 /// Makes the benchmark clip at `out` from `speech` WAV files (looped and
-/// cut to length).
+/// cut to length), then checks with ffprobe that both streams last the
+/// requested time.
 ///
 /// # Errors
-/// [`Error::InvalidOption`] (no speech file), [`Error::FfmpegNotFound`],
-/// [`Error::Corrupt`] (ffmpeg failed).
+/// [`Error::InvalidOption`] (no speech file, a non-positive duration),
+/// [`Error::FfmpegNotFound`], [`Error::Corrupt`] (ffmpeg failed),
+/// [`Error::ClipTooShort`] (a stream of the clip came out short).
 pub fn make_clip(ffmpeg: &Ffmpeg, spec: &ClipSpec, speech: &[PathBuf], out: &Path) -> Result<()> {
     if speech.is_empty() {
         return Err(Error::InvalidOption("no speech file for the clip".into()));
+    }
+    if !(spec.seconds.is_finite() && spec.seconds > 0.0) {
+        return Err(Error::InvalidOption(format!(
+            "clip duration {} s is not positive",
+            spec.seconds
+        )));
     }
     let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
         .map(OsString::from)
@@ -111,12 +128,17 @@ pub fn make_clip(ffmpeg: &Ffmpeg, spec: &ClipSpec, speech: &[PathBuf], out: &Pat
     let (w, h) = (spec.width, spec.height);
     let video_filter = match &spec.picture {
         Some(picture) => {
-            args.extend(["-stream_loop", "-1", "-i"].map(OsString::from));
+            args.push("-i".into());
             args.push(picture.into());
+            // Cut the picture to the clip's length first, so `loop` buffers at
+            // most that much decoded video; `loop` keeps timestamps rising
+            // across repeats, and a short picture is repeated as a whole.
+            let s = spec.seconds;
             format!(
-                "[0:v]scale={w}:{h}:force_original_aspect_ratio=decrease,\
-                 pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,fps={},trim=duration={},setpts=PTS-STARTPTS[v];",
-                spec.fps, spec.seconds
+                "[0:v]trim=duration={s},setpts=PTS-STARTPTS,loop=loop=-1:size={LOOP_MAX_FRAMES},\
+                 scale={w}:{h}:force_original_aspect_ratio=decrease,\
+                 pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,fps={},trim=duration={s},setpts=PTS-STARTPTS[v];",
+                spec.fps
             )
         }
         None => {
@@ -174,6 +196,26 @@ pub fn make_clip(ffmpeg: &Ffmpeg, spec: &ClipSpec, speech: &[PathBuf], out: &Pat
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
     }
+    check_clip(&ffmpeg.probe(out)?, spec.seconds)
+}
+
+/// Largest `size` of ffmpeg's `loop` filter (frames it buffers and repeats).
+const LOOP_MAX_FRAMES: u32 = 32767;
+
+/// [`Error::ClipTooShort`] unless both streams of `info` last at least
+/// [`MIN_CLIP_SHARE`] of `seconds`.
+fn check_clip(info: &MediaInfo, seconds: f64) -> Result<()> {
+    let audio = info.audio.as_ref().and_then(|a| a.duration_s);
+    for (kind, got_s) in [("video", info.video_duration_s()), ("audio", audio)] {
+        if got_s.is_none_or(|got| got < MIN_CLIP_SHARE * seconds) {
+            return Err(Error::ClipTooShort {
+                path: info.path.clone(),
+                kind,
+                got_s,
+                want_s: seconds,
+            });
+        }
+    }
     Ok(())
 }
 
@@ -204,12 +246,13 @@ pub fn run(
     let audio = AudioFeatures::new(AudioFeaturesConfig::default())?;
     let stand_in = KeyframeDecode(KeyframeOptions {
         count: spec.keyframes,
-        max_side: KeyframeOptions::default().max_side,
+        ..KeyframeOptions::default()
     });
     let extractors: [&dyn StreamExtractor; 2] = [&audio, visual.unwrap_or(&stand_in)];
     let job = Job {
         id: "bench".into(),
         path: clip.to_path_buf(),
+        problem: None,
     };
     let mut walls = Vec::new();
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -253,4 +296,53 @@ pub fn run(
         real_time_factor: wall_s / spec.seconds,
         stages_ms: stages.into_iter().map(|(k, v)| (k, median(v))).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{AudioStream, VideoStream};
+
+    fn info(video_s: Option<f64>, audio_s: Option<f64>) -> MediaInfo {
+        MediaInfo {
+            path: PathBuf::from("clip.mp4"),
+            size_bytes: 1,
+            format: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+            duration_s: None,
+            audio: Some(AudioStream {
+                index: 1,
+                codec: "aac".into(),
+                sample_rate: 16_000,
+                channels: 1,
+                duration_s: audio_s,
+            }),
+            video: Some(VideoStream {
+                index: 0,
+                codec: "h264".into(),
+                width: 640,
+                height: 360,
+                fps: Some(25.0),
+                variable_frame_rate: false,
+                rotation: 0,
+                start_s: 0.0,
+                duration_s: video_s,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_clip_with_short_video_is_refused() {
+        assert!(check_clip(&info(Some(10.0), Some(10.02)), 10.0).is_ok());
+        // The -stream_loop failure: 2.04 s of video under 10 s of audio.
+        let err = check_clip(&info(Some(2.04), Some(10.0)), 10.0).expect_err("short video");
+        assert!(
+            matches!(err, Error::ClipTooShort { kind: "video", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("2.04 s"), "{err}");
+        assert!(matches!(
+            check_clip(&info(Some(10.0), None), 10.0),
+            Err(Error::ClipTooShort { kind: "audio", .. })
+        ));
+    }
 }

@@ -91,6 +91,25 @@ pub enum Error {
     /// An input list that resolves to no media file.
     #[error("no media files found in {0}")]
     NoInputs(String),
+    /// A generated clip came out shorter than asked: ffmpeg can drop a
+    /// stream's tail and still exit 0 (`-stream_loop` on an FLV), and a
+    /// benchmark on such a clip would time the wrong thing.
+    #[error(
+        "{path}: made a {want_s:.2} s clip but its {kind} stream lasts {got}",
+        path = path.display(),
+        got = got_s.map_or_else(|| "an unknown time".to_string(), |s| format!("{s:.2} s"))
+    )]
+    ClipTooShort {
+        /// The generated clip.
+        path: PathBuf,
+        /// `audio` or `video`.
+        kind: &'static str,
+        /// Its duration as probed, seconds (`None`: the stream is absent or
+        /// its duration unknown).
+        got_s: Option<f64>,
+        /// The requested duration, seconds.
+        want_s: f64,
+    },
     /// A pluggable extractor ([`crate::extract::StreamExtractor`]) failed.
     #[error("{path}: {extractor}: {msg}", path = path.display())]
     Extractor {

@@ -285,7 +285,9 @@ pub fn run(
         jobs.par_iter()
             .zip(duplicate.par_iter())
             .map(|(job, &dup)| {
-                let report = if dup {
+                let report = if let Some(problem) = &job.problem {
+                    failed(job, problem.clone())
+                } else if dup {
                     failed(job, format!("duplicate utterance id {:?}", job.id))
                 } else {
                     extract_one(ffmpeg, extractors, &store, job, opts.force)

@@ -171,6 +171,19 @@ pub(crate) struct StderrLog {
     pub tail: VecDeque<String>,
     /// `pts_time` of every frame `showinfo` reported, in order.
     pub pts_times: Vec<f64>,
+    /// `(pts_time, lavfi.scene_score)` of every frame a `metadata=print`
+    /// filter reported, in order.
+    pub scene_scores: Vec<(f64, f64)>,
+    /// Time of the last `metadata=print` frame line, waiting for its score.
+    pending_time: Option<f64>,
+}
+
+/// The number after `key` in an ffmpeg log line (`pts_time:1.52`).
+fn number_after(line: &str, key: &str) -> Option<f64> {
+    line.split(key)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
 }
 
 impl StderrLog {
@@ -181,13 +194,19 @@ impl StderrLog {
         }
         if line.contains("Parsed_showinfo") {
             if line.contains(" n:")
-                && let Some(t) = line
-                    .split("pts_time:")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .and_then(|v| v.parse::<f64>().ok())
+                && let Some(t) = number_after(line, "pts_time:")
             {
                 self.pts_times.push(t);
+            }
+            return;
+        }
+        if line.contains("Parsed_metadata") {
+            if let Some(score) = number_after(line, "lavfi.scene_score=") {
+                if let Some(t) = self.pending_time.take() {
+                    self.scene_scores.push((t, score));
+                }
+            } else if line.contains("frame:") {
+                self.pending_time = number_after(line, "pts_time:");
             }
             return;
         }
@@ -282,6 +301,9 @@ mod tests {
         log.push("[Parsed_showinfo_1 @ 0x5] color_range:unknown");
         log.push("Error while decoding stream #0:0");
         assert_eq!(log.pts_times, vec![1.895]);
+        log.push("[Parsed_metadata_1 @ 0x5] frame:0    pts:19456   pts_time:1.52");
+        log.push("[Parsed_metadata_1 @ 0x5] lavfi.scene_score=0.682453");
+        assert_eq!(log.scene_scores, vec![(1.52, 0.682453)]);
         assert_eq!(log.tail_text(), "Error while decoding stream #0:0");
     }
 

@@ -7,7 +7,15 @@
 //! (`1001_DFA_ANG_XX`, `season1/ep2/clip3`); for a file named directly, its
 //! stem. Names that are not UTF-8 keep their bytes in the path and get a
 //! lossy id (the store hashes odd ids into safe file names).
+//!
+//! A conversation file whose media do not match its turns is checked here,
+//! per utterance: a named clip that does not exist, or a clip already named
+//! by an earlier turn (the format has no start/end times, so two turns on
+//! one clip would get identical features — a copy-paste slip), gives that
+//! utterance a [`Job::problem`] naming the file, line and id; the run
+//! reports it as failed and goes on with the rest.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use mmer_core::LabelSpace;
@@ -22,12 +30,16 @@ pub const MEDIA_EXTENSIONS: [&str; 22] = [
 ];
 
 /// One file to extract.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Job {
     /// Utterance id the features are stored under.
     pub id: String,
     /// The media file.
     pub path: PathBuf,
+    /// Why this job cannot run, found while resolving the inputs (a
+    /// transcript that does not match its media); the run reports it as
+    /// failed without decoding.
+    pub problem: Option<String>,
 }
 
 /// Resolved inputs.
@@ -82,6 +94,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// [`Error::NoInputs`] (nothing to extract).
 pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
     let mut out = Inputs::default();
+    // Media named by conversation turns so far: canonical path → (file, line, id).
+    let mut claimed: HashMap<PathBuf, (PathBuf, u64, String)> = HashMap::new();
     for input in inputs {
         let is_dir = match std::fs::metadata(input) {
             Ok(meta) => meta.is_dir(),
@@ -105,23 +119,29 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                out.jobs.push(Job { id, path });
+                out.jobs.push(Job {
+                    id,
+                    path,
+                    problem: None,
+                });
             }
         } else if is_conversation(input) {
             let conv = mmer_data::conversation::read_conversations(input, labels)?;
             for u in conv.dialogues.iter().flat_map(|d| &d.utterances) {
+                let Some(refs) = conv.media.get(&u.id) else {
+                    out.without_media.push(u.id.clone());
+                    continue;
+                };
                 // The video carries both modalities; an audio-only turn uses its audio clip.
-                match conv
-                    .media
-                    .get(&u.id)
-                    .and_then(|m| m.video.clone().or(m.audio.clone()))
-                {
-                    Some(path) => out.jobs.push(Job {
-                        id: u.id.clone(),
-                        path,
-                    }),
-                    None => out.without_media.push(u.id.clone()),
-                }
+                let Some(path) = refs.video.clone().or(refs.audio.clone()) else {
+                    out.without_media.push(u.id.clone());
+                    continue;
+                };
+                out.jobs.push(Job {
+                    id: u.id.clone(),
+                    path,
+                    problem: media_mismatch(input, &u.id, refs, &mut claimed),
+                });
             }
         } else {
             let id = input
@@ -131,6 +151,7 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
             out.jobs.push(Job {
                 id,
                 path: input.clone(),
+                problem: None,
             });
         }
     }
@@ -139,6 +160,55 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
         return Err(Error::NoInputs(names.join(", ")));
     }
     Ok(out)
+}
+
+/// Why the media of utterance `id` (line `refs.line` of conversation file
+/// `file`) do not match it, if they do not: a named clip is missing, or an
+/// earlier turn already named it. Records the clips in `claimed`.
+fn media_mismatch(
+    file: &Path,
+    id: &str,
+    refs: &mmer_data::conversation::MediaRefs,
+    claimed: &mut HashMap<PathBuf, (PathBuf, u64, String)>,
+) -> Option<String> {
+    let here = |msg: String| {
+        format!(
+            "{} line {}, utterance {id}: {msg}",
+            file.display(),
+            refs.line
+        )
+    };
+    let named = [("audio", &refs.audio), ("video", &refs.video)];
+    let mut problem = None;
+    for (kind, path) in named
+        .iter()
+        .filter_map(|(k, p)| p.as_ref().map(|p| (*k, p)))
+    {
+        let Ok(canonical) = std::fs::canonicalize(path) else {
+            problem.get_or_insert_with(|| {
+                here(format!("its {kind} clip {} does not exist", path.display()))
+            });
+            continue;
+        };
+        match claimed.get(&canonical) {
+            // The same file as this turn's audio and video is fine.
+            Some((f, line, other)) if other != id => {
+                problem.get_or_insert_with(|| {
+                    here(format!(
+                        "its {kind} clip {} is already the clip of utterance {other} \
+                         ({} line {line}); each turn needs its own clip",
+                        path.display(),
+                        f.display()
+                    ))
+                });
+            }
+            Some(_) => {}
+            None => {
+                claimed.insert(canonical, (file.to_path_buf(), refs.line, id.to_string()));
+            }
+        }
+    }
+    problem
 }
 
 #[cfg(test)]
@@ -185,6 +255,7 @@ mod tests {
             collect(&[root.join("nope.jsonl")], &LabelSpace::meld()),
             Err(Error::Io { .. })
         ));
+        assert!(got.jobs.iter().all(|j| j.problem.is_none()), "{got:?}");
         let missing = collect(&[root.join("nope.mp4")], &LabelSpace::meld()).unwrap();
         assert_eq!(missing.jobs[0].id, "nope", "reported per file by the run");
         let empty = root.join("empty");
@@ -193,5 +264,63 @@ mod tests {
             collect(&[empty], &LabelSpace::meld()),
             Err(Error::NoInputs(_))
         ));
+    }
+
+    #[test]
+    fn turns_whose_media_do_not_match_get_a_problem_naming_file_line_and_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for f in ["a.mp4", "b.wav"] {
+            std::fs::write(root.join(f), b"x").unwrap();
+        }
+        let conv = root.join("conv.jsonl");
+        std::fs::write(
+            &conv,
+            [
+                r#"{"dialogue": "d", "turn": 0, "speaker": "A", "text": "hi", "video": "a.mp4", "audio": "a.mp4"}"#,
+                r#"{"dialogue": "d", "turn": 1, "speaker": "B", "text": "yo", "video": "gone.mp4"}"#,
+                r#"{"dialogue": "d", "turn": 2, "speaker": "A", "text": "hm", "video": "./a.mp4"}"#,
+                r#"{"dialogue": "d", "turn": 3, "speaker": "B", "text": "ok", "video": "a.mp4", "audio": "nope.wav"}"#,
+                r#"{"dialogue": "e", "turn": 0, "speaker": "C", "text": "so", "audio": "b.wav"}"#,
+            ]
+            .join("\n"),
+        )
+        .unwrap();
+        let got = collect(std::slice::from_ref(&conv), &LabelSpace::meld()).unwrap();
+        let problems: Vec<(&str, Option<&str>)> = got
+            .jobs
+            .iter()
+            .map(|j| (j.id.as_str(), j.problem.as_deref()))
+            .collect();
+        assert_eq!(problems.len(), 5);
+        // The first claim of a clip (as both audio and video) and an
+        // audio-only turn are fine.
+        assert_eq!(problems[0], ("d_utt0", None));
+        assert_eq!(problems[4], ("e_utt0", None));
+        let (id, Some(p)) = problems[1] else {
+            panic!("{problems:?}")
+        };
+        assert_eq!(id, "d_utt1");
+        assert!(
+            p.contains("conv.jsonl line 2, utterance d_utt1") && p.contains("does not exist"),
+            "{p}"
+        );
+        let (_, Some(p)) = problems[2] else {
+            panic!("{problems:?}")
+        };
+        assert!(
+            p.contains("line 3")
+                && p.contains("already the clip of utterance d_utt0")
+                && p.contains("line 1)"),
+            "{p}"
+        );
+        // A missing audio file is reported before the shared video.
+        let (_, Some(p)) = problems[3] else {
+            panic!("{problems:?}")
+        };
+        assert!(
+            p.contains("line 4") && p.contains("audio clip") && p.contains("nope.wav"),
+            "{p}"
+        );
     }
 }

@@ -34,5 +34,5 @@ mod probe;
 pub use audio::{AudioState, DecodedAudio};
 pub use error::{Error, Result};
 pub use ffmpeg::Ffmpeg;
-pub use frames::{KeyframeOptions, RgbFrame, capped_size};
+pub use frames::{DEFAULT_SCENE_THRESHOLD, KeyframeMode, KeyframeOptions, RgbFrame, capped_size};
 pub use probe::{AudioStream, MediaInfo, VideoStream};

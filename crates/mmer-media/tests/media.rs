@@ -104,6 +104,7 @@ fn crema_d_clips_decode_with_audio_and_frames() {
                 &KeyframeOptions {
                     count: 8,
                     max_side: None,
+                    ..KeyframeOptions::default()
                 },
             )
             .unwrap();
@@ -146,6 +147,7 @@ fn generated_av_clip_audio_and_scaled_frames() {
             &KeyframeOptions {
                 count: 4,
                 max_side: Some(160),
+                ..KeyframeOptions::default()
             },
         )
         .unwrap();
@@ -345,6 +347,7 @@ fn non_utf8_and_dash_prefixed_file_names_work() {
                 &KeyframeOptions {
                     count: 2,
                     max_side: None,
+                    ..KeyframeOptions::default()
                 },
             )
             .unwrap();
@@ -382,6 +385,7 @@ fn variable_frame_rate_keyframes_report_real_times() {
             &KeyframeOptions {
                 count: 6,
                 max_side: None,
+                ..KeyframeOptions::default()
             },
         )
         .unwrap();
@@ -423,6 +427,7 @@ fn huge_resolution_is_capped() {
             &KeyframeOptions {
                 count: 1,
                 max_side: Some(1000),
+                ..KeyframeOptions::default()
             },
         )
         .unwrap();
@@ -580,4 +585,187 @@ fn extraction_batch_reports_skips_and_resumes() {
         !utts[1].features.contains_key(&Modality::Audio),
         "no sound stays missing"
     );
+}
+
+/// `mmer bench extract --picture`: the picture is looped for the whole clip.
+/// A 1 s generated FLV and the real CREMA-D FLV (on which ffmpeg 5.1's
+/// `-stream_loop -1` silently stopped after 2.04 s) must both fill the clip.
+#[test]
+fn bench_clip_loops_a_short_picture_to_full_length() {
+    let Some(ff) = ffmpeg_or_skip("bench_clip") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flv = dir.path().join("picture.flv");
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=25:duration=1",
+            "-c:v",
+            "flv1",
+        ],
+        &flv,
+    );
+    let wav = dir.path().join("speech.wav");
+    generate(
+        &["-f", "lavfi", "-i", "sine=frequency=220:duration=1"],
+        &wav,
+    );
+    let mut pictures = vec![flv];
+    let crema = shared_data().join("crema-d/1001_DFA_NEU_XX.flv");
+    if crema.is_file() {
+        pictures.push(crema);
+    }
+    for picture in pictures {
+        let spec = mmer_media::bench::ClipSpec {
+            seconds: 4.0,
+            width: 160,
+            height: 96,
+            fps: 10,
+            keyframes: 4,
+            picture: Some(picture.clone()),
+        };
+        let out = dir.path().join("clip.mp4");
+        mmer_media::bench::make_clip(&ff, &spec, std::slice::from_ref(&wav), &out)
+            .unwrap_or_else(|e| panic!("{}: {e}", picture.display()));
+        let info = ff.probe(&out).expect("clip probes");
+        let video = info.video_duration_s().expect("video duration");
+        assert!(video > 3.9, "{}: {video} s of video", picture.display());
+    }
+}
+
+/// 1.52 s of testsrc, 1 s of red, 1.48 s of a Mandelbrot zoom: two hard cuts.
+fn clip_with_cuts(dir: &Path) -> PathBuf {
+    let out = dir.join("cuts.mp4");
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=25:duration=1.52[a];\
+             color=c=red:size=160x120:rate=25:duration=1[b];\
+             mandelbrot=size=160x120:rate=25,trim=duration=1.48[c];\
+             [a][b][c]concat=n=3:v=1:a=0",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        &out,
+    );
+    out
+}
+
+#[test]
+fn scene_keyframes_land_on_the_cuts_and_are_topped_up() {
+    let Some(ff) = ffmpeg_or_skip("scene_keyframes") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = clip_with_cuts(dir.path());
+    let info = ff.probe(&clip).expect("probes");
+    let keyframes = |count| {
+        let opts = KeyframeOptions {
+            count,
+            mode: mmer_media::KeyframeMode::scene(),
+            ..KeyframeOptions::default()
+        };
+        let frames = ff.keyframes(&info, &opts).expect("decodes");
+        frames
+            .iter()
+            .map(|f| (f.time_s, f.pixel(80, 60)))
+            .collect::<Vec<_>>()
+    };
+    let is_cut = |t: f64| (t - 1.52).abs() < 0.02 || (t - 2.52).abs() < 0.02;
+    // k = 2: exactly the two cuts; the second one shows the red card.
+    let two = keyframes(2);
+    assert_eq!(two.len(), 2, "{two:?}");
+    assert!(two.iter().all(|&(t, _)| is_cut(t)), "{two:?}");
+    let [r, g, b] = two[0].1.expect("pixel inside");
+    assert!(
+        r > 200 && g < 60 && b < 60,
+        "first cut is the red card: {two:?}"
+    );
+    // k = 5: both cuts plus three uniform frames, in time order.
+    let five = keyframes(5);
+    assert_eq!(five.len(), 5, "{five:?}");
+    assert!(five.windows(2).all(|w| w[0].0 < w[1].0), "{five:?}");
+    assert_eq!(
+        five.iter().filter(|&&(t, _)| is_cut(t)).count(),
+        2,
+        "{five:?}"
+    );
+    // Uniform mode does not look for cuts: slice centres.
+    let uniform = ff
+        .keyframes(
+            &info,
+            &KeyframeOptions {
+                count: 2,
+                ..KeyframeOptions::default()
+            },
+        )
+        .expect("decodes");
+    let times: Vec<f64> = uniform.iter().map(|f| f.time_s).collect();
+    assert!(times.iter().all(|&t| !is_cut(t)), "{times:?}");
+}
+
+/// A transcript that does not match its media: each bad turn fails with its
+/// file, line and id, and the good turn is still extracted.
+#[test]
+fn conversation_media_mismatches_fail_per_turn_and_the_batch_continues() {
+    use mmer_core::LabelSpace;
+    use mmer_media::audio_features::{AudioFeatures, AudioFeaturesConfig};
+    use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
+
+    let Some(ff) = ffmpeg_or_skip("conversation_mismatch") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    generate(
+        &["-f", "lavfi", "-i", "sine=frequency=300:duration=1"],
+        &dir.path().join("t0.wav"),
+    );
+    let conv = dir.path().join("talk.jsonl");
+    std::fs::write(
+        &conv,
+        [
+            r#"{"dialogue": "talk", "turn": 0, "speaker": "A", "text": "hello", "audio": "t0.wav"}"#,
+            r#"{"dialogue": "talk", "turn": 1, "speaker": "B", "text": "hi", "audio": "t1.wav"}"#,
+            r#"{"dialogue": "talk", "turn": 2, "speaker": "A", "text": "again", "audio": "t0.wav"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let inputs = mmer_media::inputs::collect(&[conv], &LabelSpace::meld()).unwrap();
+    let audio = AudioFeatures::new(AudioFeaturesConfig::default()).unwrap();
+    let opts = ExtractOptions {
+        out: dir.path().join("store"),
+        jobs: 2,
+        force: false,
+    };
+    let report = extract::run(
+        &ff,
+        &[&audio as &dyn StreamExtractor],
+        &inputs.jobs,
+        &opts,
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!((report.ok, report.failed), (1, 2), "{}", report.summary());
+    let reason = |id: &str| {
+        let f = report.files.iter().find(|f| f.id == id).unwrap();
+        assert_eq!(f.outcome, Outcome::Failed, "{id}");
+        f.reason.clone().unwrap()
+    };
+    let r = reason("talk_utt1");
+    assert!(
+        r.contains("talk.jsonl line 2") && r.contains("does not exist"),
+        "{r}"
+    );
+    let r = reason("talk_utt2");
+    assert!(r.contains("line 3") && r.contains("talk_utt0"), "{r}");
 }

@@ -5,9 +5,12 @@
 //!
 //! ```text
 //! cargo run -p mmer-vision --example crema_d -- [--keyframes 16]
+//! cargo run -p mmer-vision --example crema_d -- --detect-max-side full --min-face 40
 //! cargo run -p mmer-vision --example crema_d -- --dump-crops crops.json
 //! ```
 //!
+//! `--detect-max-side N|full` and `--min-face N` override the detector's
+//! defaults ([`FaceDetectorConfig`]), to compare speed and detection rate.
 //! `--dump-crops` instead writes two 64×64 face crops per clip (the centres
 //! of the two halves of the clip) for `scripts/fer_reference.py`, which adds
 //! the original Keras model's outputs and makes the parity fixture.
@@ -41,12 +44,14 @@ fn main() -> ExitCode {
 struct Args {
     keyframes: usize,
     dump_crops: Option<PathBuf>,
+    detector: FaceDetectorConfig,
 }
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         keyframes: 16,
         dump_crops: None,
+        detector: FaceDetectorConfig::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -57,6 +62,23 @@ fn parse_args() -> Result<Args> {
                 if args.keyframes == 0 {
                     bail!("--keyframes must be at least 1");
                 }
+            }
+            "--detect-max-side" => {
+                let v = it
+                    .next()
+                    .context("--detect-max-side needs a number or `full`")?;
+                args.detector.detect_max_side = match v.as_str() {
+                    "full" => None,
+                    n => Some(
+                        n.parse()
+                            .with_context(|| format!("--detect-max-side {v:?}"))?,
+                    ),
+                };
+            }
+            "--min-face" => {
+                let v = it.next().context("--min-face needs a number")?;
+                args.detector.min_face_size =
+                    v.parse().with_context(|| format!("--min-face {v:?}"))?;
             }
             "--dump-crops" => {
                 args.dump_crops = Some(it.next().context("--dump-crops needs a path")?.into());
@@ -79,9 +101,10 @@ fn run() -> Result<()> {
     let models = common::models_dir();
     let seeta = SeetaModel::from_models_dir(&models)?;
     let clips = common::crema_d_clips(&data)?;
+    args.detector.validate()?;
     match args.dump_crops {
         Some(path) => dump_crops(&seeta, &clips, &path),
-        None => report(&seeta, &models, &clips, args.keyframes),
+        None => report(&seeta, &models, &clips, args.keyframes, &args.detector),
     }
 }
 
@@ -103,12 +126,17 @@ fn report(
     models: &std::path::Path,
     clips: &[common::Clip],
     k: usize,
+    detector_config: &FaceDetectorConfig,
 ) -> Result<()> {
     let device = Device::default();
     let expression = ExpressionModel::from_models_dir(models, &device)?;
-    let mut extractor = VisualExtractor::new(seeta, expression, &VisualExtractorConfig::default())?;
+    let config = VisualExtractorConfig {
+        detector: detector_config.clone(),
+        ..VisualExtractorConfig::default()
+    };
+    let mut extractor = VisualExtractor::new(seeta, expression, &config)?;
     // Second copies, to time the two model stages on their own.
-    let mut detector = FaceDetector::new(seeta, &FaceDetectorConfig::default())?;
+    let mut detector = FaceDetector::new(seeta, detector_config)?;
     let expression = ExpressionModel::from_models_dir(models, &device)?;
     let (mut detect_seconds, mut fer_seconds) = (0.0, 0.0);
     let mut table = String::new();
@@ -182,7 +210,8 @@ fn report(
     let share = total_faces as f64 / total_keyframes.max(1) as f64;
     writeln!(
         table,
-        "\nFace found in {total_faces}/{total_keyframes} keyframes ({:.1} %). \
+        "\nDetector: {detector_config:?}.\n\
+         Face found in {total_faces}/{total_keyframes} keyframes ({:.1} %). \
          Clip top-1 (mean of keyframe probabilities) = file label: {clip_hits}/{n}; \
          = perceived label: {clip_hits_perceived}/{n}. Keyframe top-1 = file label: \
          {kf_hits}/{total_faces}. Detection + crop + body + expression: {:.1} ms per keyframe \

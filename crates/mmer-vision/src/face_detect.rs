@@ -67,16 +67,30 @@ impl SeetaModel {
     }
 }
 
+/// Side of SeetaFace's detection window, pixels: the smallest face it finds
+/// in the image it is given. rustface 0.1.7 starts its pyramid at 1× and
+/// never upsamples (its `set_min_face_size` is stored but unused).
+pub const SEETA_WINDOW: u32 = 40;
+
 /// Settings of the detector.
 ///
-/// Defaults are those of rustface's own example (score 2.0, pyramid 0.8,
-/// step 4) except `min_face_size`: 40 px, the detector's native window, so the
-/// pyramid never upsamples — a face in a conversation video is rarely smaller,
-/// and upsampling triples the time per frame.
+/// Score, pyramid and step are rustface's example defaults (2.0, 0.8, 4).
+/// Detection runs on a downscaled copy of the frame: the cascade's cost
+/// grows with the pixel count, and in a conversation video the face is
+/// rarely smaller than `min_face_size` at full resolution. The frame is
+/// shrunk to `detect_max_side`, but never so far that a `min_face_size`
+/// face falls below the 40-px window ([`SEETA_WINDOW`]); boxes are mapped
+/// back to full resolution, where the face is cropped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceDetectorConfig {
-    /// Smallest face side in pixels (rustface requires ≥ 20).
+    /// Smallest face side to find, in pixels of the full frame (≥ 20;
+    /// values below 40 act as 40, the detector's window, since it does not
+    /// upsample). Also bounds the downscaling: scale ≥ 40 / `min_face_size`.
     pub min_face_size: u32,
+    /// Longest side of the image detection runs on, pixels; larger frames
+    /// are area-averaged down to it (within the `min_face_size` bound).
+    /// `None` detects at full resolution.
+    pub detect_max_side: Option<u32>,
     /// Minimum cascade score of a detection; higher gives fewer false faces.
     pub score_thresh: f64,
     /// Ratio between adjacent pyramid scales, in (0.01, 0.99).
@@ -86,9 +100,14 @@ pub struct FaceDetectorConfig {
 }
 
 impl Default for FaceDetectorConfig {
+    /// Minimum face 80 px, detection image ≤ 320 px: a 640×360 frame is
+    /// searched at 320×180, a 480×360 one at 320×240 (faces ≥ 60 px), a
+    /// 1280×720 one at 640×360 (faces ≥ 80 px). Measured on the CREMA-D
+    /// keyframes: see docs/RESULTS.md, "Visual features on the CREMA-D clips".
     fn default() -> Self {
         Self {
-            min_face_size: 40,
+            min_face_size: 80,
+            detect_max_side: Some(320),
             score_thresh: 2.0,
             pyramid_scale_factor: 0.8,
             slide_step: 4,
@@ -121,7 +140,25 @@ impl FaceDetectorConfig {
         if self.slide_step == 0 {
             return bad("slide_step", "must be at least 1".into());
         }
+        if self.detect_max_side.is_some_and(|m| m < SEETA_WINDOW) {
+            return bad(
+                "detect_max_side",
+                format!(
+                    "{:?} < {SEETA_WINDOW}, the detector's window",
+                    self.detect_max_side
+                ),
+            );
+        }
         Ok(())
+    }
+
+    /// Factor (≤ 1) by which a `width × height` frame is shrunk before
+    /// detection.
+    pub fn detect_scale(&self, width: usize, height: usize) -> f64 {
+        let longest = width.max(height).max(1) as f64;
+        let by_side = self.detect_max_side.map_or(1.0, |m| f64::from(m) / longest);
+        let floor = f64::from(SEETA_WINDOW) / f64::from(self.min_face_size.max(SEETA_WINDOW));
+        by_side.max(floor).min(1.0)
     }
 }
 
@@ -180,13 +217,13 @@ impl FaceBox {
 /// [`SeetaModel`].
 pub struct FaceDetector {
     detector: Box<dyn Detector>,
-    min_face_size: u32,
+    config: FaceDetectorConfig,
 }
 
 impl std::fmt::Debug for FaceDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FaceDetector")
-            .field("min_face_size", &self.min_face_size)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -199,42 +236,65 @@ impl FaceDetector {
     pub fn new(model: &SeetaModel, config: &FaceDetectorConfig) -> Result<Self> {
         config.validate()?;
         let mut detector = rustface::create_detector_with_model(model.model.clone());
-        detector.set_min_face_size(config.min_face_size);
+        detector.set_min_face_size(SEETA_WINDOW);
         detector.set_score_thresh(config.score_thresh);
         detector.set_pyramid_scale_factor(config.pyramid_scale_factor);
         detector.set_slide_window_step(config.slide_step, config.slide_step);
         Ok(Self {
             detector,
-            min_face_size: config.min_face_size,
+            config: config.clone(),
         })
     }
 
-    /// Every face in a grayscale image, clipped to the image.
+    /// Every face in a grayscale image, in its pixel coordinates, clipped to
+    /// it. Detection runs on a copy shrunk by
+    /// [`FaceDetectorConfig::detect_scale`].
     ///
-    /// An image smaller than the detector's 40-px window (or than
-    /// `min_face_size`) cannot contain a detectable face and gives an empty
-    /// list; rustface itself would panic on it.
+    /// An image whose detection copy is smaller than the 40-px window, or
+    /// whose short side is below `min_face_size`, cannot contain a
+    /// detectable face and gives an empty list; rustface itself would panic
+    /// on the former.
     pub fn detect_gray(&mut self, image: &GrayImage) -> Vec<FaceBox> {
         let (w, h) = (image.width(), image.height());
-        let min_side = w.min(h);
-        if min_side < 40 || min_side < self.min_face_size as usize {
+        if w.min(h) < self.config.min_face_size as usize {
             return Vec::new();
         }
-        let (Ok(w32), Ok(h32)) = (u32::try_from(w), u32::try_from(h)) else {
+        let scale = self.config.detect_scale(w, h);
+        let small;
+        let target = if scale < 1.0 {
+            let sw = ((w as f64 * scale).round() as usize).max(1);
+            let sh = ((h as f64 * scale).round() as usize).max(1);
+            small = image.downscale(sw, sh);
+            &small
+        } else {
+            image
+        };
+        let (tw, th) = (target.width(), target.height());
+        if tw.min(th) < SEETA_WINDOW as usize {
+            return Vec::new();
+        }
+        let (Ok(w32), Ok(h32)) = (u32::try_from(tw), u32::try_from(th)) else {
             tracing::warn!(w, h, "frame too large for the face detector");
             return Vec::new();
         };
-        let _span = tracing::trace_span!("face_detect", w, h).entered();
-        let data = ImageData::new(image.data(), w32, h32);
+        let _span = tracing::trace_span!("face_detect", w, h, tw, th).entered();
+        let data = ImageData::new(target.data(), w32, h32);
+        // Back to full-resolution pixels: the exact ratio per axis, since the
+        // detection copy's sides were rounded.
+        let (sx, sy) = (w as f64 / tw as f64, h as f64 / th as f64);
         self.detector
             .detect(&data)
             .into_iter()
             .filter_map(|face| {
                 let b = face.bbox();
-                let x0 = i64::from(b.x()).clamp(0, w as i64) as usize;
-                let y0 = i64::from(b.y()).clamp(0, h as i64) as usize;
-                let x1 = (i64::from(b.x()) + i64::from(b.width())).clamp(0, w as i64) as usize;
-                let y1 = (i64::from(b.y()) + i64::from(b.height())).clamp(0, h as i64) as usize;
+                let left = f64::from(b.x()) * sx;
+                let top = f64::from(b.y()) * sy;
+                let right = (f64::from(b.x()) + f64::from(b.width())) * sx;
+                let bottom = (f64::from(b.y()) + f64::from(b.height())) * sy;
+                let x0 = left.round().clamp(0.0, w as f64) as usize;
+                let y0 = top.round().clamp(0.0, h as f64) as usize;
+                let x1 = right.round().clamp(0.0, w as f64) as usize;
+                let y1 = bottom.round().clamp(0.0, h as f64) as usize;
                 (x1 > x0 && y1 > y0).then_some(FaceBox {
                     x: x0,
                     y: y0,
@@ -309,9 +369,30 @@ mod tests {
                 slide_step: 0,
                 ..Default::default()
             },
+            FaceDetectorConfig {
+                detect_max_side: Some(39),
+                ..Default::default()
+            },
         ] {
             assert!(matches!(bad.validate(), Err(Error::InvalidConfig { .. })));
         }
+    }
+
+    #[test]
+    fn detection_scale_keeps_the_minimum_face_above_the_window() {
+        let c = FaceDetectorConfig::default();
+        assert_eq!(c.detect_scale(640, 360), 0.5);
+        assert!((c.detect_scale(480, 360) - 320.0 / 480.0).abs() < 1e-12);
+        // 1280×720 would go to 320 px, but an 80-px face must stay ≥ 40 px.
+        assert_eq!(c.detect_scale(1280, 720), 0.5);
+        // Small frames and the full-resolution setting are not scaled.
+        assert_eq!(c.detect_scale(300, 200), 1.0);
+        let full = FaceDetectorConfig {
+            detect_max_side: None,
+            min_face_size: 40,
+            ..c
+        };
+        assert_eq!(full.detect_scale(1920, 1080), 1.0);
     }
 
     #[test]

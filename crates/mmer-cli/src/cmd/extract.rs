@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use mmer_media::audio_features::{AudioFeatures, AudioFeaturesConfig};
 use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
-use mmer_media::{Ffmpeg, KeyframeOptions};
+use mmer_media::{DEFAULT_SCENE_THRESHOLD, Ffmpeg, KeyframeMode, KeyframeOptions};
 use mmer_vision::{VisualExtractorConfig, VisualStreams};
 
 use crate::dataset::label_space;
@@ -35,10 +35,18 @@ pub struct ExtractArgs {
     /// Trim leading and trailing silence before audio analysis.
     #[arg(long)]
     pub trim_silence: bool,
-    /// Keyframes per video for the Face and Body streams (centres of K
-    /// equal slices of the clip).
+    /// Keyframes per video for the Face and Body streams.
     #[arg(long, default_value_t = KeyframeOptions::default().count)]
     pub keyframes: usize,
+    /// Where the keyframes are taken: `uniform` (centres of K equal slices
+    /// of the clip) or `scene` (the K strongest shot changes, topped up with
+    /// uniform ones when there are fewer; one more decoding pass).
+    #[arg(long, value_enum, default_value_t = KeyframeModeArg::Uniform)]
+    pub keyframe_mode: KeyframeModeArg,
+    /// ffmpeg scene score (0–1) above which a frame counts as a shot change,
+    /// for `--keyframe-mode scene`.
+    #[arg(long, default_value_t = DEFAULT_SCENE_THRESHOLD)]
+    pub scene_threshold: f64,
     /// Skip the Face and Body streams (no keyframe decoding, no models
     /// needed); they are recorded as not extracted.
     #[arg(long)]
@@ -55,6 +63,31 @@ pub struct ExtractArgs {
     pub json: bool,
 }
 
+/// `--keyframe-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyframeModeArg {
+    /// Centres of K equal slices.
+    Uniform,
+    /// Strongest shot changes, topped up uniformly.
+    Scene,
+}
+
+impl ExtractArgs {
+    /// The keyframe options the flags ask for.
+    fn keyframe_options(&self) -> KeyframeOptions {
+        KeyframeOptions {
+            count: self.keyframes,
+            mode: match self.keyframe_mode {
+                KeyframeModeArg::Uniform => KeyframeMode::Uniform,
+                KeyframeModeArg::Scene => KeyframeMode::Scene {
+                    threshold: self.scene_threshold,
+                },
+            },
+            ..KeyframeOptions::default()
+        }
+    }
+}
+
 /// Entry point of `mmer extract`.
 pub fn run(args: ExtractArgs) -> Result<()> {
     if args.audio_window_ms == 0 || !args.audio_window_ms.is_multiple_of(10) {
@@ -68,7 +101,7 @@ pub fn run(args: ExtractArgs) -> Result<()> {
     let visual = if args.no_visual {
         None
     } else {
-        Some(visual_streams(args.keyframes)?)
+        Some(visual_streams(args.keyframe_options())?)
     };
     let ffmpeg = Ffmpeg::from_env();
     let version = ffmpeg.version()?;
@@ -140,18 +173,20 @@ pub fn run(args: ExtractArgs) -> Result<()> {
 /// # Errors
 /// A missing model names `scripts/setup.sh` (from mmer-vision) and this
 /// adds how to do without: `--no-visual`.
-pub fn visual_streams(keyframes: usize) -> Result<VisualStreams> {
-    if keyframes == 0 {
+pub fn visual_streams(keyframes: KeyframeOptions) -> Result<VisualStreams> {
+    if keyframes.count == 0 {
         bail!("--keyframes must be ≥ 1");
+    }
+    if let KeyframeMode::Scene { threshold } = keyframes.mode
+        && !(threshold > 0.0 && threshold < 1.0)
+    {
+        bail!("--scene-threshold must be in (0, 1), got {threshold}");
     }
     let models = mmer_vision::default_models_dir();
     VisualStreams::from_models_dir(
         &models,
         VisualExtractorConfig::default(),
-        KeyframeOptions {
-            count: keyframes,
-            ..KeyframeOptions::default()
-        },
+        keyframes,
         &burn::tensor::Device::default(),
     )
     .with_context(|| {
