@@ -255,3 +255,52 @@ impl MultimodalAttention {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::attention::{MhaInput, MultiHeadAttentionConfig};
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    /// Same weights, same outputs as burn's `MultiHeadAttention` with a key
+    /// padding mask — and padded keys do not matter.
+    #[test]
+    fn matches_burns_multi_head_attention_and_ignores_padded_keys() {
+        let device = Device::default();
+        device.seed(3);
+        let reference = MultiHeadAttentionConfig::new(8, 2)
+            .with_dropout(0.0)
+            .init(&device);
+        let ours = MaskedAttention {
+            query: reference.query.clone(),
+            key: reference.key.clone(),
+            value: reference.value.clone(),
+            output: reference.output.clone(),
+            dropout: DropoutConfig::new(0.0).init(),
+            heads: 2,
+        };
+        let query = Tensor::<3>::random([2, 3, 8], Distribution::Normal(0.0, 1.0), &device);
+        let keys = Tensor::<3>::random([2, 4, 8], Distribution::Normal(0.0, 1.0), &device);
+        let padding = Tensor::<2, Bool>::from_data(
+            TensorData::from([[false, false, true, true], [false, false, false, false]]),
+            &device,
+        );
+        let expected = reference
+            .forward(
+                MhaInput::new(query.clone(), keys.clone(), keys.clone()).mask_pad(padding.clone()),
+            )
+            .context;
+        let got = ours.forward(query.clone(), keys.clone(), padding.clone());
+        got.clone()
+            .into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
+
+        let garbage = keys.slice_assign(
+            [0..1, 2..4, 0..8],
+            Tensor::<3>::full([1, 2, 8], 50.0, &device),
+        );
+        ours.forward(query, garbage, padding)
+            .into_data()
+            .assert_approx_eq::<f32>(&got.into_data(), Tolerance::absolute(1e-6));
+    }
+}
