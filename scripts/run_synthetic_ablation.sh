@@ -2,8 +2,9 @@
 # The AMuSE ablation of docs/RESULTS.md on the built-in synthetic multimodal
 # conversations: unimodal rows, early fusion, feature concatenation, MAN +
 # concat, MAN + Adaptive Fusion (AMuSE), each fusion with and without the
-# dialogue + speaker context, and AMuSE started from cross-modal NCE
-# pre-training. 5 seeds, model selection on the validation split.
+# dialogue + speaker context, AMuSE started from cross-modal NCE
+# pre-training, and AMuSE with per-modality focal heads (Eq. 5). 5 seeds,
+# model selection on the validation split.
 #
 # Every (row, seed) is its own process, JOBS at a time (default: nproc), and
 # skips seeds already finished in OUT (`mmer train --resume`), so an
@@ -35,11 +36,12 @@ flags() {
         concat-utterance | man-concat-utterance | man-af-utterance)
             echo "--modalities $all_modalities --fusion ${1%-utterance} --context none" ;;
         man-af-nce) echo "--modalities $all_modalities --fusion man-af --init-from $out/man-af-nce-pretrain" ;;
+        man-af-modes) echo "--modalities $all_modalities --fusion man-af --mode-heads" ;;
         *) echo "unknown row $1" >&2; return 2 ;;
     esac
 }
 
-all=(man-af-nce man-af man-concat man-af-utterance man-concat-utterance concat concat-utterance
+all=(man-af-nce man-af man-af-modes man-concat man-af-utterance man-concat-utterance concat concat-utterance
      early text audio face body)
 rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=("${all[@]}")

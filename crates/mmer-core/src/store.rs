@@ -80,12 +80,18 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Stored rows keyed by the SHA-256 of their text.
-type RowsByHash = HashMap<String, Vec<f32>>;
+/// A stored table: its rows keyed by the SHA-256 of their text, and the
+/// (id, hash) sequence it was written for.
+#[derive(Default)]
+struct StoredTable {
+    rows: HashMap<String, Vec<f32>>,
+    ids: Vec<String>,
+    hashes: Vec<String>,
+}
 
-/// Rows of a stored table, by text hash. `None` when the table is absent or
-/// was made by another encoder.
-fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<RowsByHash>> {
+/// A stored table. `None` when the table is absent or was made by another
+/// encoder.
+fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<StoredTable>> {
     let index_path = key.index_path();
     let tensor_path = key.tensor_path();
     if !index_path.exists() || !tensor_path.exists() {
@@ -130,15 +136,19 @@ fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<RowsByHash>> {
     let mut offset = 0;
     let rows = index
         .text_sha256
-        .into_iter()
+        .iter()
         .zip(frames)
         .map(|(hash, f)| {
             let row = values[offset..offset + f * index.dim].to_vec();
             offset += f * index.dim;
-            (hash, row)
+            (hash.clone(), row)
         })
         .collect();
-    Ok(Some(rows))
+    Ok(Some(StoredTable {
+        rows,
+        ids: index.ids,
+        hashes: index.text_sha256,
+    }))
 }
 
 /// Writes a table whose rows are one or more frames of width `dim`.
@@ -178,8 +188,9 @@ pub fn save_table(
     let bytes = safetensors::serialize([(TENSOR_NAME, view)], None)
         .map_err(|e| store_err(&tensor_path, e.to_string()))?;
     // Write to a temporary name first so an interrupted run never leaves a
-    // half-written table that the next run would trust.
-    let tmp = tensor_path.with_extension("safetensors.tmp");
+    // half-written table that the next run would trust; the process id keeps
+    // two runs that write at once from renaming each other's file.
+    let tmp = tensor_path.with_extension(format!("safetensors.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, &tensor_path).map_err(io_err(&tensor_path))?;
     let index = Index {
@@ -212,7 +223,7 @@ pub fn cached_embeddings<E: From<Error>>(
     let hashes: Vec<String> = items.iter().map(|(_, t)| text_hash(t)).collect();
     let stored = load_rows(key, fingerprint)?.unwrap_or_default();
     let missing: Vec<usize> = (0..items.len())
-        .filter(|&i| !stored.contains_key(&hashes[i]))
+        .filter(|&i| !stored.rows.contains_key(&hashes[i]))
         .collect();
     let texts: Vec<&str> = missing.iter().map(|&i| items[i].1.as_str()).collect();
     let computed = if texts.is_empty() {
@@ -239,6 +250,7 @@ pub fn cached_embeddings<E: From<Error>>(
         .iter()
         .map(|h| {
             stored
+                .rows
                 .get(h)
                 .or_else(|| fresh.get(h.as_str()))
                 .cloned()
@@ -246,7 +258,9 @@ pub fn cached_embeddings<E: From<Error>>(
         })
         .collect();
     let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
-    if !missing.is_empty() || stored.len() != items.len() {
+    // Rewrite only when the table would change: a run that reuses every row
+    // of an identical table (the usual case) leaves the files alone.
+    if !missing.is_empty() || stored.ids != ids || stored.hashes != hashes {
         save_table(key, fingerprint, dim, &ids, &hashes, &rows)?;
     }
     let report = CacheReport {
@@ -349,6 +363,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("odd") && err.contains("whole frames"), "{err}");
+    }
+
+    /// Repeated texts (MELD has hundreds of "Yeah.") share one cached row;
+    /// an unchanged table is not rewritten, so concurrent runs can share it.
+    #[cfg(unix)]
+    #[test]
+    fn unchanged_table_with_repeated_texts_is_not_rewritten() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(dir.path());
+        let items: Vec<(String, String)> = ["Yeah.", "No!", "Yeah."]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("u{i}"), t.to_string()))
+            .collect();
+        cached_embeddings(&k, "fp", 2, &items, fake_encoder).unwrap();
+        let inode = std::fs::metadata(k.tensor_path()).unwrap().ino();
+        let (rows, r) = cached_embeddings(&k, "fp", 2, &items, fake_encoder).unwrap();
+        assert_eq!(r.reused, 3);
+        assert_eq!(rows[0], rows[2]);
+        assert_eq!(std::fs::metadata(k.tensor_path()).unwrap().ino(), inode);
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct ModelSpec {
     /// Per-utterance pooling of each modality's encoded frames: `mean` or
     /// `attention` (learned weights; sequence fusions only).
     pub pooling: Pooling,
+    /// A classifier per modality whose focal loss is averaged into the
+    /// training loss (AMuSE Eq. 5; sequence fusions only).
+    pub mode_heads: bool,
     /// Common width of the modality encoders (sequence fusions only).
     pub d_modality: usize,
     /// MAN layers per central stack (AMuSE: 4).
@@ -45,6 +48,7 @@ impl Default for ModelSpec {
             fusion: Fusion::Early,
             temporal: true,
             pooling: Pooling::Mean,
+            mode_heads: false,
             d_modality: 64,
             man_layers: 4,
             man_heads: 4,
@@ -68,6 +72,7 @@ impl ModelSpec {
             .with_fusion(self.fusion)
             .with_temporal(self.temporal)
             .with_pooling(self.pooling)
+            .with_mode_heads(self.mode_heads)
             .with_d_modality(self.d_modality)
             .with_man_layers(self.man_layers)
             .with_man_heads(self.man_heads)

@@ -201,10 +201,25 @@ pub fn train_epoch(
         if batch.num_labelled == 0 {
             continue;
         }
-        let logits = model.forward(&batch.input); // [b, t, c]
+        let (logits, mode_logits) = model.forward_with_modes(&batch.input); // [b, t, c]
         let [b, t, c] = logits.dims();
-        let rows = logits.reshape([b * t, c]).select(0, batch.labelled_rows); // [n, c]
-        let loss = classification_loss(rows, batch.targets, class_weights.cloned(), config.loss);
+        let labelled = |logits: Tensor<3>| {
+            let rows = logits
+                .reshape([b * t, c])
+                .select(0, batch.labelled_rows.clone()); // [n, c]
+            classification_loss(
+                rows,
+                batch.targets.clone(),
+                class_weights.cloned(),
+                config.loss,
+            )
+        };
+        let mut loss = labelled(logits);
+        // AMuSE Eq. 5: the focal loss averaged over the per-modality heads.
+        let modes = mode_logits.len();
+        if let Some(sum) = mode_logits.into_iter().map(labelled).reduce(|a, b| a + b) {
+            loss = loss + sum.div_scalar(modes as f32);
+        }
         loss_sum += loss.clone().into_scalar::<f32>() as f64;
         loss_batches += 1;
         let grads = GradientsParams::from_grads(loss.backward(), &model);

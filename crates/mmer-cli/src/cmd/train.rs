@@ -51,6 +51,10 @@ pub struct TrainArgs {
     /// Per-utterance pooling of encoded frames or tokens: mean, attention.
     #[arg(long, value_parser = parse_pooling)]
     pub pooling: Option<Pooling>,
+    /// Add a classifier per modality whose focal loss is averaged into the
+    /// training loss (AMuSE Eq. 5; sequence fusions).
+    #[arg(long)]
+    pub mode_heads: bool,
     /// Input modalities, comma-separated (default: text).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub modalities: Option<Vec<Modality>>,
@@ -148,6 +152,9 @@ impl TrainArgs {
         }
         if let Some(p) = self.pooling {
             config.train.model.pooling = p;
+        }
+        if self.mode_heads {
+            config.train.model.mode_heads = true;
         }
         if let Some(s) = self.store {
             config.data.store = s;

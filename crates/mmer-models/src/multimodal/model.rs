@@ -4,6 +4,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +87,10 @@ pub struct EmotionModelConfig {
     /// How each modality's encoded frames are pooled per utterance.
     #[config(default = "Pooling::Mean")]
     pub pooling: Pooling,
+    /// A classifier per modality on its own descriptor (sequence fusions),
+    /// for the mode-specific focal terms of AMuSE's loss (Eq. 5).
+    #[config(default = false)]
+    pub mode_heads: bool,
     /// Common width of the modality encoders (even).
     #[config(default = 64)]
     pub d_modality: usize,
@@ -118,6 +123,8 @@ pub struct EmotionModel {
     encoders: Vec<ModalityEncoder>,
     /// One per modality with attention pooling; empty with mean pooling.
     poolers: Vec<AttentionPooling>,
+    /// One classifier per modality descriptor; empty without mode heads.
+    mode_heads: Vec<Linear>,
     attention: Option<MultimodalAttention>,
     adaptive_fusion: Option<AdaptiveFusion>,
     erc: ErcModel,
@@ -155,9 +162,17 @@ impl EmotionModelConfig {
         } else {
             Vec::new()
         };
+        let mode_heads = if self.fusion.uses_sequences() && self.mode_heads {
+            (0..modalities)
+                .map(|_| LinearConfig::new(self.d_modality, self.num_classes).init(device))
+                .collect()
+        } else {
+            Vec::new()
+        };
         EmotionModel {
             encoders,
             poolers,
+            mode_heads,
             // Attention dropout is capped at 0.1, the transformer default;
             // the model-wide rate is meant for the dense layers.
             attention: self.fusion.uses_man().then(|| {
@@ -221,35 +236,62 @@ impl EmotionModel {
             .collect()
     }
 
-    /// Fused utterance vectors, `[n, d_fused]`.
-    fn fuse(&self, modalities: &[ModalityFrames]) -> Tensor<2> {
-        let descriptors = self.descriptors(modalities);
-        match &self.adaptive_fusion {
-            Some(af) => af.forward(descriptors),
-            None => Tensor::cat(descriptors, 1),
-        }
-    }
-
     /// Class logits for every turn (padded turns included; mask them).
     ///
     /// # Shapes
     /// → `[batch, turns, num_classes]`
     pub fn forward(&self, batch: &DialogueBatch) -> Tensor<3> {
-        let grid = match &batch.input {
-            UtteranceInput::Pooled(x) => x.clone(),
+        self.forward_parts(batch, false).0
+    }
+
+    /// [`EmotionModel::forward`] plus, with mode heads, each modality's own
+    /// logits laid out on the same grid (AMuSE Eq. 5: the focal loss is also
+    /// averaged over the mode-specific networks' predictions). Empty without
+    /// mode heads.
+    ///
+    /// # Shapes
+    /// → `[batch, turns, num_classes]`, and `[batch, turns, num_classes]` per modality
+    pub fn forward_with_modes(&self, batch: &DialogueBatch) -> (Tensor<3>, Vec<Tensor<3>>) {
+        self.forward_parts(batch, true)
+    }
+
+    fn forward_parts(&self, batch: &DialogueBatch, modes: bool) -> (Tensor<3>, Vec<Tensor<3>>) {
+        let (b, t) = (batch.turns.lengths.len(), batch.turns.max_len);
+        // `[n, w]` rows of real utterances → the padded `[b, t, w]` grid.
+        let to_grid = |rows: Tensor<2>, grid_rows: &Tensor<1, Int>| {
+            let [_, w] = rows.dims();
+            let device = rows.device();
+            Tensor::cat(vec![rows, Tensor::zeros([1, w], &device)], 0)
+                .select(0, grid_rows.clone())
+                .reshape([b, t, w])
+        };
+        let (grid, mode_logits) = match &batch.input {
+            UtteranceInput::Pooled(x) => (x.clone(), Vec::new()),
             UtteranceInput::Sequences {
                 modalities,
                 grid_rows,
             } => {
-                let fused = self.fuse(modalities); // [n, d]
-                let [_, d] = fused.dims();
-                let device = fused.device();
-                let table = Tensor::cat(vec![fused, Tensor::zeros([1, d], &device)], 0);
-                let (b, t) = (batch.turns.lengths.len(), batch.turns.max_len);
-                table.select(0, grid_rows.clone()).reshape([b, t, d])
+                let descriptors = self.descriptors(modalities);
+                let mode_logits = if modes {
+                    self.mode_heads
+                        .iter()
+                        .zip(&descriptors)
+                        .map(|(head, d)| to_grid(head.forward(d.clone()), grid_rows))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let fused = match &self.adaptive_fusion {
+                    Some(af) => af.forward(descriptors),
+                    None => Tensor::cat(descriptors, 1),
+                }; // [n, d]
+                (to_grid(fused, grid_rows), mode_logits)
             }
         };
-        self.erc.forward(grid, &batch.turns, &batch.speakers)
+        (
+            self.erc.forward(grid, &batch.turns, &batch.speakers),
+            mode_logits,
+        )
     }
 
     /// The Adaptive Fusion gates α, when the model has them.
@@ -422,6 +464,51 @@ mod tests {
                     visitor.dead
                 );
             }
+        }
+    }
+
+    /// With mode heads every modality gets its own grid of logits, and the
+    /// Eq. 5 loss (fused + mean of the per-mode terms) reaches every
+    /// parameter, the heads included; without them there are none.
+    #[test]
+    fn mode_heads_give_per_modality_logits_that_train() {
+        let device = Device::default().autodiff();
+        for fusion in [Fusion::Concat, Fusion::ManConcat, Fusion::ManAf] {
+            device.seed(4);
+            let plain = config(fusion, 3).init(&device);
+            assert!(
+                plain
+                    .forward_with_modes(&batch(fusion, 3, &device))
+                    .1
+                    .is_empty()
+            );
+            let model = config(fusion, 3).with_mode_heads(true).init(&device);
+            let (logits, modes) = model.forward_with_modes(&batch(fusion, 3, &device));
+            assert_eq!(modes.len(), 3);
+            let valid = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 4, 5, 6, 7], &device);
+            let targets = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 0, 1, 2, 3], &device);
+            let term = |l: Tensor<3>| {
+                assert_eq!(l.dims(), [2, 5, 4]);
+                classification_loss(
+                    l.reshape([10, 4]).select(0, valid.clone()),
+                    targets.clone(),
+                    None,
+                    LossKind::default(),
+                )
+            };
+            let loss = modes.into_iter().map(term).fold(term(logits), |a, b| a + b);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut visitor = DeadParams {
+                grads: &grads,
+                dead: Vec::new(),
+                seen: 0,
+            };
+            model.visit(&mut visitor);
+            assert!(
+                visitor.dead.is_empty(),
+                "{fusion:?}: no gradient for {:?}",
+                visitor.dead
+            );
         }
     }
 
