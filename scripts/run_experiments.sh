@@ -22,8 +22,7 @@ run() {
 
 all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-minilm-utterance
      meld-mpnet-context iemocap-mpnet-context meld-mpnet-utterance iemocap-mpnet-utterance
-     meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse meld-mpnet-tokens
-     meld-mpnet-tokens-attention)
+     meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse meld-mpnet-tokens)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -44,7 +43,6 @@ for name in "${selected[@]}"; do
         meld-mpnet-context-amuse) run "$name" --dataset meld --data ../shared/data/meld --encoder mpnet --context dialogue-speaker --fusion man-af ;;
         # MPNet token states with trainable attention pooling instead of the sentence vector.
         meld-mpnet-tokens) run "$name" --config docs/configs/meld-mpnet-tokens.toml ;;
-        meld-mpnet-tokens-attention) run "$name" --config docs/configs/meld-mpnet-tokens-attention.toml ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done
