@@ -415,6 +415,33 @@ mod tests {
         seen: usize,
     }
 
+    impl DeadParams<'_> {
+        /// `(parameters seen, dead ones)` of `model` after `loss.backward()`.
+        fn after(model: &EmotionModel, loss: Tensor<1>) -> (usize, Vec<String>) {
+            let grads = GradientsParams::from_grads(loss.backward(), model);
+            let mut visitor = DeadParams {
+                grads: &grads,
+                dead: Vec::new(),
+                seen: 0,
+            };
+            model.visit(&mut visitor);
+            (visitor.seen, visitor.dead)
+        }
+    }
+
+    /// Focal loss of `[2, 5, 4]` logits over the 8 real turns of [`batch`].
+    fn batch_loss(logits: Tensor<3>, device: &Device) -> Tensor<1> {
+        assert_eq!(logits.dims(), [2, 5, 4]);
+        let valid = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 4, 5, 6, 7], device);
+        let targets = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 0, 1, 2, 3], device);
+        classification_loss(
+            logits.reshape([10, 4]).select(0, valid),
+            targets,
+            None,
+            LossKind::default(),
+        )
+    }
+
     impl ModuleVisitor for DeadParams<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             self.seen += 1;
@@ -440,28 +467,12 @@ mod tests {
             for m in 1..=4 {
                 device.seed(3);
                 let model = config(fusion, m).init(&device);
-                let logits = model.forward(&batch(fusion, m, &device)); // [2, 5, 4]
-                let flat = logits.reshape([10, 4]);
-                let valid = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 4, 5, 6, 7], &device);
-                let targets = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 0, 1, 2, 3], &device);
-                let loss =
-                    classification_loss(flat.select(0, valid), targets, None, LossKind::default());
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                let mut visitor = DeadParams {
-                    grads: &grads,
-                    dead: Vec::new(),
-                    seen: 0,
-                };
-                model.visit(&mut visitor);
+                let loss = batch_loss(model.forward(&batch(fusion, m, &device)), &device);
+                let (seen, dead) = DeadParams::after(&model, loss);
+                assert!(seen >= 12, "{fusion:?}/{m}: {seen} parameters");
                 assert!(
-                    visitor.seen >= 12,
-                    "{fusion:?}/{m}: {} parameters",
-                    visitor.seen
-                );
-                assert!(
-                    visitor.dead.is_empty(),
-                    "{fusion:?} with {m} modalities: no gradient for {:?}",
-                    visitor.dead
+                    dead.is_empty(),
+                    "{fusion:?} with {m} modalities: no gradient for {dead:?}"
                 );
             }
         }
@@ -485,30 +496,10 @@ mod tests {
             let model = config(fusion, 3).with_mode_heads(true).init(&device);
             let (logits, modes) = model.forward_with_modes(&batch(fusion, 3, &device));
             assert_eq!(modes.len(), 3);
-            let valid = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 4, 5, 6, 7], &device);
-            let targets = Tensor::<1, Int>::from_ints([0, 1, 2, 3, 0, 1, 2, 3], &device);
-            let term = |l: Tensor<3>| {
-                assert_eq!(l.dims(), [2, 5, 4]);
-                classification_loss(
-                    l.reshape([10, 4]).select(0, valid.clone()),
-                    targets.clone(),
-                    None,
-                    LossKind::default(),
-                )
-            };
+            let term = |l: Tensor<3>| batch_loss(l, &device);
             let loss = modes.into_iter().map(term).fold(term(logits), |a, b| a + b);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let mut visitor = DeadParams {
-                grads: &grads,
-                dead: Vec::new(),
-                seen: 0,
-            };
-            model.visit(&mut visitor);
-            assert!(
-                visitor.dead.is_empty(),
-                "{fusion:?}: no gradient for {:?}",
-                visitor.dead
-            );
+            let (_, dead) = DeadParams::after(&model, loss);
+            assert!(dead.is_empty(), "{fusion:?}: no gradient for {dead:?}");
         }
     }
 
