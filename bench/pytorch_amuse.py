@@ -36,11 +36,10 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 # Sets OMP_WAIT_POLICY before torch loads (see pytorch_reference.py).
-from pytorch_reference import environment, rss_mib, speaker_index
+from pytorch_reference import environment, rss_mib, speaker_index, train_epochs
 
 
 def load_export(directory, np):
@@ -253,13 +252,6 @@ def build_model(torch, widths, num_classes, spec):
     return AmuseModel()
 
 
-def focal_loss(torch, logits, targets, gamma):
-    log_p_t = torch.log_softmax(logits, 1).gather(1, targets.unsqueeze(1)).squeeze(1)
-    if gamma == 0:
-        return -log_p_t.mean()
-    return -((1.0 - log_p_t.exp()).clamp_min(0.0).pow(gamma) * log_p_t).mean()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", required=True, help="directory of `mmer bench train-epoch --export`")
@@ -290,27 +282,16 @@ def main():
     model.train()
     batch_size = train["batch_size"]
 
-    epoch_seconds, epoch_loss = [], []
     rss_before = rss_mib()
-    for epoch in range(args.epochs):
-        order = orders[epoch]
-        started = time.perf_counter()
-        loss_sum, batches = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            batch = make_batch([by_id[i] for i in order[start : start + batch_size]], widths, torch, np)
-            if len(batch["rows"]) == 0:
-                continue
-            logits = model(batch)
-            b, t, c = logits.shape
-            rows = logits.reshape(b * t, c).index_select(0, batch["rows"])
-            loss = focal_loss(torch, rows, batch["targets"], train["loss"]["gamma"])
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            loss_sum += loss.item()
-            batches += 1
-        epoch_seconds.append(time.perf_counter() - started)
-        epoch_loss.append(loss_sum / max(batches, 1))
+    epoch_seconds, epoch_loss = train_epochs(
+        torch,
+        model,
+        optim,
+        orders[: args.epochs],
+        batch_size,
+        lambda ids: make_batch([by_id[i] for i in ids], widths, torch, np),
+        gamma=train["loss"]["gamma"],
+    )
     seconds = sum(epoch_seconds)
     utterances = sum(sum(label is not None for label in d[2]) for d in dialogues)
     print(

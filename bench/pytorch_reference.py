@@ -276,6 +276,32 @@ def focal_loss(torch, logits, targets, gamma=1.0):
     return -(modulator * log_p_t).mean()
 
 
+def train_epochs(torch, model, optim, orders, batch_size, batch_of, gamma=1.0):
+    """One timed pass per epoch order: batches of `batch_size` dialogue ids,
+    built by `batch_of(ids)` (inside the timing, as mmer builds its batches),
+    focal loss over the labelled turns. Returns (epoch_seconds, epoch_loss)."""
+    epoch_seconds, epoch_loss = [], []
+    for order in orders:
+        started = time.perf_counter()
+        loss_sum, batches = 0.0, 0
+        for start in range(0, len(order), batch_size):
+            batch = batch_of(order[start : start + batch_size])
+            if len(batch["rows"]) == 0:
+                continue
+            logits = model(batch)
+            b, t, c = logits.shape
+            rows = logits.reshape(b * t, c).index_select(0, batch["rows"])
+            loss = focal_loss(torch, rows, batch["targets"], gamma)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            loss_sum += loss.item()
+            batches += 1
+        epoch_seconds.append(time.perf_counter() - started)
+        epoch_loss.append(loss_sum / max(batches, 1))
+    return epoch_seconds, epoch_loss
+
+
 def bench_train_epoch(args):
     import numpy as np
     import torch
@@ -300,26 +326,15 @@ def bench_train_epoch(args):
     model.train()
     utterances = sum(len(d[3]) for d in dialogues)
 
-    epoch_seconds, epoch_loss = [], []
     rss_before = rss_mib()
-    for epoch in range(args.epochs):
-        order = orders[epoch]
-        started = time.perf_counter()
-        loss_sum, batches = 0.0, 0
-        for start in range(0, len(order), args.batch_size):
-            members = [by_id[i] for i in order[start : start + args.batch_size]]
-            batch = make_batch(members, d_input, torch, np)
-            logits = model(batch)
-            b, t, c = logits.shape
-            rows = logits.reshape(b * t, c).index_select(0, batch["rows"])
-            loss = focal_loss(torch, rows, batch["targets"])
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            loss_sum += loss.item()
-            batches += 1
-        epoch_seconds.append(time.perf_counter() - started)
-        epoch_loss.append(loss_sum / max(batches, 1))
+    epoch_seconds, epoch_loss = train_epochs(
+        torch,
+        model,
+        optim,
+        orders[: args.epochs],
+        args.batch_size,
+        lambda ids: make_batch([by_id[i] for i in ids], d_input, torch, np),
+    )
     seconds = sum(epoch_seconds)
     return {
         "workload": "train_epoch",
