@@ -252,30 +252,20 @@ impl Ffmpeg {
         let input = input_arg(path);
         let map = format!("0:{}", video.index);
         let count = opts.count.to_string();
-        let args: [&OsStr; 22] = [
-            OsStr::new("-nostdin"),
-            OsStr::new("-hide_banner"),
-            OsStr::new("-nostats"),
-            OsStr::new("-loglevel"),
-            OsStr::new("info"),
-            OsStr::new("-i"),
+        let args = filtered_video_args(
             &input,
-            OsStr::new("-map"),
-            OsStr::new(&map),
-            OsStr::new("-an"),
-            OsStr::new("-sn"),
-            OsStr::new("-vf"),
-            OsStr::new(&filter),
-            OsStr::new("-fps_mode"),
-            OsStr::new("passthrough"),
-            OsStr::new("-frames:v"),
-            OsStr::new(&count),
-            OsStr::new("-f"),
-            OsStr::new("rawvideo"),
-            OsStr::new("-pix_fmt"),
-            OsStr::new("rgb24"),
-            OsStr::new("-"),
-        ];
+            &map,
+            &filter,
+            &[
+                OsStr::new("-frames:v"),
+                OsStr::new(&count),
+                OsStr::new("-f"),
+                OsStr::new("rawvideo"),
+                OsStr::new("-pix_fmt"),
+                OsStr::new("rgb24"),
+                OsStr::new("-"),
+            ],
+        );
         let frame_bytes = out_w as usize * out_h as usize * 3;
         let (buffers, log) = run(self, Program::Ffmpeg, path, &args, |out| {
             let mut frames = Vec::new();
@@ -330,31 +320,55 @@ impl Ffmpeg {
         let map = format!("0:{index}");
         let filter =
             format!("select='gt(scene\\,{threshold})',metadata=print:key=lavfi.scene_score");
-        let args: [&OsStr; 18] = [
-            OsStr::new("-nostdin"),
-            OsStr::new("-hide_banner"),
-            OsStr::new("-nostats"),
-            OsStr::new("-loglevel"),
-            OsStr::new("info"),
-            OsStr::new("-i"),
+        let args = filtered_video_args(
             &input,
-            OsStr::new("-map"),
-            OsStr::new(&map),
-            OsStr::new("-an"),
-            OsStr::new("-sn"),
-            OsStr::new("-vf"),
-            OsStr::new(&filter),
-            OsStr::new("-fps_mode"),
-            OsStr::new("passthrough"),
-            OsStr::new("-f"),
-            OsStr::new("null"),
-            OsStr::new("-"),
-        ];
+            &map,
+            &filter,
+            &[OsStr::new("-f"), OsStr::new("null"), OsStr::new("-")],
+        );
         let ((), log) = run(self, Program::Ffmpeg, &info.path, &args, |out| {
             std::io::copy(out, &mut std::io::sink()).map(|_| ())
         })?;
         Ok(log.scene_scores)
     }
+}
+
+/// ffmpeg arguments that decode video stream `map` (`0:<index>`) of `input`
+/// alone through the filter graph `filter`, passing every frame on (the
+/// filter picks them; logged at `info` for `showinfo`/`metadata`), followed
+/// by the `output` arguments.
+fn filtered_video_args<'a>(
+    input: &'a OsStr,
+    map: &'a str,
+    filter: &'a str,
+    output: &[&'a OsStr],
+) -> Vec<&'a OsStr> {
+    let mut args: Vec<&OsStr> = [
+        "-nostdin",
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "info",
+        "-i",
+    ]
+    .map(OsStr::new)
+    .to_vec();
+    args.push(input);
+    args.extend(
+        [
+            "-map",
+            map,
+            "-an",
+            "-sn",
+            "-vf",
+            filter,
+            "-fps_mode",
+            "passthrough",
+        ]
+        .map(OsStr::new),
+    );
+    args.extend_from_slice(output);
+    args
 }
 
 /// Reads until `buf` is full or EOF; returns the bytes read.
