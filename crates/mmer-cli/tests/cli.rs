@@ -19,6 +19,24 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `mmer data stats --json` of conversation files `data` with an extracted
+/// media store.
+fn coverage_stats(data: &Path, store: &str) -> serde_json::Value {
+    let o = mmer(&[
+        "data",
+        "stats",
+        "--dataset",
+        "conversations",
+        "--data",
+        data.to_str().unwrap(),
+        "--media-store",
+        store,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("file exists")).expect("valid JSON")
 }
@@ -330,19 +348,7 @@ fn extract_reports_failures_resumes_and_stats_show_coverage() {
     let o = mmer(&args);
     assert!(stdout(&o).contains("1 skipped"), "{}", stdout(&o));
 
-    let o = mmer(&[
-        "data",
-        "stats",
-        "--dataset",
-        "conversations",
-        "--data",
-        data.to_str().unwrap(),
-        "--media-store",
-        store_s,
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let stats: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let stats = coverage_stats(&data, store_s);
     assert_eq!(stats["train"]["modalities"]["audio"], 1);
     assert_eq!(stats["train"]["modalities"]["text"], 2);
     assert_eq!(stats["valid"]["modalities"]["text"], 1);
@@ -490,19 +496,7 @@ fn extract_writes_face_and_body_streams() {
     let index = read_json(&store.join("index.json"));
     assert_eq!(index["utterances"][0]["frames"]["body"], 4);
 
-    let o = mmer(&[
-        "data",
-        "stats",
-        "--dataset",
-        "conversations",
-        "--data",
-        data.to_str().unwrap(),
-        "--media-store",
-        store_s,
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let stats: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let stats = coverage_stats(&data, store_s);
     let coverage = &stats["train"]["modalities"];
     assert_eq!(coverage["audio"], 7, "{coverage}");
     assert_eq!(coverage["face"], 6, "{coverage}");
