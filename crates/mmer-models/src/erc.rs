@@ -12,7 +12,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::{ContextBlock, ContextBlockConfig, SequenceIndex, SpeakerIndex};
+use crate::blocks::{ContextBlock, ContextBlockConfig, SequenceIndex, SpeakerIndex, dropout};
 
 /// How much conversational context the model sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,22 +105,19 @@ impl ErcModel {
         turns: &SequenceIndex,
         speakers: &SpeakerIndex,
     ) -> Tensor<3> {
-        let x = self.input_dropout.forward(utterances);
+        let x = dropout(&self.input_dropout, utterances);
         let utterance_repr = relu(self.utterance.forward(x)); // [b, t, d_model]
         let head_in = match &self.context {
             Some(context) => {
-                let ctx = self.context_dropout.forward(context.forward(
-                    utterance_repr.clone(),
-                    turns,
-                    speakers,
-                )); // [b, t, 4h]
+                let ctx = dropout(
+                    &self.context_dropout,
+                    context.forward(utterance_repr.clone(), turns, speakers),
+                ); // [b, t, 4h]
                 Tensor::cat(vec![utterance_repr, ctx], 2) // [b, t, d_model + 4h]
             }
             None => utterance_repr,
         };
-        let hidden = self
-            .hidden_dropout
-            .forward(relu(self.hidden.forward(head_in))); // [b, t, d_model]
+        let hidden = dropout(&self.hidden_dropout, relu(self.hidden.forward(head_in))); // [b, t, d_model]
         self.output.forward(hidden) // [b, t, classes]
     }
 }

@@ -159,6 +159,11 @@ pub struct TrainConfig {
     pub init_from: Option<PathBuf>,
     /// Pre-training settings (read by `mmer pretrain`).
     pub pretrain: PretrainSpec,
+    /// Shards per batch, each trained on its own thread (1 = one thread).
+    /// Part of the run's definition, not a machine setting: the shards'
+    /// dropout masks come from per-shard streams, so a value trains its own
+    /// (deterministic) model whatever the core count.
+    pub data_parallel: usize,
 }
 
 impl Default for TrainConfig {
@@ -177,6 +182,7 @@ impl Default for TrainConfig {
             seeds: vec![0, 1, 2, 3, 4],
             init_from: None,
             pretrain: PretrainSpec::default(),
+            data_parallel: 1,
         }
     }
 }

@@ -6,20 +6,21 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use mmer_core::{Corpus, LabelSpace, Split};
 use mmer_eval::{ClassificationReport, MELD_FIVE_CLASSES};
 use mmer_models::EmotionModel;
+use mmer_models::blocks::{backend_seed, with_dropout_stream};
 use mmer_models::loss::classification_loss;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::batcher::{EncodedDialogue, FeatureLayout, encode, make_batch};
+use crate::batcher::{Batch, EncodedDialogue, FeatureLayout, encode, make_batch};
 use crate::{Error, Result, TrainConfig};
 
 /// A corpus encoded for one input layout.
@@ -83,7 +84,7 @@ impl PreparedData {
 }
 
 /// One epoch of the learning curve.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// Epoch, from 1.
     pub epoch: usize,
@@ -182,8 +183,44 @@ pub fn evaluate(
     Ok(report)
 }
 
+/// The training loss of one batch: the focal (or cross-entropy) loss of
+/// the fused head, plus, with mode heads, the mean of the per-modality
+/// heads' losses (AMuSE Eq. 5).
+fn batch_loss(
+    model: &EmotionModel,
+    batch: &Batch,
+    config: &TrainConfig,
+    class_weights: Option<&Tensor<1>>,
+) -> Tensor<1> {
+    let (logits, mode_logits) = model.forward_with_modes(&batch.input); // [b, t, c]
+    let [b, t, c] = logits.dims();
+    let labelled = |logits: Tensor<3>| {
+        let rows = logits
+            .reshape([b * t, c])
+            .select(0, batch.labelled_rows.clone()); // [n, c]
+        classification_loss(
+            rows,
+            batch.targets.clone(),
+            class_weights.cloned(),
+            config.loss,
+        )
+    };
+    let loss = labelled(logits);
+    let modes = mode_logits.len();
+    match mode_logits.into_iter().map(labelled).reduce(|a, b| a + b) {
+        Some(sum) => loss + sum.div_scalar(modes as f32),
+        None => loss,
+    }
+}
+
 /// One pass over the training dialogues in `order`, batched by
 /// `config.batch_size`; returns the updated model and the mean batch loss.
+///
+/// With `config.data_parallel` = k > 1 each batch is cut into k shards whose
+/// gradients are computed on their own threads, each with its own copy of
+/// the model's graph and its own dropout stream, then summed in shard order:
+/// the same batch gradient (up to summation order), deterministic under the
+/// seed, k times the cores.
 pub fn train_epoch(
     mut model: EmotionModel,
     optim: &mut ModuleOptimizer,
@@ -194,36 +231,88 @@ pub fn train_epoch(
     device: &Device,
 ) -> (EmotionModel, f64) {
     let layout = &data.layout;
+    let shards = config.data_parallel.max(1);
+    // The loss is a (weighted) mean over labelled turns; a shard's share of
+    // the batch gradient is its share of that mean's denominator.
+    let weights: Option<Vec<f32>> =
+        class_weights.and_then(|w| w.to_data().try_to_vec::<f32>().ok());
+    let mass = |dialogues: &[usize]| -> f64 {
+        dialogues
+            .iter()
+            .flat_map(|&i| data.train[i].labels.iter().flatten())
+            .map(|&c| {
+                weights
+                    .as_ref()
+                    .map_or(1.0, |w| w.get(c).copied().unwrap_or(0.0) as f64)
+            })
+            .sum()
+    };
     let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
     for chunk in order.chunks(config.batch_size.max(1)) {
-        let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
-        let batch = make_batch(&members, layout, device);
-        if batch.num_labelled == 0 {
+        if shards == 1 {
+            let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
+            let batch = make_batch(&members, layout, device);
+            if batch.num_labelled == 0 {
+                continue;
+            }
+            let loss = batch_loss(&model, &batch, config, class_weights);
+            loss_sum += loss.clone().into_scalar::<f32>() as f64;
+            loss_batches += 1;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.learning_rate, model, grads);
             continue;
         }
-        let (logits, mode_logits) = model.forward_with_modes(&batch.input); // [b, t, c]
-        let [b, t, c] = logits.dims();
-        let labelled = |logits: Tensor<3>| {
-            let rows = logits
-                .reshape([b * t, c])
-                .select(0, batch.labelled_rows.clone()); // [n, c]
-            classification_loss(
-                rows,
-                batch.targets.clone(),
-                class_weights.cloned(),
-                config.loss,
-            )
-        };
-        let mut loss = labelled(logits);
-        // AMuSE Eq. 5: the focal loss averaged over the per-modality heads.
-        let modes = mode_logits.len();
-        if let Some(sum) = mode_logits.into_iter().map(labelled).reduce(|a, b| a + b) {
-            loss = loss + sum.div_scalar(modes as f32);
+        let total = mass(chunk);
+        if total <= 0.0 {
+            continue;
         }
-        loss_sum += loss.clone().into_scalar::<f32>() as f64;
+        let stream = backend_seed(device);
+        let parts: Vec<&[usize]> = chunk.chunks(chunk.len().div_ceil(shards)).collect();
+        let results: Vec<Option<(f64, GradientsParams)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = parts
+                .iter()
+                .enumerate()
+                .map(|(k, part)| {
+                    // A fork has its own autodiff graph: backward passes
+                    // on the threads do not serialise on one graph's lock.
+                    let worker = model.clone().fork(device);
+                    let share = mass(part) / total;
+                    scope.spawn(move || {
+                        with_dropout_stream(
+                            stream ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                            || {
+                                let members: Vec<&EncodedDialogue> =
+                                    part.iter().map(|&i| &data.train[i]).collect();
+                                let batch = make_batch(&members, layout, device);
+                                if batch.num_labelled == 0 {
+                                    return None;
+                                }
+                                let loss = batch_loss(&worker, &batch, config, class_weights)
+                                    .mul_scalar(share as f32);
+                                let value = loss.clone().into_scalar::<f32>() as f64;
+                                Some((value, GradientsParams::from_grads(loss.backward(), &worker)))
+                            },
+                        )
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut summed = GradientsAccumulator::<EmotionModel>::new();
+        let mut batch_loss_value = 0.0;
+        for (value, grads) in results.into_iter().flatten() {
+            batch_loss_value += value;
+            summed.accumulate(&model, grads);
+        }
+        loss_sum += batch_loss_value;
         loss_batches += 1;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(config.learning_rate, model, grads);
+        model = optim.step(config.learning_rate, model, summed.grads());
     }
     (model, loss_sum / loss_batches.max(1) as f64)
 }
@@ -413,7 +502,8 @@ mod tests {
     }
 
     /// One test (not several) because every seeded run shares the device's
-    /// RNG: parallel tests would interleave their draws.
+    /// RNG: parallel tests would interleave their draws. It also checks
+    /// data-parallel training.
     #[test]
     fn same_seed_same_model_and_selection_on_valid() {
         // AMuSE: pre-train, then train from the pre-trained weights, twice.
@@ -446,11 +536,18 @@ mod tests {
             "{err}"
         );
 
-        let (data, config) = tiny();
+        let (data, mut config) = tiny();
         let (a, _) = train_seed(&data, &config, 7, false).unwrap();
         let (b, _) = train_seed(&data, &config, 7, false).unwrap();
         assert_eq!(a.valid, b.valid);
         assert_eq!(a.test, b.test);
+        // Data-parallel shards draw their own dropout streams: reproducible too.
+        config.data_parallel = 2;
+        let (c, _) = train_seed(&data, &config, 7, false).unwrap();
+        let (d, _) = train_seed(&data, &config, 7, false).unwrap();
+        assert_eq!(c.history, d.history);
+        assert_eq!(c.test, d.test);
+        config.data_parallel = 1;
         // The kept model is the epoch with the best validation weighted F1 ...
         let best = a
             .history
@@ -464,6 +561,57 @@ mod tests {
         assert_eq!(best.epoch, a.best_epoch);
         // ... and re-scoring it reproduces that epoch's number exactly.
         assert_eq!(best.valid_weighted_f1, a.valid.weighted_f1);
+
+        assert_shards_sum_to_the_batch_gradient();
+    }
+
+    /// Without dropout, an epoch of k shards per batch takes the same steps
+    /// as one thread: the shards' gradients sum to the batch gradient.
+    fn assert_shards_sum_to_the_batch_gradient() {
+        for (data, mut config) in [tiny(), tiny_amuse()] {
+            config.model.dropout = 0.0;
+            config.model.context_dropout = 0.0;
+            config.model.mode_heads = config.model.fusion.uses_sequences();
+            let device = training_device();
+            let (model, _) = init_model(&data, &config, &device);
+            let order: Vec<usize> = (0..data.train.len()).rev().collect();
+            let logits = |shards: usize| {
+                let config = TrainConfig {
+                    data_parallel: shards,
+                    ..config.clone()
+                };
+                let (_, mut optim) = init_model(&data, &config, &device);
+                let (trained, loss) = train_epoch(
+                    model.clone(),
+                    &mut optim,
+                    &data,
+                    &order,
+                    &config,
+                    None,
+                    &device,
+                );
+                let probs = predict_probabilities(
+                    &trained.valid(),
+                    &data.valid,
+                    &data.layout,
+                    8,
+                    &device.clone().inner(),
+                );
+                (
+                    loss,
+                    probs.into_iter().flatten().flatten().collect::<Vec<f32>>(),
+                )
+            };
+            let (loss_1, one) = logits(1);
+            let (loss_3, three) = logits(3);
+            assert!((loss_1 - loss_3).abs() < 1e-5, "{loss_1} vs {loss_3}");
+            let max_diff = one
+                .iter()
+                .zip(&three)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(max_diff < 1e-4, "probabilities differ by {max_diff}");
+        }
     }
 
     #[test]

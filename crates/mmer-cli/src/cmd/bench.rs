@@ -155,6 +155,10 @@ pub struct TrainEpochArgs {
     /// Dialogues per batch.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Shards per batch, one thread each (`[train] data_parallel`; default:
+    /// the config's, else 1).
+    #[arg(long, value_name = "N")]
+    pub data_parallel: Option<usize>,
     /// Save the trained model here as a checkpoint (not timed), e.g. for
     /// `mmer bench predict --model`.
     #[arg(long)]
@@ -349,6 +353,8 @@ struct TrainEpochReport {
     /// Labelled training utterances per epoch.
     utterances: usize,
     batch_size: usize,
+    /// Shards per batch, one thread each.
+    data_parallel: usize,
     batches_per_epoch: usize,
     epochs: usize,
     /// Wall-clock seconds of all timed epochs.
@@ -386,6 +392,7 @@ fn train_epoch_setup(args: &TrainEpochArgs) -> Result<(DataConfig, TrainConfig)>
         TrainConfig {
             batch_size: args.batch_size,
             seeds: vec![args.seed],
+            data_parallel: args.data_parallel.unwrap_or(train.data_parallel),
             ..train
         },
     ))
@@ -478,6 +485,7 @@ fn bench_train_epoch(args: TrainEpochArgs) -> Result<TrainEpochReport> {
         dialogues: data.train.len(),
         utterances,
         batch_size: config.batch_size,
+        data_parallel: config.data_parallel,
         batches_per_epoch: data.train.len().div_ceil(config.batch_size),
         epochs: args.epochs,
         seconds,

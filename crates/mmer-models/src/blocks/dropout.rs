@@ -7,9 +7,17 @@
 //! from the backend's seeded generator seeds a SplitMix64 stream that fills
 //! the mask, so training stays deterministic under `device.seed`. The module
 //! is burn's own `Dropout`: same record, same training flag.
+//!
+//! Data-parallel training runs the shards of a batch on their own threads,
+//! and the backend's generator is global: threads drawing from it in
+//! whatever order the scheduler picks would make training irreproducible.
+//! Inside [`with_dropout_stream`] every mask on the thread — [`dropout`]'s
+//! included — comes from a stream seeded per shard instead.
+
+use std::cell::Cell;
 
 use burn::nn::Dropout;
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 /// SplitMix64 (Steele, Lea & Flood 2014): a fast, well-mixed stream for
 /// masks; not for anything that needs a cryptographic generator.
@@ -25,6 +33,55 @@ impl SplitMix64 {
     }
 }
 
+thread_local! {
+    /// This thread's mask stream, set by [`with_dropout_stream`].
+    static STREAM: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// 48 random bits from the backend's seeded generator (two uniform draws of
+/// 24 bits each): a seed that follows `device.seed`.
+pub fn backend_seed(device: &Device) -> u64 {
+    let draws: Vec<f32> = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), device)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let bits = |i: usize| (draws.get(i).copied().unwrap_or(0.0) * 16_777_216.0) as u64;
+    (bits(0) << 24) | bits(1)
+}
+
+/// Runs `f` with every dropout mask this thread draws seeded from a stream
+/// that starts at `seed`, not from the backend's global generator; the
+/// previous state is restored afterwards, also on panic.
+pub fn with_dropout_stream<R>(seed: u64, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<u64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STREAM.set(self.0);
+        }
+    }
+    let _restore = Restore(STREAM.replace(Some(seed)));
+    f()
+}
+
+/// The next mask seed of this thread's stream, if one is set.
+fn stream_seed() -> Option<u64> {
+    let mut rng = SplitMix64(STREAM.get()?);
+    let seed = rng.next();
+    STREAM.set(Some(rng.0));
+    Some(seed)
+}
+
+/// `dropout`'s forward pass: burn's own outside [`with_dropout_stream`] (the
+/// masks the text-only results were trained with), [`fast_dropout`]'s
+/// inside it.
+pub fn dropout<const D: usize>(dropout: &Dropout, input: Tensor<D>) -> Tensor<D> {
+    if STREAM.get().is_some() {
+        fast_dropout(dropout, input)
+    } else {
+        dropout.forward(input)
+    }
+}
+
 /// `dropout`'s forward pass (identity outside training, as burn's), with
 /// the mask from [`SplitMix64`].
 pub fn fast_dropout<const D: usize>(dropout: &Dropout, input: Tensor<D>) -> Tensor<D> {
@@ -33,13 +90,7 @@ pub fn fast_dropout<const D: usize>(dropout: &Dropout, input: Tensor<D>) -> Tens
         return input;
     }
     let keep = 1.0 - dropout.prob;
-    // Two uniform draws of the backend's generator (24 random bits each).
-    let seed: Vec<f32> = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device)
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap_or_default();
-    let bits = |i: usize| (seed.get(i).copied().unwrap_or(0.0) * 16_777_216.0) as u64;
-    let mut rng = SplitMix64((bits(0) << 24) | bits(1));
+    let mut rng = SplitMix64(stream_seed().unwrap_or_else(|| backend_seed(&device)));
     let threshold = (keep * 4_294_967_296.0) as u64;
     let scale = (1.0 / keep) as f32;
     let shape = input.shape();
@@ -78,6 +129,41 @@ mod tests {
         assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
         assert_eq!(a, run(7), "same seed, same mask");
         assert_ne!(a, run(8), "another seed, another mask");
+    }
+
+    #[test]
+    fn a_stream_replaces_the_backend_generator_on_its_thread() {
+        let device = Device::default().autodiff();
+        let d = DropoutConfig::new(0.5).init();
+        let mask = || {
+            dropout(&d, Tensor::<1>::ones([256], &device))
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let in_stream = |seed| with_dropout_stream(seed, || [mask(), mask()]);
+        let a = in_stream(11);
+        // Independent of the backend generator's state ...
+        device.seed(1);
+        assert_eq!(a, in_stream(11));
+        device.seed(2);
+        assert_eq!(a, in_stream(11));
+        // ... and of the thread it runs on.
+        let other = std::thread::scope(|s| s.spawn(|| in_stream(11)).join().unwrap());
+        assert_eq!(a, other);
+        assert_ne!(a[0], a[1], "each mask takes the stream's next seed");
+        assert_ne!(a, in_stream(12));
+        // Outside the scope the stream is gone: burn's dropout draws again.
+        device.seed(3);
+        let outside = mask();
+        device.seed(3);
+        assert_eq!(
+            outside,
+            d.forward(Tensor::<1>::ones([256], &device))
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        );
     }
 
     #[test]
