@@ -22,7 +22,8 @@ run() {
 
 all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-minilm-utterance
      meld-mpnet-context iemocap-mpnet-context meld-mpnet-utterance iemocap-mpnet-utterance
-     meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse meld-mpnet-tokens)
+     meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse meld-mpnet-tokens
+     meld-mpnet-layer8 meld-mpnet-layer8-utterance iemocap-mpnet-layer8 meld-mpnet-layers)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -43,6 +44,12 @@ for name in "${selected[@]}"; do
         meld-mpnet-context-amuse) run "$name" --dataset meld --data ../shared/data/meld --encoder mpnet --context dialogue-speaker --fusion man-af ;;
         # MPNet token states with trainable attention pooling instead of the sentence vector.
         meld-mpnet-tokens) run "$name" --config docs/configs/meld-mpnet-tokens.toml ;;
+        # Mean-pooled states of MPNet's 8th layer (chosen on the validation split by
+        # scripts/probe_mpnet_layers.py), or of all 13 layers mixed by attention pooling.
+        meld-mpnet-layer8) run "$name" --config docs/configs/meld-mpnet-layer8.toml ;;
+        meld-mpnet-layer8-utterance) run "$name" --config docs/configs/meld-mpnet-layer8.toml --context none ;;
+        iemocap-mpnet-layer8) run "$name" --config docs/configs/meld-mpnet-layer8.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        meld-mpnet-layers) run "$name" --config docs/configs/meld-mpnet-layers.toml ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done

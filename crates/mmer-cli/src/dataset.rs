@@ -46,6 +46,12 @@ pub struct DataConfig {
     /// sequence, for trainable pooling) instead of its sentence vector.
     #[serde(default)]
     pub text_tokens: bool,
+    /// Give the text modality the mean-pooled token states of these encoder
+    /// layers (0 = the embedding layer, 12 = MPNet's last), one frame per
+    /// layer, instead of the sentence vector: MPNet's middle layers carry
+    /// more of an utterance's emotion than its last (docs/RESULTS.md).
+    #[serde(default)]
+    pub text_layers: Option<Vec<usize>>,
     /// Feature-store directory for cached embeddings.
     #[serde(default = "default_store")]
     pub store: PathBuf,
@@ -69,16 +75,33 @@ impl DataConfig {
             path,
             text_encoder: None,
             text_tokens: false,
+            text_layers: None,
             store: default_store(),
             synthetic: None,
             labels: None,
         }
     }
 
+    /// Which encoder states become the text modality.
+    ///
+    /// # Errors
+    /// Both `text_tokens` and `text_layers`, or an empty layer list.
+    pub fn text_view(&self) -> Result<TextView> {
+        match (&self.text_layers, self.text_tokens) {
+            (Some(_), true) => bail!("choose text_tokens or text_layers, not both"),
+            (Some(layers), false) if layers.is_empty() => {
+                bail!("text_layers is empty: list encoder layers, e.g. [8]")
+            }
+            (Some(layers), false) => Ok(TextView::Layers(layers.clone())),
+            (None, true) => Ok(TextView::Tokens),
+            (None, false) => Ok(TextView::Sentence),
+        }
+    }
+
     /// The text feature source a checkpoint records: the encoder name, with
-    /// `-tokens` when the model reads token states.
+    /// the text view's suffix (see [`TextView::parse_source`]).
     pub fn text_source(&self) -> Option<String> {
-        let suffix = if self.text_tokens { TOKENS_SUFFIX } else { "" };
+        let suffix = self.text_view().map(|v| v.suffix()).unwrap_or_default();
         self.text_encoder.map(|e| format!("{}{suffix}", e.as_str()))
     }
 
@@ -114,7 +137,7 @@ impl DataConfig {
                 )
             })?;
             let encoder = load_encoder(kind)?;
-            attach_text_embeddings(&mut corpus, &encoder, &self.store, self.text_tokens)?;
+            attach_text_embeddings(&mut corpus, &encoder, &self.store, &self.text_view()?)?;
         }
         for m in modalities {
             if !corpus.modalities().contains(m) {
@@ -179,19 +202,24 @@ pub fn attach_text_embeddings(
     corpus: &mut Corpus,
     encoder: &SentenceEncoder,
     store: &Path,
-    tokens: bool,
+    view: &TextView,
 ) -> Result<()> {
     let corpus_name = corpus.name.clone();
-    let (table, fingerprint) = if tokens {
-        (
-            format!("{}{TOKENS_SUFFIX}", encoder.name()),
-            format!("{}+tokens", encoder.fingerprint()),
-        )
-    } else {
-        (
+    view.check(encoder)?;
+    // Every layer is cached whichever layers a run reads.
+    let (table, fingerprint) = match view {
+        TextView::Sentence => (
             encoder.name().to_string(),
             encoder.fingerprint().to_string(),
-        )
+        ),
+        TextView::Tokens => (
+            format!("{}{TOKENS_SUFFIX}", encoder.name()),
+            format!("{}+tokens", encoder.fingerprint()),
+        ),
+        TextView::Layers(_) => (
+            format!("{}{LAYERS_SUFFIX}", encoder.name()),
+            format!("{}+layers", encoder.fingerprint()),
+        ),
     };
     for split in Split::ALL {
         let Some(dialogues) = corpus.splits.get_mut(&split) else {
@@ -228,19 +256,16 @@ pub fn attach_text_embeddings(
                 );
                 bar.set_message(format!("{corpus_name}/{split} ({table})"));
                 let progress = |done, _| bar.set_position(done as u64);
-                let rows = if tokens {
-                    encoder.embed_tokens_with_progress(texts, progress)
-                } else {
-                    encoder.embed_with_progress(texts, progress)
-                };
+                let rows = view.embed_all(encoder, texts, progress);
                 bar.finish_and_clear();
-                rows.map_err(anyhow::Error::from)
+                rows
             })?;
         tracing::info!(corpus = %corpus_name, %split, reused = report.reused, computed = report.computed, "text embeddings");
         let mut rows = rows.into_iter();
         for u in dialogues.iter_mut().flat_map(|d| d.utterances.iter_mut()) {
             if let Some(row) = rows.next() {
-                let features = Features::sequence(row.len() / dim, dim, row)
+                let features = view
+                    .features(row, dim)
                     .with_context(|| format!("text features of {}", u.id))?;
                 u.features.insert(Modality::Text, features);
             }
@@ -261,13 +286,111 @@ pub fn label_space(name: &str) -> Result<LabelSpace> {
 
 /// Suffix of a checkpoint's text source when the model reads token states.
 const TOKENS_SUFFIX: &str = "-tokens";
+/// Suffix of the store table of per-layer states, and (followed by the
+/// layers, dash-separated) of a checkpoint's text source.
+const LAYERS_SUFFIX: &str = "-layers";
+
+/// Which encoder states become the text modality.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextView {
+    /// The sentence vector, as sentence-transformers' `encode` returns it.
+    Sentence,
+    /// Every token's last-layer state (for trainable pooling).
+    Tokens,
+    /// The mean-pooled token states of these layers, one frame each.
+    Layers(Vec<usize>),
+}
+
+impl TextView {
+    /// `""`, `-tokens`, or `-layers-<l>-<l>…`.
+    fn suffix(&self) -> String {
+        match self {
+            TextView::Sentence => String::new(),
+            TextView::Tokens => TOKENS_SUFFIX.to_string(),
+            TextView::Layers(layers) => {
+                let list: Vec<String> = layers.iter().map(usize::to_string).collect();
+                format!("{LAYERS_SUFFIX}-{}", list.join("-"))
+            }
+        }
+    }
+
+    /// Splits a checkpoint's text source into the encoder name and the view.
+    ///
+    /// # Errors
+    /// A `-layers-` suffix that is not a dash-separated list of numbers.
+    pub fn parse_source(source: &str) -> Result<(&str, TextView)> {
+        if let Some(name) = source.strip_suffix(TOKENS_SUFFIX) {
+            return Ok((name, TextView::Tokens));
+        }
+        if let Some((name, layers)) = source.split_once(&format!("{LAYERS_SUFFIX}-")) {
+            let layers = layers
+                .split('-')
+                .map(str::parse)
+                .collect::<std::result::Result<Vec<usize>, _>>()
+                .with_context(|| format!("text source {source:?}: bad layer list"))?;
+            return Ok((name, TextView::Layers(layers)));
+        }
+        Ok((source, TextView::Sentence))
+    }
+
+    /// An error unless `encoder` has the states this view reads.
+    fn check(&self, encoder: &SentenceEncoder) -> Result<()> {
+        if let TextView::Layers(layers) = self {
+            let available = encoder
+                .num_layer_states()
+                .with_context(|| format!("text_layers: {} has no per-layer states; use mpnet", encoder.name()))?;
+            if let Some(bad) = layers.iter().find(|&&l| l >= available) {
+                bail!(
+                    "text_layers: {} has layers 0..={} (0 = embeddings), not {bad}",
+                    encoder.name(),
+                    available - 1
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// What the store caches for `texts`: sentence vectors, token states,
+    /// or every layer's pooled states.
+    fn embed_all(
+        &self,
+        encoder: &SentenceEncoder,
+        texts: &[&str],
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        Ok(match self {
+            TextView::Sentence => encoder.embed_with_progress(texts, progress)?,
+            TextView::Tokens => encoder.embed_tokens_with_progress(texts, progress)?,
+            TextView::Layers(_) => encoder.embed_layers_with_progress(texts, progress)?,
+        })
+    }
+
+    /// The text features of one cached row (frames of width `dim`): the
+    /// listed layers' frames for [`TextView::Layers`], the whole row otherwise.
+    fn features(&self, row: Vec<f32>, dim: usize) -> Result<Features> {
+        let frames = row.len() / dim;
+        match self {
+            TextView::Layers(layers) => {
+                let mut picked = Vec::with_capacity(layers.len() * dim);
+                for &l in layers {
+                    let frame = row.get(l * dim..(l + 1) * dim).with_context(|| {
+                        format!("layer {l} is not among the {frames} cached layers")
+                    })?;
+                    picked.extend_from_slice(frame);
+                }
+                Ok(Features::sequence(layers.len(), dim, picked)?)
+            }
+            _ => Ok(Features::sequence(frames, dim, row)?),
+        }
+    }
+}
 
 /// Turns raw transcripts into the text modality a model was trained on:
-/// sentence vectors, or token states for trainable pooling.
+/// sentence vectors, token states, or per-layer states.
 #[derive(Debug)]
 pub struct TextFeaturizer {
     encoder: SentenceEncoder,
-    tokens: bool,
+    view: TextView,
 }
 
 impl TextFeaturizer {
@@ -281,14 +404,10 @@ impl TextFeaturizer {
                 .iter()
                 .map(|u| u.text.as_deref().unwrap_or(""))
                 .collect();
-            let rows = if self.tokens {
-                self.encoder.embed_tokens_with_progress(&texts, |_, _| {})?
-            } else {
-                self.encoder.embed(&texts)?
-            };
+            let rows = self.view.embed_all(&self.encoder, &texts, |_, _| {})?;
             for (u, row) in d.utterances.iter_mut().zip(rows) {
-                let features = Features::sequence(row.len() / dim, dim, row)?;
-                u.features.insert(Modality::Text, features);
+                u.features
+                    .insert(Modality::Text, self.view.features(row, dim)?);
             }
         }
         Ok(())
@@ -310,19 +429,54 @@ pub fn checkpoint_encoder(
         .any(|(m, _)| *m == Modality::Text);
     match (&checkpoint.text_encoder, uses_text) {
         (Some(source), true) => {
-            let (name, tokens) = match source.strip_suffix(TOKENS_SUFFIX) {
-                Some(name) => (name, true),
-                None => (source.as_str(), false),
-            };
-            Ok(Some(TextFeaturizer {
-                encoder: load_encoder(name.parse()?)?,
-                tokens,
-            }))
+            let (name, view) = TextView::parse_source(source)?;
+            let encoder = load_encoder(name.parse()?)?;
+            view.check(&encoder)?;
+            Ok(Some(TextFeaturizer { encoder, view }))
         }
         (None, true) => bail!(
             "model {} reads precomputed text features (e.g. from a feature pickle); it cannot embed raw text",
             model.display()
         ),
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_views_round_trip_through_the_checkpoint_source() {
+        let mut config = DataConfig::new(DatasetKind::Meld, None);
+        config.text_encoder = Some(EncoderKind::Mpnet);
+        for (tokens, layers, source) in [
+            (false, None, "mpnet"),
+            (true, None, "mpnet-tokens"),
+            (false, Some(vec![8]), "mpnet-layers-8"),
+            (false, Some(vec![0, 5, 12]), "mpnet-layers-0-5-12"),
+        ] {
+            config.text_tokens = tokens;
+            config.text_layers = layers;
+            assert_eq!(config.text_source().as_deref(), Some(source));
+            let (name, view) = TextView::parse_source(source).unwrap();
+            assert_eq!((name, view), ("mpnet", config.text_view().unwrap()));
+        }
+        assert!(TextView::parse_source("mpnet-layers-8-x").is_err());
+        config.text_layers = Some(vec![]);
+        assert!(config.text_view().is_err());
+        config.text_layers = Some(vec![8]);
+        config.text_tokens = true;
+        assert!(config.text_view().unwrap_err().to_string().contains("not both"));
+    }
+
+    #[test]
+    fn a_layer_view_picks_its_frames_from_the_cached_row() {
+        let row: Vec<f32> = (0..12).map(|v| v as f32).collect(); // 4 layers of width 3
+        let f = TextView::Layers(vec![3, 1]).features(row.clone(), 3).unwrap();
+        assert_eq!((f.frames, f.dim), (2, 3));
+        assert_eq!(f.data, vec![9.0, 10.0, 11.0, 3.0, 4.0, 5.0]);
+        let err = TextView::Layers(vec![4]).features(row, 3).unwrap_err();
+        assert!(err.to_string().contains("layer 4"), "{err}");
     }
 }

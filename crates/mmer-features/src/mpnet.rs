@@ -389,7 +389,14 @@ impl MpnetEncoder {
             .unsqueeze(0) // [1, h, s, s]
     }
 
-    fn forward(&self, hidden_states: &Tensor, extended_mask: &Tensor) -> Result<Tensor> {
+    /// The input and every layer's output, or (`all_layers == false`) the
+    /// last layer's only.
+    fn forward(
+        &self,
+        hidden_states: &Tensor,
+        extended_mask: &Tensor,
+        all_layers: bool,
+    ) -> Result<Vec<Tensor>> {
         let _enter = self.span.enter();
         let (_b, seq_len, _d) = hidden_states.dims3()?;
         // Upstream adds the bias and then the mask to the scores in every layer;
@@ -399,11 +406,15 @@ impl MpnetEncoder {
             .position_bias(seq_len, hidden_states.device())?
             .broadcast_add(extended_mask)? // [b, h, s, s]
             .contiguous()?;
-        let mut hidden_states = hidden_states.clone();
+        let mut states = vec![hidden_states.clone()];
         for layer in &self.layers {
-            hidden_states = layer.forward(&hidden_states, &attention_bias)?;
+            let next = layer.forward(states.last().unwrap_or(hidden_states), &attention_bias)?;
+            if !all_layers {
+                states.clear();
+            }
+            states.push(next);
         }
-        Ok(hidden_states)
+        Ok(states)
     }
 }
 
@@ -446,6 +457,35 @@ impl MpnetModel {
     /// # Errors
     /// Rank or shape mismatches, and sequences longer than the position table.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+        let mut states = self.run(input_ids, attention_mask, false)?;
+        states
+            .pop()
+            .ok_or_else(|| candle_core::Error::Msg("MPNet returned no states".into()))
+    }
+
+    /// Number of encoder layers.
+    pub fn num_layers(&self) -> usize {
+        self.encoder.layers.len()
+    }
+
+    /// Token states of the embedding layer and of every encoder layer, in
+    /// order (`num_hidden_layers + 1` tensors): intermediate layers carry
+    /// more of an utterance's affect than the last (docs/RESULTS.md).
+    ///
+    /// # Shapes
+    /// As [`MpnetModel::forward`], one `[batch, seq_len, hidden_size]` per layer.
+    ///
+    /// # Errors
+    /// As [`MpnetModel::forward`].
+    pub fn forward_all_layers(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<Vec<Tensor>> {
+        self.run(input_ids, attention_mask, true)
+    }
+
+    fn run(&self, input_ids: &Tensor, attention_mask: &Tensor, all: bool) -> Result<Vec<Tensor>> {
         let _enter = self.span.enter();
         let (batch, seq_len) = input_ids.dims2()?;
         let (mask_batch, mask_len) = attention_mask.dims2()?;
@@ -456,7 +496,7 @@ impl MpnetModel {
         }
         let embeddings = self.embeddings.forward(input_ids)?; // [b, s, d]
         let extended_mask = extended_attention_mask(attention_mask, embeddings.dtype())?; // [b, 1, 1, s]
-        self.encoder.forward(&embeddings, &extended_mask)
+        self.encoder.forward(&embeddings, &extended_mask, all)
     }
 }
 
@@ -590,6 +630,23 @@ mod tests {
         }
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         MpnetModel::load(vb, config)
+    }
+
+    #[test]
+    fn all_layers_end_with_the_last_layer() -> Result<()> {
+        let config = tiny_config();
+        let model = tiny_model(&config)?;
+        let device = Device::Cpu;
+        let ids = Tensor::new(&[[0u32, 5, 6, 7, 2]], &device)?;
+        let mask = Tensor::new(&[[1u32, 1, 1, 1, 1]], &device)?;
+        let layers = model.forward_all_layers(&ids, &mask)?;
+        assert_eq!(layers.len(), config.num_hidden_layers + 1);
+        let last = model.forward(&ids, &mask)?;
+        let diff = (layers[2].clone() - &last)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert_eq!(diff, 0.0);
+        let moved = (layers[1].clone() - &layers[0])?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(moved > 0.0, "each layer transforms its input");
+        Ok(())
     }
 
     #[test]

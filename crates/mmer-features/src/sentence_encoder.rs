@@ -69,6 +69,18 @@ impl Backbone {
             Backbone::Mpnet(model) => model.forward(input_ids, attention_mask),
         }
     }
+
+    /// Token states of the embedding layer and every encoder layer.
+    fn forward_all_layers(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> candle_core::Result<Vec<Tensor>> {
+        match self {
+            Backbone::Bert(_) => candle_core::bail!("per-layer states are available from mpnet only"),
+            Backbone::Mpnet(model) => model.forward_all_layers(input_ids, attention_mask),
+        }
+    }
 }
 
 /// What a forward pass returns per text.
@@ -78,6 +90,8 @@ enum Output {
     Sentence,
     /// Every real token's state.
     Tokens,
+    /// The masked mean of every layer's token states, embeddings first.
+    Layers,
 }
 
 /// A frozen sentence-transformers encoder on candle (CPU), loaded from the
@@ -331,6 +345,37 @@ impl SentenceEncoder {
         self.run(texts, Output::Tokens, progress)
     }
 
+    /// The mean-pooled token states of every layer of each text — the
+    /// embedding layer first, the last layer (the sentence vector before its
+    /// normalisation) last — flattened `[layers * dim]` per text; see
+    /// [`SentenceEncoder::num_layer_states`]. MPNet only.
+    ///
+    /// # Errors
+    /// [`Error::NoLayerStates`] for MiniLM; otherwise as [`SentenceEncoder::embed`].
+    pub fn embed_layers_with_progress<F>(
+        &self,
+        texts: &[&str],
+        progress: F,
+    ) -> Result<Vec<Vec<f32>>>
+    where
+        F: FnMut(usize, usize),
+    {
+        if self.num_layer_states().is_none() {
+            return Err(Error::NoLayerStates(self.kind));
+        }
+        self.run(texts, Output::Layers, progress)
+    }
+
+    /// How many layer states [`SentenceEncoder::embed_layers_with_progress`]
+    /// returns per text (the encoder layers plus the embedding layer), if
+    /// this encoder exposes them.
+    pub fn num_layer_states(&self) -> Option<usize> {
+        match &self.backbone {
+            Backbone::Bert(_) => None,
+            Backbone::Mpnet(model) => Some(model.num_layers() + 1),
+        }
+    }
+
     fn run<F>(&self, texts: &[&str], output: Output, mut progress: F) -> Result<Vec<Vec<f32>>>
     where
         F: FnMut(usize, usize),
@@ -462,6 +507,20 @@ impl SentenceEncoder {
         }
         let ids = Tensor::from_vec(ids, (batch, seq_len), &self.device)?;
         let mask = Tensor::from_vec(mask, (batch, seq_len), &self.device)?;
+        if output == Output::Layers {
+            let pooled = self
+                .backbone
+                .forward_all_layers(&ids, &mask)?
+                .iter()
+                .map(|states| mean_pool(states, &mask))
+                .collect::<candle_core::Result<Vec<_>>>()?; // layers × [b, d]
+            let per_text = Tensor::stack(&pooled, 1)?; // [b, layers, d]
+            return Ok(per_text
+                .to_vec3::<f32>()?
+                .into_iter()
+                .map(|layers| layers.into_iter().flatten().collect())
+                .collect());
+        }
         let token_states = self.backbone.forward(&ids, &mask)?; // [b, s, d]
         if output == Output::Tokens {
             let states = token_states.to_vec3::<f32>()?;

@@ -200,6 +200,34 @@ fn token_states_mean_pool_to_the_sentence_vector() {
     }
 }
 
+/// MPNet's per-layer states: 13 frames per text, of which the last,
+/// L2-normalised, is the sentence vector; MiniLM refuses with a typed error.
+#[test]
+fn layer_states_end_with_the_sentence_vector() {
+    let dir = models_dir();
+    if !SentenceEncoder::is_installed(EncoderKind::Mpnet, &dir) {
+        eprintln!("skipping layer states: MPNet not installed (run scripts/setup.sh)");
+        return;
+    }
+    let encoder = SentenceEncoder::load(EncoderKind::Mpnet, &dir).unwrap();
+    let texts = ["Oh my God!", "", "I'm fine, really, thanks for asking."];
+    let sentences = encoder.embed(&texts).unwrap();
+    let layers = encoder.embed_layers_with_progress(&texts, |_, _| {}).unwrap();
+    let (count, dim) = (encoder.num_layer_states().unwrap(), encoder.dim());
+    assert_eq!(count, 13);
+    for (states, sentence) in layers.iter().zip(&sentences) {
+        assert_eq!(states.len(), count * dim);
+        let last = &states[(count - 1) * dim..];
+        assert!(cosine(last, sentence) > 0.99999, "cosine {}", cosine(last, sentence));
+        assert!(cosine(&states[8 * dim..9 * dim], sentence) < 0.999, "layers differ");
+    }
+    if SentenceEncoder::is_installed(EncoderKind::MiniLm, &dir) {
+        let minilm = SentenceEncoder::load(EncoderKind::MiniLm, &dir).unwrap();
+        let err = minilm.embed_layers_with_progress(&texts, |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("mpnet only"), "{err}");
+    }
+}
+
 /// The whole bucket table from transformers' `MPNetEncoder.relative_position_bucket`
 /// for relative positions −400..=400 (needs no weights).
 #[test]

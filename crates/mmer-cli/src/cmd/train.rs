@@ -48,6 +48,12 @@ pub struct TrainArgs {
     /// --pooling attention`).
     #[arg(long)]
     pub text_tokens: bool,
+    /// Give the model the mean-pooled states of these encoder layers,
+    /// comma-separated (0 = embeddings; MPNet has 0-12), one frame each,
+    /// instead of the sentence vector. E.g. `--text-layers 8`, or all of
+    /// them with `--fusion concat --pooling attention`.
+    #[arg(long, value_delimiter = ',', value_name = "LAYERS")]
+    pub text_layers: Option<Vec<usize>>,
     /// Per-utterance pooling of encoded frames or tokens: mean, attention.
     #[arg(long, value_parser = parse_pooling)]
     pub pooling: Option<Pooling>,
@@ -155,6 +161,9 @@ impl TrainArgs {
         }
         if self.text_tokens {
             config.data.text_tokens = true;
+        }
+        if let Some(layers) = self.text_layers {
+            config.data.text_layers = Some(layers);
         }
         if let Some(p) = self.pooling {
             config.train.model.pooling = p;
