@@ -336,9 +336,12 @@ impl TextView {
     /// An error unless `encoder` has the states this view reads.
     fn check(&self, encoder: &SentenceEncoder) -> Result<()> {
         if let TextView::Layers(layers) = self {
-            let available = encoder
-                .num_layer_states()
-                .with_context(|| format!("text_layers: {} has no per-layer states; use mpnet", encoder.name()))?;
+            let available = encoder.num_layer_states().with_context(|| {
+                format!(
+                    "text_layers: {} has no per-layer states; use mpnet",
+                    encoder.name()
+                )
+            })?;
             if let Some(bad) = layers.iter().find(|&&l| l >= available) {
                 bail!(
                     "text_layers: {} has layers 0..={} (0 = embeddings), not {bad}",
@@ -467,13 +470,21 @@ mod tests {
         assert!(config.text_view().is_err());
         config.text_layers = Some(vec![8]);
         config.text_tokens = true;
-        assert!(config.text_view().unwrap_err().to_string().contains("not both"));
+        assert!(
+            config
+                .text_view()
+                .unwrap_err()
+                .to_string()
+                .contains("not both")
+        );
     }
 
     #[test]
     fn a_layer_view_picks_its_frames_from_the_cached_row() {
         let row: Vec<f32> = (0..12).map(|v| v as f32).collect(); // 4 layers of width 3
-        let f = TextView::Layers(vec![3, 1]).features(row.clone(), 3).unwrap();
+        let f = TextView::Layers(vec![3, 1])
+            .features(row.clone(), 3)
+            .unwrap();
         assert_eq!((f.frames, f.dim), (2, 3));
         assert_eq!(f.data, vec![9.0, 10.0, 11.0, 3.0, 4.0, 5.0]);
         let err = TextView::Layers(vec![4]).features(row, 3).unwrap_err();

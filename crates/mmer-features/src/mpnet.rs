@@ -642,9 +642,15 @@ mod tests {
         let layers = model.forward_all_layers(&ids, &mask)?;
         assert_eq!(layers.len(), config.num_hidden_layers + 1);
         let last = model.forward(&ids, &mask)?;
-        let diff = (layers[2].clone() - &last)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let diff = (layers[2].clone() - &last)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
         assert_eq!(diff, 0.0);
-        let moved = (layers[1].clone() - &layers[0])?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let moved = (layers[1].clone() - &layers[0])?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
         assert!(moved > 0.0, "each layer transforms its input");
         Ok(())
     }

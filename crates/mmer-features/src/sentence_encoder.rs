@@ -77,7 +77,9 @@ impl Backbone {
         attention_mask: &Tensor,
     ) -> candle_core::Result<Vec<Tensor>> {
         match self {
-            Backbone::Bert(_) => candle_core::bail!("per-layer states are available from mpnet only"),
+            Backbone::Bert(_) => {
+                candle_core::bail!("per-layer states are available from mpnet only")
+            }
             Backbone::Mpnet(model) => model.forward_all_layers(input_ids, attention_mask),
         }
     }

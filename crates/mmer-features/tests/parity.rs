@@ -212,18 +212,29 @@ fn layer_states_end_with_the_sentence_vector() {
     let encoder = SentenceEncoder::load(EncoderKind::Mpnet, &dir).unwrap();
     let texts = ["Oh my God!", "", "I'm fine, really, thanks for asking."];
     let sentences = encoder.embed(&texts).unwrap();
-    let layers = encoder.embed_layers_with_progress(&texts, |_, _| {}).unwrap();
+    let layers = encoder
+        .embed_layers_with_progress(&texts, |_, _| {})
+        .unwrap();
     let (count, dim) = (encoder.num_layer_states().unwrap(), encoder.dim());
     assert_eq!(count, 13);
     for (states, sentence) in layers.iter().zip(&sentences) {
         assert_eq!(states.len(), count * dim);
         let last = &states[(count - 1) * dim..];
-        assert!(cosine(last, sentence) > 0.99999, "cosine {}", cosine(last, sentence));
-        assert!(cosine(&states[8 * dim..9 * dim], sentence) < 0.999, "layers differ");
+        assert!(
+            cosine(last, sentence) > 0.99999,
+            "cosine {}",
+            cosine(last, sentence)
+        );
+        assert!(
+            cosine(&states[8 * dim..9 * dim], sentence) < 0.999,
+            "layers differ"
+        );
     }
     if SentenceEncoder::is_installed(EncoderKind::MiniLm, &dir) {
         let minilm = SentenceEncoder::load(EncoderKind::MiniLm, &dir).unwrap();
-        let err = minilm.embed_layers_with_progress(&texts, |_, _| {}).unwrap_err();
+        let err = minilm
+            .embed_layers_with_progress(&texts, |_, _| {})
+            .unwrap_err();
         assert!(err.to_string().contains("mpnet only"), "{err}");
     }
 }
