@@ -256,7 +256,7 @@ pub fn attach_text_embeddings(
                 );
                 bar.set_message(format!("{corpus_name}/{split} ({table})"));
                 let progress = |done, _| bar.set_position(done as u64);
-                let rows = view.embed_all(encoder, texts, progress);
+                let rows = view.embed(encoder, texts, true, progress);
                 bar.finish_and_clear();
                 rows
             })?;
@@ -353,18 +353,26 @@ impl TextView {
         Ok(())
     }
 
-    /// What the store caches for `texts`: sentence vectors, token states,
-    /// or every layer's pooled states.
-    fn embed_all(
+    /// Sentence vectors, token states, or pooled layer states of `texts`:
+    /// every layer's (`all_layers`, what the store caches for any later
+    /// choice of layers) or only as deep as this view reads (online).
+    fn embed(
         &self,
         encoder: &SentenceEncoder,
         texts: &[&str],
+        all_layers: bool,
         progress: impl FnMut(usize, usize),
     ) -> Result<Vec<Vec<f32>>> {
         Ok(match self {
             TextView::Sentence => encoder.embed_with_progress(texts, progress)?,
             TextView::Tokens => encoder.embed_tokens_with_progress(texts, progress)?,
-            TextView::Layers(_) => encoder.embed_layers_with_progress(texts, progress)?,
+            TextView::Layers(layers) => {
+                let depth = match all_layers {
+                    true => usize::MAX,
+                    false => layers.iter().copied().max().unwrap_or(0),
+                };
+                encoder.embed_layers_with_progress(texts, depth, progress)?
+            }
         })
     }
 
@@ -407,7 +415,7 @@ impl TextFeaturizer {
                 .iter()
                 .map(|u| u.text.as_deref().unwrap_or(""))
                 .collect();
-            let rows = self.view.embed_all(&self.encoder, &texts, |_, _| {})?;
+            let rows = self.view.embed(&self.encoder, &texts, false, |_, _| {})?;
             for (u, row) in d.utterances.iter_mut().zip(rows) {
                 u.features
                     .insert(Modality::Text, self.view.features(row, dim)?);

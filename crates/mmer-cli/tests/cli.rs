@@ -187,10 +187,11 @@ fn train_rejects_unknown_config_keys() {
     assert!(stderr(&o).contains("learning_rat"), "{}", stderr(&o));
 }
 
-/// Trains on the user conversation format with real MiniLM embeddings, then
-/// predicts the example conversation. Skips without the installed weights.
+/// Trains on the user conversation format with real MiniLM embeddings (and
+/// MPNet layer states), then predicts the example conversation. Skips
+/// without the installed weights.
 #[test]
-fn conversations_train_and_predict_with_minilm() {
+fn conversations_train_and_predict_with_real_encoders() {
     let models = std::env::var("MMER_MODELS_DIR").unwrap_or_else(|_| "../../models".into());
     if !Path::new(&models)
         .join("all-minilm-l6-v2/model.safetensors")
@@ -223,32 +224,57 @@ fn conversations_train_and_predict_with_minilm() {
         }
         std::fs::write(data.join(format!("{split}.jsonl")), text).unwrap();
     }
-    let out = dir.path().join("run");
     let store = dir.path().join("store");
-    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
-        .args([
-            "train",
-            "--dataset",
-            "conversations",
-            "--data",
-            data.to_str().unwrap(),
-            "--encoder",
-            "minilm",
-        ])
-        .args([
-            "--seeds",
-            "0",
-            "--max-epochs",
-            "3",
-            "--out",
-            out.to_str().unwrap(),
-            "--store",
-            store.to_str().unwrap(),
-        ])
-        .env("MMER_MODELS_DIR", &models)
-        .output()
-        .unwrap();
+    let train = |out: &Path, text: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mmer"))
+            .args([
+                "train",
+                "--dataset",
+                "conversations",
+                "--data",
+                data.to_str().unwrap(),
+            ])
+            .args(text)
+            .args([
+                "--seeds",
+                "0",
+                "--max-epochs",
+                "3",
+                "--out",
+                out.to_str().unwrap(),
+                "--store",
+                store.to_str().unwrap(),
+            ])
+            .env("MMER_MODELS_DIR", &models)
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("run");
+    let o = train(&out, &["--encoder", "minilm"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_predicts_the_example(&out.join("seed-0"), &models);
+
+    // MiniLM has no per-layer states; MPNet's 8th layer trains and predicts
+    // (the checkpoint records the layer, so predict embeds only 8 layers).
+    let o = train(
+        &dir.path().join("bad"),
+        &["--encoder", "minilm", "--text-layers", "8"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("use mpnet"), "{}", stderr(&o));
+    if models.join("all-mpnet-base-v2/model.safetensors").exists() {
+        let out = dir.path().join("layer8");
+        let o = train(&out, &["--encoder", "mpnet", "--text-layers", "8"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let checkpoint = read_json(&out.join("seed-0/checkpoint.json"));
+        assert_eq!(checkpoint["text_encoder"], "mpnet-layers-8");
+        assert_predicts_the_example(&out.join("seed-0"), &models);
+    }
+}
+
+/// `mmer predict --format jsonl` on docs/examples/conversation.jsonl: one
+/// distribution over MELD's classes per turn.
+fn assert_predicts_the_example(model: &Path, models: &Path) {
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/examples/conversation.jsonl"
@@ -259,10 +285,10 @@ fn conversations_train_and_predict_with_minilm() {
             "--format",
             "jsonl",
             "--model",
-            out.join("seed-0").to_str().unwrap(),
+            model.to_str().unwrap(),
             example,
         ])
-        .env("MMER_MODELS_DIR", &models)
+        .env("MMER_MODELS_DIR", models)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));

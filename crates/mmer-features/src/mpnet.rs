@@ -389,12 +389,13 @@ impl MpnetEncoder {
             .unsqueeze(0) // [1, h, s, s]
     }
 
-    /// The input and every layer's output, or (`all_layers == false`) the
-    /// last layer's only.
+    /// Runs the first `depth` layers; returns the input and every layer's
+    /// output, or (`all_layers == false`) the last one's only.
     fn forward(
         &self,
         hidden_states: &Tensor,
         extended_mask: &Tensor,
+        depth: usize,
         all_layers: bool,
     ) -> Result<Vec<Tensor>> {
         let _enter = self.span.enter();
@@ -407,7 +408,7 @@ impl MpnetEncoder {
             .broadcast_add(extended_mask)? // [b, h, s, s]
             .contiguous()?;
         let mut states = vec![hidden_states.clone()];
-        for layer in &self.layers {
+        for layer in self.layers.iter().take(depth) {
             let next = layer.forward(states.last().unwrap_or(hidden_states), &attention_bias)?;
             if !all_layers {
                 states.clear();
@@ -457,7 +458,7 @@ impl MpnetModel {
     /// # Errors
     /// Rank or shape mismatches, and sequences longer than the position table.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
-        let mut states = self.run(input_ids, attention_mask, false)?;
+        let mut states = self.run(input_ids, attention_mask, self.num_layers(), false)?;
         states
             .pop()
             .ok_or_else(|| candle_core::Error::Msg("MPNet returned no states".into()))
@@ -468,24 +469,33 @@ impl MpnetModel {
         self.encoder.layers.len()
     }
 
-    /// Token states of the embedding layer and of every encoder layer, in
-    /// order (`num_hidden_layers + 1` tensors): intermediate layers carry
-    /// more of an utterance's affect than the last (docs/RESULTS.md).
+    /// Token states of the embedding layer and of the first `depth` encoder
+    /// layers, in order (`depth + 1` tensors; `depth` is capped at
+    /// [`MpnetModel::num_layers`], and layers past it are not run):
+    /// intermediate layers carry more of an utterance's affect than the
+    /// last (docs/RESULTS.md).
     ///
     /// # Shapes
     /// As [`MpnetModel::forward`], one `[batch, seq_len, hidden_size]` per layer.
     ///
     /// # Errors
     /// As [`MpnetModel::forward`].
-    pub fn forward_all_layers(
+    pub fn forward_layers(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
+        depth: usize,
     ) -> Result<Vec<Tensor>> {
-        self.run(input_ids, attention_mask, true)
+        self.run(input_ids, attention_mask, depth, true)
     }
 
-    fn run(&self, input_ids: &Tensor, attention_mask: &Tensor, all: bool) -> Result<Vec<Tensor>> {
+    fn run(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        depth: usize,
+        all: bool,
+    ) -> Result<Vec<Tensor>> {
         let _enter = self.span.enter();
         let (batch, seq_len) = input_ids.dims2()?;
         let (mask_batch, mask_len) = attention_mask.dims2()?;
@@ -496,7 +506,8 @@ impl MpnetModel {
         }
         let embeddings = self.embeddings.forward(input_ids)?; // [b, s, d]
         let extended_mask = extended_attention_mask(attention_mask, embeddings.dtype())?; // [b, 1, 1, s]
-        self.encoder.forward(&embeddings, &extended_mask, all)
+        self.encoder
+            .forward(&embeddings, &extended_mask, depth, all)
     }
 }
 
@@ -639,8 +650,18 @@ mod tests {
         let device = Device::Cpu;
         let ids = Tensor::new(&[[0u32, 5, 6, 7, 2]], &device)?;
         let mask = Tensor::new(&[[1u32, 1, 1, 1, 1]], &device)?;
-        let layers = model.forward_all_layers(&ids, &mask)?;
+        let layers = model.forward_layers(&ids, &mask, 99)?;
         assert_eq!(layers.len(), config.num_hidden_layers + 1);
+        let first = model.forward_layers(&ids, &mask, 1)?;
+        assert_eq!(first.len(), 2);
+        let same = (first[1].clone() - &layers[1])?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert_eq!(
+            same, 0.0,
+            "a shallower pass stops, it does not change layers"
+        );
         let last = model.forward(&ids, &mask)?;
         let diff = (layers[2].clone() - &last)?
             .abs()?

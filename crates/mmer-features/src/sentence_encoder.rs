@@ -70,17 +70,18 @@ impl Backbone {
         }
     }
 
-    /// Token states of the embedding layer and every encoder layer.
-    fn forward_all_layers(
+    /// Token states of the embedding layer and the first `depth` layers.
+    fn forward_layers(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
+        depth: usize,
     ) -> candle_core::Result<Vec<Tensor>> {
         match self {
             Backbone::Bert(_) => {
                 candle_core::bail!("per-layer states are available from mpnet only")
             }
-            Backbone::Mpnet(model) => model.forward_all_layers(input_ids, attention_mask),
+            Backbone::Mpnet(model) => model.forward_layers(input_ids, attention_mask, depth),
         }
     }
 }
@@ -92,8 +93,9 @@ enum Output {
     Sentence,
     /// Every real token's state.
     Tokens,
-    /// The masked mean of every layer's token states, embeddings first.
-    Layers,
+    /// The masked mean of the token states of the embedding layer and of
+    /// the first `n` encoder layers.
+    Layers(usize),
 }
 
 /// A frozen sentence-transformers encoder on candle (CPU), loaded from the
@@ -347,25 +349,27 @@ impl SentenceEncoder {
         self.run(texts, Output::Tokens, progress)
     }
 
-    /// The mean-pooled token states of every layer of each text — the
-    /// embedding layer first, the last layer (the sentence vector before its
-    /// normalisation) last — flattened `[layers * dim]` per text; see
-    /// [`SentenceEncoder::num_layer_states`]. MPNet only.
+    /// The mean-pooled token states of the embedding layer and of the first
+    /// `depth` encoder layers of each text (`depth` is capped at the
+    /// encoder's depth; deeper layers are not run), flattened
+    /// `[(depth + 1) * dim]` per text. With the full depth the last frame is
+    /// the sentence vector before its normalisation. MPNet only.
     ///
     /// # Errors
     /// [`Error::NoLayerStates`] for MiniLM; otherwise as [`SentenceEncoder::embed`].
     pub fn embed_layers_with_progress<F>(
         &self,
         texts: &[&str],
+        depth: usize,
         progress: F,
     ) -> Result<Vec<Vec<f32>>>
     where
         F: FnMut(usize, usize),
     {
-        if self.num_layer_states().is_none() {
+        let Some(states) = self.num_layer_states() else {
             return Err(Error::NoLayerStates(self.kind));
-        }
-        self.run(texts, Output::Layers, progress)
+        };
+        self.run(texts, Output::Layers(depth.min(states - 1)), progress)
     }
 
     /// How many layer states [`SentenceEncoder::embed_layers_with_progress`]
@@ -509,10 +513,10 @@ impl SentenceEncoder {
         }
         let ids = Tensor::from_vec(ids, (batch, seq_len), &self.device)?;
         let mask = Tensor::from_vec(mask, (batch, seq_len), &self.device)?;
-        if output == Output::Layers {
+        if let Output::Layers(depth) = output {
             let pooled = self
                 .backbone
-                .forward_all_layers(&ids, &mask)?
+                .forward_layers(&ids, &mask, depth)?
                 .iter()
                 .map(|states| mean_pool(states, &mask))
                 .collect::<candle_core::Result<Vec<_>>>()?; // layers × [b, d]

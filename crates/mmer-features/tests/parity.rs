@@ -213,7 +213,7 @@ fn layer_states_end_with_the_sentence_vector() {
     let texts = ["Oh my God!", "", "I'm fine, really, thanks for asking."];
     let sentences = encoder.embed(&texts).unwrap();
     let layers = encoder
-        .embed_layers_with_progress(&texts, |_, _| {})
+        .embed_layers_with_progress(&texts, usize::MAX, |_, _| {})
         .unwrap();
     let (count, dim) = (encoder.num_layer_states().unwrap(), encoder.dim());
     assert_eq!(count, 13);
@@ -230,10 +230,18 @@ fn layer_states_end_with_the_sentence_vector() {
             "layers differ"
         );
     }
+    // A shallower pass returns the same first layers.
+    let shallow = encoder
+        .embed_layers_with_progress(&texts, 8, |_, _| {})
+        .unwrap();
+    for (short, full) in shallow.iter().zip(&layers) {
+        assert_eq!(short.len(), 9 * dim);
+        assert!(cosine(&short[8 * dim..], &full[8 * dim..9 * dim]) > 0.99999);
+    }
     if SentenceEncoder::is_installed(EncoderKind::MiniLm, &dir) {
         let minilm = SentenceEncoder::load(EncoderKind::MiniLm, &dir).unwrap();
         let err = minilm
-            .embed_layers_with_progress(&texts, |_, _| {})
+            .embed_layers_with_progress(&texts, 8, |_, _| {})
             .unwrap_err();
         assert!(err.to_string().contains("mpnet only"), "{err}");
     }
