@@ -30,8 +30,9 @@
 #   --n N        utterances to embed (default 2000)
 #   --epochs E   training epochs to time (default 1)
 #   --threads T  threads on both sides (default 2): RAYON_NUM_THREADS, mmer
-#                --workers (embedding) and --data-parallel (training: T batch
-#                shards on T threads), torch.set_num_threads, OMP/MKL_NUM_THREADS
+#                --workers (embedding: T single-threaded batches in flight, so
+#                RAYON_NUM_THREADS=1 there) and --data-parallel (training: T
+#                batch shards on T threads), torch.set_num_threads, OMP/MKL_NUM_THREADS
 #                (OMP_WAIT_POLICY defaults to PASSIVE; see pytorch_reference.py)
 #   --no-build   use the existing target/release/mmer
 #   --out DIR    run directory (default bench/runs/<date>-<host>[-k])
@@ -168,8 +169,12 @@ echo "$workloads" >"$out/workloads.txt"
 reference="$root/bench/pytorch_reference.py"
 for encoder in minilm mpnet; do
     wanted "embed-$encoder" || continue
-    run "embed-$encoder.mmer" "$mmer" bench text --encoder "$encoder" --meld-csv "$meld/train_sent_emo.csv" \
-        --n "$n" --batch-size 32 --workers "$threads" --texts-out "$out/texts.json"
+    # T batches in flight, each single-threaded: candle splits every matrix
+    # product over RAYON_NUM_THREADS threads, and inside a worker that split
+    # only costs (about 1.3x on MiniLM); mmer's docs recommend the same.
+    run "embed-$encoder.mmer" env RAYON_NUM_THREADS=1 "$mmer" bench text --encoder "$encoder" \
+        --meld-csv "$meld/train_sent_emo.csv" --n "$n" --batch-size 32 --workers "$threads" \
+        --texts-out "$out/texts.json"
     run "embed-$encoder.pytorch" "$python" "$reference" text --encoder "$encoder" --texts "$out/texts.json" \
         --models-dir "$models" --batch-size 32 --threads "$threads"
 done
