@@ -23,7 +23,8 @@ run() {
 all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-minilm-utterance
      meld-mpnet-context iemocap-mpnet-context meld-mpnet-utterance iemocap-mpnet-utterance
      meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse meld-mpnet-tokens
-     meld-mpnet-layer8 meld-mpnet-layer8-utterance iemocap-mpnet-layer8 meld-mpnet-layers)
+     meld-mpnet-layer8 meld-mpnet-layer8-utterance iemocap-mpnet-layer8 meld-mpnet-layers
+     meld-mpnet-layer8-amuse iemocap-mpnet-layer8-amuse)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -50,6 +51,9 @@ for name in "${selected[@]}"; do
         meld-mpnet-layer8-utterance) run "$name" --config docs/configs/meld-mpnet-layer8.toml --context none ;;
         iemocap-mpnet-layer8) run "$name" --config docs/configs/meld-mpnet-layer8.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
         meld-mpnet-layers) run "$name" --config docs/configs/meld-mpnet-layers.toml ;;
+        # Layer 8 through the AMuSE path (encoder → MAN → AF → context).
+        meld-mpnet-layer8-amuse) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af ;;
+        iemocap-mpnet-layer8-amuse) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done

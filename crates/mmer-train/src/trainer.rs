@@ -217,10 +217,7 @@ fn batch_loss(
 /// `config.batch_size`; returns the updated model and the mean batch loss.
 ///
 /// With `config.data_parallel` = k > 1 each batch is cut into k shards whose
-/// gradients are computed on their own threads, each with its own copy of
-/// the model's graph and its own dropout stream, then summed in shard order:
-/// the same batch gradient (up to summation order), deterministic under the
-/// seed, k times the cores.
+/// gradients are computed on their own threads (see [`sharded_gradients`]).
 pub fn train_epoch(
     mut model: EmotionModel,
     optim: &mut ModuleOptimizer,
@@ -230,10 +227,65 @@ pub fn train_epoch(
     class_weights: Option<&Tensor<1>>,
     device: &Device,
 ) -> (EmotionModel, f64) {
-    let layout = &data.layout;
-    let shards = config.data_parallel.max(1);
-    // The loss is a (weighted) mean over labelled turns; a shard's share of
-    // the batch gradient is its share of that mean's denominator.
+    let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
+    for chunk in order.chunks(config.batch_size.max(1)) {
+        let step = match config.data_parallel {
+            0 | 1 => batch_gradients(&model, data, chunk, None, config, class_weights, device),
+            shards => sharded_gradients(&model, data, chunk, shards, config, class_weights, device),
+        };
+        let Some((loss, grads)) = step else {
+            continue; // no labelled turn in this batch
+        };
+        loss_sum += loss;
+        loss_batches += 1;
+        model = optim.step(config.learning_rate, model, grads);
+    }
+    (model, loss_sum / loss_batches.max(1) as f64)
+}
+
+/// The loss of the batch of `dialogues` (scaled by `share`, if given) and
+/// its gradients; `None` without labelled turns.
+fn batch_gradients(
+    model: &EmotionModel,
+    data: &PreparedData,
+    dialogues: &[usize],
+    share: Option<f64>,
+    config: &TrainConfig,
+    class_weights: Option<&Tensor<1>>,
+    device: &Device,
+) -> Option<(f64, GradientsParams)> {
+    let members: Vec<&EncodedDialogue> = dialogues.iter().map(|&i| &data.train[i]).collect();
+    let batch = make_batch(&members, &data.layout, device);
+    if batch.num_labelled == 0 {
+        return None;
+    }
+    let mut loss = batch_loss(model, &batch, config, class_weights);
+    if let Some(share) = share {
+        loss = loss.mul_scalar(share as f32);
+    }
+    let value = loss.clone().into_scalar::<f32>() as f64;
+    Some((value, GradientsParams::from_grads(loss.backward(), model)))
+}
+
+/// [`batch_gradients`] of the batch `chunk`, computed as `shards` shards on
+/// their own threads and summed in shard order.
+///
+/// Each shard's loss is scaled by its share of the batch's labelled turns
+/// (class-weighted, as the loss's mean is), so the sum is the batch
+/// gradient up to float summation order. Each thread works on a fork of the
+/// model — a fork has its own autodiff graph, so the backward passes do not
+/// serialise on one graph's lock — and draws its dropout masks from its own
+/// stream, seeded per batch from the backend generator: deterministic under
+/// the seed, whatever the thread schedule.
+fn sharded_gradients(
+    model: &EmotionModel,
+    data: &PreparedData,
+    chunk: &[usize],
+    shards: usize,
+    config: &TrainConfig,
+    class_weights: Option<&Tensor<1>>,
+    device: &Device,
+) -> Option<(f64, GradientsParams)> {
     let weights: Option<Vec<f32>> =
         class_weights.and_then(|w| w.to_data().try_to_vec::<f32>().ok());
     let mass = |dialogues: &[usize]| -> f64 {
@@ -243,78 +295,54 @@ pub fn train_epoch(
             .map(|&c| {
                 weights
                     .as_ref()
-                    .map_or(1.0, |w| w.get(c).copied().unwrap_or(0.0) as f64)
+                    .map_or(1.0, |w| f64::from(w.get(c).copied().unwrap_or(0.0)))
             })
             .sum()
     };
-    let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
-    for chunk in order.chunks(config.batch_size.max(1)) {
-        if shards == 1 {
-            let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
-            let batch = make_batch(&members, layout, device);
-            if batch.num_labelled == 0 {
-                continue;
-            }
-            let loss = batch_loss(&model, &batch, config, class_weights);
-            loss_sum += loss.clone().into_scalar::<f32>() as f64;
-            loss_batches += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.learning_rate, model, grads);
-            continue;
-        }
-        let total = mass(chunk);
-        if total <= 0.0 {
-            continue;
-        }
-        let stream = backend_seed(device);
-        let parts: Vec<&[usize]> = chunk.chunks(chunk.len().div_ceil(shards)).collect();
-        let results: Vec<Option<(f64, GradientsParams)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = parts
-                .iter()
-                .enumerate()
-                .map(|(k, part)| {
-                    // A fork has its own autodiff graph: backward passes
-                    // on the threads do not serialise on one graph's lock.
-                    let worker = model.clone().fork(device);
-                    let share = mass(part) / total;
-                    scope.spawn(move || {
-                        with_dropout_stream(
-                            stream ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                            || {
-                                let members: Vec<&EncodedDialogue> =
-                                    part.iter().map(|&i| &data.train[i]).collect();
-                                let batch = make_batch(&members, layout, device);
-                                if batch.num_labelled == 0 {
-                                    return None;
-                                }
-                                let loss = batch_loss(&worker, &batch, config, class_weights)
-                                    .mul_scalar(share as f32);
-                                let value = loss.clone().into_scalar::<f32>() as f64;
-                                Some((value, GradientsParams::from_grads(loss.backward(), &worker)))
-                            },
+    let total = mass(chunk);
+    if total <= 0.0 {
+        return None;
+    }
+    let stream = backend_seed(device);
+    let parts: Vec<&[usize]> = chunk.chunks(chunk.len().div_ceil(shards)).collect();
+    let results: Vec<Option<(f64, GradientsParams)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(k, part)| {
+                let worker = model.clone().fork(device);
+                let share = mass(part) / total;
+                let seed = stream ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                scope.spawn(move || {
+                    with_dropout_stream(seed, || {
+                        batch_gradients(
+                            &worker,
+                            data,
+                            part,
+                            Some(share),
+                            config,
+                            class_weights,
+                            device,
                         )
                     })
                 })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        });
-        let mut summed = GradientsAccumulator::<EmotionModel>::new();
-        let mut batch_loss_value = 0.0;
-        for (value, grads) in results.into_iter().flatten() {
-            batch_loss_value += value;
-            summed.accumulate(&model, grads);
-        }
-        loss_sum += batch_loss_value;
-        loss_batches += 1;
-        model = optim.step(config.learning_rate, model, summed.grads());
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut summed = GradientsAccumulator::<EmotionModel>::new();
+    let mut loss = 0.0;
+    for (value, grads) in results.into_iter().flatten() {
+        loss += value;
+        summed.accumulate(model, grads);
     }
-    (model, loss_sum / loss_batches.max(1) as f64)
+    Some((loss, summed.grads()))
 }
 
 /// A fresh model and optimizer for `seed`, on the training device.
