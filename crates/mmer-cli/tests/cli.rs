@@ -380,6 +380,106 @@ fn extract_reports_failures_resumes_and_stats_show_coverage() {
     assert_eq!(stats["valid"]["modalities"]["text"], 1);
 }
 
+/// Issue 4: one recording of a whole conversation plus a timed transcript.
+/// Turns cut their `start`/`end` out of the same file: a range with sound
+/// is present, a range in the silent second half is silent (so the cut
+/// really seeks), a range past the end and a repeated range fail naming
+/// the turn, and a changed range re-extracts only that turn.
+#[test]
+fn extract_cuts_timed_turns_out_of_one_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("conv");
+    std::fs::create_dir(&data).unwrap();
+    let talk = data.join("talk.mkv");
+    // 4 s of video; a 220 Hz tone for 2 s, then digital silence (PCM keeps it exact).
+    if !ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=duration=4:size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=220:duration=2,apad=whole_dur=4",
+        "-c:v",
+        "mpeg4",
+        "-c:a",
+        "pcm_s16le",
+        "-shortest",
+        talk.to_str().unwrap(),
+    ]) {
+        eprintln!("extract (timed turns): skipped, needs ffmpeg");
+        return;
+    }
+    let transcript = |second_end: f64| {
+        let turn = |t: u32, start: f64, end: f64| {
+            format!(
+                r#"{{"dialogue": "d", "turn": {t}, "speaker": "A", "text": "line {t}", "video": "talk.mkv", "start": {start}, "end": {end}}}"#
+            ) + "\n"
+        };
+        turn(0, 0.0, 1.0) + &turn(1, 2.5, second_end) + &turn(2, 3.0, 9.0) + &turn(3, 0.0, 1.0)
+    };
+    let conv = data.join("train.jsonl");
+    std::fs::write(&conv, transcript(3.5)).unwrap();
+    let store = dir.path().join("store");
+    let args = [
+        "extract",
+        conv.to_str().unwrap(),
+        "--out",
+        store.to_str().unwrap(),
+        "--no-visual",
+    ];
+    let o = mmer(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let report = read_json(&store.join("report.json"));
+    let file = |id: &str| {
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in {report}"))
+            .clone()
+    };
+    let first = file("d_utt0");
+    assert_eq!(first["presence"]["audio"], "present", "{first}");
+    assert!((first["duration_s"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+    let quiet = file("d_utt1");
+    assert_eq!(quiet["presence"]["audio"], "silent", "{quiet}");
+    let outside = file("d_utt2");
+    assert_eq!(outside["outcome"], "failed");
+    assert!(
+        outside["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ends after the clip"),
+        "{outside}"
+    );
+    let repeated = file("d_utt3");
+    assert_eq!(repeated["outcome"], "failed");
+    assert!(
+        repeated["reason"]
+            .as_str()
+            .unwrap()
+            .contains("same time range"),
+        "{repeated}"
+    );
+
+    std::fs::write(&conv, transcript(3.0)).unwrap();
+    let o = mmer(&args);
+    assert!(stdout(&o).contains("1 skipped"), "{}", stdout(&o));
+    let report = read_json(&store.join("report.json"));
+    let changed = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "d_utt1")
+        .unwrap()
+        .clone();
+    assert_eq!(changed["outcome"], "ok", "{changed}");
+    assert!((changed["duration_s"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+}
+
 /// The installed models directory (`$MMER_MODELS_DIR`, else the workspace's
 /// `models/`), or `None` when the face models are not installed.
 fn face_models() -> Option<std::path::PathBuf> {

@@ -143,13 +143,18 @@ pub struct Manifest {
 }
 
 /// Identity of a source file when it was extracted: a re-run re-extracts a
-/// file whose size or modification time changed.
+/// file whose size or modification time changed, or an utterance whose time
+/// range in it changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceStamp {
     /// Size, bytes.
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch (0 if unknown).
     pub mtime_ns: u128,
+    /// The utterance's `[start, end)` in the file, milliseconds (absent:
+    /// the whole file; older records have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_ms: Option<(u64, u64)>,
 }
 
 impl SourceStamp {
@@ -170,7 +175,13 @@ impl SourceStamp {
         Ok(Self {
             size: meta.len(),
             mtime_ns,
+            range_ms: None,
         })
+    }
+
+    /// This stamp for the part `range_ms` of the file.
+    pub fn with_range(self, range_ms: Option<(u64, u64)>) -> Self {
+        Self { range_ms, ..self }
     }
 }
 
@@ -719,6 +730,7 @@ mod tests {
                 stamp: SourceStamp {
                     size: 10,
                     mtime_ns: 5,
+                    range_ms: None,
                 },
                 fingerprint: fp.into(),
                 presence: BTreeMap::from([

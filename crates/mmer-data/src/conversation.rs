@@ -10,6 +10,8 @@
 //! | `label`    | string           | no       | gold class name of the label space        |
 //! | `audio`    | path             | no       | audio clip of the turn                    |
 //! | `video`    | path             | no       | video clip of the turn                    |
+//! | `start`    | seconds ≥ 0      | no       | where the turn starts in its clip         |
+//! | `end`      | seconds > start  | no       | where it ends (give both or neither)      |
 //!
 //! ```text
 //! {"dialogue": "cafe", "turn": 0, "speaker": "Ana", "text": "You came!", "label": "joy"}
@@ -39,6 +41,12 @@
 //! dialogues in [`Conversations::media`], keyed by utterance id. Relative
 //! paths are resolved against the conversation file's directory. Existence
 //! is not checked here: the feature extractor reports missing clips.
+//!
+//! `start`/`end` cut a turn out of a longer recording, so one video of a
+//! whole conversation plus a timed transcript is enough: every turn names
+//! the same file with its own time range ([`MediaRefs::segment`]). Whether
+//! the range lies inside the clip is checked by the extractor, which knows
+//! the clip's duration.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -50,21 +58,46 @@ use crate::meld::{LineCounter, csv_error};
 use crate::{Error, Result};
 
 /// The columns / keys of the format, required ones first.
-pub const COLUMNS: [&str; 7] = [
-    "dialogue", "turn", "speaker", "text", "label", "audio", "video",
+pub const COLUMNS: [&str; 9] = [
+    "dialogue", "turn", "speaker", "text", "label", "audio", "video", "start", "end",
 ];
 const REQUIRED: usize = 4;
 
 /// The media files of one utterance.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MediaRefs {
     /// Audio clip, resolved against the conversation file's directory.
     pub audio: Option<PathBuf>,
     /// Video clip, resolved likewise.
     pub video: Option<PathBuf>,
+    /// The turn's time range in its clip(s), when the record gives one.
+    pub segment: Option<Segment>,
     /// Line of the record in the file (1-based), so a later check on the
     /// media (missing, shared with another turn) can point at it.
     pub line: u64,
+}
+
+/// A turn's time range within its clip, seconds: `0 ≤ start < end`, both
+/// finite (checked when the file is read).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, Deserialize)]
+pub struct Segment {
+    /// Start, seconds from the beginning of the clip.
+    pub start_s: f64,
+    /// End, seconds from the beginning of the clip.
+    pub end_s: f64,
+}
+
+impl Segment {
+    /// Length in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.end_s - self.start_s
+    }
+}
+
+impl std::fmt::Display for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3}–{:.3} s", self.start_s, self.end_s)
+    }
 }
 
 /// Dialogues plus the media paths [`mmer_core::Utterance`] cannot hold.
@@ -153,6 +186,10 @@ struct Record {
     audio: Option<PathBuf>,
     #[serde(default)]
     video: Option<PathBuf>,
+    #[serde(default)]
+    start: Option<f64>,
+    #[serde(default)]
+    end: Option<f64>,
 }
 
 /// The file as UTF-8 without BOM, or a parse error at the first bad line.
@@ -250,6 +287,7 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
         });
     };
     let (label_col, audio_col, video_col) = (col("label"), col("audio"), col("video"));
+    let (start_col, end_col) = (col("start"), col("end"));
 
     let mut records = Vec::new();
     for record in reader.records() {
@@ -267,6 +305,21 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
                 field(turn_col)
             ),
         })?;
+        let seconds = |c: Option<usize>, name: &str| -> Result<Option<f64>> {
+            optional(c)
+                .map(|v| {
+                    v.trim().parse::<f64>().map_err(|_| Error::Parse {
+                        path: path.to_path_buf(),
+                        line,
+                        msg: format!(
+                            "dialogue {:?} turn {turn}: {name} {v:?} is not a number of seconds",
+                            dialogue.trim()
+                        ),
+                    })
+                })
+                .transpose()
+        };
+        let (start, end) = (seconds(start_col, "start")?, seconds(end_col, "end")?);
         records.push((
             line,
             Record {
@@ -277,6 +330,8 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
                 label: optional(label_col).map(str::to_string),
                 audio: optional(audio_col).map(PathBuf::from),
                 video: optional(video_col).map(PathBuf::from),
+                start,
+                end,
             },
         ));
     }
@@ -363,9 +418,36 @@ fn assemble(
             };
             utterance.label = Some(resolve_label(raw, labels, unknown)?);
         }
+        let segment = match (r.start, r.end) {
+            (None, None) => None,
+            (Some(start_s), Some(end_s))
+                if start_s.is_finite()
+                    && end_s.is_finite()
+                    && 0.0 <= start_s
+                    && start_s < end_s =>
+            {
+                Some(Segment { start_s, end_s })
+            }
+            (Some(start), Some(end)) => {
+                return Err(parse_err(format!(
+                    "{id}: start {start} s and end {end} s must satisfy 0 ≤ start < end"
+                )));
+            }
+            _ => {
+                return Err(parse_err(format!(
+                    "{id}: give both start and end, or neither"
+                )));
+            }
+        };
+        if segment.is_some() && r.audio.is_none() && r.video.is_none() {
+            return Err(parse_err(format!(
+                "{id}: start/end need an audio or video clip to cut"
+            )));
+        }
         let refs = MediaRefs {
             audio: r.audio.map(|p| base.join(p)),
             video: r.video.map(|p| base.join(p)),
+            segment,
             line,
         };
         if refs.audio.is_some() || refs.video.is_some() {
@@ -405,6 +487,51 @@ mod tests {
     fn load(name: &str, content: &str) -> Result<Conversations> {
         let dir = tempfile::tempdir().unwrap();
         read_conversations(&write(dir.path(), name, content), &LabelSpace::meld())
+    }
+
+    #[test]
+    fn timed_turns_keep_their_range_and_bad_ranges_name_the_line() {
+        let row = |extra: &str| {
+            format!(r#"{{"dialogue": "d", "turn": 0, "speaker": "A", "text": "Hi"{extra}}}"#)
+        };
+        let c = load(
+            "t.jsonl",
+            &row(r#", "video": "call.mp4", "start": 1.5, "end": 3"#),
+        )
+        .unwrap();
+        let segment = c.media["d_utt0"].segment.unwrap();
+        assert_eq!((segment.start_s, segment.end_s), (1.5, 3.0));
+        let csv = "dialogue,turn,speaker,text,audio,start,end\nd,0,A,Hi,a.wav,0.25,1\n";
+        let c = load("t.csv", csv).unwrap();
+        assert_eq!(c.media["d_utt0"].segment.unwrap().duration_s(), 0.75);
+        for (extra, expected) in [
+            (r#", "video": "c.mp4", "start": 1"#, "both start and end"),
+            (
+                r#", "video": "c.mp4", "start": 3, "end": 2"#,
+                "0 ≤ start < end",
+            ),
+            (
+                r#", "video": "c.mp4", "start": -1, "end": 2"#,
+                "0 ≤ start < end",
+            ),
+            (r#", "start": 0, "end": 2"#, "need an audio or video clip"),
+        ] {
+            let err = load("t.jsonl", &row(extra)).unwrap_err().to_string();
+            assert!(
+                err.contains("t.jsonl:1:") && err.contains(expected),
+                "{err}"
+            );
+        }
+        let err = load(
+            "t.csv",
+            "dialogue,turn,speaker,text,audio,start,end\nd,0,A,Hi,a.wav,soon,2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("t.csv:2:") && err.contains("start \"soon\""),
+            "{err}"
+        );
     }
 
     #[test]

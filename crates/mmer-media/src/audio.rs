@@ -6,7 +6,7 @@
 //! empty or digital silence, is a recorded [`AudioState`], not an error:
 //! a video without sound is still a valid utterance with a missing modality.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::Path;
 
@@ -97,11 +97,16 @@ impl Ffmpeg {
         let input = input_arg(path);
         let map = format!("0:{}", stream.index);
         let rate = mmer_audio::SAMPLE_RATE.to_string();
-        let args: [&OsStr; 18] = [
+        let seek = info.seek_args();
+        let mut args: Vec<&OsStr> = [
             OsStr::new("-nostdin"),
             OsStr::new("-hide_banner"),
             OsStr::new("-loglevel"),
             OsStr::new("error"),
+        ]
+        .to_vec();
+        args.extend(seek.iter().map(OsString::as_os_str));
+        args.extend([
             OsStr::new("-i"),
             &input,
             OsStr::new("-map"),
@@ -116,7 +121,7 @@ impl Ffmpeg {
             OsStr::new("-c:a"),
             OsStr::new("pcm_f32le"),
             OsStr::new("-"),
-        ];
+        ]);
         let (mut samples, log) = run(self, Program::Ffmpeg, path, &args, |out| {
             let mut samples = Vec::new();
             read_f32le(out, &mut samples)?;

@@ -252,7 +252,7 @@ pub fn run(
     let job = Job {
         id: "bench".into(),
         path: clip.to_path_buf(),
-        problem: None,
+        ..Job::default()
     };
     let mut walls = Vec::new();
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -327,6 +327,7 @@ mod tests {
                 start_s: 0.0,
                 duration_s: video_s,
             }),
+            segment: None,
         }
     }
 

@@ -63,6 +63,16 @@ pub enum Error {
         /// `audio` or `video`.
         kind: &'static str,
     },
+    /// A conversation turn's `start`/`end` range does not lie inside its clip.
+    #[error("{path}: the turn's time range {segment} ends after the clip ({duration_s:.3} s long)", path = path.display())]
+    SegmentOutside {
+        /// The media file.
+        path: PathBuf,
+        /// The range the transcript gives.
+        segment: mmer_data::conversation::Segment,
+        /// The clip's duration, seconds.
+        duration_s: f64,
+    },
     /// ffprobe's answer could not be understood.
     #[error("{path}: unexpected ffprobe output: {msg}", path = path.display())]
     Probe {

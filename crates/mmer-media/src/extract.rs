@@ -324,6 +324,11 @@ fn failed(job: &Job, reason: String) -> FileReport {
     }
 }
 
+/// Seconds as whole milliseconds.
+fn ms(seconds: f64) -> u64 {
+    (seconds * 1e3).round() as u64
+}
+
 fn extract_one(
     ffmpeg: &Ffmpeg,
     extractors: &[&dyn StreamExtractor],
@@ -353,7 +358,9 @@ fn try_extract(
     let timed = |stages: &mut BTreeMap<String, f64>, name: &str, since: Instant| {
         stages.insert(name.to_string(), since.elapsed().as_secs_f64() * 1e3);
     };
-    let stamp = SourceStamp::of(&job.path)?;
+    // A changed time range makes the stored record stale like a changed file.
+    let stamp =
+        SourceStamp::of(&job.path)?.with_range(job.segment.map(|s| (ms(s.start_s), ms(s.end_s))));
     let mut report = FileReport {
         id: job.id.clone(),
         path: job.path.display().to_string(),
@@ -372,7 +379,10 @@ fn try_extract(
         return Ok(report);
     }
     let t = Instant::now();
-    let info = ffmpeg.probe(&job.path)?;
+    let mut info = ffmpeg.probe(&job.path)?;
+    if let Some(segment) = job.segment {
+        info = info.cut(segment)?;
+    }
     timed(&mut stages, "probe", t);
     if info.audio.is_none() && info.video.is_none() {
         return Err(Error::NoStream {

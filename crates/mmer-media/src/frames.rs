@@ -18,7 +18,7 @@
 //! seeks because starting ffmpeg costs about as much as decoding a short
 //! clip.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
@@ -252,7 +252,9 @@ impl Ffmpeg {
         let input = input_arg(path);
         let map = format!("0:{}", video.index);
         let count = opts.count.to_string();
+        let seek = info.seek_args();
         let args = filtered_video_args(
+            &seek,
             &input,
             &map,
             &filter,
@@ -320,7 +322,9 @@ impl Ffmpeg {
         let map = format!("0:{index}");
         let filter =
             format!("select='gt(scene\\,{threshold})',metadata=print:key=lavfi.scene_score");
+        let seek = info.seek_args();
         let args = filtered_video_args(
+            &seek,
             &input,
             &map,
             &filter,
@@ -338,21 +342,17 @@ impl Ffmpeg {
 /// filter picks them; logged at `info` for `showinfo`/`metadata`), followed
 /// by the `output` arguments.
 fn filtered_video_args<'a>(
+    seek: &'a [OsString],
     input: &'a OsStr,
     map: &'a str,
     filter: &'a str,
     output: &[&'a OsStr],
 ) -> Vec<&'a OsStr> {
-    let mut args: Vec<&OsStr> = [
-        "-nostdin",
-        "-hide_banner",
-        "-nostats",
-        "-loglevel",
-        "info",
-        "-i",
-    ]
-    .map(OsStr::new)
-    .to_vec();
+    let mut args: Vec<&OsStr> = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
+        .map(OsStr::new)
+        .to_vec();
+    args.extend(seek.iter().map(OsString::as_os_str));
+    args.push(OsStr::new("-i"));
     args.push(input);
     args.extend(
         [

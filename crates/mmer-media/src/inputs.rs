@@ -9,16 +9,19 @@
 //! lossy id (the store hashes odd ids into safe file names).
 //!
 //! A conversation file whose media do not match its turns is checked here,
-//! per utterance: a named clip that does not exist, or a clip already named
-//! by an earlier turn (the format has no start/end times, so two turns on
-//! one clip would get identical features — a copy-paste slip), gives that
-//! utterance a [`Job::problem`] naming the file, line and id; the run
-//! reports it as failed and goes on with the rest.
+//! per utterance: a named clip that does not exist, or a clip (and time
+//! range) already named by an earlier turn (two turns would get identical
+//! features — a copy-paste slip), gives that utterance a [`Job::problem`]
+//! naming the file, line and id; the run reports it as failed and goes on
+//! with the rest. Turns that cut different `start`/`end` ranges out of one
+//! recording share it legitimately; a range past the clip's end is found
+//! when the clip is probed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use mmer_core::LabelSpace;
+use mmer_data::conversation::Segment;
 
 use crate::error::{Error, Result};
 
@@ -30,12 +33,14 @@ pub const MEDIA_EXTENSIONS: [&str; 22] = [
 ];
 
 /// One file to extract.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Job {
     /// Utterance id the features are stored under.
     pub id: String,
     /// The media file.
     pub path: PathBuf,
+    /// The part of the file that is this utterance (`None`: all of it).
+    pub segment: Option<Segment>,
     /// Why this job cannot run, found while resolving the inputs (a
     /// transcript that does not match its media); the run reports it as
     /// failed without decoding.
@@ -43,7 +48,7 @@ pub struct Job {
 }
 
 /// Resolved inputs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Inputs {
     /// Files to extract, in a stable order.
     pub jobs: Vec<Job>,
@@ -94,8 +99,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// [`Error::NoInputs`] (nothing to extract).
 pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
     let mut out = Inputs::default();
-    // Media named by conversation turns so far: canonical path → (file, line, id).
-    let mut claimed: HashMap<PathBuf, (PathBuf, u64, String)> = HashMap::new();
+    // Media named by conversation turns so far: (canonical path, range) → (file, line, id).
+    let mut claimed = Claimed::new();
     for input in inputs {
         let is_dir = match std::fs::metadata(input) {
             Ok(meta) => meta.is_dir(),
@@ -122,7 +127,7 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
                 out.jobs.push(Job {
                     id,
                     path,
-                    problem: None,
+                    ..Job::default()
                 });
             }
         } else if is_conversation(input) {
@@ -140,6 +145,7 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
                 out.jobs.push(Job {
                     id: u.id.clone(),
                     path,
+                    segment: refs.segment,
                     problem: media_mismatch(input, &u.id, refs, &mut claimed),
                 });
             }
@@ -151,7 +157,7 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
             out.jobs.push(Job {
                 id,
                 path: input.clone(),
-                problem: None,
+                ..Job::default()
             });
         }
     }
@@ -162,15 +168,24 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
     Ok(out)
 }
 
+/// Clips named so far, by canonical path and time range in milliseconds
+/// (`None`: the whole clip), with the file, line and utterance that named them.
+type Claimed = HashMap<(PathBuf, Option<(u64, u64)>), (PathBuf, u64, String)>;
+
 /// Why the media of utterance `id` (line `refs.line` of conversation file
 /// `file`) do not match it, if they do not: a named clip is missing, or an
-/// earlier turn already named it. Records the clips in `claimed`.
+/// earlier turn already named it with the same time range. Records the
+/// clips in `claimed`.
 fn media_mismatch(
     file: &Path,
     id: &str,
     refs: &mmer_data::conversation::MediaRefs,
-    claimed: &mut HashMap<PathBuf, (PathBuf, u64, String)>,
+    claimed: &mut Claimed,
 ) -> Option<String> {
+    let range = refs.segment.map(|s| {
+        let ms = |t: f64| (t * 1e3).round() as u64;
+        (ms(s.start_s), ms(s.end_s))
+    });
     let here = |msg: String| {
         format!(
             "{} line {}, utterance {id}: {msg}",
@@ -190,13 +205,15 @@ fn media_mismatch(
             });
             continue;
         };
-        match claimed.get(&canonical) {
+        let key = (canonical, range);
+        match claimed.get(&key) {
             // The same file as this turn's audio and video is fine.
             Some((f, line, other)) if other != id => {
                 problem.get_or_insert_with(|| {
                     here(format!(
-                        "its {kind} clip {} is already the clip of utterance {other} \
-                         ({} line {line}); each turn needs its own clip",
+                        "its {kind} clip {} (same time range) is already the clip of \
+                         utterance {other} ({} line {line}); each turn needs its own clip \
+                         or its own start/end",
                         path.display(),
                         f.display()
                     ))
@@ -204,7 +221,7 @@ fn media_mismatch(
             }
             Some(_) => {}
             None => {
-                claimed.insert(canonical, (file.to_path_buf(), refs.line, id.to_string()));
+                claimed.insert(key, (file.to_path_buf(), refs.line, id.to_string()));
             }
         }
     }

@@ -1,9 +1,10 @@
 //! What a media file holds, from `ffprobe -print_format json`.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
+use mmer_data::conversation::Segment;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -74,9 +75,69 @@ pub struct MediaInfo {
     pub audio: Option<AudioStream>,
     /// First video stream that is not cover art, if any.
     pub video: Option<VideoStream>,
+    /// The part of the file that decoding reads (`None`: all of it); set by
+    /// [`MediaInfo::cut`].
+    #[serde(default)]
+    pub segment: Option<Segment>,
 }
 
+/// A range may end this much past the probed duration (container durations
+/// are rounded, and transcripts are timed by hand) and is then clamped.
+const SEGMENT_END_TOLERANCE_S: f64 = 0.25;
+
 impl MediaInfo {
+    /// This file as the utterance `segment` of it: decoding seeks to the
+    /// range (ffmpeg's input seek restarts timestamps at 0), and every
+    /// duration becomes the range's.
+    ///
+    /// # Errors
+    /// [`Error::SegmentOutside`] when the range ends after the clip (by more
+    /// than a quarter second; a range that overshoots less is clamped), or
+    /// starts at or after its end.
+    pub fn cut(mut self, segment: Segment) -> Result<Self> {
+        let known = self
+            .duration_s
+            .or_else(|| self.video.as_ref().and_then(|v| v.duration_s))
+            .or_else(|| self.audio.as_ref().and_then(|a| a.duration_s));
+        let mut segment = segment;
+        if let Some(duration_s) = known {
+            if segment.end_s > duration_s + SEGMENT_END_TOLERANCE_S || segment.start_s >= duration_s
+            {
+                return Err(Error::SegmentOutside {
+                    path: self.path.clone(),
+                    segment,
+                    duration_s,
+                });
+            }
+            segment.end_s = segment.end_s.min(duration_s);
+        }
+        let length = Some(segment.duration_s());
+        self.duration_s = length;
+        if let Some(v) = &mut self.video {
+            v.start_s = 0.0;
+            v.duration_s = length;
+        }
+        if let Some(a) = &mut self.audio {
+            a.duration_s = length;
+        }
+        self.segment = Some(segment);
+        Ok(self)
+    }
+
+    /// ffmpeg input options that seek to [`MediaInfo::segment`] (put them
+    /// before `-i`); none for a whole file.
+    pub(crate) fn seek_args(&self) -> Vec<OsString> {
+        match self.segment {
+            Some(s) => vec![
+                "-ss".into(),
+                format!("{:.3}", s.start_s).into(),
+                "-t".into(),
+                format!("{:.3}", s.duration_s()).into(),
+            ],
+            None => Vec::new(),
+        }
+    }
+
     /// Best known duration of the video: the stream's, else the container's
     /// minus the stream's start.
     pub fn video_duration_s(&self) -> Option<f64> {
@@ -217,6 +278,7 @@ fn parse(path: &Path, size_bytes: u64, json: &[u8]) -> Result<MediaInfo> {
             .filter(|d| *d > 0.0),
         audio,
         video,
+        segment: None,
     })
 }
 
