@@ -24,7 +24,7 @@ all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-mi
      meld-mpnet-context iemocap-mpnet-context meld-mpnet-utterance iemocap-mpnet-utterance
      meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse meld-mpnet-tokens
      meld-mpnet-layer8 meld-mpnet-layer8-utterance iemocap-mpnet-layer8 meld-mpnet-layers
-     meld-mpnet-layer8-amuse iemocap-mpnet-layer8-amuse)
+     meld-mpnet-layer8-amuse iemocap-mpnet-layer8-amuse meld-mpnet-layer8-amuse-256 iemocap-mpnet-layer8-amuse-256)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -54,6 +54,9 @@ for name in "${selected[@]}"; do
         # Layer 8 through the AMuSE path (encoder → MAN → AF → context).
         meld-mpnet-layer8-amuse) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af ;;
         iemocap-mpnet-layer8-amuse) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        # The same with the modality encoder as wide as the foundation's projection (256).
+        meld-mpnet-layer8-amuse-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse.toml ;;
+        iemocap-mpnet-layer8-amuse-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done
