@@ -47,7 +47,7 @@ pub struct DataConfig {
     #[serde(default)]
     pub text_tokens: bool,
     /// Give the text modality the mean-pooled token states of these encoder
-    /// layers (0 = the embedding layer, 12 = MPNet's last), one frame per
+    /// layers (0 = the embedding layer; MPNet's last is 12, MiniLM's 6), one frame per
     /// layer, instead of the sentence vector: MPNet's middle layers carry
     /// more of an utterance's emotion than its last (docs/RESULTS.md).
     #[serde(default)]
@@ -336,12 +336,7 @@ impl TextView {
     /// An error unless `encoder` has the states this view reads.
     fn check(&self, encoder: &SentenceEncoder) -> Result<()> {
         if let TextView::Layers(layers) = self {
-            let available = encoder.num_layer_states().with_context(|| {
-                format!(
-                    "text_layers: {} has no per-layer states; use mpnet",
-                    encoder.name()
-                )
-            })?;
+            let available = encoder.num_layer_states();
             if let Some(bad) = layers.iter().find(|&&l| l >= available) {
                 bail!(
                     "text_layers: {} has layers 0..={} (0 = embeddings), not {bad}",

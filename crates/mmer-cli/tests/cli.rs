@@ -254,14 +254,18 @@ fn conversations_train_and_predict_with_real_encoders() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_predicts_the_example(&out.join("seed-0"), &models);
 
-    // MiniLM has no per-layer states; MPNet's 8th layer trains and predicts
-    // (the checkpoint records the layer, so predict embeds only 8 layers).
+    // MiniLM has 6 layers, so no 8th; MPNet's 8th trains and predicts (the
+    // checkpoint records the layer, so predict embeds only 8 layers).
     let o = train(
         &dir.path().join("bad"),
         &["--encoder", "minilm", "--text-layers", "8"],
     );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("use mpnet"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("0..=6") && stderr(&o).contains("not 8"),
+        "{}",
+        stderr(&o)
+    );
     if models.join("all-mpnet-base-v2/model.safetensors").exists() {
         let out = dir.path().join("layer8");
         let o = train(&out, &["--encoder", "mpnet", "--text-layers", "8"]);

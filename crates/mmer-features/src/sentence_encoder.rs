@@ -4,8 +4,8 @@
 //!
 //! The pipeline is the one the installed `modules.json` describes:
 //! tokenizer (`tokenizer.json`, padding switched off, truncation to
-//! `max_seq_length` from `sentence_bert_config.json`) → transformer (candle's
-//! BERT for MiniLM, [`crate::mpnet`] for MPNet) → masked mean pooling →
+//! `max_seq_length` from `sentence_bert_config.json`) → transformer
+//! ([`crate::mpnet`], in its BERT mode for MiniLM) → masked mean pooling →
 //! L2 normalisation.
 //!
 //! Why the batching looks the way it does: texts are tokenized first, sorted
@@ -33,12 +33,11 @@ use std::sync::mpsc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{self, BertModel};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::fingerprint::weights_sha256;
 use crate::model_dir::{ModelDir, Pipeline, read_json};
-use crate::mpnet::{self, MpnetModel};
+use crate::mpnet::{self, ModelType, MpnetModel};
 use crate::pooling::{l2_normalize, mean_pool};
 use crate::{EncoderKind, Error, Result};
 
@@ -50,40 +49,6 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// available, else 1.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
-}
-
-enum Backbone {
-    Bert(BertModel),
-    Mpnet(MpnetModel),
-}
-
-impl Backbone {
-    /// # Shapes
-    /// `input_ids`, `attention_mask`: `[batch, seq_len]` → `[batch, seq_len, d_model]`
-    fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Backbone::Bert(model) => {
-                let token_type_ids = input_ids.zeros_like()?;
-                model.forward(input_ids, &token_type_ids, Some(attention_mask))
-            }
-            Backbone::Mpnet(model) => model.forward(input_ids, attention_mask),
-        }
-    }
-
-    /// Token states of the embedding layer and the first `depth` layers.
-    fn forward_layers(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: &Tensor,
-        depth: usize,
-    ) -> candle_core::Result<Vec<Tensor>> {
-        match self {
-            Backbone::Bert(_) => {
-                candle_core::bail!("per-layer states are available from mpnet only")
-            }
-            Backbone::Mpnet(model) => model.forward_layers(input_ids, attention_mask, depth),
-        }
-    }
 }
 
 /// What a forward pass returns per text.
@@ -112,7 +77,7 @@ enum Output {
 pub struct SentenceEncoder {
     kind: EncoderKind,
     tokenizer: Tokenizer,
-    backbone: Backbone,
+    backbone: MpnetModel,
     device: Device,
     pipeline: Pipeline,
     pad_id: u32,
@@ -174,31 +139,28 @@ impl SentenceEncoder {
             path: weights_path.clone(),
             source,
         };
-        let (backbone, hidden_size, pad_id, positions_needed, positions) = match kind {
-            EncoderKind::MiniLm => {
-                let config: bert::Config = read_json(&config_path)?;
-                let model = BertModel::load(vb, &config).map_err(weights_err)?;
-                let pad = config.pad_token_id as u32;
-                (
-                    Backbone::Bert(model),
-                    config.hidden_size,
-                    pad,
-                    pipeline.max_seq_length,
-                    config.max_position_embeddings,
-                )
-            }
-            EncoderKind::Mpnet => {
-                let config: mpnet::Config = read_json(&config_path)?;
-                let model = MpnetModel::load(vb, &config).map_err(weights_err)?;
-                (
-                    Backbone::Mpnet(model),
-                    config.hidden_size,
-                    config.pad_token_id,
-                    // Positions run from pad + 1 to pad + max_seq_length.
-                    pipeline.max_seq_length + config.pad_token_id as usize + 1,
-                    config.max_position_embeddings,
-                )
-            }
+        // MiniLM is a BERT checkpoint; both run on mmer's encoder (crate::mpnet).
+        let config: mpnet::Config = read_json(&config_path)?;
+        let expected = match kind {
+            EncoderKind::MiniLm => ModelType::Bert,
+            EncoderKind::Mpnet => ModelType::Mpnet,
+        };
+        if config.model_type != expected {
+            return Err(unsupported(format!(
+                "model_type {:?}, {kind} is {expected:?}",
+                config.model_type
+            )));
+        }
+        let backbone = MpnetModel::load(vb, &config).map_err(weights_err)?;
+        let (hidden_size, pad_id, positions) = (
+            config.hidden_size,
+            config.pad_token_id,
+            config.max_position_embeddings,
+        );
+        let positions_needed = match config.model_type {
+            ModelType::Bert => pipeline.max_seq_length,
+            // Positions run from pad + 1 to pad + max_seq_length.
+            ModelType::Mpnet => pipeline.max_seq_length + pad_id as usize + 1,
         };
         if hidden_size != pipeline.word_embedding_dimension || hidden_size != kind.dim() {
             return Err(unsupported(format!(
@@ -353,10 +315,10 @@ impl SentenceEncoder {
     /// `depth` encoder layers of each text (`depth` is capped at the
     /// encoder's depth; deeper layers are not run), flattened
     /// `[(depth + 1) * dim]` per text. With the full depth the last frame is
-    /// the sentence vector before its normalisation. MPNet only.
+    /// the sentence vector before its normalisation.
     ///
     /// # Errors
-    /// [`Error::NoLayerStates`] for MiniLM; otherwise as [`SentenceEncoder::embed`].
+    /// As [`SentenceEncoder::embed`].
     pub fn embed_layers_with_progress<F>(
         &self,
         texts: &[&str],
@@ -366,20 +328,15 @@ impl SentenceEncoder {
     where
         F: FnMut(usize, usize),
     {
-        let Some(states) = self.num_layer_states() else {
-            return Err(Error::NoLayerStates(self.kind));
-        };
-        self.run(texts, Output::Layers(depth.min(states - 1)), progress)
+        let deepest = self.num_layer_states() - 1;
+        self.run(texts, Output::Layers(depth.min(deepest)), progress)
     }
 
     /// How many layer states [`SentenceEncoder::embed_layers_with_progress`]
-    /// returns per text (the encoder layers plus the embedding layer), if
-    /// this encoder exposes them.
-    pub fn num_layer_states(&self) -> Option<usize> {
-        match &self.backbone {
-            Backbone::Bert(_) => None,
-            Backbone::Mpnet(model) => Some(model.num_layers() + 1),
-        }
+    /// returns per text at full depth: the encoder layers plus the
+    /// embedding layer (13 for MPNet, 7 for MiniLM).
+    pub fn num_layer_states(&self) -> usize {
+        self.backbone.num_layers() + 1
     }
 
     fn run<F>(&self, texts: &[&str], output: Output, mut progress: F) -> Result<Vec<Vec<f32>>>

@@ -200,50 +200,43 @@ fn token_states_mean_pool_to_the_sentence_vector() {
     }
 }
 
-/// MPNet's per-layer states: 13 frames per text, of which the last,
-/// L2-normalised, is the sentence vector; MiniLM refuses with a typed error.
+/// Per-layer states, for both encoders: embeddings + every layer, of which
+/// the last, L2-normalised, is the sentence vector; a shallower pass returns
+/// the same first layers.
 #[test]
 fn layer_states_end_with_the_sentence_vector() {
     let dir = models_dir();
-    if !SentenceEncoder::is_installed(EncoderKind::Mpnet, &dir) {
-        eprintln!("skipping layer states: MPNet not installed (run scripts/setup.sh)");
-        return;
-    }
-    let encoder = SentenceEncoder::load(EncoderKind::Mpnet, &dir).unwrap();
-    let texts = ["Oh my God!", "", "I'm fine, really, thanks for asking."];
-    let sentences = encoder.embed(&texts).unwrap();
-    let layers = encoder
-        .embed_layers_with_progress(&texts, usize::MAX, |_, _| {})
-        .unwrap();
-    let (count, dim) = (encoder.num_layer_states().unwrap(), encoder.dim());
-    assert_eq!(count, 13);
-    for (states, sentence) in layers.iter().zip(&sentences) {
-        assert_eq!(states.len(), count * dim);
-        let last = &states[(count - 1) * dim..];
-        assert!(
-            cosine(last, sentence) > 0.99999,
-            "cosine {}",
-            cosine(last, sentence)
-        );
-        assert!(
-            cosine(&states[8 * dim..9 * dim], sentence) < 0.999,
-            "layers differ"
-        );
-    }
-    // A shallower pass returns the same first layers.
-    let shallow = encoder
-        .embed_layers_with_progress(&texts, 8, |_, _| {})
-        .unwrap();
-    for (short, full) in shallow.iter().zip(&layers) {
-        assert_eq!(short.len(), 9 * dim);
-        assert!(cosine(&short[8 * dim..], &full[8 * dim..9 * dim]) > 0.99999);
-    }
-    if SentenceEncoder::is_installed(EncoderKind::MiniLm, &dir) {
-        let minilm = SentenceEncoder::load(EncoderKind::MiniLm, &dir).unwrap();
-        let err = minilm
-            .embed_layers_with_progress(&texts, 8, |_, _| {})
-            .unwrap_err();
-        assert!(err.to_string().contains("mpnet only"), "{err}");
+    for (kind, count) in [(EncoderKind::MiniLm, 7), (EncoderKind::Mpnet, 13)] {
+        if !SentenceEncoder::is_installed(kind, &dir) {
+            eprintln!("skipping {kind} layer states: not installed (run scripts/setup.sh)");
+            continue;
+        }
+        let encoder = SentenceEncoder::load(kind, &dir).unwrap();
+        let texts = ["Oh my God!", "", "I'm fine, really, thanks for asking."];
+        let sentences = encoder.embed(&texts).unwrap();
+        let layers = encoder
+            .embed_layers_with_progress(&texts, usize::MAX, |_, _| {})
+            .unwrap();
+        let dim = encoder.dim();
+        assert_eq!(encoder.num_layer_states(), count);
+        for (states, sentence) in layers.iter().zip(&sentences) {
+            assert_eq!(states.len(), count * dim);
+            let last = &states[(count - 1) * dim..];
+            assert!(
+                cosine(last, sentence) > 0.99999,
+                "{kind}: cosine {}",
+                cosine(last, sentence)
+            );
+            let middle = &states[(count / 2) * dim..(count / 2 + 1) * dim];
+            assert!(cosine(middle, sentence) < 0.999, "{kind}: layers differ");
+        }
+        let shallow = encoder
+            .embed_layers_with_progress(&texts, 3, |_, _| {})
+            .unwrap();
+        for (short, full) in shallow.iter().zip(&layers) {
+            assert_eq!(short.len(), 4 * dim);
+            assert!(cosine(&short[3 * dim..], &full[3 * dim..4 * dim]) > 0.99999);
+        }
     }
 }
 
