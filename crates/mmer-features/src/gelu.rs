@@ -63,6 +63,21 @@ fn gelu_slice(src: &[f32], dst: &mut [f32]) {
     }
 }
 
+/// Elements per parallel task: large tensors (one batch embedded alone, as
+/// `mmer predict` does) are split over the current rayon pool, which the
+/// encoder's batch workers pin to one thread.
+const PARALLEL_CHUNK: usize = 16 * 1024;
+
+fn gelu_par(src: &[f32], dst: &mut [f32]) {
+    use rayon::prelude::*;
+    if src.len() <= PARALLEL_CHUNK {
+        return gelu_slice(src, dst);
+    }
+    dst.par_chunks_mut(PARALLEL_CHUNK)
+        .zip(src.par_chunks(PARALLEL_CHUNK))
+        .for_each(|(d, s)| gelu_slice(s, d));
+}
+
 struct GeluErf;
 
 impl CustomOp1 for GeluErf {
@@ -79,7 +94,7 @@ impl CustomOp1 for GeluErf {
         };
         let src = &data[start..end];
         let mut dst = vec![0f32; src.len()];
-        gelu_slice(src, &mut dst);
+        gelu_par(src, &mut dst);
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
