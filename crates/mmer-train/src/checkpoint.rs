@@ -145,7 +145,15 @@ impl Checkpoint {
         {
             return Err(mismatch("input layout (modalities, widths)"));
         }
-        if checkpoint.config.model != *spec {
+        // Pre-training has no labels, so its checkpoints have no per-modality
+        // heads: a run with heads starts them fresh on top of the rest.
+        let fresh_heads = spec.mode_heads && !checkpoint.config.model.mode_heads;
+        let headless = crate::ModelSpec {
+            mode_heads: false,
+            ..spec.clone()
+        };
+        if checkpoint.config.model != *spec && !(fresh_heads && checkpoint.config.model == headless)
+        {
             return Err(mismatch("[model] section"));
         }
         let weights = dir.join(WEIGHTS_FILE);
@@ -153,12 +161,20 @@ impl Checkpoint {
             path: weights.clone(),
             msg: e.to_string(),
         })?;
-        model
+        let (body, heads) = match fresh_heads {
+            true => model.split_mode_heads(),
+            false => (model, Vec::new()),
+        };
+        let body = body
             .try_load_record(record)
             .map_err(|e| Error::Checkpoint {
                 path: weights,
                 msg: e.to_string(),
-            })
+            })?;
+        Ok(match fresh_heads {
+            true => body.with_mode_heads(heads),
+            false => body,
+        })
     }
 
     /// Reads a checkpoint directory and rebuilds the model on the CPU.

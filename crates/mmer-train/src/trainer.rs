@@ -554,6 +554,11 @@ mod tests {
         let (a, _) = train_seed(&data, &config, 3, false).unwrap();
         let (b, _) = train_seed(&data, &config, 3, false).unwrap();
         assert_eq!(a.valid, b.valid);
+        // Per-modality heads start fresh on top of the pre-trained weights.
+        config.model.mode_heads = true;
+        let (with_heads, _) = train_seed(&data, &config, 3, false).unwrap();
+        assert_ne!(with_heads.history, a.history);
+        config.model.mode_heads = false;
         // A different architecture cannot start from these weights.
         config.model.man_layers = 2;
         let err = train_seed(&data, &config, 3, false)

@@ -294,6 +294,21 @@ impl EmotionModel {
         )
     }
 
+    /// The model without its per-modality heads, and the heads: pre-trained
+    /// weights (which have no heads) load into the rest.
+    pub fn split_mode_heads(mut self) -> (Self, Vec<Linear>) {
+        let heads = std::mem::take(&mut self.mode_heads);
+        (self, heads)
+    }
+
+    /// The model with `heads` as its per-modality heads.
+    pub fn with_mode_heads(self, heads: Vec<Linear>) -> Self {
+        Self {
+            mode_heads: heads,
+            ..self
+        }
+    }
+
     /// The Adaptive Fusion gates α, when the model has them.
     pub fn fusion_gates(&self) -> Option<Tensor<2>> {
         self.adaptive_fusion
