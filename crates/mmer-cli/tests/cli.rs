@@ -435,53 +435,41 @@ fn extract_cuts_timed_turns_out_of_one_recording() {
     ];
     let o = mmer(&args);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let report = read_json(&store.join("report.json"));
-    let file = |id: &str| {
-        report["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["id"] == id)
-            .unwrap_or_else(|| panic!("{id} not in {report}"))
-            .clone()
-    };
-    let first = file("d_utt0");
+    let first = report_file(&store, "d_utt0");
     assert_eq!(first["presence"]["audio"], "present", "{first}");
     assert!((first["duration_s"].as_f64().unwrap() - 1.0).abs() < 1e-6);
-    let quiet = file("d_utt1");
+    let quiet = report_file(&store, "d_utt1");
     assert_eq!(quiet["presence"]["audio"], "silent", "{quiet}");
-    let outside = file("d_utt2");
-    assert_eq!(outside["outcome"], "failed");
-    assert!(
-        outside["reason"]
-            .as_str()
-            .unwrap()
-            .contains("ends after the clip"),
-        "{outside}"
-    );
-    let repeated = file("d_utt3");
-    assert_eq!(repeated["outcome"], "failed");
-    assert!(
-        repeated["reason"]
-            .as_str()
-            .unwrap()
-            .contains("same time range"),
-        "{repeated}"
-    );
+    for (id, reason) in [
+        ("d_utt2", "ends after the clip"),
+        ("d_utt3", "same time range"),
+    ] {
+        let failed = report_file(&store, id);
+        assert_eq!(failed["outcome"], "failed");
+        assert!(
+            failed["reason"].as_str().unwrap().contains(reason),
+            "{failed}"
+        );
+    }
 
     std::fs::write(&conv, transcript(3.0)).unwrap();
     let o = mmer(&args);
     assert!(stdout(&o).contains("1 skipped"), "{}", stdout(&o));
+    let changed = report_file(&store, "d_utt1");
+    assert_eq!(changed["outcome"], "ok", "{changed}");
+    assert!((changed["duration_s"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+}
+
+/// The line of utterance `id` in the last `mmer extract` report of `store`.
+fn report_file(store: &Path, id: &str) -> serde_json::Value {
     let report = read_json(&store.join("report.json"));
-    let changed = report["files"]
+    report["files"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["id"] == "d_utt1")
-        .unwrap()
-        .clone();
-    assert_eq!(changed["outcome"], "ok", "{changed}");
-    assert!((changed["duration_s"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {report}"))
+        .clone()
 }
 
 /// The installed models directory (`$MMER_MODELS_DIR`, else the workspace's

@@ -92,6 +92,12 @@ impl Segment {
     pub fn duration_s(&self) -> f64 {
         self.end_s - self.start_s
     }
+
+    /// `(start, end)` in whole milliseconds: a key for comparing ranges.
+    pub fn millis(&self) -> (u64, u64) {
+        let ms = |t: f64| (t * 1e3).round() as u64;
+        (ms(self.start_s), ms(self.end_s))
+    }
 }
 
 impl std::fmt::Display for Segment {

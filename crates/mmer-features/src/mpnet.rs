@@ -733,6 +733,11 @@ mod tests {
         MpnetModel::load(vb, config)
     }
 
+    /// Largest element-wise difference of two same-shaped tensors.
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+        (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
+    }
+
     #[test]
     fn all_layers_end_with_the_last_layer() -> Result<()> {
         let config = tiny_config();
@@ -744,24 +749,14 @@ mod tests {
         assert_eq!(layers.len(), config.num_hidden_layers + 1);
         let first = model.forward_layers(&ids, &mask, 1)?;
         assert_eq!(first.len(), 2);
-        let same = (first[1].clone() - &layers[1])?
-            .abs()?
-            .max_all()?
-            .to_scalar::<f32>()?;
         assert_eq!(
-            same, 0.0,
+            max_abs_diff(&first[1], &layers[1])?,
+            0.0,
             "a shallower pass stops, it does not change layers"
         );
         let last = model.forward(&ids, &mask)?;
-        let diff = (layers[2].clone() - &last)?
-            .abs()?
-            .max_all()?
-            .to_scalar::<f32>()?;
-        assert_eq!(diff, 0.0);
-        let moved = (layers[1].clone() - &layers[0])?
-            .abs()?
-            .max_all()?
-            .to_scalar::<f32>()?;
+        assert_eq!(max_abs_diff(&layers[2], &last)?, 0.0);
+        let moved = max_abs_diff(&layers[1], &layers[0])?;
         assert!(moved > 0.0, "each layer transforms its input");
         Ok(())
     }
@@ -782,10 +777,7 @@ mod tests {
         assert_eq!(out_batch.dims(), &[2, 7, 8]);
         // Padding must not change the real tokens' states: positions skip pads,
         // the mask hides them, and the relative bias depends only on i − j.
-        let diff = (out_batch.narrow(0, 0, 1)?.narrow(1, 0, 5)? - &out_alone)?
-            .abs()?
-            .max_all()?
-            .to_scalar::<f32>()?;
+        let diff = max_abs_diff(&out_batch.narrow(0, 0, 1)?.narrow(1, 0, 5)?, &out_alone)?;
         assert!(diff < 1e-5, "padding changed the output by {diff}");
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::ffmpeg::{Ffmpeg, Program, input_arg, run};
+use crate::ffmpeg::{Ffmpeg, Program, run};
 use crate::probe::MediaInfo;
 
 /// Bytes read from ffmpeg per chunk (16 k samples, ~1 s of audio).
@@ -94,10 +94,9 @@ impl Ffmpeg {
             });
         };
         let path: &Path = &info.path;
-        let input = input_arg(path);
+        let input = info.input_args();
         let map = format!("0:{}", stream.index);
         let rate = mmer_audio::SAMPLE_RATE.to_string();
-        let seek = info.seek_args();
         let mut args: Vec<&OsStr> = [
             OsStr::new("-nostdin"),
             OsStr::new("-hide_banner"),
@@ -105,10 +104,8 @@ impl Ffmpeg {
             OsStr::new("error"),
         ]
         .to_vec();
-        args.extend(seek.iter().map(OsString::as_os_str));
+        args.extend(input.iter().map(OsString::as_os_str));
         args.extend([
-            OsStr::new("-i"),
-            &input,
             OsStr::new("-map"),
             OsStr::new(&map),
             OsStr::new("-vn"),

@@ -324,11 +324,6 @@ fn failed(job: &Job, reason: String) -> FileReport {
     }
 }
 
-/// Seconds as whole milliseconds.
-fn ms(seconds: f64) -> u64 {
-    (seconds * 1e3).round() as u64
-}
-
 fn extract_one(
     ffmpeg: &Ffmpeg,
     extractors: &[&dyn StreamExtractor],
@@ -359,8 +354,7 @@ fn try_extract(
         stages.insert(name.to_string(), since.elapsed().as_secs_f64() * 1e3);
     };
     // A changed time range makes the stored record stale like a changed file.
-    let stamp =
-        SourceStamp::of(&job.path)?.with_range(job.segment.map(|s| (ms(s.start_s), ms(s.end_s))));
+    let stamp = SourceStamp::of(&job.path)?.with_range(job.segment.map(|s| s.millis()));
     let mut report = FileReport {
         id: job.id.clone(),
         path: job.path.display().to_string(),

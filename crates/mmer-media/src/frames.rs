@@ -24,7 +24,7 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ffmpeg::{Ffmpeg, Program, input_arg, run};
+use crate::ffmpeg::{Ffmpeg, Program, run};
 use crate::probe::MediaInfo;
 
 /// Fallback spacing when the container does not know its duration, seconds.
@@ -249,12 +249,10 @@ impl Ffmpeg {
         }
         let select = format!("gte(t\\,{target})");
         let filter = format!("select='{select}',showinfo,scale={out_w}:{out_h}:flags=area");
-        let input = input_arg(path);
+        let input = info.input_args();
         let map = format!("0:{}", video.index);
         let count = opts.count.to_string();
-        let seek = info.seek_args();
         let args = filtered_video_args(
-            &seek,
             &input,
             &map,
             &filter,
@@ -318,13 +316,11 @@ impl Ffmpeg {
         index: usize,
         threshold: f64,
     ) -> Result<Vec<(f64, f64)>> {
-        let input = input_arg(&info.path);
+        let input = info.input_args();
         let map = format!("0:{index}");
         let filter =
             format!("select='gt(scene\\,{threshold})',metadata=print:key=lavfi.scene_score");
-        let seek = info.seek_args();
         let args = filtered_video_args(
-            &seek,
             &input,
             &map,
             &filter,
@@ -337,13 +333,13 @@ impl Ffmpeg {
     }
 }
 
-/// ffmpeg arguments that decode video stream `map` (`0:<index>`) of `input`
-/// alone through the filter graph `filter`, passing every frame on (the
-/// filter picks them; logged at `info` for `showinfo`/`metadata`), followed
-/// by the `output` arguments.
+/// ffmpeg arguments that decode video stream `map` (`0:<index>`) of the
+/// file opened by `input` ([`MediaInfo::input_args`]) alone through the
+/// filter graph `filter`, passing every frame on (the filter picks them;
+/// logged at `info` for `showinfo`/`metadata`), followed by the `output`
+/// arguments.
 fn filtered_video_args<'a>(
-    seek: &'a [OsString],
-    input: &'a OsStr,
+    input: &'a [OsString],
     map: &'a str,
     filter: &'a str,
     output: &[&'a OsStr],
@@ -351,9 +347,7 @@ fn filtered_video_args<'a>(
     let mut args: Vec<&OsStr> = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
         .map(OsStr::new)
         .to_vec();
-    args.extend(seek.iter().map(OsString::as_os_str));
-    args.push(OsStr::new("-i"));
-    args.push(input);
+    args.extend(input.iter().map(OsString::as_os_str));
     args.extend(
         [
             "-map",

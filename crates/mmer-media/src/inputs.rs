@@ -182,10 +182,7 @@ fn media_mismatch(
     refs: &mmer_data::conversation::MediaRefs,
     claimed: &mut Claimed,
 ) -> Option<String> {
-    let range = refs.segment.map(|s| {
-        let ms = |t: f64| (t * 1e3).round() as u64;
-        (ms(s.start_s), ms(s.end_s))
-    });
+    let range = refs.segment.map(|s| s.millis());
     let here = |msg: String| {
         format!(
             "{} line {}, utterance {id}: {msg}",

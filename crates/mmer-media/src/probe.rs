@@ -124,10 +124,10 @@ impl MediaInfo {
         Ok(self)
     }
 
-    /// ffmpeg input options that seek to [`MediaInfo::segment`] (put them
-    /// before `-i`); none for a whole file.
-    pub(crate) fn seek_args(&self) -> Vec<OsString> {
-        match self.segment {
+    /// ffmpeg's input arguments for this file: `-i <file>`, preceded by the
+    /// options that seek to [`MediaInfo::segment`] when there is one.
+    pub(crate) fn input_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = match self.segment {
             Some(s) => vec![
                 "-ss".into(),
                 format!("{:.3}", s.start_s).into(),
@@ -135,7 +135,10 @@ impl MediaInfo {
                 format!("{:.3}", s.duration_s()).into(),
             ],
             None => Vec::new(),
-        }
+        };
+        args.push("-i".into());
+        args.push(input_arg(&self.path));
+        args
     }
 
     /// Best known duration of the video: the stream's, else the container's

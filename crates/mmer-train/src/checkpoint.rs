@@ -161,20 +161,20 @@ impl Checkpoint {
             path: weights.clone(),
             msg: e.to_string(),
         })?;
-        let (body, heads) = match fresh_heads {
-            true => model.split_mode_heads(),
-            false => (model, Vec::new()),
+        let load = |model: EmotionModel| {
+            model
+                .try_load_record(record)
+                .map_err(|e| Error::Checkpoint {
+                    path: weights,
+                    msg: e.to_string(),
+                })
         };
-        let body = body
-            .try_load_record(record)
-            .map_err(|e| Error::Checkpoint {
-                path: weights,
-                msg: e.to_string(),
-            })?;
-        Ok(match fresh_heads {
-            true => body.with_mode_heads(heads),
-            false => body,
-        })
+        if fresh_heads {
+            let (body, heads) = model.split_mode_heads();
+            Ok(load(body)?.with_mode_heads(heads))
+        } else {
+            load(model)
+        }
     }
 
     /// Reads a checkpoint directory and rebuilds the model on the CPU.
