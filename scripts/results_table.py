@@ -2,7 +2,8 @@
 """Print the markdown table of docs/RESULTS.md from docs/results/*.json.
 
 Each JSON is a `results.json` written by `mmer train` (test split, model
-selected on validation, mean ± sample std over seeds).
+selected on validation, mean ± sample std over seeds). Other reports in the
+folder (e.g. `mmer bench emodb-loso`'s) are skipped with a note on stderr.
 Usage: scripts/results_table.py [docs/results/*.json]
 """
 import glob
@@ -22,6 +23,9 @@ def main(paths):
     for path in sorted(paths):
         with open(path) as f:
             r = json.load(f)
+        if "dataset" not in r or "model" not in r:
+            print(f"skipped {path}: not a `mmer train` results.json", file=sys.stderr)
+            continue
         test, valid = r.get("test") or {}, r.get("valid") or {}
         rows.append((
             path.split("/")[-1].removesuffix(".json"),

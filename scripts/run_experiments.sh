@@ -24,7 +24,8 @@ all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-mi
      meld-mpnet-context iemocap-mpnet-context meld-mpnet-utterance iemocap-mpnet-utterance
      meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse meld-mpnet-tokens
      meld-mpnet-layer8 meld-mpnet-layer8-utterance iemocap-mpnet-layer8 meld-mpnet-layers
-     meld-mpnet-layer8-amuse iemocap-mpnet-layer8-amuse meld-mpnet-layer8-amuse-256 iemocap-mpnet-layer8-amuse-256)
+     meld-mpnet-layer8-amuse iemocap-mpnet-layer8-amuse meld-mpnet-layer8-amuse-256 iemocap-mpnet-layer8-amuse-256
+     meld-mpnet-layer8-concat meld-mpnet-layer8-amuse-rezero iemocap-mpnet-layer8-amuse-rezero)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -57,6 +58,10 @@ for name in "${selected[@]}"; do
         # The same with the modality encoder as wide as the foundation's projection (256).
         meld-mpnet-layer8-amuse-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse.toml ;;
         iemocap-mpnet-layer8-amuse-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        # The modality encoder without MAN, and MAN with ReZero residuals (starts as the identity).
+        meld-mpnet-layer8-concat) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion concat ;;
+        meld-mpnet-layer8-amuse-rezero) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero ;;
+        iemocap-mpnet-layer8-amuse-rezero) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done

@@ -14,5 +14,5 @@ pub mod nce;
 
 pub use erc::{ContextMode, ErcModel, ErcModelConfig};
 pub use multimodal::{
-    DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, Pooling, UtteranceInput,
+    DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, ManResidual, Pooling, UtteranceInput,
 };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use mmer_core::Modality;
 use mmer_models::erc::ContextMode;
 use mmer_models::loss::LossKind;
-use mmer_models::{EmotionModelConfig, Fusion, Pooling};
+use mmer_models::{EmotionModelConfig, Fusion, ManResidual, Pooling};
 use serde::{Deserialize, Serialize};
 
 /// Model hyper-parameters (input width and classes come from the data).
@@ -30,6 +30,10 @@ pub struct ModelSpec {
     pub man_layers: usize,
     /// MAN attention heads (must divide `d_modality`).
     pub man_heads: usize,
+    /// How MAN's sub-layers join the residual stream: `post_norm` (the
+    /// transformer layer) or `rezero` (learned scales from 0: MAN starts as
+    /// the identity).
+    pub man_residual: ManResidual,
     /// Context streams: `none` (utterance MLP), `dialogue`, `dialogue_speaker` (AMuSE).
     pub context: ContextMode,
     /// Utterance representation width.
@@ -38,6 +42,10 @@ pub struct ModelSpec {
     pub d_hidden: usize,
     /// Dropout.
     pub dropout: f64,
+    /// Dropout on each modality's raw frames in the sequence fusions (early
+    /// fusion drops its input at `dropout`). 0 = the recorded AMuSE runs;
+    /// frozen text embeddings want the foundation's 0.3.
+    pub input_dropout: f64,
     /// Dropout on the context streams' output (0 = the foundation model).
     pub context_dropout: f64,
 }
@@ -52,10 +60,12 @@ impl Default for ModelSpec {
             d_modality: 64,
             man_layers: 4,
             man_heads: 4,
+            man_residual: ManResidual::PostNorm,
             context: ContextMode::DialogueSpeaker,
             d_model: 256,
             d_hidden: 100,
             dropout: 0.3,
+            input_dropout: 0.0,
             context_dropout: 0.0,
         }
     }
@@ -76,10 +86,12 @@ impl ModelSpec {
             .with_d_modality(self.d_modality)
             .with_man_layers(self.man_layers)
             .with_man_heads(self.man_heads)
+            .with_man_residual(self.man_residual)
             .with_context(self.context)
             .with_d_model(self.d_model)
             .with_d_hidden(self.d_hidden)
             .with_dropout(self.dropout)
+            .with_input_dropout(self.input_dropout)
             .with_context_dropout(self.context_dropout)
     }
 }

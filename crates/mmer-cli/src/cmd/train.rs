@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mmer_core::Modality;
 use mmer_features::EncoderKind;
-use mmer_models::{ContextMode, Fusion, Pooling};
+use mmer_models::{ContextMode, Fusion, ManResidual, Pooling};
 use mmer_train::trainer::PreparedData;
 use mmer_train::{Checkpoint, SeedOutcome, TrainConfig, train_seed};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,11 @@ pub struct TrainArgs {
     /// (per-modality encoders), man-concat, man-af (AMuSE).
     #[arg(long, value_parser = parse_fusion)]
     pub fusion: Option<Fusion>,
+    /// How MAN's sub-layers join the residual stream: post-norm (the
+    /// transformer layer) or rezero (learned scales starting at 0, so MAN
+    /// starts as the identity; for few modalities).
+    #[arg(long, value_parser = parse_man_residual)]
+    pub man_residual: Option<ManResidual>,
     /// Start every seed from `mmer pretrain`'s weights in this directory
     /// (it holds seed-<k>/ for each seed).
     #[arg(long)]
@@ -117,6 +122,14 @@ fn parse_pooling(s: &str) -> Result<Pooling, String> {
         "mean" => Ok(Pooling::Mean),
         "attention" => Ok(Pooling::Attention),
         other => Err(format!("unknown pooling {other:?}: mean, attention")),
+    }
+}
+
+fn parse_man_residual(s: &str) -> Result<ManResidual, String> {
+    match s.replace('-', "_").as_str() {
+        "post_norm" => Ok(ManResidual::PostNorm),
+        "rezero" => Ok(ManResidual::Rezero),
+        other => Err(format!("unknown MAN residual {other:?}: post-norm, rezero")),
     }
 }
 
@@ -182,6 +195,9 @@ impl TrainArgs {
         }
         if let Some(f) = self.fusion {
             config.train.model.fusion = f;
+        }
+        if let Some(r) = self.man_residual {
+            config.train.model.man_residual = r;
         }
         if let Some(p) = self.init_from {
             config.train.init_from = Some(p);

@@ -16,6 +16,13 @@
 //! padding included (methods-detail §1.4 bug 2). The feed-forward block and
 //! layer norms follow the standard transformer layer (Vaswani et al. 2017);
 //! the paper leaves them implicit.
+//!
+//! [`ManResidual::Rezero`] replaces each `LN(x + branch)` by `x + s · branch`
+//! with a learned scalar `s` that starts at 0 (ReZero, Bachlechner et al.
+//! 2021): the whole network starts as the identity and each layer adds only
+//! what training finds useful. With one modality MAN has nothing to
+//! cross-attend, and the post-norm stack is four extra layers in front of the
+//! context model; ReZero lets that case start from the plain encoder.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -24,6 +31,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::{gelu, sigmoid, softmax};
 use burn::tensor::{Bool, Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use super::encoder::ModalityFrames;
 use crate::blocks::fast_dropout;
@@ -96,6 +104,17 @@ impl MaskedAttention {
     }
 }
 
+/// How each MAN sub-layer's output joins its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ManResidual {
+    /// `LN(x + branch)`: the standard (post-norm) transformer layer.
+    #[default]
+    PostNorm,
+    /// `x + s · branch`, `s` a learned scalar starting at 0 (ReZero).
+    Rezero,
+}
+
 /// Configuration of [`MultimodalAttention`].
 #[derive(Config, Debug)]
 pub struct MultimodalAttentionConfig {
@@ -113,22 +132,37 @@ pub struct MultimodalAttentionConfig {
     /// Dropout on attention weights and residual branches.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// How sub-layer outputs join the residual stream.
+    #[config(default = "ManResidual::PostNorm")]
+    pub residual: ManResidual,
 }
 
 /// One layer of a central stack.
 #[derive(Module, Debug)]
 pub struct ManLayer {
     self_attention: MaskedAttention,
-    self_norm: LayerNorm,
     /// One cross-attention per peripheral modality.
     cross_attention: Vec<MaskedAttention>,
     /// Injection gate logits θ_p, one per peripheral (absent without any).
     injection: Option<Param<Tensor<1>>>,
-    cross_norm: Option<LayerNorm>,
     feed_forward_in: Linear,
     feed_forward_out: Linear,
-    feed_forward_norm: LayerNorm,
+    /// Post-norm: the layer norms after self-attention, injection (with
+    /// peripherals) and the feed-forward block.
+    self_norm: Option<LayerNorm>,
+    cross_norm: Option<LayerNorm>,
+    feed_forward_norm: Option<LayerNorm>,
+    /// ReZero: the scales of the same three branches, starting at 0.
+    rezero: Option<Param<Tensor<1>>>,
     dropout: Dropout,
+}
+
+/// The three residual joins of a [`ManLayer`], indexing its ReZero scales.
+#[derive(Clone, Copy)]
+enum Branch {
+    SelfAttention = 0,
+    Injection = 1,
+    FeedForward = 2,
 }
 
 /// The central stack of one modality.
@@ -148,16 +182,20 @@ impl MultimodalAttentionConfig {
         let d = self.d_model;
         let mha = || MaskedAttention::init(d, self.heads, self.dropout, device);
         let peripherals = self.modalities.saturating_sub(1);
+        let post_norm = self.residual == ManResidual::PostNorm;
+        let norm =
+            |present: bool| (post_norm && present).then(|| LayerNormConfig::new(d).init(device));
         ManLayer {
             self_attention: mha(),
-            self_norm: LayerNormConfig::new(d).init(device),
             cross_attention: (0..peripherals).map(|_| mha()).collect(),
             // σ(0) = 0.5: every peripheral starts equally injected.
             injection: (peripherals > 0).then(|| Initializer::Zeros.init([peripherals], device)),
-            cross_norm: (peripherals > 0).then(|| LayerNormConfig::new(d).init(device)),
             feed_forward_in: LinearConfig::new(d, 2 * d).init(device),
             feed_forward_out: LinearConfig::new(2 * d, d).init(device),
-            feed_forward_norm: LayerNormConfig::new(d).init(device),
+            self_norm: norm(true),
+            cross_norm: norm(peripherals > 0),
+            feed_forward_norm: norm(true),
+            rezero: (!post_norm).then(|| Initializer::Zeros.init([3], device)),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
@@ -188,10 +226,8 @@ impl ManLayer {
             central.clone(),
             central_frames.padding.clone(),
         );
-        let g = self
-            .self_norm
-            .forward(central + fast_dropout(&self.dropout, attended));
-        let (Some(injection), Some(cross_norm)) = (&self.injection, &self.cross_norm) else {
+        let g = self.join(Branch::SelfAttention, central, attended, &self.self_norm);
+        let Some(injection) = &self.injection else {
             return self.feed_forward(g);
         };
         let weights = sigmoid(injection.val()).div_scalar(peripherals.len() as f32); // [P]
@@ -207,7 +243,7 @@ impl ManLayer {
             });
         }
         let g = match injected {
-            Some(sum) => cross_norm.forward(g + fast_dropout(&self.dropout, sum)),
+            Some(sum) => self.join(Branch::Injection, g, sum, &self.cross_norm),
             None => g,
         };
         self.feed_forward(g)
@@ -217,8 +253,27 @@ impl ManLayer {
         let h = self
             .feed_forward_out
             .forward(gelu(self.feed_forward_in.forward(g.clone())));
-        self.feed_forward_norm
-            .forward(g + fast_dropout(&self.dropout, h))
+        self.join(Branch::FeedForward, g, h, &self.feed_forward_norm)
+    }
+
+    /// `x` plus the (dropped-out) `branch`: layer-normed after the sum
+    /// (post-norm) or scaled by the branch's ReZero scale.
+    fn join(
+        &self,
+        which: Branch,
+        x: Tensor<3>,
+        branch: Tensor<3>,
+        norm: &Option<LayerNorm>,
+    ) -> Tensor<3> {
+        let branch = fast_dropout(&self.dropout, branch);
+        match (&self.rezero, norm) {
+            (Some(scales), _) => {
+                let i = which as usize;
+                x + branch * scales.val().narrow(0, i, 1).reshape([1, 1, 1])
+            }
+            (None, Some(norm)) => norm.forward(x + branch),
+            (None, None) => unreachable!("a post-norm layer has a norm for every branch"),
+        }
     }
 }
 

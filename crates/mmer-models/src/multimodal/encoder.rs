@@ -2,7 +2,9 @@
 //! one modality → a sequence of width `d` shared by every modality, so the
 //! attention network can compare them.
 //!
-//! `x = LayerNorm(W f + BiLSTM(W f)) + time(τ)`: a projection, a residual
+//! `x = LayerNorm(W f + BiLSTM(W f)) + time(τ)`, `f` the frames after an
+//! optional input dropout (the foundation model's regulariser on frozen
+//! features, which the encoder would otherwise skip): a projection, a residual
 //! length-aware Bi-LSTM over the frames (skipped for one-vector-per-utterance
 //! inputs such as sentence embeddings), and a fixed sinusoidal code of each
 //! frame's relative time τ ∈ (0, 1) within its utterance. The time code is
@@ -13,12 +15,14 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::{MaskedBiLstm, MaskedBiLstmConfig, SequenceIndex};
+use crate::blocks::{MaskedBiLstm, MaskedBiLstmConfig, SequenceIndex, dropout};
 
 /// Frames of one modality for the real (unpadded) utterances of a batch.
 #[derive(Debug, Clone)]
@@ -167,11 +171,15 @@ pub struct ModalityEncoderConfig {
     /// Run the Bi-LSTM over frames (off for one vector per utterance).
     #[config(default = true)]
     pub temporal: bool,
+    /// Dropout on the raw frames, before the projection.
+    #[config(default = 0.0)]
+    pub input_dropout: f64,
 }
 
 /// Projection + optional Bi-LSTM + time code for one modality.
 #[derive(Module, Debug)]
 pub struct ModalityEncoder {
+    input_dropout: Dropout,
     projection: Linear,
     lstm: Option<MaskedBiLstm>,
     norm: LayerNorm,
@@ -182,6 +190,7 @@ impl ModalityEncoderConfig {
     /// Builds the encoder.
     pub fn init(&self, device: &Device) -> ModalityEncoder {
         ModalityEncoder {
+            input_dropout: DropoutConfig::new(self.input_dropout).init(),
             projection: LinearConfig::new(self.d_input, self.d_model).init(device),
             lstm: self
                 .temporal
@@ -199,7 +208,9 @@ impl ModalityEncoder {
     /// # Shapes
     /// `input.frames`: `[n, frames, d_input]` → `[n, frames, d_model]`
     pub fn forward(&self, input: &ModalityFrames) -> Tensor<3> {
-        let x = self.projection.forward(input.frames.clone());
+        let x = self
+            .projection
+            .forward(dropout(&self.input_dropout, input.frames.clone()));
         let x = match &self.lstm {
             Some(lstm) => x.clone() + lstm.forward(x, &input.index),
             None => x,

@@ -10,7 +10,7 @@ mod encoder;
 mod model;
 
 pub use adaptive::{AdaptiveFusion, AdaptiveFusionConfig};
-pub use attention::{MultimodalAttention, MultimodalAttentionConfig};
+pub use attention::{ManResidual, MultimodalAttention, MultimodalAttentionConfig};
 pub use encoder::{
     AttentionPooling, ModalityEncoder, ModalityEncoderConfig, ModalityFrames, Pooling, time_code,
 };

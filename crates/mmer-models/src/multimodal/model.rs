@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::adaptive::{AdaptiveFusion, AdaptiveFusionConfig};
-use super::attention::{MultimodalAttention, MultimodalAttentionConfig};
+use super::attention::{ManResidual, MultimodalAttention, MultimodalAttentionConfig};
 use super::encoder::{
     AttentionPooling, ModalityEncoder, ModalityEncoderConfig, ModalityFrames, Pooling,
 };
@@ -100,6 +100,9 @@ pub struct EmotionModelConfig {
     /// MAN attention heads.
     #[config(default = 4)]
     pub man_heads: usize,
+    /// How MAN's sub-layers join the residual stream.
+    #[config(default = "ManResidual::PostNorm")]
+    pub man_residual: ManResidual,
     /// Context streams.
     #[config(default = "ContextMode::DialogueSpeaker")]
     pub context: ContextMode,
@@ -112,6 +115,10 @@ pub struct EmotionModelConfig {
     /// Dropout.
     #[config(default = 0.3)]
     pub dropout: f64,
+    /// Dropout on each modality's raw frames (sequence fusions; early
+    /// fusion's input dropout is `dropout`).
+    #[config(default = 0.0)]
+    pub input_dropout: f64,
     /// Dropout on the context streams' output.
     #[config(default = 0.0)]
     pub context_dropout: f64,
@@ -149,6 +156,7 @@ impl EmotionModelConfig {
                 .map(|&w| {
                     ModalityEncoderConfig::new(w, self.d_modality)
                         .with_temporal(self.temporal)
+                        .with_input_dropout(self.input_dropout)
                         .init(device)
                 })
                 .collect()
@@ -179,6 +187,7 @@ impl EmotionModelConfig {
                 MultimodalAttentionConfig::new(modalities, self.d_modality)
                     .with_layers(self.man_layers)
                     .with_heads(self.man_heads)
+                    .with_residual(self.man_residual)
                     .with_dropout(self.dropout.min(0.1))
                     .init(device)
             }),
@@ -488,6 +497,41 @@ mod tests {
                 assert!(
                     dead.is_empty(),
                     "{fusion:?} with {m} modalities: no gradient for {dead:?}"
+                );
+            }
+        }
+    }
+
+    /// ReZero MAN starts as the identity: the model's output equals the same
+    /// model without MAN (only the ReZero scales get a gradient at first).
+    /// After one optimiser step every parameter trains.
+    #[test]
+    fn rezero_man_starts_as_the_identity_then_every_parameter_trains() {
+        use burn::optim::AdamConfig;
+        let device = Device::default().autodiff();
+        for fusion in [Fusion::ManConcat, Fusion::ManAf] {
+            for m in [1, 3] {
+                device.seed(6);
+                let cfg = config(fusion, m).with_man_residual(ManResidual::Rezero);
+                let mut model = cfg.init(&device);
+                let input = batch(fusion, m, &device);
+                let without_man = EmotionModel {
+                    attention: None,
+                    ..model.clone()
+                };
+                model.forward(&input).into_data().assert_approx_eq::<f32>(
+                    &without_man.forward(&input).into_data(),
+                    burn::tensor::Tolerance::absolute(1e-6),
+                );
+                let mut optim = AdamConfig::new().init();
+                let loss = batch_loss(model.forward(&input), &device);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(1e-2, model, grads);
+                let loss = batch_loss(model.forward(&input), &device);
+                let (_, dead) = DeadParams::after(&model, loss);
+                assert!(
+                    dead.is_empty(),
+                    "{fusion:?}/{m}, ReZero after a step: no gradient for {dead:?}"
                 );
             }
         }
