@@ -25,7 +25,8 @@ all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-mi
      meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse meld-mpnet-tokens
      meld-mpnet-layer8 meld-mpnet-layer8-utterance iemocap-mpnet-layer8 meld-mpnet-layers
      meld-mpnet-layer8-amuse iemocap-mpnet-layer8-amuse meld-mpnet-layer8-amuse-256 iemocap-mpnet-layer8-amuse-256
-     meld-mpnet-layer8-concat meld-mpnet-layer8-amuse-rezero iemocap-mpnet-layer8-amuse-rezero)
+     meld-mpnet-layer8-concat iemocap-mpnet-layer8-concat meld-mpnet-layer8-amuse-rezero iemocap-mpnet-layer8-amuse-rezero
+     meld-mpnet-layer8-amuse-rezero-dropout iemocap-mpnet-layer8-amuse-rezero-dropout)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -60,8 +61,12 @@ for name in "${selected[@]}"; do
         iemocap-mpnet-layer8-amuse-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
         # The modality encoder without MAN, and MAN with ReZero residuals (starts as the identity).
         meld-mpnet-layer8-concat) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion concat ;;
+        iemocap-mpnet-layer8-concat) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion concat --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
         meld-mpnet-layer8-amuse-rezero) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero ;;
         iemocap-mpnet-layer8-amuse-rezero) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        # ReZero + dropout on the frozen text vector before the modality encoder.
+        meld-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml ;;
+        iemocap-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done

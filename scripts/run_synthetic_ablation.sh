@@ -3,8 +3,9 @@
 # conversations: unimodal rows, early fusion, feature concatenation, MAN +
 # concat, MAN + Adaptive Fusion (AMuSE), each fusion with and without the
 # dialogue + speaker context, AMuSE started from cross-modal NCE
-# pre-training, and AMuSE with per-modality focal heads (Eq. 5), also from
-# the pre-trained weights (the heads start fresh). 5 seeds,
+# pre-training, AMuSE with per-modality focal heads (Eq. 5), also from
+# the pre-trained weights (the heads start fresh), and AMuSE with ReZero
+# residuals in MAN. 5 seeds,
 # model selection on the validation split.
 #
 # Every (row, seed) is its own process, JOBS at a time (default: nproc), and
@@ -38,12 +39,13 @@ flags() {
             echo "--modalities $all_modalities --fusion ${1%-utterance} --context none" ;;
         man-af-nce) echo "--modalities $all_modalities --fusion man-af --init-from $out/man-af-nce-pretrain" ;;
         man-af-modes) echo "--modalities $all_modalities --fusion man-af --mode-heads" ;;
+        man-af-rezero) echo "--modalities $all_modalities --fusion man-af --man-residual rezero" ;;
         man-af-nce-modes) echo "--modalities $all_modalities --fusion man-af --mode-heads --init-from $out/man-af-nce-pretrain" ;;
         *) echo "unknown row $1" >&2; return 2 ;;
     esac
 }
 
-all=(man-af-nce man-af-nce-modes man-af man-af-modes man-concat man-af-utterance man-concat-utterance concat concat-utterance
+all=(man-af-nce man-af-nce-modes man-af man-af-modes man-af-rezero man-concat man-af-utterance man-concat-utterance concat concat-utterance
      early text audio face body)
 rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=("${all[@]}")

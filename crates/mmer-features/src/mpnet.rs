@@ -30,7 +30,7 @@
 //! mapped onto MPNet's when loading, positions count from 0, the (constant)
 //! token-type-0 embedding is folded into the position table, and there is no
 //! relative bias. That gives BERT this module's vectorised GELU
-//! ([`crate::gelu`]) instead of candle-transformers' element-wise `erf`.
+//! (`crate::gelu`) instead of candle-transformers' element-wise `erf`.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder, embedding};

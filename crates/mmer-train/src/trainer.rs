@@ -217,7 +217,7 @@ fn batch_loss(
 /// `config.batch_size`; returns the updated model and the mean batch loss.
 ///
 /// With `config.data_parallel` = k > 1 each batch is cut into k shards whose
-/// gradients are computed on their own threads (see [`sharded_gradients`]).
+/// gradients are computed on their own threads (see `sharded_gradients`).
 pub fn train_epoch(
     mut model: EmotionModel,
     optim: &mut ModuleOptimizer,

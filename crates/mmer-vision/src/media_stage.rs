@@ -68,7 +68,7 @@ impl VisualStreams {
     /// `models_dir` (as installed by `scripts/setup.sh`).
     ///
     /// The fingerprint covers the SHA-256 of both model files, `config`,
-    /// the keyframe options and [`VERSION`]: changing any of them makes
+    /// the keyframe options and `VERSION`: changing any of them makes
     /// `mmer extract` re-extract, anything else lets it skip.
     ///
     /// # Errors

@@ -77,7 +77,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_man_residual)]
     pub man_residual: Option<ManResidual>,
     /// Start every seed from `mmer pretrain`'s weights in this directory
-    /// (it holds seed-<k>/ for each seed).
+    /// (it holds `seed-<k>/` for each seed).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
     /// Seeds, comma-separated; one model per seed.
@@ -92,13 +92,13 @@ pub struct TrainArgs {
     /// training time.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
     pub data_parallel: Option<u64>,
-    /// Output directory (default: runs/<dataset>-<encoder>-<context>).
+    /// Output directory (default: `runs/<dataset>-<encoder>-<context>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Feature-store directory for cached embeddings.
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// Reuse seeds already finished in --out (seed-<k>/metrics.json and a
+    /// Reuse seeds already finished in --out (`seed-<k>/metrics.json` and a
     /// checkpoint made with the same settings) instead of retraining them:
     /// resumes an interrupted run, or merges seeds trained by parallel
     /// `--seeds <k>` processes into one results.json.

@@ -83,7 +83,7 @@ pub fn dropout<const D: usize>(dropout: &Dropout, input: Tensor<D>) -> Tensor<D>
 }
 
 /// `dropout`'s forward pass (identity outside training, as burn's), with
-/// the mask from [`SplitMix64`].
+/// the mask from `SplitMix64`.
 pub fn fast_dropout<const D: usize>(dropout: &Dropout, input: Tensor<D>) -> Tensor<D> {
     let device = input.device();
     if !dropout.training.is_enabled() || !device.is_autodiff() || dropout.prob == 0.0 {

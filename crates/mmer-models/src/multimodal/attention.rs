@@ -171,7 +171,7 @@ pub struct CentralStack {
     layers: Vec<ManLayer>,
 }
 
-/// MAN over `M` modalities: one [`CentralStack`] per modality.
+/// MAN over `M` modalities: one `CentralStack` per modality.
 #[derive(Module, Debug)]
 pub struct MultimodalAttention {
     stacks: Vec<CentralStack>,
