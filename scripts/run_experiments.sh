@@ -26,7 +26,8 @@ all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-mi
      meld-mpnet-layer8 meld-mpnet-layer8-utterance iemocap-mpnet-layer8 meld-mpnet-layers
      meld-mpnet-layer8-amuse iemocap-mpnet-layer8-amuse meld-mpnet-layer8-amuse-256 iemocap-mpnet-layer8-amuse-256
      meld-mpnet-layer8-concat iemocap-mpnet-layer8-concat meld-mpnet-layer8-amuse-rezero iemocap-mpnet-layer8-amuse-rezero
-     meld-mpnet-layer8-amuse-rezero-dropout iemocap-mpnet-layer8-amuse-rezero-dropout)
+     meld-mpnet-layer8-amuse-rezero-dropout iemocap-mpnet-layer8-amuse-rezero-dropout
+     meld-mpnet-layer8-amuse-rezero-256 iemocap-mpnet-layer8-amuse-rezero-256)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -67,6 +68,8 @@ for name in "${selected[@]}"; do
         # ReZero + dropout on the frozen text vector before the modality encoder.
         meld-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml ;;
         iemocap-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        meld-mpnet-layer8-amuse-rezero-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml ;;
+        iemocap-mpnet-layer8-amuse-rezero-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done
