@@ -503,8 +503,7 @@ mod tests {
     }
 
     /// ReZero MAN starts as the identity: the model's output equals the same
-    /// model without MAN (only the ReZero scales get a gradient at first).
-    /// After one optimiser step every parameter trains.
+    /// model without MAN. After one optimiser step every parameter trains.
     #[test]
     fn rezero_man_starts_as_the_identity_then_every_parameter_trains() {
         use burn::optim::AdamConfig;
