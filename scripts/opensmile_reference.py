@@ -19,6 +19,11 @@ blank are skipped with a note; clips are processed at their native rate
 Usage, from the repository root:
 
     python3 scripts/opensmile_reference.py [--data ../shared/data/emodb]
+
+With `--all --out FILE` it writes every functional of a feature set instead
+(eGeMAPSv02: 88; ComParE_2016: 6,373) for the openSMILE reference rows of
+`mmer bench emodb-loso --opensmile-csv FILE`; those tables are derived from
+the dataset and stay out of the repository.
 """
 
 import argparse
@@ -113,32 +118,41 @@ def sig6(x):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/emodb"))
+    ap.add_argument("--all", action="store_true", help="every functional, not just the parity columns")
+    ap.add_argument("--feature-set", choices=["eGeMAPSv02", "ComParE_2016"], default="eGeMAPSv02")
+    ap.add_argument("--out", type=pathlib.Path, default=OUT)
     args = ap.parse_args()
+    if args.out == OUT and (args.all or args.feature_set != "eGeMAPSv02"):
+        sys.exit("--all and --feature-set write a full table: give --out outside the repository")
     ensure_venv()
 
     import opensmile  # noqa: E402 (only inside the venv)
 
     data = pathlib.Path(args.data)
     smile = opensmile.Smile(
-        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_set=getattr(opensmile.FeatureSet, args.feature_set),
         feature_level=opensmile.FeatureLevel.Functionals,
     )
-    missing = [c for c in COLUMNS if c not in smile.feature_names]
-    if missing:
-        sys.exit(f"opensmile {opensmile.__version__} lacks columns {missing}")
+    if args.all:
+        columns = list(smile.feature_names)
+    else:
+        columns = COLUMNS
+        missing = [c for c in COLUMNS if c not in smile.feature_names]
+        if missing:
+            sys.exit(f"opensmile {opensmile.__version__} lacks columns {missing}")
 
     names = clip_ids(data)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT, "w", newline="") as f:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["clip", *COLUMNS])
+        w.writerow(["clip", *columns])
         for name in names:
             df = smile.process_file(str(data / "wav" / name))
             row = df.iloc[0]
-            w.writerow([pathlib.Path(name).stem, *(sig6(row[c]) for c in COLUMNS)])
+            w.writerow([pathlib.Path(name).stem, *(sig6(row[c]) for c in columns)])
     print(
-        f"wrote {OUT.relative_to(ROOT)}: {len(names)} clips x {len(COLUMNS)} columns "
-        f"(opensmile {opensmile.__version__})",
+        f"wrote {args.out}: {len(names)} clips x {len(columns)} columns "
+        f"({args.feature_set}, opensmile {opensmile.__version__})",
         file=sys.stderr,
     )
 

@@ -20,6 +20,8 @@ run() {
     cp "runs/$name/results.json" "docs/results/$name.json"
 }
 
+iemocap_ses4=(--dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --valid-prefix Ses04)
+
 all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-minilm-utterance
      meld-mpnet-context iemocap-mpnet-context meld-mpnet-utterance iemocap-mpnet-utterance
      meld-mpnet-context-balanced meld-mpnet-context-ce iemocap-mpnet-context-amuse meld-mpnet-context-amuse meld-mpnet-tokens
@@ -27,7 +29,10 @@ all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-mi
      meld-mpnet-layer8-amuse iemocap-mpnet-layer8-amuse meld-mpnet-layer8-amuse-256 iemocap-mpnet-layer8-amuse-256
      meld-mpnet-layer8-concat iemocap-mpnet-layer8-concat meld-mpnet-layer8-amuse-rezero iemocap-mpnet-layer8-amuse-rezero
      meld-mpnet-layer8-amuse-rezero-dropout iemocap-mpnet-layer8-amuse-rezero-dropout
-     meld-mpnet-layer8-amuse-rezero-256 iemocap-mpnet-layer8-amuse-rezero-256)
+     meld-mpnet-layer8-amuse-rezero-256 iemocap-mpnet-layer8-amuse-rezero-256
+     iemocap-ses4-mpnet-layer8 iemocap-ses4-mpnet-layer8-concat iemocap-ses4-mpnet-layer8-amuse
+     iemocap-ses4-mpnet-layer8-amuse-rezero iemocap-ses4-mpnet-layer8-amuse-rezero-dropout
+     iemocap-ses4-mpnet-layer8-amuse-rezero-256)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -70,6 +75,14 @@ for name in "${selected[@]}"; do
         iemocap-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
         meld-mpnet-layer8-amuse-rezero-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml ;;
         iemocap-mpnet-layer8-amuse-rezero-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        # IEMOCAP validated on session 4 (speakers unseen in training, like the
+        # test speakers of session 5) instead of the pickle's validation dialogues.
+        iemocap-ses4-mpnet-layer8) run "$name" --config docs/configs/meld-mpnet-layer8.toml "${iemocap_ses4[@]}" ;;
+        iemocap-ses4-mpnet-layer8-concat) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion concat "${iemocap_ses4[@]}" ;;
+        iemocap-ses4-mpnet-layer8-amuse) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af "${iemocap_ses4[@]}" ;;
+        iemocap-ses4-mpnet-layer8-amuse-rezero) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero "${iemocap_ses4[@]}" ;;
+        iemocap-ses4-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml "${iemocap_ses4[@]}" ;;
+        iemocap-ses4-mpnet-layer8-amuse-rezero-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml "${iemocap_ses4[@]}" ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done

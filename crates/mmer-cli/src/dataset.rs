@@ -61,6 +61,17 @@ pub struct DataConfig {
     /// Label space of `conversations` data: meld, iemocap or synthetic.
     #[serde(default)]
     pub labels: Option<String>,
+    /// Validate on the train and valid dialogues whose id starts with this
+    /// prefix and train on the others, instead of the dataset's own
+    /// validation split (IEMOCAP: `"Ses04"` holds out session 4's two
+    /// speakers, so validation, like test, has unseen speakers).
+    #[serde(default)]
+    pub valid_prefix: Option<String>,
+    /// Test on the dialogues of any split whose id starts with this prefix
+    /// (needs `valid_prefix`): one fold of a leave-one-group-out
+    /// cross-validation, e.g. IEMOCAP sessions `"Ses01"` … `"Ses05"`.
+    #[serde(default)]
+    pub test_prefix: Option<String>,
 }
 
 fn default_store() -> PathBuf {
@@ -79,6 +90,8 @@ impl DataConfig {
             store: default_store(),
             synthetic: None,
             labels: None,
+            valid_prefix: None,
+            test_prefix: None,
         }
     }
 
@@ -138,6 +151,23 @@ impl DataConfig {
             })?;
             let encoder = load_encoder(kind)?;
             attach_text_embeddings(&mut corpus, &encoder, &self.store, &self.text_view()?)?;
+        }
+        // After the text features: the store caches them per original split.
+        match (&self.valid_prefix, &self.test_prefix) {
+            (Some(valid), test) => {
+                corpus.hold_out(valid, test.as_deref())?;
+                tracing::info!(
+                    "re-split by dialogue id: train {} dialogues, valid {} ({valid:?}), test {} ({})",
+                    corpus.split(Split::Train).len(),
+                    corpus.split(Split::Valid).len(),
+                    corpus.split(Split::Test).len(),
+                    test.as_deref().unwrap_or("the dataset's own"),
+                );
+            }
+            (None, Some(_)) => bail!(
+                "test_prefix needs valid_prefix: the dataset's own validation dialogues may be in the new test split"
+            ),
+            (None, None) => {}
         }
         for m in modalities {
             if !corpus.modalities().contains(m) {

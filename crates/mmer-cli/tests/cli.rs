@@ -758,3 +758,56 @@ fn amuse_trains_on_a_feature_pickle_from_pretrained_weights() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("checkpoint.json"), "{}", stderr(&o));
 }
+
+/// `--valid-prefix` validates on exactly the matching training dialogues
+/// (IEMOCAP sessions), `--test-prefix` also moves the test split (one fold
+/// of leave-one-session-out), and a prefix that empties a split is named.
+#[test]
+fn prefixes_resplit_the_dialogues() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pickle) = generated_iemocap_features(dir.path()) else {
+        return;
+    };
+    let run = dir.path().join("run");
+    let train = |prefixes: &[&str]| {
+        let common = [
+            "train",
+            "--dataset",
+            "feature-pickle",
+            "--data",
+            pickle.to_str().unwrap(),
+            "--modalities",
+            "text",
+            "--seeds",
+            "0",
+            "--max-epochs",
+            "1",
+            "--out",
+            run.to_str().unwrap(),
+        ];
+        mmer(&[&common[..], prefixes].concat())
+    };
+    let sizes = || read_json(&run.join("results.json"))["split_sizes"].clone();
+    // Dialogue d (of 30; 0..24 train, the rest test) is session d % 5 + 1
+    // with 3 + d % 4 turns.
+    let o = train(&["--valid-prefix", "Ses04"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Session 4's training dialogues: d = 3, 8, 13, 18, 23.
+    assert_eq!(
+        sizes(),
+        serde_json::json!({"train": 108 - 24, "valid": 6 + 3 + 4 + 5 + 6, "test": 25})
+    );
+    let o = train(&["--valid-prefix", "Ses02", "--test-prefix", "Ses01"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Session 1: d = 0, 5, ..., 25; session 2: d = 1, 6, ..., 26; 133 turns in all.
+    assert_eq!(
+        sizes(),
+        serde_json::json!({"train": 133 - 25 - 27, "valid": 27, "test": 25})
+    );
+    let o = train(&["--valid-prefix", "Ses09"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("\"Ses09\""), "{}", stderr(&o));
+    let o = train(&["--test-prefix", "Ses01"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("valid_prefix"), "{}", stderr(&o));
+}

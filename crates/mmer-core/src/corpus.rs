@@ -234,6 +234,59 @@ impl Corpus {
         Ok(())
     }
 
+    /// Re-splits the corpus by dialogue-id prefix: validation becomes the
+    /// train and valid dialogues starting with `valid`; with `test` given,
+    /// test becomes the dialogues of any split starting with it (checked
+    /// first), so each fold of a leave-one-group-out cross-validation is one
+    /// call. The rest is training.
+    ///
+    /// Why: IEMOCAP's standard validation dialogues come from the training
+    /// speakers' sessions while its test speakers (session 5) are unseen,
+    /// so early stopping on them rewards fitting known speakers; holding out
+    /// a whole session (`Ses04`: two speakers) does not. And one test
+    /// session is two speakers: `test = "Ses01"` … `"Ses05"` gives the
+    /// leave-one-session-out protocol of speech emotion recognition.
+    ///
+    /// # Errors
+    /// [`Error::HoldOut`] when the training, validation or test split would
+    /// be empty; the corpus is then unchanged.
+    pub fn hold_out(&mut self, valid: &str, test: Option<&str>) -> Result<()> {
+        let pooled: &[Split] = match test {
+            Some(_) => &Split::ALL,
+            None => &[Split::Train, Split::Valid],
+        };
+        let split_of = |id: &str| match test {
+            Some(t) if id.starts_with(t) => Split::Test,
+            _ if id.starts_with(valid) => Split::Valid,
+            _ => Split::Train,
+        };
+        let mut counts = BTreeMap::new();
+        for &s in pooled {
+            for d in self.split(s) {
+                *counts.entry(split_of(&d.id)).or_insert(0usize) += 1;
+            }
+        }
+        if let Some(empty) = pooled.iter().find(|s| !counts.contains_key(s)) {
+            return Err(Error::HoldOut(format!(
+                "validating on dialogues starting with {valid:?}{} leaves no {empty} dialogue",
+                test.map(|t| format!(" and testing on those starting with {t:?}"))
+                    .unwrap_or_default()
+            )));
+        }
+        let mut dialogues: Vec<Dialogue> = pooled
+            .iter()
+            .filter_map(|s| self.splits.remove(s))
+            .flatten()
+            .collect();
+        for &s in pooled {
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                dialogues.into_iter().partition(|d| split_of(&d.id) == s);
+            self.splits.insert(s, mine);
+            dialogues = rest;
+        }
+        Ok(())
+    }
+
     fn validate_label(&self, u: &Utterance) -> Result<()> {
         let n = self.labels.num_classes();
         let out_of_range = |label| Error::LabelOutOfRange {
@@ -288,6 +341,46 @@ mod tests {
             corpus_with(u).validate(),
             Err(Error::LabelOutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn hold_out_resplits_by_prefix_or_changes_nothing() {
+        let dialogue = |id: &str| Dialogue {
+            id: id.into(),
+            utterances: vec![Utterance::new(format!("{id}_0"), 0, "M")],
+        };
+        let original = Corpus {
+            name: "t".into(),
+            labels: LabelSpace::iemocap(),
+            splits: BTreeMap::from([
+                (Split::Train, vec![dialogue("Ses01a"), dialogue("Ses04a")]),
+                (Split::Valid, vec![dialogue("Ses02a"), dialogue("Ses04b")]),
+                (Split::Test, vec![dialogue("Ses05a")]),
+            ]),
+        };
+        let ids =
+            |c: &Corpus, s| -> Vec<String> { c.split(s).iter().map(|d| d.id.clone()).collect() };
+        let mut corpus = original.clone();
+        for (valid, test) in [
+            ("Ses09", None),
+            ("Ses0", None),
+            ("Ses04", Some("Ses0")),
+            ("Ses01", Some("Ses01")),
+        ] {
+            let err = corpus.hold_out(valid, test).unwrap_err();
+            assert!(matches!(err, Error::HoldOut(_)), "{err}");
+            assert_eq!(corpus, original, "a failed hold-out changes nothing");
+        }
+        corpus.hold_out("Ses04", None).unwrap();
+        assert_eq!(ids(&corpus, Split::Train), ["Ses01a", "Ses02a"]);
+        assert_eq!(ids(&corpus, Split::Valid), ["Ses04a", "Ses04b"]);
+        assert_eq!(ids(&corpus, Split::Test), ["Ses05a"]);
+        // One fold of leave-one-session-out: the old test session trains.
+        let mut fold = original.clone();
+        fold.hold_out("Ses02", Some("Ses01")).unwrap();
+        assert_eq!(ids(&fold, Split::Train), ["Ses04a", "Ses04b", "Ses05a"]);
+        assert_eq!(ids(&fold, Split::Valid), ["Ses02a"]);
+        assert_eq!(ids(&fold, Split::Test), ["Ses01a"]);
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub enum Error {
         /// Comma-separated known names.
         known: String,
     },
+    /// A re-split by dialogue-id prefix that would leave a split empty.
+    #[error("{0}")]
+    HoldOut(String),
     /// Filesystem failure with the path involved.
     #[error("{path}: {source}")]
     Io {

@@ -43,6 +43,20 @@ pub struct TrainArgs {
     /// Frozen sentence encoder for transcripts.
     #[arg(long, value_enum)]
     pub encoder: Option<EncoderKind>,
+    /// Validate on the train and valid dialogues whose id starts with this
+    /// prefix, train on the rest. IEMOCAP's own validation dialogues share
+    /// their speakers with training while its test speakers are unseen;
+    /// `--valid-prefix Ses04` holds out session 4 (two unseen speakers)
+    /// so that early stopping rewards what generalises to new speakers.
+    #[arg(long, value_name = "PREFIX")]
+    pub valid_prefix: Option<String>,
+    /// Test on the dialogues whose id starts with this prefix, from any
+    /// split (needs --valid-prefix): one fold of a leave-one-group-out
+    /// cross-validation. IEMOCAP's leave-one-session-out protocol is five
+    /// runs, `--test-prefix Ses0<k> --valid-prefix Ses0<k+1>`
+    /// (scripts/run_iemocap_sessions.sh).
+    #[arg(long, value_name = "PREFIX")]
+    pub test_prefix: Option<String>,
     /// Give the model every token's state from the encoder instead of the
     /// sentence vector (use with a sequence fusion, e.g. `--fusion concat
     /// --pooling attention`).
@@ -171,6 +185,12 @@ impl TrainArgs {
         }
         if let Some(e) = self.encoder {
             config.data.text_encoder = Some(e);
+        }
+        if let Some(p) = self.valid_prefix {
+            config.data.valid_prefix = Some(p);
+        }
+        if let Some(p) = self.test_prefix {
+            config.data.test_prefix = Some(p);
         }
         if self.text_tokens {
             config.data.text_tokens = true;
