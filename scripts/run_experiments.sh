@@ -20,7 +20,8 @@ run() {
     cp "runs/$name/results.json" "docs/results/$name.json"
 }
 
-iemocap_ses4=(--dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --valid-prefix Ses04)
+iemocap=(--dataset iemocap --data ../shared/data/iemocap/iemocap.pkl)
+iemocap_ses4=("${iemocap[@]}" --valid-prefix Ses04)
 
 all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-minilm-utterance
      meld-mpnet-context iemocap-mpnet-context meld-mpnet-utterance iemocap-mpnet-utterance
@@ -40,16 +41,16 @@ for name in "${selected[@]}"; do
     case "$name" in
         meld-minilm-context) run "$name" --dataset meld --data ../shared/data/meld --encoder minilm --context dialogue-speaker ;;
         meld-minilm-utterance) run "$name" --dataset meld --data ../shared/data/meld --encoder minilm --context none ;;
-        iemocap-minilm-context) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder minilm --context dialogue-speaker ;;
-        iemocap-minilm-utterance) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder minilm --context none ;;
+        iemocap-minilm-context) run "$name" "${iemocap[@]}" --encoder minilm --context dialogue-speaker ;;
+        iemocap-minilm-utterance) run "$name" "${iemocap[@]}" --encoder minilm --context none ;;
         meld-mpnet-context) run "$name" --dataset meld --data ../shared/data/meld --encoder mpnet --context dialogue-speaker ;;
-        iemocap-mpnet-context) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder mpnet --context dialogue-speaker ;;
+        iemocap-mpnet-context) run "$name" "${iemocap[@]}" --encoder mpnet --context dialogue-speaker ;;
         meld-mpnet-utterance) run "$name" --dataset meld --data ../shared/data/meld --encoder mpnet --context none ;;
-        iemocap-mpnet-utterance) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder mpnet --context none ;;
+        iemocap-mpnet-utterance) run "$name" "${iemocap[@]}" --encoder mpnet --context none ;;
         meld-mpnet-context-balanced) run "$name" --config docs/configs/meld-mpnet-balanced.toml ;;
         meld-mpnet-context-ce) run "$name" --config docs/configs/meld-mpnet-ce.toml ;;
         # Text only through the AMuSE path (encoder → MAN → AF → context).
-        iemocap-mpnet-context-amuse) run "$name" --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl --encoder mpnet --context dialogue-speaker --fusion man-af ;;
+        iemocap-mpnet-context-amuse) run "$name" "${iemocap[@]}" --encoder mpnet --context dialogue-speaker --fusion man-af ;;
         meld-mpnet-context-amuse) run "$name" --dataset meld --data ../shared/data/meld --encoder mpnet --context dialogue-speaker --fusion man-af ;;
         # MPNet token states with trainable attention pooling instead of the sentence vector.
         meld-mpnet-tokens) run "$name" --config docs/configs/meld-mpnet-tokens.toml ;;
@@ -57,24 +58,24 @@ for name in "${selected[@]}"; do
         # scripts/probe_mpnet_layers.py), or of all 13 layers mixed by attention pooling.
         meld-mpnet-layer8) run "$name" --config docs/configs/meld-mpnet-layer8.toml ;;
         meld-mpnet-layer8-utterance) run "$name" --config docs/configs/meld-mpnet-layer8.toml --context none ;;
-        iemocap-mpnet-layer8) run "$name" --config docs/configs/meld-mpnet-layer8.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        iemocap-mpnet-layer8) run "$name" --config docs/configs/meld-mpnet-layer8.toml "${iemocap[@]}" ;;
         meld-mpnet-layers) run "$name" --config docs/configs/meld-mpnet-layers.toml ;;
         # Layer 8 through the AMuSE path (encoder → MAN → AF → context).
         meld-mpnet-layer8-amuse) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af ;;
-        iemocap-mpnet-layer8-amuse) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        iemocap-mpnet-layer8-amuse) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af "${iemocap[@]}" ;;
         # The same with the modality encoder as wide as the foundation's projection (256).
         meld-mpnet-layer8-amuse-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse.toml ;;
-        iemocap-mpnet-layer8-amuse-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        iemocap-mpnet-layer8-amuse-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse.toml "${iemocap[@]}" ;;
         # The modality encoder without MAN, and MAN with ReZero residuals (starts as the identity).
         meld-mpnet-layer8-concat) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion concat ;;
-        iemocap-mpnet-layer8-concat) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion concat --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        iemocap-mpnet-layer8-concat) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion concat "${iemocap[@]}" ;;
         meld-mpnet-layer8-amuse-rezero) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero ;;
-        iemocap-mpnet-layer8-amuse-rezero) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        iemocap-mpnet-layer8-amuse-rezero) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero "${iemocap[@]}" ;;
         # ReZero + dropout on the frozen text vector before the modality encoder.
         meld-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml ;;
-        iemocap-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        iemocap-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml "${iemocap[@]}" ;;
         meld-mpnet-layer8-amuse-rezero-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml ;;
-        iemocap-mpnet-layer8-amuse-rezero-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml --dataset iemocap --data ../shared/data/iemocap/iemocap.pkl ;;
+        iemocap-mpnet-layer8-amuse-rezero-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml "${iemocap[@]}" ;;
         # IEMOCAP validated on session 4 (speakers unseen in training, like the
         # test speakers of session 5) instead of the pickle's validation dialogues.
         iemocap-ses4-mpnet-layer8) run "$name" --config docs/configs/meld-mpnet-layer8.toml "${iemocap_ses4[@]}" ;;

@@ -5,7 +5,7 @@
 # session 5, and its validation dialogues share their speakers with training;
 # this protocol tests every speaker once and validates on unseen ones.
 #
-# Usage: scripts/run_iemocap_sessions.sh [row ...]   (default: every row)
+# Usage: scripts/run_iemocap_sessions.sh [row ...]   (default: foundation amuse-rezero-dropout)
 #   rows: foundation (MPNet layer 8, the foundation model),
 #         amuse-rezero-dropout (the AMuSE path with text alone,
 #         docs/configs/meld-mpnet-layer8-amuse-rezero.toml),

@@ -1,6 +1,6 @@
 //! Corpus → Split → Dialogue → Utterance (DESIGN §1).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -260,30 +260,28 @@ impl Corpus {
             _ if id.starts_with(valid) => Split::Valid,
             _ => Split::Train,
         };
-        let mut counts = BTreeMap::new();
-        for &s in pooled {
-            for d in self.split(s) {
-                *counts.entry(split_of(&d.id)).or_insert(0usize) += 1;
-            }
-        }
-        if let Some(empty) = pooled.iter().find(|s| !counts.contains_key(s)) {
+        let filled: BTreeSet<Split> = pooled
+            .iter()
+            .flat_map(|&s| self.split(s))
+            .map(|d| split_of(&d.id))
+            .collect();
+        if let Some(empty) = pooled.iter().find(|s| !filled.contains(s)) {
             return Err(Error::HoldOut(format!(
                 "validating on dialogues starting with {valid:?}{} leaves no {empty} dialogue",
                 test.map(|t| format!(" and testing on those starting with {t:?}"))
                     .unwrap_or_default()
             )));
         }
-        let mut dialogues: Vec<Dialogue> = pooled
+        // Every pooled split gets at least one dialogue (checked above).
+        let mut resplit: BTreeMap<Split, Vec<Dialogue>> = BTreeMap::new();
+        for d in pooled
             .iter()
             .filter_map(|s| self.splits.remove(s))
             .flatten()
-            .collect();
-        for &s in pooled {
-            let (mine, rest): (Vec<_>, Vec<_>) =
-                dialogues.into_iter().partition(|d| split_of(&d.id) == s);
-            self.splits.insert(s, mine);
-            dialogues = rest;
+        {
+            resplit.entry(split_of(&d.id)).or_default().push(d);
         }
+        self.splits.extend(resplit);
         Ok(())
     }
 
