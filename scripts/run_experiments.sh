@@ -15,7 +15,9 @@ common=(--seeds 0,1,2,3,4 --max-epochs 40)
 run() {
     local name=$1; shift
     echo "== $name: $mmer train $* ${common[*]} --out runs/$name" >&2
-    "$mmer" train "$@" "${common[@]}" --out "runs/$name"
+    # --force: a rerun replaces the row's earlier run (swapped in only once
+    # every seed has finished, so an interrupted rerun keeps the old one).
+    "$mmer" train "$@" "${common[@]}" --out "runs/$name" --force
     mkdir -p docs/results
     cp "runs/$name/results.json" "docs/results/$name.json"
 }

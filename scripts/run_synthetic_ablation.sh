@@ -55,7 +55,7 @@ one() { # row seed
     mkdir -p "$out/$row"
     if [[ "$row" = man-af-nce* ]] && [ ! -f "$out/man-af-nce-pretrain/seed-$seed/model.bpk" ]; then
         "$MMER" pretrain --config "$config" $(flags man-af) --seeds "$seed" \
-            --out "$out/man-af-nce-pretrain" >"$out/$row/pretrain-$seed.log" 2>&1
+            --out "$out/man-af-nce-pretrain" --resume >"$out/$row/pretrain-$seed.log" 2>&1
     fi
     "$MMER" train --config "$config" $(flags "$row") $EXTRA --seeds "$seed" --out "$out/$row" \
         --resume >>"$out/$row/seed-$seed.log" 2>&1 && echo "done $row seed $seed" >&2

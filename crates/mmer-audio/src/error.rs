@@ -5,26 +5,58 @@ use std::path::PathBuf;
 /// Errors raised while reading, resampling or analysing audio.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The WAV file could not be opened or its header is invalid or unsupported.
+    /// The WAV file could not be opened or read.
     #[error("{path}: cannot read WAV file: {source}", path = path.display())]
     OpenWav {
         /// The WAV file.
         path: PathBuf,
-        /// What hound reported.
-        source: hound::Error,
+        /// The OS error.
+        source: std::io::Error,
     },
-    /// A sample of the WAV file could not be decoded (truncated or corrupt data).
-    #[error("{path}: cannot decode sample {index}: {source}", path = path.display())]
-    DecodeWav {
+    /// The file is not a well-formed WAV file: no RIFF/WAVE header, a
+    /// missing or malformed `fmt ` chunk, a bit depth or block alignment
+    /// that contradicts the rest of the header (PCM with 7 bits per sample),
+    /// a chunk that runs past the end of the file.
+    #[error("{path}: invalid WAV file: {msg}", path = path.display())]
+    InvalidWav {
         /// The WAV file.
         path: PathBuf,
-        /// Index of the interleaved sample that failed.
-        index: usize,
-        /// What hound reported.
-        source: hound::Error,
+        /// What is wrong, with the offending header values.
+        msg: String,
     },
-    /// The WAV file holds no samples.
-    #[error("{path}: WAV file holds no samples", path = path.display())]
+    /// A well-formed WAV file in an encoding this reader does not decode
+    /// (µ-law, ADPCM, 64-bit float, ...).
+    #[error(
+        "{path}: unsupported WAV encoding: {msg} (convert it to 16-bit PCM, \
+         e.g. `ffmpeg -i in.wav -c:a pcm_s16le out.wav`)",
+        path = path.display()
+    )]
+    UnsupportedWav {
+        /// The WAV file.
+        path: PathBuf,
+        /// The encoding.
+        msg: String,
+    },
+    /// The data chunk is shorter than its header says: the file was cut.
+    #[error(
+        "{path}: truncated WAV file: its data chunk declares {declared_bytes} bytes{} \
+         but only {present_bytes} are present{}",
+        seconds(*declared_bytes, *byte_rate),
+        seconds(*present_bytes, *byte_rate),
+        path = path.display()
+    )]
+    TruncatedWav {
+        /// The WAV file.
+        path: PathBuf,
+        /// Length of the sample data the header declares, bytes.
+        declared_bytes: u64,
+        /// Bytes of sample data the file holds.
+        present_bytes: u64,
+        /// The header's average bytes per second (0 when it gives none).
+        byte_rate: u32,
+    },
+    /// The WAV file holds no audio samples (a header without data).
+    #[error("{path}: WAV file holds no audio samples", path = path.display())]
     EmptyWav {
         /// The WAV file.
         path: PathBuf,
@@ -54,6 +86,16 @@ pub enum Error {
         /// The rejected rate.
         rate: u32,
     },
+}
+
+/// ` (1.250 s)` for `bytes` at `byte_rate` bytes per second; empty when
+/// the rate is unknown.
+fn seconds(bytes: u64, byte_rate: u32) -> String {
+    if byte_rate == 0 {
+        String::new()
+    } else {
+        format!(" ({:.3} s)", bytes as f64 / f64::from(byte_rate))
+    }
 }
 
 /// Result alias of this crate.

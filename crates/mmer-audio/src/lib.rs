@@ -1,7 +1,8 @@
 //! Pure-Rust speech DSP for mmer's audio stream (DESIGN §2: "16 kHz mono PCM
 //! → log-mel / prosody / eGeMAPS-like features").
 //!
-//! This crate owns: reading WAV files ([`read_wav`], any channel count → mono),
+//! This crate owns: reading WAV files ([`read_wav`], any channel count → mono;
+//! [`read_wav_header`] checks a header against itself and the file),
 //! band-limited resampling to 16 kHz ([`Resampler`]), frame-level descriptors
 //! ([`Analyzer::frames`] → [`FrameFeatures`]: log-mel, MFCC + deltas, loudness,
 //! energy, zero-crossing rate, F0/voicing/HNR, spectral shape) and
@@ -42,7 +43,7 @@ pub use mel::{MelFilterbank, MelNorm, MelScale};
 pub use perturbation::{Perturbation, perturbation};
 pub use pitch::{PitchTrack, PitchTracker};
 pub use resample::{Resampler, resample};
-pub use wav::{Audio, load_16k_mono, read_wav};
+pub use wav::{Audio, WavEncoding, WavHeader, load_16k_mono, read_wav, read_wav_header};
 
 /// Analysis sample rate, Hz (DESIGN §2: 16 kHz mono PCM).
 pub const SAMPLE_RATE: u32 = 16_000;

@@ -74,6 +74,14 @@ pub struct DataConfig {
     pub test_prefix: Option<String>,
 }
 
+impl std::fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        let value = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(value.get_name())
+    }
+}
+
 fn default_store() -> PathBuf {
     PathBuf::from("store")
 }
@@ -121,11 +129,41 @@ impl DataConfig {
     fn path(&self) -> Result<&Path> {
         self.path
             .as_deref()
-            .with_context(|| format!("dataset {:?} needs a path (--data)", self.dataset))
+            .with_context(|| format!("dataset {} needs a path (--data)", self.dataset))
+    }
+
+    /// Settings that contradict each other or the dataset, found before
+    /// any data is read: a label space on a dataset that has its own, text
+    /// from transcripts without an encoder to embed them.
+    ///
+    /// # Errors
+    /// The first contradiction, with the flag that resolves it.
+    pub fn check(&self, modalities: &[Modality]) -> Result<()> {
+        if let Some(labels) = &self.labels
+            && self.dataset != DatasetKind::Conversations
+        {
+            bail!(
+                "--labels {labels} applies to conversations data only; {} has its own label space",
+                self.dataset
+            );
+        }
+        let transcripts = matches!(
+            self.dataset,
+            DatasetKind::Meld | DatasetKind::Iemocap | DatasetKind::Conversations
+        );
+        if transcripts && modalities.contains(&Modality::Text) && self.text_encoder.is_none() {
+            bail!(
+                "{} data is transcripts: choose the text encoder that embeds them (--encoder minilm or --encoder mpnet)",
+                self.dataset
+            );
+        }
+        self.text_view()?;
+        Ok(())
     }
 
     /// Loads the corpus and attaches the features the given modalities need.
     pub fn load(&self, modalities: &[Modality]) -> Result<Corpus> {
+        self.check(modalities)?;
         let mut corpus = match self.dataset {
             DatasetKind::Meld => mmer_data::meld::load_meld(self.path()?)?,
             DatasetKind::Iemocap => mmer_data::iemocap::load_iemocap_pickle(self.path()?)?,
@@ -209,6 +247,7 @@ fn load_conversation_dir(dir: &Path, labels: &str) -> Result<Corpus> {
             None => bail!("{}: missing {split}.jsonl or {split}.csv", dir.display()),
         }
     }
+    check_splits_disjoint(&splits, dir)?;
     let name = dir
         .file_name()
         .map_or("conversations".into(), |n| n.to_string_lossy().into_owned());
@@ -217,6 +256,57 @@ fn load_conversation_dir(dir: &Path, labels: &str) -> Result<Corpus> {
         labels,
         splits,
     })
+}
+
+/// A conversation in two splits makes validation or test scores measure
+/// memory. Two split files with the same conversations (a copied file), or
+/// one conversation of three or more turns in two splits (the same speakers
+/// saying the same texts in the same order), is an error naming both.
+/// Shorter dialogues may recur legitimately ("Hi." / "Bye.").
+fn check_splits_disjoint(
+    splits: &std::collections::BTreeMap<Split, Vec<mmer_core::Dialogue>>,
+    dir: &Path,
+) -> Result<()> {
+    type Content<'a> = Vec<(&'a str, Option<&'a str>)>;
+    fn content(d: &mmer_core::Dialogue) -> Content<'_> {
+        d.utterances
+            .iter()
+            .map(|u| (u.speaker.as_str(), u.text.as_deref()))
+            .collect()
+    }
+    let unprefixed = |id: &str| id.split_once('/').map_or(id, |(_, rest)| rest).to_string();
+    let per_split: Vec<(Split, Vec<Content<'_>>)> = splits
+        .iter()
+        .map(|(&split, dialogues)| (split, dialogues.iter().map(content).collect()))
+        .collect();
+    for (k, (split, dialogues)) in per_split.iter().enumerate() {
+        if let Some((other, _)) = per_split[..k].iter().find(|(_, d)| d == dialogues) {
+            bail!(
+                "{}: the {split} file holds the same conversations as the {other} file: a conversation must be in one split only",
+                dir.display()
+            );
+        }
+    }
+    let mut seen: std::collections::HashMap<Content<'_>, (Split, &str)> =
+        std::collections::HashMap::new();
+    for (&split, dialogues) in splits {
+        for d in dialogues.iter().filter(|d| d.utterances.len() >= 3) {
+            let key = content(d);
+            match seen.get(&key) {
+                Some(&(other, id)) if other != split => bail!(
+                    "{}: dialogue {} of {other} appears again as {} of {split}: a conversation must be in one split only",
+                    dir.display(),
+                    unprefixed(id),
+                    unprefixed(&d.id),
+                ),
+                Some(_) => {}
+                None => {
+                    seen.insert(key, (split, d.id.as_str()));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads a frozen sentence encoder from the installed weights.
@@ -278,16 +368,17 @@ pub fn attach_text_embeddings(
         let dim = encoder.dim();
         let (rows, report) =
             mmer_core::store::cached_embeddings(&key, &fingerprint, dim, &items, |texts| {
-                let bar = indicatif::ProgressBar::new(texts.len() as u64).with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "embedding {msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                let bar = mmer_core::progress::Progress::new(
+                    format!("embedding {corpus_name}/{split} ({table})"),
+                    "texts",
+                    texts.len() as u64,
+                    "embedding {msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+                    true,
                 );
                 bar.set_message(format!("{corpus_name}/{split} ({table})"));
                 let progress = |done, _| bar.set_position(done as u64);
                 let rows = view.embed(encoder, texts, true, progress);
-                bar.finish_and_clear();
+                bar.finish();
                 rows
             })?;
         tracing::info!(corpus = %corpus_name, %split, reused = report.reused, computed = report.computed, "text embeddings");

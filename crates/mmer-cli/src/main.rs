@@ -39,15 +39,17 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Predict the emotion of every turn of a conversation file.
     Predict(cmd::predict::PredictArgs),
-    /// Extract per-utterance feature sequences from media files (audio now;
-    /// decoding through the ffmpeg program) into a resumable feature store.
+    /// Extract per-utterance Audio, Face and Body feature sequences from
+    /// media files (decoded by the ffmpeg program) into a resumable feature
+    /// store, with a per-file report.
     Extract(cmd::extract::ExtractArgs),
     /// Inspect datasets.
     Data {
         #[command(subcommand)]
         command: cmd::data::DataCommand,
     },
-    /// Speed benchmarks (text embedding, training epoch, prediction latency).
+    /// Benchmarks printing JSON: text embedding, training epoch, prediction
+    /// latency, extraction real-time factor, EmoDB leave-one-speaker-out.
     Bench(cmd::bench::BenchArgs),
     /// End-to-end demo on built-in synthetic conversations: train, evaluate,
     /// then predict a sample conversation turn by turn.
@@ -83,8 +85,39 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_chain(&err));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes joined by `: `, each said once: library errors
+/// often end their own message with their cause's, which `{:#}` would
+/// print a second time (`x.json: No such file: No such file`).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if out.ends_with(&format!(": {message}")) || out.ends_with(&format!("({message})")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&message);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let inner = anyhow::Error::new(io).context("x.json: No such file");
+        let err = inner.context("loading the run");
+        assert_eq!(error_chain(&err), "loading the run: x.json: No such file");
     }
 }

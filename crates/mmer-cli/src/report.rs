@@ -1,9 +1,8 @@
 //! `results.json` and the table printed after a run.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mmer_core::{Corpus, Modality, Split};
 use mmer_eval::{ClassificationReport, ReportAggregate};
 use mmer_train::SeedOutcome;
@@ -134,13 +133,6 @@ impl RunResults {
                 .collect(),
             config: config.clone(),
         })
-    }
-
-    /// Writes `results.json` into `dir`.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        let path = dir.join("results.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// A readable table: one row per metric, validation and test mean ± std.

@@ -216,7 +216,9 @@ fn conversations_train_and_predict_with_real_encoders() {
         let mut text = String::new();
         for d in 0..dialogues {
             for (turn, (utterance, label)) in lines.iter().enumerate() {
-                let speaker = if turn % 2 == 0 { "A" } else { "B" };
+                // Each split has its own speakers: a conversation repeated
+                // across splits is refused as leakage.
+                let speaker = format!("{}-{split}", if turn % 2 == 0 { "A" } else { "B" });
                 text.push_str(&format!(
                     "{{\"dialogue\": \"{split}{d}\", \"turn\": {turn}, \"speaker\": \"{speaker}\", \"text\": \"{utterance}\", \"label\": \"{label}\"}}\n"
                 ));
@@ -307,14 +309,68 @@ fn assert_predicts_the_example(model: &Path, models: &Path) {
     ];
     for p in &predictions {
         assert!(classes.contains(&p["emotion"].as_str().unwrap()), "{p}");
-        let sum: f64 = p["probabilities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .sum();
+        let probabilities = p["probabilities"].as_object().unwrap();
+        let names: Vec<&str> = probabilities.keys().map(String::as_str).collect();
+        let mut sorted = classes.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "one probability per class name");
+        let sum: f64 = probabilities.values().map(|v| v.as_f64().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-4);
     }
+
+    // The user's own dialogue ids and turn numbers (1, 3, 5 here) come back
+    // in every format, not the rank of each turn.
+    let dir = tempfile::tempdir().unwrap();
+    let sparse = dir.path().join("sparse.jsonl");
+    std::fs::write(
+        &sparse,
+        "{\"dialogue\": \"call-7\", \"turn\": 5, \"speaker\": \"Ana\", \"text\": \"Fine.\"}\n\
+         {\"dialogue\": \"call-7\", \"turn\": 1, \"speaker\": \"Ana\", \"text\": \"Hello?\"}\n\
+         {\"dialogue\": \"call-7\", \"turn\": 3, \"speaker\": \"Ben\", \"text\": \"You are late!\"}\n",
+    )
+    .unwrap();
+    let predict = |format: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+            .args(["predict", "--format", format, "--model"])
+            .arg(model)
+            .arg(&sparse)
+            .env("MMER_MODELS_DIR", models)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let jsonl: Vec<serde_json::Value> = predict("jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let keys: Vec<(String, u64, String)> = jsonl
+        .iter()
+        .map(|p| {
+            (
+                p["dialogue"].as_str().unwrap().to_string(),
+                p["turn"].as_u64().unwrap(),
+                p["speaker"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64, String)> = [(1, "Ana"), (3, "Ben"), (5, "Ana")]
+        .iter()
+        .map(|&(t, s)| ("call-7".to_string(), t, s.to_string()))
+        .collect();
+    assert_eq!(keys, expected);
+    let csv = predict("csv");
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("dialogue,turn,speaker,utterance,emotion,confidence,gold,p_neutral,"),
+        "{header}"
+    );
+    let turns: Vec<&str> = lines.map(|l| l.split(',').nth(1).unwrap()).collect();
+    assert_eq!(turns, ["1", "3", "5"]);
+    let table = predict("table");
+    assert!(table.starts_with("dialogue"), "{table}");
+    assert!(table.contains("call-7       5  Ana"), "{table}");
 }
 
 /// `mmer extract` on a conversation folder: the good clip is extracted, the
@@ -751,12 +807,22 @@ fn amuse_trains_on_a_feature_pickle_from_pretrained_weights() {
                 pre.to_str().unwrap(),
                 "--out",
                 run.to_str().unwrap(),
+                "--force",
             ],
         ]
         .concat(),
     );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("checkpoint.json"), "{}", stderr(&o));
+    // The failed --force run left the finished one as it was, and no
+    // staging directory behind.
+    assert_eq!(read_json(&run.join("results.json")), results);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
 }
 
 /// `--valid-prefix` validates on exactly the matching training dialogues
@@ -784,6 +850,7 @@ fn prefixes_resplit_the_dialogues() {
             "1",
             "--out",
             run.to_str().unwrap(),
+            "--force",
         ];
         mmer(&[&common[..], prefixes].concat())
     };
@@ -810,4 +877,240 @@ fn prefixes_resplit_the_dialogues() {
     let o = train(&["--test-prefix", "Ses01"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("valid_prefix"), "{}", stderr(&o));
+}
+
+/// Trains a 2-epoch synthetic run (audio + face) into `out`, with extra flags.
+fn train_synthetic(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--dataset",
+        "synthetic",
+        "--modalities",
+        "audio,face",
+        "--max-epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    mmer(&args)
+}
+
+/// A run directory is never overwritten unasked, never damaged by a failed
+/// run, and always describes exactly the models in it.
+#[test]
+fn run_directories_are_kept_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let o = train_synthetic(&out, &["--seeds", "0,1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let snapshot = |name: &str| std::fs::read(out.join(name)).unwrap();
+    let (config, results) = (snapshot("config.toml"), snapshot("results.json"));
+
+    // A plain rerun is refused before anything is written.
+    let o = train_synthetic(&out, &["--seeds", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("already holds a run"), "{}", stderr(&o));
+    // A --force run whose data fails to load leaves the old run as it was.
+    let o = mmer(&[
+        "train",
+        "--dataset",
+        "meld",
+        "--data",
+        "/nonexistent/meld",
+        "--encoder",
+        "minilm",
+        "--out",
+        out_s,
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(snapshot("config.toml"), config);
+    assert_eq!(snapshot("results.json"), results);
+    let o = mmer(&["eval", out_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // --force replaces the run whole: no stale seed-1 beside seed 2.
+    let o = train_synthetic(&out, &["--seeds", "2", "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!out.join("seed-0").exists() && !out.join("seed-1").exists());
+    assert_eq!(
+        read_json(&out.join("results.json"))["seeds"],
+        serde_json::json!([2])
+    );
+    // --resume with more seeds keeps seed 2 and lists every seed present.
+    let o = train_synthetic(&out, &["--seeds", "3", "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        read_json(&out.join("results.json"))["seeds"],
+        serde_json::json!([3, 2])
+    );
+    let o = mmer(&["eval", out_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // --resume with other settings is refused.
+    let o = train_synthetic(&out, &["--seeds", "4", "--resume", "--context", "none"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("other settings"), "{}", stderr(&o));
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["run"], "no staging directory is left behind");
+
+    // An unfinished run (no results.json) is not evaluated as if complete.
+    std::fs::remove_file(out.join("results.json")).unwrap();
+    let o = mmer(&["eval", out_s]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unfinished"), "{}", stderr(&o));
+}
+
+/// Flags that contradict the data are errors, not silently ignored.
+#[test]
+fn contradictory_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    for (extra, expected) in [
+        (&["--seeds", "0,0"][..], "listed twice"),
+        (&["--labels", "iemocap"][..], "conversations data only"),
+    ] {
+        let o = train_synthetic(&out, extra);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        assert!(stderr(&o).contains(expected), "{extra:?}: {}", stderr(&o));
+    }
+    let o = mmer(&["train", "--dataset", "meld", "--data", "/nonexistent/meld"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--encoder minilm"), "{}", stderr(&o));
+    let o = mmer(&["train", "--dataset", "meld", "--encoder", "minilm"]);
+    assert!(
+        stderr(&o).contains("dataset meld needs a path"),
+        "{}",
+        stderr(&o)
+    );
+    // A validation file that copies the training file.
+    let data = dir.path().join("copied");
+    std::fs::create_dir_all(&data).unwrap();
+    let lines = "{\"dialogue\": \"d1\", \"turn\": 0, \"speaker\": \"A\", \"text\": \"Hi!\", \"label\": \"joy\"}\n";
+    for split in ["train", "valid"] {
+        std::fs::write(data.join(format!("{split}.jsonl")), lines).unwrap();
+    }
+    let o = mmer(&[
+        "train",
+        "--dataset",
+        "conversations",
+        "--data",
+        data.to_str().unwrap(),
+        "--encoder",
+        "minilm",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the valid file holds the same conversations as the train file"),
+        "{}",
+        stderr(&o)
+    );
+    // Each cause is said once.
+    let o = mmer(&["eval", "/nonexistent/run"]);
+    let message = stderr(&o);
+    let cause = "No such file or directory";
+    assert_eq!(message.matches(cause).count(), 1, "{message}");
+    assert!(!out.exists(), "a refused run wrote nothing");
+}
+
+/// Damaged weights are detected before use, and a model that still gives
+/// a non-finite probability is an error, never an answer.
+#[test]
+fn damaged_checkpoints_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = train_synthetic(&out, &["--seeds", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let weights = out.join("seed-0/model.bpk");
+    let pristine = std::fs::read(&weights).unwrap();
+    let mut damaged = pristine.clone();
+    let n = damaged.len();
+    for b in &mut damaged[n - 64..n - 32] {
+        *b = 0xFF;
+    }
+    std::fs::write(&weights, &damaged).unwrap();
+    let o = mmer(&["eval", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is damaged"), "{}", stderr(&o));
+    std::fs::write(&weights, &pristine).unwrap();
+
+    // Input statistics that overflow the first layer: the probabilities
+    // become NaN, which eval must refuse.
+    let meta = out.join("seed-0/checkpoint.json");
+    let mut checkpoint = read_json(&meta);
+    for v in checkpoint["layout"]["std"].as_array_mut().unwrap() {
+        *v = serde_json::json!(1e-38);
+    }
+    for v in checkpoint["layout"]["mean"].as_array_mut().unwrap() {
+        *v = serde_json::json!(3e38);
+    }
+    std::fs::write(&meta, serde_json::to_vec(&checkpoint).unwrap()).unwrap();
+    let o = mmer(&["eval", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("non-finite"), "{}", stderr(&o));
+}
+
+/// What the README promises about repeating a run: the same command, seed
+/// and code on the same machine train the same model, bit for bit. The
+/// witnesses are every epoch's training loss and validation F1, the
+/// confusion matrices, and the probabilities `predict` gives (model.bpk
+/// itself also holds burn's random parameter ids, so its bytes differ).
+#[test]
+fn a_run_repeats_to_the_last_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let out = dir.path().join(name);
+            let o = train_synthetic(&out, &["--seeds", "5", "--data-parallel", "2"]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            out
+        })
+        .collect();
+    let metrics = |out: &Path| {
+        let mut m = read_json(&out.join("seed-5/metrics.json"));
+        m["train_seconds"] = serde_json::Value::Null;
+        m
+    };
+    let (a, b) = (metrics(&runs[0]), metrics(&runs[1]));
+    assert!(a["history"].as_array().is_some_and(|h| h.len() == 2), "{a}");
+    assert_eq!(a, b);
+    let eval = |out: &Path| {
+        let o = mmer(&["eval", out.to_str().unwrap(), "--split", "valid"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        read_json(&out.join("eval-valid.json"))["per_seed"].clone()
+    };
+    assert_eq!(eval(&runs[0]), eval(&runs[1]));
+}
+
+/// Off a terminal (a batch job's log), long work still reports progress.
+#[test]
+fn progress_reaches_a_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args([
+            "train",
+            "--dataset",
+            "synthetic",
+            "--modalities",
+            "audio",
+            "--seeds",
+            "0",
+        ])
+        .args(["--max-epochs", "2", "--out"])
+        .arg(dir.path().join("run"))
+        .env("MMER_LOG", "info")
+        .env("MMER_PROGRESS_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = stderr(&o);
+    assert!(log.contains("seed 0 progress: 1/2 epochs"), "{log}");
+    assert!(log.contains("seed 0 done: 2/2 epochs"), "{log}");
 }

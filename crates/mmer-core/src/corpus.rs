@@ -73,6 +73,12 @@ pub struct Utterance {
     pub id: String,
     /// Position within its dialogue, from 0.
     pub index: usize,
+    /// The turn number as the source gives it (MELD's `Utterance_ID`, the
+    /// `turn` of a user's conversation file), which need not start at 0 or
+    /// be contiguous; `None` when the source numbers nothing. Output echoes
+    /// it so that predictions join back to the user's rows.
+    #[serde(default)]
+    pub turn: Option<u64>,
     /// Speaker name or tag as the corpus gives it.
     pub speaker: String,
     /// Transcript, when known.
@@ -90,6 +96,7 @@ impl Utterance {
         Self {
             id: id.into(),
             index,
+            turn: None,
             speaker: speaker.into(),
             text: None,
             label: None,

@@ -8,11 +8,13 @@
 //! live in `mmer-data`, extraction in `mmer-features`, models in
 //! `mmer-models`.
 
+pub mod atomic;
 mod corpus;
 mod error;
 mod label;
 pub mod media_store;
 mod modality;
+pub mod progress;
 pub mod store;
 
 pub use corpus::{Corpus, Dialogue, Features, Split, Utterance};

@@ -26,6 +26,19 @@
 //!
 //! A modality that is missing is recorded as such ([`Presence`]) and has no
 //! tensors — never a zero array (DESIGN §1).
+//!
+//! # Damage
+//! A damaged file is an error naming it, never features handed on. Each
+//! record's metadata carries the SHA-256 of its header and tensors
+//! ([`RECORD_SHA256`]), checked whenever the record is read or asked
+//! whether it is current (so a damaged record is re-extracted, not
+//! skipped), and of its header alone ([`RECORD_HEADER_SHA256`]), checked
+//! whenever only headers are read; a record whose header names
+//! another utterance than its file, two records of one utterance, streams
+//! whose rows, times and mask disagree or that the manifest does not
+//! describe are all refused. [`MediaStore::read_index`] checks `index.json`
+//! against the records before anyone trusts it. Records written before the
+//! checksum are still read, with the structural checks only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -45,6 +58,15 @@ const INDEX: &str = "index.json";
 const RECORDS: &str = "utterances";
 /// Largest safetensors header accepted when reading a record's metadata.
 const MAX_HEADER_BYTES: u64 = 64 << 20;
+/// Metadata key of a record's [`RecordHeader`] (JSON).
+const RECORD_HEADER: &str = "mmer";
+/// Metadata key of a record's checksum: the SHA-256 of its header JSON and
+/// then of each tensor in name order, its name, dtype, shape and
+/// little-endian bytes (each part preceded by its length).
+pub const RECORD_SHA256: &str = "mmer.sha256";
+/// Metadata key of the SHA-256 of a record's header JSON alone, so that
+/// reading only the headers ([`MediaStore::headers`]) is checked too.
+pub const RECORD_HEADER_SHA256: &str = "mmer.header_sha256";
 
 /// Time resolution of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -332,16 +354,6 @@ pub fn file_key(id: &str) -> String {
     format!("{}-{hash}", prefix.trim_start_matches('.'))
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a
-/// reader (or a resumed run) never sees a half-written file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
-}
-
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     serde_json::from_slice(&bytes).map_err(|e| store_err(path, e.to_string()))
@@ -373,7 +385,7 @@ impl MediaStore {
         if current.as_ref() != Some(&manifest) {
             let json = serde_json::to_vec_pretty(&manifest)
                 .map_err(|e| store_err(&path, e.to_string()))?;
-            write_atomic(&path, &json)?;
+            crate::atomic::write_file(&path, &json)?;
         }
         Ok(Self {
             root: root.to_path_buf(),
@@ -481,27 +493,38 @@ impl MediaStore {
         }
         let header =
             serde_json::to_string(&record.header).map_err(|e| store_err(&path, e.to_string()))?;
-        let metadata = HashMap::from([("mmer".to_string(), header)]);
+        let sha256 = record_sha256(
+            &header,
+            buffers
+                .iter()
+                .map(|(n, d, s, b)| (n.as_str(), *d, s.as_slice(), b.as_slice())),
+        );
+        let metadata = HashMap::from([
+            (
+                RECORD_HEADER_SHA256.to_string(),
+                crate::store::hex(&Sha256::digest(header.as_bytes())),
+            ),
+            (RECORD_HEADER.to_string(), header),
+            (RECORD_SHA256.to_string(), sha256),
+        ]);
         let bytes = safetensors::serialize(views, Some(metadata))
             .map_err(|e| store_err(&path, e.to_string()))?;
-        write_atomic(&path, &bytes)
+        crate::atomic::write_file(&path, &bytes)
     }
 
-    /// The header of the record of `id`, reading only the file's header;
-    /// `None` when there is no record.
+    /// The header of the record of `id`; `None` when there is no record.
+    /// The whole record is read and checked, so that a damaged record is
+    /// an error here (and never [`MediaStore::is_current`]).
     ///
     /// # Errors
-    /// [`Error::Io`], [`Error::Store`] (not a record).
+    /// [`Error::Io`], [`Error::Store`] (not a record, or damaged).
     pub fn read_header(&self, id: &str) -> Result<Option<RecordHeader>> {
-        let path = self.record_path(id);
-        if !path.exists() {
-            return Ok(None);
-        }
-        read_header_at(&path).map(Some)
+        Ok(self.read(id)?.map(|record| record.header))
     }
 
-    /// Whether the record of `id` is current: made with this store's
-    /// fingerprint from a source with the same stamp.
+    /// Whether the record of `id` is current: intact, and made with this
+    /// store's fingerprint from a source with the same stamp. A damaged
+    /// record is not current, so a run re-extracts it.
     pub fn is_current(&self, id: &str, stamp: SourceStamp) -> bool {
         matches!(self.read_header(id), Ok(Some(h))
             if h.fingerprint == self.manifest.fingerprint && h.stamp == stamp && h.id == id)
@@ -510,13 +533,54 @@ impl MediaStore {
     /// Reads the record of `id`; `None` when there is none.
     ///
     /// # Errors
-    /// [`Error::Io`], [`Error::Store`] (corrupt file or bad shapes).
+    /// [`Error::Io`], [`Error::Store`] (damaged file: see the module doc).
     pub fn read(&self, id: &str) -> Result<Option<Record>> {
         let path = self.record_path(id);
         if !path.exists() {
             return Ok(None);
         }
-        read_record_at(&path).map(Some)
+        let record = self.read_checked(&path)?;
+        if record.header.id != id {
+            return Err(store_err(
+                &path,
+                format!(
+                    "holds the record of utterance {:?}, not {id:?}",
+                    record.header.id
+                ),
+            ));
+        }
+        Ok(Some(record))
+    }
+
+    /// Reads a record, and checks a current one's streams against the
+    /// manifest (a stale record may have other streams).
+    fn read_checked(&self, path: &Path) -> Result<Record> {
+        let record = read_record_at(path)?;
+        if record.header.fingerprint != self.manifest.fingerprint {
+            return Ok(record);
+        }
+        for (key, stream) in &record.streams {
+            let name = key.name();
+            match self.manifest.streams.get(&name) {
+                Some(info) if info.dim == stream.features.dim => {}
+                Some(info) => {
+                    return Err(store_err(
+                        path,
+                        format!(
+                            "stream {name} has width {}, the manifest says {}",
+                            stream.features.dim, info.dim
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(store_err(
+                        path,
+                        format!("stream {name} is not in the manifest"),
+                    ));
+                }
+            }
+        }
+        Ok(record)
     }
 
     /// Record headers of every current record (this fingerprint), by id.
@@ -525,7 +589,7 @@ impl MediaStore {
     /// [`Error::Io`], [`Error::Store`].
     pub fn headers(&self) -> Result<BTreeMap<String, (PathBuf, RecordHeader)>> {
         let dir = self.root.join(RECORDS);
-        let mut out = BTreeMap::new();
+        let mut out: BTreeMap<String, (PathBuf, RecordHeader)> = BTreeMap::new();
         for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
             let path = entry.map_err(io_err(&dir))?.path();
             if path.extension().is_none_or(|e| e != "safetensors") {
@@ -533,6 +597,18 @@ impl MediaStore {
             }
             let header = read_header_at(&path)?;
             if header.fingerprint == self.manifest.fingerprint {
+                // Unreachable for files named by `file_key` (checked on
+                // read), but a map insert would hide the second one.
+                if let Some((first, _)) = out.get(&header.id) {
+                    return Err(store_err(
+                        &path,
+                        format!(
+                            "a second record of utterance {:?} (the first is {})",
+                            header.id,
+                            first.display()
+                        ),
+                    ));
+                }
                 out.insert(header.id.clone(), (path, header));
             }
         }
@@ -546,7 +622,7 @@ impl MediaStore {
     pub fn rebuild_index(&self) -> Result<Index> {
         let mut utterances = Vec::new();
         for (id, (path, header)) in self.headers()? {
-            let record = read_record_at(&path)?;
+            let record = self.read_checked(&path)?;
             utterances.push(IndexEntry {
                 id,
                 file: format!(
@@ -570,8 +646,94 @@ impl MediaStore {
         let path = self.root.join(INDEX);
         let json =
             serde_json::to_vec_pretty(&index).map_err(|e| store_err(&path, e.to_string()))?;
-        write_atomic(&path, &json)?;
+        crate::atomic::write_file(&path, &json)?;
         Ok(index)
+    }
+
+    /// Reads `index.json` and checks it against the records: schema and
+    /// fingerprint, one entry per current record in id order, each naming
+    /// its record's file (nothing outside the store), source and presence,
+    /// and the rows of each stream as the record's tensor shapes give them.
+    /// The records' tensors are checked when read ([`MediaStore::read`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] (no index), [`Error::Store`] naming `index.json`
+    /// (damaged, truncated, or stale: [`MediaStore::rebuild_index`] makes
+    /// it current) or a damaged record.
+    pub fn read_index(&self) -> Result<Index> {
+        let path = self.root.join(INDEX);
+        let index: Index = read_json(&path)?;
+        let stale = |msg: String| {
+            store_err(
+                &path,
+                format!(
+                    "{msg}; rebuild it (`MediaStore::rebuild_index`, or re-run `mmer extract`)"
+                ),
+            )
+        };
+        if index.schema_version != SCHEMA_VERSION {
+            return Err(stale(format!(
+                "schema version {} (this mmer reads {SCHEMA_VERSION})",
+                index.schema_version
+            )));
+        }
+        if index.fingerprint != self.manifest.fingerprint {
+            return Err(stale(format!(
+                "lists records of fingerprint {:?}, the manifest's is {:?}",
+                index.fingerprint, self.manifest.fingerprint
+            )));
+        }
+        let mut records = self.raw_headers()?;
+        let mut previous: Option<&str> = None;
+        for entry in &index.utterances {
+            if previous.is_some_and(|p| p >= entry.id.as_str()) {
+                return Err(stale(format!(
+                    "entry {:?} is out of order or repeated",
+                    entry.id
+                )));
+            }
+            previous = Some(&entry.id);
+            let expected = format!("{RECORDS}/{}.safetensors", file_key(&entry.id));
+            if entry.file != expected {
+                return Err(stale(format!(
+                    "entry {:?} names file {:?}, its record is {expected:?}",
+                    entry.id, entry.file
+                )));
+            }
+            let Some(raw) = records.remove(&entry.id) else {
+                return Err(stale(format!("entry {:?} has no current record", entry.id)));
+            };
+            if raw.header.source != entry.source
+                || raw.header.presence != entry.presence
+                || raw.frames != entry.frames
+            {
+                // The record may be the damaged one (its shapes are not in
+                // the header checksum): then that is the error.
+                read_record_at(&self.root.join(&expected))?;
+                return Err(stale(format!(
+                    "entry {:?} does not match its record (source {:?}, presence {:?}, \
+                     frames {:?})",
+                    entry.id, raw.header.source, raw.header.presence, raw.frames
+                )));
+            }
+        }
+        if let Some(id) = records.keys().next() {
+            return Err(stale(format!(
+                "record {id:?} is missing ({} record(s) unlisted)",
+                records.len()
+            )));
+        }
+        Ok(index)
+    }
+
+    /// Raw headers of every current record, by id.
+    fn raw_headers(&self) -> Result<BTreeMap<String, RawHeader>> {
+        let headers = self.headers()?;
+        let mut out = BTreeMap::new();
+        for (id, (path, _)) in headers {
+            out.insert(id, read_raw_header(&path)?);
+        }
+        Ok(out)
     }
 
     /// Attaches the observed rows of each `level` stream to the corpus
@@ -590,7 +752,7 @@ impl MediaStore {
                     continue;
                 };
                 report.matched += 1;
-                let record = read_record_at(path)?;
+                let record = self.read_checked(path)?;
                 for (key, stream) in &record.streams {
                     if key.level != level {
                         continue;
@@ -606,35 +768,170 @@ impl MediaStore {
     }
 }
 
-fn read_header_at(path: &Path) -> Result<RecordHeader> {
+/// [`RECORD_SHA256`] of a header's JSON and tensors given as (name, dtype,
+/// shape, bytes).
+fn record_sha256<'a>(
+    header_json: &str,
+    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut tensors: Vec<_> = tensors.collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Sha256::new();
+    h.update((header_json.len() as u64).to_le_bytes());
+    h.update(header_json.as_bytes());
+    for (name, dtype, shape, bytes) in tensors {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(format!("{dtype:?}").as_bytes());
+        h.update((shape.len() as u64).to_le_bytes());
+        for d in shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    crate::store::hex(&h.finalize())
+}
+
+/// A record's metadata, read without its tensors.
+struct RawHeader {
+    header: RecordHeader,
+    /// The header's JSON as stored.
+    header_json: String,
+    /// [`RECORD_SHA256`], when the record has one.
+    sha256: Option<String>,
+    /// Rows of each stream, from the tensor shapes.
+    frames: BTreeMap<String, usize>,
+}
+
+fn read_raw_header(path: &Path) -> Result<RawHeader> {
+    let truncated = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            store_err(path, "truncated record (the file ends inside its header)")
+        } else {
+            io_err(path)(e)
+        }
+    };
     let mut file = std::fs::File::open(path).map_err(io_err(path))?;
     let mut len = [0u8; 8];
-    file.read_exact(&mut len).map_err(io_err(path))?;
+    file.read_exact(&mut len).map_err(truncated)?;
     let n = u64::from_le_bytes(len);
     if n > MAX_HEADER_BYTES {
         return Err(store_err(path, format!("header of {n} bytes")));
     }
     let mut json = vec![0u8; n as usize];
-    file.read_exact(&mut json).map_err(io_err(path))?;
+    file.read_exact(&mut json).map_err(truncated)?;
     let value: serde_json::Value =
         serde_json::from_slice(&json).map_err(|e| store_err(path, e.to_string()))?;
-    let header = value
-        .get("__metadata__")
-        .and_then(|m| m.get("mmer"))
+    let metadata = value.get("__metadata__");
+    let header = metadata
+        .and_then(|m| m.get(RECORD_HEADER))
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| store_err(path, "no mmer record header"))?;
-    serde_json::from_str(header).map_err(|e| store_err(path, e.to_string()))
+    let header_json = header.to_string();
+    if let Some(claimed) = metadata
+        .and_then(|m| m.get(RECORD_HEADER_SHA256))
+        .and_then(serde_json::Value::as_str)
+    {
+        let actual = crate::store::hex(&Sha256::digest(header_json.as_bytes()));
+        if claimed != actual {
+            return Err(store_err(
+                path,
+                format!(
+                    "damaged: its header hashes to {actual}, its checksum says {claimed}; \
+                     delete it and re-run `mmer extract`"
+                ),
+            ));
+        }
+    }
+    let header: RecordHeader =
+        serde_json::from_str(&header_json).map_err(|e| store_err(path, e.to_string()))?;
+    let expected = format!("{}.safetensors", file_key(&header.id));
+    if path
+        .file_name()
+        .is_none_or(|name| name != expected.as_str())
+    {
+        return Err(store_err(
+            path,
+            format!(
+                "holds the record of utterance {:?}, whose file is {expected}",
+                header.id
+            ),
+        ));
+    }
+    let sha256 = metadata
+        .and_then(|m| m.get(RECORD_SHA256))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    let mut frames = BTreeMap::new();
+    if let Some(tensors) = value.as_object() {
+        for (name, info) in tensors {
+            let Some(stream) = name.strip_suffix(".data") else {
+                continue;
+            };
+            let rows = info
+                .get("shape")
+                .and_then(|s| s.get(0))
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| store_err(path, format!("{name}: no shape")))?;
+            frames.insert(stream.to_string(), rows as usize);
+        }
+    }
+    Ok(RawHeader {
+        header,
+        header_json,
+        sha256,
+        frames,
+    })
+}
+
+fn read_header_at(path: &Path) -> Result<RecordHeader> {
+    read_raw_header(path).map(|raw| raw.header)
 }
 
 fn read_record_at(path: &Path) -> Result<Record> {
-    let header = read_header_at(path)?;
+    let RawHeader {
+        header,
+        header_json,
+        sha256,
+        ..
+    } = read_raw_header(path)?;
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| store_err(path, e.to_string()))?;
+    if let Some(claimed) = sha256 {
+        let all = tensors.tensors();
+        let actual = record_sha256(
+            &header_json,
+            all.iter()
+                .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
+        );
+        if claimed != actual {
+            return Err(store_err(
+                path,
+                format!(
+                    "damaged: its content hashes to {actual}, its checksum says {claimed}; \
+                     delete it and re-run `mmer extract` to re-extract {:?}",
+                    header.id
+                ),
+            ));
+        }
+    }
     let mut streams = BTreeMap::new();
     for name in tensors.names() {
-        let Some(stream_name) = name.strip_suffix(".data") else {
+        let (stream_name, part) = name.rsplit_once('.').unwrap_or((name, ""));
+        if !matches!(part, "data" | "times" | "mask") {
+            return Err(store_err(path, format!("unexpected tensor {name:?}")));
+        }
+        if part != "data" {
+            let data_name = format!("{stream_name}.data");
+            if !tensors.names().contains(&data_name.as_str()) {
+                return Err(store_err(
+                    path,
+                    format!("tensor {name:?} without {stream_name}.data"),
+                ));
+            }
             continue;
-        };
+        }
         let key = StreamKey::parse(stream_name)
             .ok_or_else(|| store_err(path, format!("unknown stream {stream_name:?}")))?;
         let get = |suffix: &str, dtype: Dtype| {
@@ -664,20 +961,37 @@ fn read_record_at(path: &Path) -> Result<Record> {
                 ),
             ));
         }
+        if let Some(i) = mask.data().iter().position(|&m| m > 1) {
+            return Err(store_err(
+                path,
+                format!(
+                    "{stream_name}: mask value {} at row {i} is not 0 or 1",
+                    mask.data()[i]
+                ),
+            ));
+        }
         let floats = |b: &[u8]| -> Vec<f32> {
             b.chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect()
         };
         let flat_times = floats(times.data());
-        streams.insert(
-            key,
-            Stream {
-                features: Features::sequence(t, dim, floats(data.data()))?,
-                times: flat_times.chunks_exact(2).map(|c| [c[0], c[1]]).collect(),
-                mask: mask.data().iter().map(|&m| m != 0).collect(),
-            },
-        );
+        if let Some(i) = flat_times.iter().position(|v| !v.is_finite()) {
+            return Err(store_err(
+                path,
+                format!("{stream_name}: time of row {} is NaN or infinite", i / 2),
+            ));
+        }
+        let stream = Stream {
+            features: Features::sequence(t, dim, floats(data.data()))
+                .map_err(|e| store_err(path, e.to_string()))?,
+            times: flat_times.chunks_exact(2).map(|c| [c[0], c[1]]).collect(),
+            mask: mask.data().iter().map(|&m| m != 0).collect(),
+        };
+        stream
+            .validate(&header.id, stream_name)
+            .map_err(|e| store_err(path, e.to_string()))?;
+        streams.insert(key, stream);
     }
     Ok(Record { header, streams })
 }
@@ -804,6 +1118,96 @@ mod tests {
         let store = MediaStore::create(dir.path(), m).unwrap();
         let err = store.write(&record("u", "fp")).unwrap_err().to_string();
         assert!(err.contains("width 2"), "{err}");
+    }
+
+    /// A flipped byte in a stored value or in the header keeps the file a
+    /// valid safetensors file; the checksum catches it, the record is no
+    /// longer current (so a run re-extracts it) and every reader names it.
+    #[test]
+    fn damaged_records_are_refused_and_not_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::create(dir.path(), manifest("fp")).unwrap();
+        let rec = record("u0", "fp");
+        store.write(&rec).unwrap();
+        let path = store.record_path("u0");
+        let good = std::fs::read(&path).unwrap();
+        let header_at = good
+            .windows(8)
+            .position(|w| w == b"clip.mp4")
+            .expect("source in the header");
+        for at in [good.len() - 1, header_at] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x01;
+            std::fs::write(&path, &bad).unwrap();
+            let err = store.read("u0").unwrap_err().to_string();
+            assert!(
+                err.contains("u0.safetensors") && err.contains("damaged"),
+                "{err}"
+            );
+            assert!(!store.is_current("u0", rec.header.stamp));
+            assert!(store.rebuild_index().is_err());
+        }
+        std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+        assert!(store.read("u0").is_err());
+        std::fs::write(&path, &good[..20]).unwrap();
+        let err = store.read("u0").unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(store.read("u0").unwrap().unwrap(), rec);
+        assert!(store.is_current("u0", rec.header.stamp));
+    }
+
+    /// A record copied under another utterance's file name would give that
+    /// utterance its features.
+    #[test]
+    fn a_record_under_another_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::create(dir.path(), manifest("fp")).unwrap();
+        store.write(&record("u0", "fp")).unwrap();
+        std::fs::copy(store.record_path("u0"), store.record_path("u1")).unwrap();
+        let err = store.read("u1").unwrap_err().to_string();
+        assert!(
+            err.contains("u1.safetensors") && err.contains("\"u0\""),
+            "{err}"
+        );
+        assert!(store.headers().is_err());
+    }
+
+    #[test]
+    fn index_is_checked_against_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::create(dir.path(), manifest("fp")).unwrap();
+        store.write(&record("u0", "fp")).unwrap();
+        store.write(&record("u1", "fp")).unwrap();
+        let index = store.rebuild_index().unwrap();
+        assert_eq!(store.read_index().unwrap(), index);
+        let path = dir.path().join(INDEX);
+        let good = std::fs::read_to_string(&path).unwrap();
+        for (bad, want) in [
+            (
+                good.replace(r#""audio": 3"#, r#""audio": 2"#),
+                "does not match",
+            ),
+            (
+                good.replace("u1.safetensors", "../u1.safetensors"),
+                "names file",
+            ),
+            (good.replace(r#""id": "u1""#, r#""id": "u2""#), "names file"),
+            (
+                good.replace(r#""fingerprint": "fp""#, r#""fingerprint": "xx""#),
+                "fingerprint",
+            ),
+            (good[..good.len() / 2].to_string(), "EOF"),
+        ] {
+            assert_ne!(bad, good);
+            std::fs::write(&path, bad).unwrap();
+            let err = store.read_index().unwrap_err().to_string();
+            assert!(err.contains("index.json") && err.contains(want), "{err}");
+        }
+        std::fs::write(&path, &good).unwrap();
+        store.write(&record("u2", "fp")).unwrap();
+        let err = store.read_index().unwrap_err().to_string();
+        assert!(err.contains("\"u2\" is missing"), "{err}");
     }
 
     #[test]

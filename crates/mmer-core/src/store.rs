@@ -8,6 +8,14 @@
 //! text hash is unchanged and recomputes only the rest; a different encoder
 //! fingerprint invalidates the whole file. Extraction of other modalities
 //! (issue 4) writes the same format with sequences flattened per row.
+//!
+//! A damaged table is an error naming the file, never rows handed to the
+//! trainer: the index carries the SHA-256 of the tensor file and of its
+//! own other fields, so a flipped byte, a truncated file or a tensor from
+//! another write (two runs racing, a crash between the two renames) is
+//! caught before a row is used, and every count and width is checked
+//! before it sizes anything. Indexes written before these checksums are
+//! still read, with the structural checks only.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -49,7 +57,7 @@ impl StoreKey {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Index {
     schema_version: u32,
     encoder_fingerprint: String,
@@ -59,6 +67,25 @@ struct Index {
     /// Frames (rows of width `dim`) of each entry; absent = one each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     frames: Option<Vec<usize>>,
+    /// SHA-256 of the tensor file (absent in older indexes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tensor_sha256: Option<String>,
+    /// SHA-256 of this index's JSON with this field absent (absent in
+    /// older indexes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    index_sha256: Option<String>,
+}
+
+impl Index {
+    /// SHA-256 of the JSON of this index without its own checksum.
+    fn own_sha256(&self) -> String {
+        let bare = Index {
+            index_sha256: None,
+            ..self.clone()
+        };
+        let json = serde_json::to_vec(&bare).expect("strings and integers serialise to JSON");
+        hex(&Sha256::digest(&json))
+    }
 }
 
 /// What [`cached_embeddings`] did.
@@ -89,9 +116,64 @@ struct StoredTable {
     hashes: Vec<String>,
 }
 
+/// The advice that ends every damaged-table message.
+fn damaged(what: String, key: &StoreKey) -> String {
+    format!(
+        "{what}; the table is damaged or was half-rewritten: delete {} and {} to recompute it",
+        key.tensor_path().display(),
+        key.index_path().display()
+    )
+}
+
+/// Checks an index's own checksum and structure against `dim`; returns
+/// the frames of each entry.
+fn check_index(index: &Index, key: &StoreKey, dim: usize) -> Result<Vec<usize>> {
+    let path = key.index_path();
+    let bad = |msg: String| store_err(&path, damaged(msg, key));
+    if let Some(claimed) = &index.index_sha256 {
+        let actual = index.own_sha256();
+        if *claimed != actual {
+            return Err(bad(format!(
+                "its checksum is {claimed} but its content hashes to {actual}"
+            )));
+        }
+    }
+    let n = index.text_sha256.len();
+    if index.ids.len() != n {
+        return Err(bad(format!("{} ids for {n} text hashes", index.ids.len())));
+    }
+    if let Some(i) = index
+        .text_sha256
+        .iter()
+        .position(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(bad(format!(
+            "entry {i} ({:?}) has text hash {:?}, not a SHA-256",
+            index.ids[i], index.text_sha256[i]
+        )));
+    }
+    if index.dim != dim {
+        return Err(bad(format!(
+            "rows of width {} where encoder {:?} makes {dim}",
+            index.dim, index.encoder_fingerprint
+        )));
+    }
+    let frames = index.frames.clone().unwrap_or_else(|| vec![1; n]);
+    if frames.len() != n {
+        return Err(bad(format!(
+            "{} frame counts for {n} entries",
+            frames.len()
+        )));
+    }
+    if let Some(i) = frames.iter().position(|&f| f == 0) {
+        return Err(bad(format!("entry {i} ({:?}) has 0 frames", index.ids[i])));
+    }
+    Ok(frames)
+}
+
 /// A stored table. `None` when the table is absent or was made by another
-/// encoder.
-fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<StoredTable>> {
+/// encoder (or schema); an error when it is damaged.
+fn load_rows(key: &StoreKey, fingerprint: &str, dim: usize) -> Result<Option<StoredTable>> {
     let index_path = key.index_path();
     let tensor_path = key.tensor_path();
     if !index_path.exists() || !tensor_path.exists() {
@@ -99,32 +181,50 @@ fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<StoredTable>> {
     }
     let index: Index =
         serde_json::from_slice(&std::fs::read(&index_path).map_err(io_err(&index_path))?)
-            .map_err(|e| store_err(&index_path, e.to_string()))?;
+            .map_err(|e| store_err(&index_path, damaged(e.to_string(), key)))?;
     if index.schema_version != SCHEMA_VERSION || index.encoder_fingerprint != fingerprint {
         return Ok(None);
     }
+    let frames = check_index(&index, key, dim)?;
     let bytes = std::fs::read(&tensor_path).map_err(io_err(&tensor_path))?;
-    let tensors =
-        SafeTensors::deserialize(&bytes).map_err(|e| store_err(&tensor_path, e.to_string()))?;
+    if let Some(claimed) = &index.tensor_sha256 {
+        let actual = hex(&Sha256::digest(&bytes));
+        if *claimed != actual {
+            return Err(store_err(
+                &tensor_path,
+                damaged(
+                    format!("it hashes to {actual}, its index says {claimed}"),
+                    key,
+                ),
+            ));
+        }
+    }
+    let tensors = SafeTensors::deserialize(&bytes)
+        .map_err(|e| store_err(&tensor_path, damaged(e.to_string(), key)))?;
     let view = tensors
         .tensor(TENSOR_NAME)
-        .map_err(|e| store_err(&tensor_path, e.to_string()))?;
-    let frames = index
-        .frames
-        .unwrap_or_else(|| vec![1; index.text_sha256.len()]);
-    let n: usize = frames.iter().sum();
-    if frames.len() != index.text_sha256.len()
-        || view.dtype() != Dtype::F32
-        || view.shape() != [n, index.dim]
-    {
+        .map_err(|e| store_err(&tensor_path, damaged(e.to_string(), key)))?;
+    let n = frames
+        .iter()
+        .try_fold(0usize, |sum, &f| sum.checked_add(f))
+        .ok_or_else(|| {
+            store_err(
+                &index_path,
+                damaged("frame counts overflow".to_string(), key),
+            )
+        })?;
+    if view.dtype() != Dtype::F32 || view.shape() != [n, index.dim] {
         return Err(store_err(
             &tensor_path,
-            format!(
-                "expected f32 [{n}, {}] for {} entries, found {:?} {:?}",
-                index.dim,
-                index.text_sha256.len(),
-                view.dtype(),
-                view.shape()
+            damaged(
+                format!(
+                    "expected f32 [{n}, {}] for {} entries, found {:?} {:?}",
+                    index.dim,
+                    index.text_sha256.len(),
+                    view.dtype(),
+                    view.shape()
+                ),
+                key,
             ),
         ));
     }
@@ -133,6 +233,15 @@ fn load_rows(key: &StoreKey, fingerprint: &str) -> Result<Option<StoredTable>> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(store_err(
+            &tensor_path,
+            damaged(
+                format!("value {i} (row {}) is NaN or infinite", i / index.dim),
+                key,
+            ),
+        ));
+    }
     let mut offset = 0;
     let rows = index
         .text_sha256
@@ -187,23 +296,28 @@ pub fn save_table(
         .map_err(|e| store_err(&tensor_path, e.to_string()))?;
     let bytes = safetensors::serialize([(TENSOR_NAME, view)], None)
         .map_err(|e| store_err(&tensor_path, e.to_string()))?;
-    // Write to a temporary name first so an interrupted run never leaves a
-    // half-written table that the next run would trust; the process id keeps
-    // two runs that write at once from renaming each other's file.
-    let tmp = tensor_path.with_extension(format!("safetensors.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, &tensor_path).map_err(io_err(&tensor_path))?;
-    let index = Index {
+    // Each file goes to a temporary name first (see [`crate::atomic::write_file`]) so an
+    // interrupted run never leaves a half-written file that the next run
+    // would trust.
+    // The index, written second, holds the tensor file's checksum: a crash
+    // between the two renames (or another run renaming its own pair in
+    // between) leaves a pair whose checksums disagree, which the next read
+    // reports instead of using.
+    let index_path = key.index_path();
+    let mut index = Index {
         schema_version: SCHEMA_VERSION,
         encoder_fingerprint: fingerprint.to_string(),
         dim,
         ids: ids.to_vec(),
         text_sha256: hashes.to_vec(),
         frames: frames.iter().any(|&f| f != 1).then_some(frames),
+        tensor_sha256: Some(hex(&Sha256::digest(&bytes))),
+        index_sha256: None,
     };
-    let index_path = key.index_path();
+    index.index_sha256 = Some(index.own_sha256());
     let json = serde_json::to_vec(&index).map_err(|e| store_err(&index_path, e.to_string()))?;
-    std::fs::write(&index_path, json).map_err(io_err(&index_path))?;
+    crate::atomic::write_file(&tensor_path, &bytes)?;
+    crate::atomic::write_file(&index_path, &json)?;
     Ok(())
 }
 
@@ -221,7 +335,7 @@ pub fn cached_embeddings<E: From<Error>>(
     compute: impl FnOnce(&[&str]) -> std::result::Result<Vec<Vec<f32>>, E>,
 ) -> std::result::Result<(Vec<Vec<f32>>, CacheReport), E> {
     let hashes: Vec<String> = items.iter().map(|(_, t)| text_hash(t)).collect();
-    let stored = load_rows(key, fingerprint)?.unwrap_or_default();
+    let stored = load_rows(key, fingerprint, dim)?.unwrap_or_default();
     let missing: Vec<usize> = (0..items.len())
         .filter(|&i| !stored.rows.contains_key(&hashes[i]))
         .collect();
@@ -384,6 +498,110 @@ mod tests {
         assert_eq!(r.reused, 3);
         assert_eq!(rows[0], rows[2]);
         assert_eq!(std::fs::metadata(k.tensor_path()).unwrap().ino(), inode);
+    }
+
+    /// A byte flipped inside a stored value keeps the safetensors file
+    /// valid; only the checksum tells. The same for an index whose frame
+    /// counts were swapped (same total), which would hand rows to the wrong
+    /// texts.
+    #[test]
+    fn silent_damage_is_caught_by_the_checksums() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(dir.path());
+        let frames = |texts: &[&str]| -> Result<Vec<Vec<f32>>> {
+            Ok(texts
+                .iter()
+                .map(|t| vec![t.len() as f32; 2 * t.len()])
+                .collect())
+        };
+        let items: Vec<(String, String)> = ["a", "abc"]
+            .iter()
+            .map(|t| (format!("id-{t}"), t.to_string()))
+            .collect();
+        cached_embeddings(&k, "fp", 2, &items, frames).unwrap();
+        let tensor = std::fs::read(k.tensor_path()).unwrap();
+        let mut flipped = tensor.clone();
+        *flipped.last_mut().unwrap() ^= 0x01;
+        std::fs::write(k.tensor_path(), &flipped).unwrap();
+        let err = cached_embeddings(&k, "fp", 2, &items, frames)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train.safetensors")
+                && err.contains("hashes to")
+                && err.contains("delete"),
+            "{err}"
+        );
+        std::fs::write(k.tensor_path(), &tensor).unwrap();
+        let index = std::fs::read_to_string(k.index_path()).unwrap();
+        assert!(index.contains(r#""frames":[1,3]"#), "{index}");
+        std::fs::write(k.index_path(), index.replace("[1,3]", "[3,1]")).unwrap();
+        let err = cached_embeddings(&k, "fp", 2, &items, frames)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train.index.json") && err.contains("checksum"),
+            "{err}"
+        );
+        // An index from before the checksums is still read.
+        let mut old: serde_json::Value = serde_json::from_str(&index).unwrap();
+        let fields = old.as_object_mut().unwrap();
+        fields.remove("tensor_sha256");
+        fields.remove("index_sha256");
+        std::fs::write(k.index_path(), old.to_string()).unwrap();
+        let (rows, r) = cached_embeddings(&k, "fp", 2, &items, frames).unwrap();
+        assert_eq!((r.reused, rows[1].len()), (2, 6));
+    }
+
+    /// A crash between the two renames of a rewrite (or another run
+    /// renaming its pair in between) leaves a new tensor beside the old
+    /// index: same shape, other texts.
+    #[test]
+    fn a_tensor_from_another_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(dir.path());
+        let items = |t: &str| vec![("a".to_string(), t.to_string())];
+        cached_embeddings(&k, "fp", 2, &items("old"), fake_encoder).unwrap();
+        let old_index = std::fs::read(k.index_path()).unwrap();
+        cached_embeddings(&k, "fp", 2, &items("newer"), fake_encoder).unwrap();
+        std::fs::write(k.index_path(), old_index).unwrap();
+        let err = cached_embeddings(&k, "fp", 2, &items("old"), fake_encoder)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train.safetensors") && err.contains("hashes to"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inconsistent_index_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(dir.path());
+        let items = vec![("a".to_string(), "x".to_string())];
+        cached_embeddings(&k, "fp", 2, &items, fake_encoder).unwrap();
+        let good: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(k.index_path()).unwrap()).unwrap();
+        for (field, value, want) in [
+            ("ids", serde_json::json!([]), "0 ids for 1 text hashes"),
+            ("dim", serde_json::json!(3), "width 3"),
+            ("text_sha256", serde_json::json!(["xyz"]), "not a SHA-256"),
+            ("frames", serde_json::json!([0]), "0 frames"),
+            ("frames", serde_json::json!([1, 1]), "2 frame counts"),
+        ] {
+            let mut bad = good.clone();
+            bad[field] = value;
+            // Without the index checksum, so each structural check is reached.
+            bad.as_object_mut().unwrap().remove("index_sha256");
+            std::fs::write(k.index_path(), bad.to_string()).unwrap();
+            let err = cached_embeddings(&k, "fp", 2, &items, fake_encoder)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("train.index.json") && err.contains(want),
+                "{field}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -34,6 +34,12 @@
 //! - In a multi-label space, `label` lists class names separated by `;`.
 //! - The file must be UTF-8 (a leading byte-order mark is ignored). Blank
 //!   JSONL lines are skipped.
+//! - CSV quoting must be RFC 4180's, as every CSV writer produces it: a
+//!   field containing quotes, commas or line breaks is quoted as a whole,
+//!   with its quotes doubled (`"He said ""hi"""`). A quoted field that is
+//!   never closed (it would swallow every later record), text after a
+//!   closing quote, or a quote inside an unquoted field (stray quotes would
+//!   merge the records between them) is an error at its line.
 //!
 //! # Media paths
 //! `mmer_core::Utterance` has no media field, so [`load_conversations`]
@@ -54,6 +60,7 @@ use std::path::{Path, PathBuf};
 use mmer_core::{Dialogue, Label, LabelSpace, Utterance};
 use serde::Deserialize;
 
+use crate::csv_quotes::{BadQuote, bad_quote_error, fields_before, find_bad_quote};
 use crate::meld::{LineCounter, csv_error};
 use crate::{Error, Result};
 
@@ -160,8 +167,9 @@ pub fn load_conversations(path: &Path, labels: &LabelSpace) -> Result<Vec<Dialog
 /// # Errors
 /// [`Error::UnsupportedFormat`] (extension), [`Error::Io`],
 /// [`Error::MissingColumns`] / [`Error::UnexpectedColumns`] (CSV header),
-/// [`Error::Parse`] (bad JSON or CSV, invalid UTF-8, a non-integer turn,
-/// an unknown key, an empty dialogue id or speaker), [`Error::EmptyText`],
+/// [`Error::Parse`] (bad JSON or CSV, broken CSV quoting such as an
+/// unterminated quote, invalid UTF-8, a non-integer turn, an unknown key, an
+/// empty dialogue id or speaker), [`Error::EmptyText`],
 /// [`Error::UnknownLabel`], [`Error::DuplicateId`] (a turn given twice),
 /// [`Error::Format`] (no utterances). Each names the file and line, and the
 /// dialogue and turn where they are known.
@@ -227,6 +235,19 @@ fn parse_jsonl(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
         };
         let value: serde_json::Value =
             serde_json::from_str(raw).map_err(|e| parse_err(format!("invalid JSON: {e}")))?;
+        if !value.is_object() {
+            // serde would read an array positionally as the record's fields.
+            let found = match &value {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            return Err(parse_err(format!(
+                "expected a JSON object (one record per line), found {found}"
+            )));
+        }
         // Name the dialogue and turn in the message when the object has them.
         let whose = match (
             value.get("dialogue").and_then(|d| d.as_str()),
@@ -245,6 +266,10 @@ fn parse_jsonl(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
 
 fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
     let text = utf8(bytes, path)?;
+    let bad_quote = find_bad_quote(text.as_bytes());
+    if let Some(bad) = bad_quote.as_ref().filter(|b| b.record == 0) {
+        return Err(bad_quote_error(path, text.as_bytes(), bad, None, None));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());
@@ -295,8 +320,26 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
     let (label_col, audio_col, video_col) = (col("label"), col("audio"), col("video"));
     let (start_col, end_col) = (col("start"), col("end"));
 
+    // The record with broken quoting swallowed the rest of the file or
+    // merged records: report it where it starts, naming whose record it is.
+    let quote_error = |bad: &BadQuote| {
+        let known = fields_before(text.as_bytes(), bad);
+        let dialogue = known
+            .get(dialogue_col)
+            .map(|d| format!("dialogue {:?}", d.trim()));
+        let turn = known.get(turn_col).map(|t| format!("turn {}", t.trim()));
+        let whose = match (dialogue, turn) {
+            (Some(d), Some(t)) => Some(format!("{d} {t}")),
+            (d, t) => d.or(t),
+        };
+        bad_quote_error(path, text.as_bytes(), bad, Some(&header), whose)
+    };
+
     let mut records = Vec::new();
-    for record in reader.records() {
+    for (i, record) in reader.records().enumerate() {
+        if let Some(bad) = bad_quote.as_ref().filter(|b| b.record == i + 1) {
+            return Err(quote_error(bad));
+        }
         let record = record.map_err(|e| csv_error(path, e, &mut lines))?;
         let line = lines.line(record.position());
         let field = |c: usize| record.get(c).unwrap_or_default();
@@ -340,6 +383,9 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
                 end,
             },
         ));
+    }
+    if let Some(bad) = &bad_quote {
+        return Err(quote_error(bad));
     }
     Ok(records)
 }
@@ -472,7 +518,11 @@ fn assemble(
             let utterances = turns
                 .into_iter()
                 .enumerate()
-                .map(|(index, (_, u))| Utterance { index, ..u })
+                .map(|(index, (turn, u))| Utterance {
+                    index,
+                    turn: Some(turn),
+                    ..u
+                })
                 .collect();
             Dialogue { id, utterances }
         })
@@ -615,6 +665,13 @@ mod tests {
             "{err:?}"
         );
 
+        let array = r#"["d", 0, "B", "x"]"#;
+        let err = load("c.jsonl", array).unwrap_err().to_string();
+        assert!(
+            err.contains(":1: expected a JSON object (one record per line), found an array"),
+            "{err}"
+        );
+
         let negative = r#"{"dialogue": "d", "turn": -1, "speaker": "B", "text": "x"}"#;
         let err = load("c.jsonl", negative).unwrap_err().to_string();
         assert!(err.contains("dialogue \"d\" turn -1"), "{err}");
@@ -667,6 +724,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(":2:") && err.contains("turn \"one\""), "{err}");
+    }
+
+    #[test]
+    fn csv_unterminated_quote_is_an_error_at_its_line() {
+        // The csv crate reads this as one record whose text is
+        // "unterminated\nd,1,B,Bye\n": two turns would silently become one.
+        let csv = "dialogue,turn,speaker,text\nd,0,A,\"unterminated\nd,1,B,Bye\n";
+        let err = load("c.csv", csv).unwrap_err();
+        assert!(matches!(&err, Error::Parse { line: 2, .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/c.csv:2: dialogue \"d\" turn 0, column \"text\": unterminated quote")
+                && msg.contains("swallowing the 1 line after it"),
+            "{msg}"
+        );
+        // Two stray quotes merge the records between them: also an error.
+        let csv = "dialogue,turn,speaker,text\nd,0,A,\"oops\nd,1,B,\"again\nd,2,A,x\n";
+        let msg = load("c.csv", csv).unwrap_err().to_string();
+        assert!(
+            msg.contains("/c.csv:2: dialogue \"d\" turn 0, column \"text\"")
+                && msg.contains("closed on line 3 and followed by \"again\""),
+            "{msg}"
+        );
+        // A quote in the header; an unterminated field before the ids.
+        let msg = load("c.csv", "\"dialogue,turn,speaker,text\nd,0,A,x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("/c.csv:1: header: unterminated quote"),
+            "{msg}"
+        );
+        let csv = "text,dialogue,turn,speaker\nfine,d,0,A\n\"open,d,1,B\n";
+        let msg = load("c.csv", csv).unwrap_err().to_string();
+        assert!(
+            msg.contains("/c.csv:3: column \"text\": unterminated quote"),
+            "{msg}"
+        );
+        // Quoted multi-line text is fine.
+        let csv = "dialogue,turn,speaker,text\nd,0,A,\"two\nlines, \"\"quoted\"\"\"\nd,1,B,x\n";
+        let c = load("c.csv", csv).unwrap();
+        assert_eq!(
+            c.dialogues[0].utterances[0].text.as_deref(),
+            Some("two\nlines, \"quoted\"")
+        );
     }
 
     #[test]

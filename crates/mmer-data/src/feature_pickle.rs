@@ -124,8 +124,8 @@ pub fn corpus_from_value(
     };
     let items = value.as_seq().ok_or_else(|| {
         format(format!(
-            "expected a tuple of 9 or 10 items (videoIDs, videoSpeakers, ...), found a {}",
-            value.type_name()
+            "expected a tuple of 9 or 10 items (videoIDs, videoSpeakers, ...), found {}",
+            value.describe()
         ))
     })?;
     let kind = match opts.kind {
@@ -136,11 +136,12 @@ pub fn corpus_from_value(
     };
     let layout = Layout::of(kind, items).ok_or_else(|| {
         format(format!(
-            "a {} feature pickle has {}, found {} items",
-            kind.corpus_name(),
+            "{}, found {} items",
             match kind {
-                FeaturePickleKind::Iemocap => "9 items",
-                FeaturePickleKind::Meld => "10 items (or 9 without videoVisual)",
+                FeaturePickleKind::Iemocap => "an IEMOCAP feature pickle has 9 items",
+                FeaturePickleKind::Meld => {
+                    "a MELD feature pickle has 10 items (or 9 without videoVisual)"
+                }
             },
             items.len()
         ))
@@ -466,17 +467,14 @@ impl Loader<'_> {
         name: &str,
     ) -> Result<HashMap<String, &'v Value>> {
         let pairs = value.as_dict().ok_or_else(|| {
-            self.format(format!(
-                "{name} must be a dict, found a {}",
-                value.type_name()
-            ))
+            self.format(format!("{name} must be a dict, found {}", value.describe()))
         })?;
         let mut out = HashMap::with_capacity(pairs.len());
         for (k, v) in pairs {
             let key = id_text(k).ok_or_else(|| {
                 self.format(format!(
-                    "{name}: dialogue id must be a str or int, found a {}",
-                    k.type_name()
+                    "{name}: dialogue id must be a str or int, found {}",
+                    k.describe()
                 ))
             })?;
             if out.insert(key.clone(), v).is_some() {
@@ -490,8 +488,8 @@ impl Loader<'_> {
         let parse_id = |v: &Value| {
             id_text(v).ok_or_else(|| {
                 self.format(format!(
-                    "{name}: dialogue id must be a str or int, found a {}",
-                    v.type_name()
+                    "{name}: dialogue id must be a str or int, found {}",
+                    v.describe()
                 ))
             })
         };
@@ -509,10 +507,7 @@ impl Loader<'_> {
             other => other
                 .as_seq()
                 .ok_or_else(|| {
-                    self.format(format!(
-                        "{name} must be a list, found a {}",
-                        value.type_name()
-                    ))
+                    self.format(format!("{name} must be a list, found {}", value.describe()))
                 })?
                 .iter()
                 .map(parse_id)
@@ -554,7 +549,7 @@ fn int_list(v: &Value) -> std::result::Result<Vec<i64>, String> {
         };
     }
     list_items(v)
-        .ok_or_else(|| format!("expected a list, found a {}", v.type_name()))?
+        .ok_or_else(|| format!("expected a list, found {}", v.describe()))?
         .iter()
         .map(int_of)
         .collect()
@@ -562,17 +557,17 @@ fn int_list(v: &Value) -> std::result::Result<Vec<i64>, String> {
 
 fn int_of(v: &Value) -> std::result::Result<i64, String> {
     v.as_i64()
-        .ok_or_else(|| format!("expected an int, found a {}", v.type_name()))
+        .ok_or_else(|| format!("expected an int, found {}", v.describe()))
 }
 
 fn str_list(v: &Value) -> std::result::Result<Vec<String>, String> {
     list_items(v)
-        .ok_or_else(|| format!("expected a list, found a {}", v.type_name()))?
+        .ok_or_else(|| format!("expected a list, found {}", v.describe()))?
         .iter()
         .map(|s| {
             s.as_str()
                 .map(str::to_string)
-                .ok_or_else(|| format!("expected a str, found a {}", s.type_name()))
+                .ok_or_else(|| format!("expected a str, found {}", s.describe()))
         })
         .collect()
 }
@@ -590,7 +585,7 @@ fn utterance_ids(v: &Value) -> std::result::Result<Vec<Option<String>>, String> 
         };
     }
     Ok(list_items(v)
-        .ok_or_else(|| format!("expected a list, found a {}", v.type_name()))?
+        .ok_or_else(|| format!("expected a list, found {}", v.describe()))?
         .iter()
         .map(|s| s.as_str().map(str::to_string))
         .collect())
@@ -610,8 +605,7 @@ fn speaker_list(v: &Value) -> std::result::Result<Vec<String>, String> {
             .map(one_hot_speaker)
             .collect();
     }
-    let items =
-        list_items(v).ok_or_else(|| format!("expected a list, found a {}", v.type_name()))?;
+    let items = list_items(v).ok_or_else(|| format!("expected a list, found {}", v.describe()))?;
     items
         .iter()
         .map(|s| match s {
@@ -645,12 +639,12 @@ fn numeric_vector(v: &Value) -> std::result::Result<Vec<f32>, String> {
         Value::NdArray(a) => Err(format!("expected a 1-D array, found shape {:?}", a.shape)),
         other => other
             .as_seq()
-            .ok_or_else(|| format!("expected a vector, found a {}", other.type_name()))?
+            .ok_or_else(|| format!("expected a vector, found {}", other.describe()))?
             .iter()
             .map(|x| {
                 x.as_f64()
                     .map(|f| f as f32)
-                    .ok_or_else(|| format!("expected a number, found a {}", x.type_name()))
+                    .ok_or_else(|| format!("expected a number, found {}", x.describe()))
             })
             .collect(),
     }
@@ -693,8 +687,8 @@ fn feature_rows(v: &Value) -> std::result::Result<Vec<Features>, String> {
             )),
         };
     }
-    let items = list_items(v)
-        .ok_or_else(|| format!("expected a list or array, found a {}", v.type_name()))?;
+    let items =
+        list_items(v).ok_or_else(|| format!("expected a list or array, found {}", v.describe()))?;
     items
         .iter()
         .enumerate()

@@ -9,7 +9,7 @@
 //! 31 dialogue partition (5,163 / 647 / 1,623 utterances).
 //!
 //! Utterance ids are `<dialogue>_<index>`; dialogues keep the order of their
-//! split list. No features are loaded: text features are computed later
+//! split list. Every sentence must have words (the release's all do). No features are loaded: text features are computed later
 //! from [`Utterance::text`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +27,8 @@ use crate::{Error, Result};
 /// - [`Error::Format`] when the layout differs (not a list of six, a dict or
 ///   list of the wrong type, a split naming a dialogue the dicts lack, a
 ///   dialogue in two splits, per-dialogue lengths that disagree between
-///   speakers, labels and sentences — each naming the dialogue id);
+///   speakers, labels and sentences, an empty sentence — each naming the
+///   dialogue or utterance id);
 /// - [`Error::UnknownLabel`] for a label index outside the six classes;
 /// - [`Error::Invalid`] when the corpus breaks a domain invariant.
 pub fn load_iemocap_pickle(path: &Path) -> Result<Corpus> {
@@ -49,9 +50,8 @@ pub fn corpus_from_value(path: &Path, value: &Value) -> Result<Corpus> {
         .filter(|items| items.len() == 6)
         .ok_or_else(|| {
             format(format!(
-                "expected a list of 6 items [speakers, labels, sentences, train, test, valid], found a {}{}",
-                value.type_name(),
-                value.as_seq().map(|s| format!(" of {}", s.len())).unwrap_or_default()
+                "expected a list of 6 items [speakers, labels, sentences, train, test, valid], found {}",
+                value.describe()
             ))
         })?;
     let speakers = dialogue_dict(path, &items[0], "speakers")?;
@@ -119,8 +119,8 @@ fn dialogue<'v>(
     let seq = |v: &'v Value, what: &str| -> Result<&'v [Value]> {
         v.as_seq().ok_or_else(|| {
             format(format!(
-                "dialogue {id}: {what} must be a list, found a {}",
-                v.type_name()
+                "dialogue {id}: {what} must be a list, found {}",
+                v.describe()
             ))
         })
     };
@@ -142,16 +142,22 @@ fn dialogue<'v>(
         let uid = format!("{id}_{index}");
         let speaker = speaker.as_str().ok_or_else(|| {
             format(format!(
-                "utterance {uid}: speaker must be a str, found a {}",
-                speaker.type_name()
+                "utterance {uid}: speaker must be a str, found {}",
+                speaker.describe()
             ))
         })?;
         let text = sentence.as_str().ok_or_else(|| {
             format(format!(
-                "utterance {uid}: sentence must be a str, found a {}",
-                sentence.type_name()
+                "utterance {uid}: sentence must be a str, found {}",
+                sentence.describe()
             ))
         })?;
+        if text.trim().is_empty() {
+            return Err(format(format!(
+                "utterance {uid}: the sentence is empty (the release has none, so \
+                 this is damage; an utterance with no words cannot be classified from text)"
+            )));
+        }
         let class = label
             .as_i64()
             .and_then(|l| usize::try_from(l).ok())
@@ -196,15 +202,15 @@ fn dialogue_dict<'v>(
 ) -> Result<HashMap<String, &'v Value>> {
     let pairs = value.as_dict().ok_or_else(|| Error::Format {
         path: path.to_path_buf(),
-        msg: format!("{what} must be a dict, found a {}", value.type_name()),
+        msg: format!("{what} must be a dict, found {}", value.describe()),
     })?;
     let mut out = HashMap::with_capacity(pairs.len());
     for (k, v) in pairs {
         let key = id_text(k).ok_or_else(|| Error::Format {
             path: path.to_path_buf(),
             msg: format!(
-                "{what}: dialogue id must be a str or int, found a {}",
-                k.type_name()
+                "{what}: dialogue id must be a str or int, found {}",
+                k.describe()
             ),
         })?;
         if out.insert(key.clone(), v).is_some() {
@@ -221,7 +227,7 @@ fn dialogue_dict<'v>(
 fn id_list(path: &Path, value: &Value, what: &str) -> Result<Vec<String>> {
     let items = value.as_seq().ok_or_else(|| Error::Format {
         path: path.to_path_buf(),
-        msg: format!("{what} must be a list, found a {}", value.type_name()),
+        msg: format!("{what} must be a list, found {}", value.describe()),
     })?;
     items
         .iter()
@@ -229,8 +235,8 @@ fn id_list(path: &Path, value: &Value, what: &str) -> Result<Vec<String>> {
             id_text(v).ok_or_else(|| Error::Format {
                 path: path.to_path_buf(),
                 msg: format!(
-                    "{what}: dialogue id must be a str or int, found a {}",
-                    v.type_name()
+                    "{what}: dialogue id must be a str or int, found {}",
+                    v.describe()
                 ),
             })
         })
@@ -328,6 +334,21 @@ mod tests {
         let err = load(items).unwrap_err();
         assert!(
             matches!(&err, Error::UnknownLabel { id, label, .. } if id == "d1_1" && label == "6"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_sentence_names_the_utterance() {
+        let mut items = sample();
+        items[2] = dict(vec![
+            ("d1", Value::List(vec![s("hi"), s(" ")])),
+            ("d2", Value::List(vec![s("x")])),
+            ("d3", Value::List(vec![s("y")])),
+        ]);
+        let err = load(items).unwrap_err().to_string();
+        assert!(
+            err.starts_with("iemocap.pkl: utterance d1_1: the sentence is empty"),
             "{err}"
         );
     }

@@ -5,6 +5,7 @@
 //! `mmer-features`) and nothing here knows about models.
 
 pub mod conversation;
+mod csv_quotes;
 mod error;
 pub mod feature_pickle;
 pub mod iemocap;

@@ -37,9 +37,17 @@
 //! them leaves the transcript identical to the clean release.
 //!
 //! # Empty text
-//! The release has no empty utterance. Should a copy have one, it is loaded
-//! with `text: None` (the text modality is missing for that utterance,
-//! DESIGN §1) and a `tracing` warning, rather than failing the whole corpus.
+//! The release has no empty utterance, so a blank `Utterance` is damage (a
+//! broken export or a cell cleared by hand): it is an [`Error::EmptyText`]
+//! naming the file, line and utterance id (`valid/dia3_utt2`: split,
+//! dialogue and utterance), not a corpus that silently lacks text.
+//!
+//! # Quoting
+//! Quoting must be RFC 4180's (the release's is): a quoted field that is
+//! never closed, text after a closing quote, or a quote inside an unquoted
+//! field is an [`Error::Parse`] at its line, naming the column (the csv
+//! crate would swallow the rest of the file, or merge the records up to the
+//! next quote, without an error).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +55,7 @@ use std::path::{Path, PathBuf};
 
 use mmer_core::{Corpus, Dialogue, Label, LabelSpace, Split, Utterance};
 
+use crate::csv_quotes::{BadQuote, bad_quote_error, fields_before, find_bad_quote};
 use crate::{Error, Result};
 
 /// The release file of each split.
@@ -69,8 +78,9 @@ const REQUIRED: [&str; 5] = [
 ///
 /// # Errors
 /// [`Error::Io`] for a missing or unreadable file, and per row
-/// [`Error::Parse`] (malformed CSV, wrong field count from bad quoting,
-/// non-numeric ids), [`Error::UnknownLabel`], [`Error::DuplicateId`] and
+/// [`Error::Parse`] (malformed CSV, wrong field count, broken quoting such
+/// as an unterminated quote, non-numeric ids),
+/// [`Error::UnknownLabel`], [`Error::EmptyText`], [`Error::DuplicateId`] and
 /// [`Error::MissingColumns`], each naming the file and physical line;
 /// [`Error::Invalid`] if the result breaks a corpus invariant.
 pub fn load_meld(dir: &Path) -> Result<Corpus> {
@@ -111,6 +121,10 @@ struct Row {
 
 fn parse_split(bytes: &[u8], path: &Path, split: Split) -> Result<Vec<Dialogue>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bad_quote = find_bad_quote(bytes);
+    if let Some(bad) = bad_quote.as_ref().filter(|b| b.record == 0) {
+        return Err(bad_quote_error(path, bytes, bad, None, None));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(bytes);
@@ -145,7 +159,22 @@ fn parse_split(bytes: &[u8], path: &Path, split: Split) -> Result<Vec<Dialogue>>
     let labels = LabelSpace::meld();
     let mut dialogues: BTreeMap<u64, Vec<Row>> = BTreeMap::new();
     let mut first_seen: HashMap<(u64, u64), u64> = HashMap::new();
-    for record in reader.byte_records() {
+    // The record with broken quoting swallowed the rest of the file or
+    // merged records: report it where it starts, with its ids when known.
+    let quote_error = |bad: &BadQuote| {
+        let known = fields_before(bytes, bad);
+        let id = |col: usize| known.get(col).and_then(|f| parse_id(f.as_bytes()));
+        let whose = match (id(dialogue_col), id(utt_col)) {
+            (Some(d), Some(u)) => Some(format!("utterance {split}/dia{d}_utt{u}")),
+            (Some(d), None) => Some(format!("dialogue {split}/dia{d}")),
+            _ => None,
+        };
+        bad_quote_error(path, bytes, bad, Some(&header), whose)
+    };
+    for (i, record) in reader.byte_records().enumerate() {
+        if let Some(bad) = bad_quote.as_ref().filter(|b| b.record == i + 1) {
+            return Err(quote_error(bad));
+        }
         let record = record.map_err(|e| csv_error(path, e, &mut lines))?;
         let line = lines.line(record.position());
         let field = |col: usize| record.get(col).unwrap_or_default();
@@ -189,13 +218,16 @@ fn parse_split(bytes: &[u8], path: &Path, split: Split) -> Result<Vec<Dialogue>>
         let text = repair_text(&decode_bytes(field(text_col))).into_owned();
         let speaker = repair_text(&decode_bytes(field(speaker_col))).into_owned();
 
+        if text.trim().is_empty() {
+            return Err(Error::EmptyText {
+                path: path.to_path_buf(),
+                line,
+                id,
+            });
+        }
         let mut utterance = Utterance::new(id, 0, speaker);
         utterance.label = Some(Label::Single(class));
-        if text.trim().is_empty() {
-            tracing::warn!(path = %path.display(), line, id = %utterance.id, "empty utterance text; loading it without text");
-        } else {
-            utterance.text = Some(text);
-        }
+        utterance.text = Some(text);
         dialogues.entry(dialogue).or_default().push(Row {
             line,
             utterance_id,
@@ -203,6 +235,9 @@ fn parse_split(bytes: &[u8], path: &Path, split: Split) -> Result<Vec<Dialogue>>
         });
     }
 
+    if let Some(bad) = &bad_quote {
+        return Err(quote_error(bad));
+    }
     Ok(dialogues
         .into_iter()
         .map(|(dialogue, mut rows)| {
@@ -212,6 +247,7 @@ fn parse_split(bytes: &[u8], path: &Path, split: Split) -> Result<Vec<Dialogue>>
                 .enumerate()
                 .map(|(index, row)| Utterance {
                     index,
+                    turn: Some(row.utterance_id),
                     ..row.utterance
                 })
                 .collect();
@@ -592,10 +628,21 @@ mod tests {
     }
 
     #[test]
-    fn empty_text_loads_without_text() {
-        let csv = format!("{HEADER}{}", row(1, "  ", "A", "joy", "0", "0"));
-        let d = parse(&csv).unwrap();
-        assert_eq!(d[0].utterances[0].text, None);
+    fn empty_text_is_an_error_naming_line_and_ids() {
+        let csv = format!(
+            "{HEADER}{}{}",
+            row(1, "Hi.", "A", "joy", "3", "0"),
+            row(2, "  ", "B", "joy", "3", "1")
+        );
+        let err = parse(&csv).unwrap_err();
+        assert!(
+            matches!(&err, Error::EmptyText { line: 3, id, .. } if id == "valid/dia3_utt1"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "dev_sent_emo.csv:3: utterance valid/dia3_utt1 has empty text"
+        );
     }
 
     #[test]

@@ -257,7 +257,8 @@ impl NdArray {
 }
 
 impl Value {
-    /// Python-ish name of the value's type, for error messages.
+    /// Python-ish name of the value's type (`dict`, `int`, `ndarray`), without
+    /// an article; messages use [`Value::describe`].
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::None => "None",
@@ -274,6 +275,31 @@ impl Value {
             Value::DType(_) => "dtype",
             Value::Global { .. } => "global",
             Value::Object(_) => "object",
+        }
+    }
+
+    /// The value's type with its article, for error messages: `a dict`,
+    /// `an int`, `None`, `an ndarray of dtype f4 and shape [2, 3]`,
+    /// `an object of class collections.Counter`, `the global os.system`.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::None => "None".into(),
+            Value::Bool(_) => "a bool".into(),
+            Value::Int(_) | Value::BigInt(_) => "an int".into(),
+            Value::Float(_) => "a float".into(),
+            Value::Str(_) => "a str".into(),
+            Value::Bytes(_) => "a bytes object".into(),
+            Value::List(v) => format!("a list of {} items", v.len()),
+            Value::Tuple(v) => format!("a tuple of {} items", v.len()),
+            Value::Dict(_) => "a dict".into(),
+            Value::Set(_) => "a set".into(),
+            Value::NdArray(a) => format!(
+                "an ndarray of dtype {} and shape {:?}",
+                a.dtype.descr, a.shape
+            ),
+            Value::DType(d) => format!("a numpy dtype {}", d.descr),
+            Value::Global { module, name } => format!("the global {module}.{name}"),
+            Value::Object(o) => format!("an object of class {}.{}", o.module, o.name),
         }
     }
 
@@ -743,26 +769,30 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn type_name(&self, item: Item) -> &'static str {
+    /// An item's type with its article, for error messages (as
+    /// [`Value::describe`], without materialising the item).
+    fn describe(&self, item: Item) -> String {
         match item {
-            Item::None => "None",
-            Item::Bool(_) => "bool",
-            Item::Int(_) => "int",
-            Item::Float(_) => "float",
+            Item::None => "None".into(),
+            Item::Bool(_) => "a bool".into(),
+            Item::Int(_) => "an int".into(),
+            Item::Float(_) => "a float".into(),
             Item::Ref(_) => match self.obj(item) {
-                Some(Obj::BigInt(_)) => "int",
-                Some(Obj::Str(_)) => "str",
-                Some(Obj::Py2Str(_)) => "str (Python 2)",
-                Some(Obj::Bytes(_)) => "bytes",
-                Some(Obj::List(_)) => "list",
-                Some(Obj::Tuple(_)) => "tuple",
-                Some(Obj::Dict(_)) => "dict",
-                Some(Obj::Set(_)) => "set",
-                Some(Obj::Global { .. }) => "global",
-                Some(Obj::DType(_)) => "dtype",
-                Some(Obj::PendingArray | Obj::Array(_) | Obj::ObjectArray { .. }) => "ndarray",
-                Some(Obj::Object(_)) => "object",
-                None => "<dangling>",
+                Some(Obj::BigInt(_)) => "an int".into(),
+                Some(Obj::Str(_)) => "a str".into(),
+                Some(Obj::Py2Str(_)) => "a Python 2 str".into(),
+                Some(Obj::Bytes(_)) => "a bytes object".into(),
+                Some(Obj::List(v)) => format!("a list of {} items", v.len()),
+                Some(Obj::Tuple(v)) => format!("a tuple of {} items", v.len()),
+                Some(Obj::Dict(_)) => "a dict".into(),
+                Some(Obj::Set(_)) => "a set".into(),
+                Some(Obj::Global { module, name }) => format!("the global {module}.{name}"),
+                Some(Obj::DType(d)) => format!("a numpy dtype {}", d.descr),
+                Some(Obj::PendingArray | Obj::Array(_) | Obj::ObjectArray { .. }) => {
+                    "an ndarray".into()
+                }
+                Some(Obj::Object(o)) => format!("an object of class {}.{}", o.module, o.name),
+                None => "a dangling reference".into(),
             },
         }
     }
@@ -1023,10 +1053,10 @@ impl<'a> Machine<'a> {
             0x90 => {
                 let items = self.pop_mark()?;
                 let target = self.top()?;
-                let name = self.type_name(target);
-                match self.obj_mut(target) {
-                    Some(Obj::Set(set)) => set.extend(items),
-                    _ => return Err(self.err(format!("ADDITEMS on a {name}"))),
+                if let Some(Obj::Set(set)) = self.obj_mut(target) {
+                    set.extend(items);
+                } else {
+                    return Err(self.err(format!("ADDITEMS on {}", self.describe(target))));
                 }
             }
             // -- globals, calls, objects
@@ -1152,27 +1182,27 @@ impl<'a> Machine<'a> {
 
     fn extend(&mut self, items: Vec<Item>) -> PResult<()> {
         let target = self.top()?;
-        let name = self.type_name(target);
         match self.obj_mut(target) {
             Some(Obj::List(list)) => list.extend(items),
             Some(Obj::Set(set)) => set.extend(items),
             Some(Obj::Object(o)) => o.items.extend(items),
-            _ => return Err(self.err(format!("cannot append to a {name}"))),
+            _ => {
+                let found = self.describe(target);
+                return Err(self.err(format!("cannot append to {found}")));
+            }
         }
         Ok(())
     }
 
     fn set_items(&mut self, pairs: Vec<(Item, Item)>) -> PResult<()> {
         let target = self.top()?;
-        let name = self.type_name(target);
         match self.obj_mut(target) {
-            Some(Obj::Dict(dict)) => {
-                for (k, v) in pairs {
-                    dict.push((k, v));
-                }
-            }
+            Some(Obj::Dict(dict)) => dict.extend(pairs),
             Some(Obj::Object(o)) => o.dict_items.extend(pairs),
-            _ => return Err(self.err(format!("cannot set items on a {name}"))),
+            _ => {
+                let found = self.describe(target);
+                return Err(self.err(format!("cannot set items on {found}")));
+            }
         }
         Ok(())
     }
@@ -1202,7 +1232,7 @@ impl<'a> Machine<'a> {
             Some(Obj::Tuple(_)) => Err(self.budget_err()),
             _ => Err(self.err(format!(
                 "{what}: expected a tuple, found {}",
-                self.type_name(item)
+                self.describe(item)
             ))),
         }
     }
@@ -1214,7 +1244,7 @@ impl<'a> Machine<'a> {
             }
             _ => Err(self.err(format!(
                 "{what}: expected an int, found {}",
-                self.type_name(item)
+                self.describe(item)
             ))),
         }
     }
@@ -1225,7 +1255,7 @@ impl<'a> Machine<'a> {
             Item::Int(i) => Ok(i != 0),
             _ => Err(self.err(format!(
                 "{what}: expected a bool, found {}",
-                self.type_name(item)
+                self.describe(item)
             ))),
         }
     }
@@ -1242,7 +1272,7 @@ impl<'a> Machine<'a> {
             Some(Obj::DType(d)) => Ok(d.clone()),
             _ => Err(self.err(format!(
                 "expected a numpy dtype, found {}",
-                self.type_name(item)
+                self.describe(item)
             ))),
         }
     }
@@ -1260,8 +1290,8 @@ impl<'a> Machine<'a> {
     fn call(&mut self, callable: Item, args: Item) -> PResult<Item> {
         let Some((module, name)) = self.global_of(callable) else {
             return Err(self.err(format!(
-                "REDUCE on a {}, which is not callable",
-                self.type_name(callable)
+                "REDUCE on {}, which is not callable",
+                self.describe(callable)
             )));
         };
         let Some(known) = known_global(&module, &name) else {
@@ -1373,7 +1403,7 @@ impl<'a> Machine<'a> {
     /// `NEWOBJ`: `cls.__new__(cls, *args)`; containers start empty.
     fn new_object(&mut self, cls: Item, args: Item) -> PResult<Item> {
         let Some((module, name)) = self.global_of(cls) else {
-            return Err(self.err(format!("cannot instantiate a {}", self.type_name(cls))));
+            return Err(self.err(format!("cannot instantiate {}", self.describe(cls))));
         };
         let obj = match known_global(&module, &name) {
             Some(Known::Set | Known::FrozenSet) => Obj::Set(Vec::new()),
@@ -1436,7 +1466,7 @@ impl<'a> Machine<'a> {
         let raw = self.bytes_of(payload).ok_or_else(|| {
             self.err(format!(
                 "numpy scalar payload must be bytes, found {}",
-                self.type_name(payload)
+                self.describe(payload)
             ))
         })?;
         let array = self.decode_array(dtype.clone(), Vec::new(), false, raw)?;
@@ -1454,7 +1484,6 @@ impl<'a> Machine<'a> {
     // -- BUILD ------------------------------------------------------------
 
     fn build(&mut self, target: Item, state: Item) -> PResult<()> {
-        let name = self.type_name(target);
         match self.obj(target) {
             Some(Obj::DType(_)) => {
                 // (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])
@@ -1491,7 +1520,7 @@ impl<'a> Machine<'a> {
                     let items = self.seq_items(fields[3]).ok_or_else(|| {
                         self.err(format!(
                             "object array data must be a list, found {}",
-                            self.type_name(fields[3])
+                            self.describe(fields[3])
                         ))
                     })?;
                     let count =
@@ -1532,7 +1561,7 @@ impl<'a> Machine<'a> {
             Some(Obj::Dict(_)) => {
                 // An OrderedDict/defaultdict's instance attributes: not part of its items.
             }
-            _ => return Err(self.err(format!("BUILD on a {name}"))),
+            _ => return Err(self.err(format!("BUILD on {}", self.describe(target)))),
         }
         Ok(())
     }
@@ -1548,7 +1577,7 @@ impl<'a> Machine<'a> {
         let items = self.seq_items(item).ok_or_else(|| {
             self.err(format!(
                 "array data must be bytes or a list, found {}",
-                self.type_name(item)
+                self.describe(item)
             ))
         })?;
         let count = element_count(&shape)
@@ -1571,7 +1600,7 @@ impl<'a> Machine<'a> {
                 Item::Int(i) => (i, i as f64),
                 Item::Bool(b) => (i64::from(b), f64::from(u8::from(b))),
                 Item::Float(f) => (f as i64, f),
-                _ => return Err(self.err(format!("array data item is a {}", self.type_name(it)))),
+                _ => return Err(self.err(format!("array data item is {}", self.describe(it)))),
             });
         }
         let data = match element {
@@ -2157,7 +2186,22 @@ mod tests {
         let err = from_slice(b"\x80\x02\xff.").unwrap_err();
         assert_eq!((err.offset, err.opcode), (2, Some(0xff)));
         let err = from_slice(b"\x80\x02K\x01K\x02R.").unwrap_err();
-        assert!(err.to_string().contains("not callable"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("REDUCE on an int, which is not callable"),
+            "{err}"
+        );
+        let err = from_slice(b"\x80\x02]]b.").unwrap_err();
+        assert!(
+            err.to_string().ends_with("BUILD on a list of 0 items"),
+            "{err}"
+        );
+        let err = from_slice(b"\x80\x02cos\nsystem\n)R)\x81.").unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("cannot instantiate an object of class os.system"),
+            "{err}"
+        );
         let err = from_slice(b"\x80\x02h\x07.").unwrap_err();
         assert!(err.to_string().contains("memo key 7"), "{err}");
         let err = from_slice(b"\x80\x02N").unwrap_err();

@@ -7,13 +7,11 @@
 //! and modification time: a stale or corrupt sidecar is recomputed, and a
 //! read-only models directory only costs the recomputation.
 
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
@@ -79,25 +77,13 @@ pub(crate) fn weights_sha256(weights: &Path) -> Result<String> {
 
 /// Streams `path` through SHA-256.
 pub(crate) fn hash_file(path: &Path) -> Result<String> {
-    let io_err = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(path).map_err(io_err)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io_err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    mmer_core::atomic::file_sha256(path).map_err(|e| match e {
+        mmer_core::Error::Io { path, source } => Error::Io { path, source },
+        other => Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 fn read_sidecar(path: &Path) -> Option<Sidecar> {

@@ -41,6 +41,18 @@ use crate::mpnet::{self, ModelType, MpnetModel};
 use crate::pooling::{l2_normalize, mean_pool};
 use crate::{EncoderKind, Error, Result};
 
+/// Version of the encoders' numerics: tokenisation, the forward pass
+/// (matrix products, GELU, attention, LayerNorm), pooling. Part of
+/// [`SentenceEncoder::fingerprint`], so the feature store re-embeds instead
+/// of reusing vectors made by other code. Bump it with any change that
+/// moves an output bit; `tests/parity.rs` compares the outputs with
+/// `tests/fixtures/numerics.json`, recorded under this version, and fails
+/// when they move beyond float noise without a bump.
+///
+/// History: 1 = scalar-erf GELU (fingerprints without a version);
+/// 2 = vectorised GELU, MiniLM on mmer's own encoder (2026-11).
+pub const NUMERICS_VERSION: u32 = 2;
+
 /// Texts per forward pass unless [`SentenceEncoder::with_batch_size`] says
 /// otherwise (sentence-transformers' default too).
 pub const DEFAULT_BATCH_SIZE: usize = 32;
@@ -195,7 +207,10 @@ impl SentenceEncoder {
             }))
             .map_err(|e| tokenizer_err(e.to_string()))?;
 
-        let fingerprint = format!("{kind}:{}", weights_sha256(&weights_path)?);
+        let fingerprint = format!(
+            "{kind}:{}:numerics-{NUMERICS_VERSION}",
+            weights_sha256(&weights_path)?
+        );
         tracing::debug!(%kind, dir = %dir.root().display(), %fingerprint, "loaded sentence encoder");
         Ok(Self {
             kind,
@@ -256,9 +271,12 @@ impl SentenceEncoder {
         self.batch_size
     }
 
-    /// `"<kind>:<sha256 of model.safetensors>"`, e.g. `minilm:53aa5117…`.
-    /// Stable across runs and machines for the same weights; record it with
-    /// any features this encoder produced.
+    /// `"<kind>:<sha256 of model.safetensors>:numerics-<N>"`, e.g.
+    /// `minilm:53aa5117…:numerics-2`: the weights and the version of the
+    /// code that computes with them ([`NUMERICS_VERSION`]). Stable across
+    /// runs and machines for the same weights and code; the feature store
+    /// keys cached features by it, so features made by other weights or
+    /// other numerics are never reused.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }

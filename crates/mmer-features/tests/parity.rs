@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use mmer_features::mpnet::{RELATIVE_ATTENTION_MAX_DISTANCE, relative_position_bucket};
-use mmer_features::{EncoderKind, MODELS_DIR_ENV, SentenceEncoder};
+use mmer_features::{EncoderKind, MODELS_DIR_ENV, NUMERICS_VERSION, SentenceEncoder};
 use serde::Deserialize;
 
 const MIN_COSINE: f64 = 0.9999;
@@ -286,4 +286,107 @@ fn loading_without_weights_points_at_setup_script() {
         assert!(message.contains("scripts/setup.sh"), "{message}");
         assert!(message.contains(kind.dir_name()), "{message}");
     }
+}
+
+/// MiniLM's own outputs on the short fixture sentences, recorded under
+/// [`NUMERICS_VERSION`] in `tests/fixtures/numerics.json` together with the
+/// matrix-product kernels of the recording CPU. The feature store trusts
+/// that version to change whenever the numerics do, so on a CPU with the
+/// same kernels this demands the recorded outputs bit for bit: a change as
+/// small as the GELU rewrite (3e-7) fails it. Other kernels round
+/// differently, so elsewhere it allows 1e-5 and says so. Re-record after
+/// bumping the version:
+/// `MMER_RECORD_NUMERICS=1 cargo test -p mmer-features --test parity numerics`.
+#[test]
+fn numerics_match_their_recorded_version() {
+    const OTHER_KERNELS_TOLERANCE: f32 = 1e-5;
+    let dir = models_dir();
+    let kind = EncoderKind::MiniLm;
+    if !SentenceEncoder::is_installed(kind, &dir) {
+        eprintln!("skipping recorded numerics: MiniLM not installed (run scripts/setup.sh)");
+        return;
+    }
+    let fixture = fixture();
+    let texts: Vec<&str> = fixture
+        .sentences
+        .iter()
+        .map(String::as_str)
+        .filter(|s| s.len() < 80)
+        .take(8)
+        .collect();
+    let encoder = SentenceEncoder::load(kind, &dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        encoder
+            .fingerprint()
+            .ends_with(&format!(":numerics-{NUMERICS_VERSION}")),
+        "the store key must carry the numerics version: {}",
+        encoder.fingerprint()
+    );
+    let vectors = encoder.embed(&texts).unwrap_or_else(|e| panic!("{e}"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/numerics.json");
+    if std::env::var_os("MMER_RECORD_NUMERICS").is_some() {
+        let record = serde_json::json!({
+            "numerics_version": NUMERICS_VERSION,
+            "kernels": kernels(),
+            "encoder": kind.as_str(),
+            "texts": texts,
+            "vectors": vectors,
+        });
+        std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+        eprintln!("recorded {}", path.display());
+        return;
+    }
+    #[derive(Deserialize)]
+    struct Recorded {
+        numerics_version: u32,
+        kernels: String,
+        texts: Vec<String>,
+        vectors: Vec<Vec<f32>>,
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let recorded: Recorded = serde_json::from_str(&text).unwrap();
+    assert_eq!(recorded.texts, texts, "the recorded texts changed");
+    let max_diff = vectors
+        .iter()
+        .flatten()
+        .zip(recorded.vectors.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let tolerance = if recorded.kernels == kernels() {
+        0.0
+    } else {
+        eprintln!(
+            "numerics: recorded with {} kernels, this CPU uses {}: allowing {OTHER_KERNELS_TOLERANCE:.0e}",
+            recorded.kernels,
+            kernels()
+        );
+        OTHER_KERNELS_TOLERANCE
+    };
+    eprintln!(
+        "numerics: max |diff| {max_diff:.2e} against version {}",
+        recorded.numerics_version
+    );
+    assert!(
+        max_diff <= tolerance && recorded.numerics_version == NUMERICS_VERSION,
+        "MiniLM outputs differ from those recorded under numerics version {} by {max_diff:.2e} \
+         (this code says version {NUMERICS_VERSION}): when the numerics changed on purpose, bump \
+         NUMERICS_VERSION (so feature stores re-embed) and re-record with MMER_RECORD_NUMERICS=1",
+        recorded.numerics_version
+    );
+}
+
+/// The matrix-product kernels gemm picks on this CPU (their rounding
+/// differs): `x86_64-avx512`, `x86_64-avx2`, or the architecture alone.
+fn kernels() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "x86_64-avx512".into();
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "x86_64-avx2".into();
+        }
+    }
+    std::env::consts::ARCH.to_string()
 }

@@ -3,8 +3,19 @@
 //! ffmpeg down-mixes (`-ac 1`) and resamples (`-ar 16000`, swresample) so
 //! every container and codec arrives in mmer-audio's analysis format
 //! ([`mmer_audio::SAMPLE_RATE`]). A file without audio, or whose audio is
-//! empty or digital silence, is a recorded [`AudioState`], not an error:
-//! a video without sound is still a valid utterance with a missing modality.
+//! digital silence, is a recorded [`AudioState`], not an error: a video
+//! without sound is still a valid utterance with a missing modality.
+//!
+//! What decodes is checked against what the file declares, because ffmpeg
+//! decodes a cut file up to the cut and exits 0 while ffprobe still reports
+//! the container header's duration. When the audio falls short of the
+//! declared duration (or of a turn's range) by more than
+//! [`shortfall_tolerance_s`], the file's packets are scanned (demuxed,
+//! not decoded): if every stream stops early the file is truncated; if the
+//! audio packets do reach the end, their data are corrupt — both are
+//! [`Error::Truncated`]. Only an audio track that is simply shorter than
+//! the file's video passes. An audio-only file that decodes to nothing is
+//! [`Error::NoAudioSamples`].
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
@@ -12,7 +23,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ffmpeg::{Ffmpeg, Program, run};
 use crate::probe::MediaInfo;
 
@@ -25,7 +36,9 @@ const CHUNK_BYTES: usize = 64 * 1024;
 pub enum AudioState {
     /// The file has no audio stream.
     Absent,
-    /// An audio stream that decodes to no samples.
+    /// An audio stream that decodes to no samples, in a file with video
+    /// (a stub track, or a turn's range past the end of a short audio
+    /// track); in an audio-only file this is [`Error::NoAudioSamples`].
     Empty,
     /// Samples, but no 25 ms frame above mmer-audio's activity floor
     /// ([`mmer_audio::activity::ACTIVITY_FLOOR_DB`], −60 dBFS).
@@ -83,9 +96,12 @@ impl Ffmpeg {
     /// Decodes the first audio stream of a probed file to 16 kHz mono.
     ///
     /// # Errors
-    /// [`crate::Error::FfmpegNotFound`], [`crate::Error::Corrupt`] (ffmpeg
-    /// fails; the stderr tail is included). A missing, empty or silent track
-    /// is `Ok` with the matching [`AudioState`].
+    /// [`Error::FfmpegNotFound`], [`Error::Corrupt`] (ffmpeg fails; the
+    /// stderr tail is included), [`Error::Truncated`] (far less audio than
+    /// declared, see the module doc), [`Error::NoAudioSamples`] (an
+    /// audio-only file whose audio decodes to nothing). A missing, empty
+    /// (beside video) or silent track is `Ok` with the matching
+    /// [`AudioState`].
     pub fn decode_audio(&self, info: &MediaInfo) -> Result<DecodedAudio> {
         let Some(stream) = &info.audio else {
             return Ok(DecodedAudio {
@@ -132,6 +148,19 @@ impl Ffmpeg {
             .iter_mut()
             .filter(|s| !s.is_finite())
             .for_each(|s| *s = 0.0);
+        let decoded_s = samples.len() as f64 / f64::from(mmer_audio::SAMPLE_RATE);
+        let declared_s = stream.duration_s.or(info.duration_s);
+        if let Some(declared_s) = declared_s
+            && decoded_s + shortfall_tolerance_s(declared_s) < declared_s
+        {
+            self.check_short_audio(info, stream.index, declared_s, decoded_s)?;
+        }
+        if samples.is_empty() && info.video.is_none() {
+            return Err(Error::NoAudioSamples {
+                path: path.to_path_buf(),
+                declared_s,
+            });
+        }
         let state = if samples.is_empty() {
             AudioState::Empty
         } else if mmer_audio::speech_bounds(&samples).is_none() {
@@ -141,6 +170,54 @@ impl Ffmpeg {
         };
         Ok(DecodedAudio { state, samples })
     }
+
+    /// Decides whether audio that decoded to `decoded_s` seconds, short of
+    /// the `declared_s` that `info` gives it, is a truncated or corrupt file
+    /// (`Err`) or a track shorter than the file's other streams (`Ok`). See
+    /// the module doc.
+    fn check_short_audio(
+        &self,
+        info: &MediaInfo,
+        audio_index: usize,
+        declared_s: f64,
+        decoded_s: f64,
+    ) -> Result<()> {
+        // Positions from the start of the file: a turn's range is cut out of it.
+        let (from_s, expected_s) = match info.segment {
+            Some(s) => (s.start_s, s.end_s),
+            None => (
+                0.0,
+                info.duration_s.map_or(declared_s, |d| d.max(declared_s)),
+            ),
+        };
+        let span = self.packet_span(&info.path)?;
+        let tolerance = shortfall_tolerance_s(expected_s);
+        let reaches = |end: Option<f64>| end.is_some_and(|e| e + tolerance >= expected_s);
+        let file_is_whole = reaches(span.end_s());
+        let audio_packets_reach_the_end = reaches(span.stream_end_s(audio_index));
+        tracing::debug!(
+            path = %info.path.display(), expected_s, decoded_s, packets_end_s = ?span.end_s(),
+            audio_end_s = ?span.stream_end_s(audio_index), "audio shorter than declared"
+        );
+        if file_is_whole && !audio_packets_reach_the_end {
+            // The audio track just ends before the video does.
+            return Ok(());
+        }
+        Err(Error::Truncated {
+            path: info.path.clone(),
+            expected_s,
+            decoded_s: from_s + decoded_s,
+            packets_end_s: span.end_s(),
+        })
+    }
+}
+
+/// Seconds by which decoded audio may fall short of a declared duration of
+/// `declared_s` before the file is checked for truncation: containers round
+/// durations, and codecs pad or trim a frame or two (CREMA-D's MP3-in-FLV
+/// clips decode to within 0.15 s of their container's duration).
+fn shortfall_tolerance_s(declared_s: f64) -> f64 {
+    0.3 + 0.02 * declared_s
 }
 
 #[cfg(test)]

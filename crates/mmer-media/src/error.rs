@@ -73,6 +73,57 @@ pub enum Error {
         /// The clip's duration, seconds.
         duration_s: f64,
     },
+    /// The audio of a file without video decodes to no samples (a WAV
+    /// header without data, an audio file cut after its header).
+    #[error(
+        "{path}: no audio samples: its audio stream decodes to nothing{}",
+        declared_s.map_or_else(String::new, |d| format!(" (the file declares {d:.3} s)")),
+        path = path.display()
+    )]
+    NoAudioSamples {
+        /// The media file.
+        path: PathBuf,
+        /// The duration the container declares, seconds, when it does.
+        declared_s: Option<f64>,
+    },
+    /// The file holds much less audio than it declares (or than a turn's
+    /// range needs): the container was cut (a partial download or copy) or
+    /// its data are corrupt, so its declared duration would be a lie.
+    /// Times are seconds from the start of the file.
+    #[error(
+        "{path}: truncated or corrupt: its audio should run to {expected_s:.3} s but decodes \
+         only to {decoded_s:.3} s; {}",
+        packets_end_s.map_or_else(
+            || "it holds no packets".to_string(),
+            |e| format!("its last packet ends at {e:.3} s")
+        ),
+        path = path.display()
+    )]
+    Truncated {
+        /// The media file.
+        path: PathBuf,
+        /// Where the audio should end: the declared duration, or the end
+        /// of the turn's range.
+        expected_s: f64,
+        /// Where the decoded audio ends.
+        decoded_s: f64,
+        /// Where the file's last packet (of any stream) ends; `None` when
+        /// it holds none.
+        packets_end_s: Option<f64>,
+    },
+    /// A WAV file whose header contradicts itself or the file (a bit depth
+    /// no PCM has, a cut data chunk, no samples): checked before ffmpeg,
+    /// which would read it with the wrong length.
+    #[error(transparent)]
+    Wav(mmer_audio::Error),
+    /// A failure of the media of one conversation turn, with the turn.
+    #[error("{at}: {source}")]
+    Turn {
+        /// The conversation file, line and turn.
+        at: crate::inputs::TurnRef,
+        /// What failed.
+        source: Box<Error>,
+    },
     /// ffprobe's answer could not be understood.
     #[error("{path}: unexpected ffprobe output: {msg}", path = path.display())]
     Probe {

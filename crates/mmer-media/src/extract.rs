@@ -336,6 +336,14 @@ fn extract_one(
     match try_extract(ffmpeg, extractors, store, job, force) {
         Ok(report) => report,
         Err(err) => {
+            // A conversation turn's failure names the file, line and turn.
+            let err = match &job.turn {
+                Some(at) => Error::Turn {
+                    at: at.clone(),
+                    source: Box::new(err),
+                },
+                None => err,
+            };
             tracing::debug!(path = %job.path.display(), %err, "extraction failed");
             failed(job, err.to_string())
         }

@@ -174,6 +174,10 @@ pub(crate) struct StderrLog {
     /// `(pts_time, lavfi.scene_score)` of every frame a `metadata=print`
     /// filter reported, in order.
     pub scene_scores: Vec<(f64, f64)>,
+    /// Whether ffprobe warned that it estimated the duration from the
+    /// bitrate (an MP3 without a Xing/VBRI header, ...): such a duration
+    /// can be off by a factor of two.
+    pub duration_estimated: bool,
     /// Time of the last `metadata=print` frame line, waiting for its score.
     pending_time: Option<f64>,
 }
@@ -191,6 +195,9 @@ impl StderrLog {
         let line = line.trim_end();
         if line.is_empty() {
             return;
+        }
+        if line.contains("Estimating duration from bitrate") {
+            self.duration_estimated = true;
         }
         if line.contains("Parsed_showinfo") {
             if line.contains(" n:")
@@ -305,6 +312,9 @@ mod tests {
         log.push("[Parsed_metadata_1 @ 0x5] lavfi.scene_score=0.682453");
         assert_eq!(log.scene_scores, vec![(1.52, 0.682453)]);
         assert_eq!(log.tail_text(), "Error while decoding stream #0:0");
+        assert!(!log.duration_estimated);
+        log.push("[mp3 @ 0x5] Estimating duration from bitrate, this may be inaccurate");
+        assert!(log.duration_estimated);
     }
 
     #[test]

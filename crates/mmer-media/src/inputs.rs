@@ -12,12 +12,13 @@
 //! per utterance: a named clip that does not exist, or a clip (and time
 //! range) already named by an earlier turn (two turns would get identical
 //! features — a copy-paste slip), gives that utterance a [`Job::problem`]
-//! naming the file, line and id; the run reports it as failed and goes on
+//! naming the file, line and turn; the run reports it as failed and goes on
 //! with the rest. Turns that cut different `start`/`end` ranges out of one
 //! recording share it legitimately; a range past the clip's end is found
-//! when the clip is probed.
+//! when the clip is probed, and reported with the turn ([`Job::turn`]).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use mmer_core::LabelSpace;
@@ -45,6 +46,38 @@ pub struct Job {
     /// transcript that does not match its media); the run reports it as
     /// failed without decoding.
     pub problem: Option<String>,
+    /// The conversation turn this job extracts, when it comes from a
+    /// conversation file: every failure of the job names it.
+    pub turn: Option<TurnRef>,
+}
+
+/// Where a job comes from in a conversation file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnRef {
+    /// The conversation file.
+    pub file: PathBuf,
+    /// Line of the turn's record (1-based).
+    pub line: u64,
+    /// Utterance id.
+    pub utterance: String,
+    /// Dialogue id.
+    pub dialogue: String,
+    /// The turn number as the file gives it.
+    pub turn: u64,
+}
+
+impl fmt::Display for TurnRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} line {}, utterance {} (dialogue {}, turn {})",
+            self.file.display(),
+            self.line,
+            self.utterance,
+            self.dialogue,
+            self.turn
+        )
+    }
 }
 
 /// Resolved inputs.
@@ -132,7 +165,11 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
             }
         } else if is_conversation(input) {
             let conv = mmer_data::conversation::read_conversations(input, labels)?;
-            for u in conv.dialogues.iter().flat_map(|d| &d.utterances) {
+            let turns = conv
+                .dialogues
+                .iter()
+                .flat_map(|d| d.utterances.iter().map(move |u| (d, u)));
+            for (dialogue, u) in turns {
                 let Some(refs) = conv.media.get(&u.id) else {
                     out.without_media.push(u.id.clone());
                     continue;
@@ -142,11 +179,19 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
                     out.without_media.push(u.id.clone());
                     continue;
                 };
+                let at = TurnRef {
+                    file: input.clone(),
+                    line: refs.line,
+                    utterance: u.id.clone(),
+                    dialogue: dialogue.id.clone(),
+                    turn: u.turn.unwrap_or(u.index as u64),
+                };
                 out.jobs.push(Job {
                     id: u.id.clone(),
                     path,
                     segment: refs.segment,
-                    problem: media_mismatch(input, &u.id, refs, &mut claimed),
+                    problem: media_mismatch(&at, refs, &mut claimed),
+                    turn: Some(at),
                 });
             }
         } else {
@@ -172,24 +217,17 @@ pub fn collect(inputs: &[PathBuf], labels: &LabelSpace) -> Result<Inputs> {
 /// (`None`: the whole clip), with the file, line and utterance that named them.
 type Claimed = HashMap<(PathBuf, Option<(u64, u64)>), (PathBuf, u64, String)>;
 
-/// Why the media of utterance `id` (line `refs.line` of conversation file
-/// `file`) do not match it, if they do not: a named clip is missing, or an
-/// earlier turn already named it with the same time range. Records the
-/// clips in `claimed`.
+/// Why the media of the turn `at` do not match it, if they do not: a named
+/// clip is missing, or an earlier turn already named it with the same time
+/// range. Records the clips in `claimed`.
 fn media_mismatch(
-    file: &Path,
-    id: &str,
+    at: &TurnRef,
     refs: &mmer_data::conversation::MediaRefs,
     claimed: &mut Claimed,
 ) -> Option<String> {
     let range = refs.segment.map(|s| s.millis());
-    let here = |msg: String| {
-        format!(
-            "{} line {}, utterance {id}: {msg}",
-            file.display(),
-            refs.line
-        )
-    };
+    let id = at.utterance.as_str();
+    let here = |msg: String| format!("{at}: {msg}");
     let named = [("audio", &refs.audio), ("video", &refs.video)];
     let mut problem = None;
     for (kind, path) in named
@@ -218,7 +256,7 @@ fn media_mismatch(
             }
             Some(_) => {}
             None => {
-                claimed.insert(key, (file.to_path_buf(), refs.line, id.to_string()));
+                claimed.insert(key, (at.file.clone(), at.line, id.to_string()));
             }
         }
     }
@@ -316,9 +354,15 @@ mod tests {
         };
         assert_eq!(id, "d_utt1");
         assert!(
-            p.contains("conv.jsonl line 2, utterance d_utt1") && p.contains("does not exist"),
+            p.contains("conv.jsonl line 2, utterance d_utt1 (dialogue d, turn 1)")
+                && p.contains("does not exist"),
             "{p}"
         );
+        let turn = got.jobs[1]
+            .turn
+            .as_ref()
+            .expect("a conversation job names its turn");
+        assert_eq!((turn.line, turn.dialogue.as_str(), turn.turn), (2, "d", 1));
         let (_, Some(p)) = problems[2] else {
             panic!("{problems:?}")
         };

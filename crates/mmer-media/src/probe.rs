@@ -1,7 +1,16 @@
 //! What a media file holds, from `ffprobe -print_format json`.
+//!
+//! Two things ffprobe would get wrong are settled here. A WAV file's
+//! header is checked by mmer-audio first ([`mmer_audio::read_wav_header`]):
+//! ffmpeg reads 16-bit data under a header declaring 7 bits per sample as
+//! 8-bit audio twice as long, and picks one side of a header whose block
+//! alignment contradicts its channels and sample size. And a duration
+//! ffprobe only estimated from the bitrate (an MP3 without a Xing header:
+//! easily off by half) is replaced by where the file's packets really end.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use mmer_data::conversation::Segment;
@@ -285,19 +294,92 @@ fn parse(path: &Path, size_bytes: u64, json: &[u8]) -> Result<MediaInfo> {
     })
 }
 
+/// Where the packets of a file lie, from demuxing it (nothing is decoded).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PacketSpan {
+    /// Earliest packet time over all streams, seconds.
+    start_s: Option<f64>,
+    /// Latest packet end (time + duration) per stream index, seconds.
+    ends: HashMap<usize, f64>,
+}
+
+impl PacketSpan {
+    /// Where the last packet of any stream ends, seconds from the first
+    /// packet (`None`: no packets).
+    pub(crate) fn end_s(&self) -> Option<f64> {
+        let end = self.ends.values().copied().reduce(f64::max)?;
+        Some(end - self.start_s.unwrap_or(0.0))
+    }
+
+    /// Where the last packet of stream `index` ends, seconds from the first
+    /// packet of any stream.
+    pub(crate) fn stream_end_s(&self, index: usize) -> Option<f64> {
+        Some(self.ends.get(&index)? - self.start_s.unwrap_or(0.0))
+    }
+
+    /// Adds one line of `ffprobe -show_entries packet=... -of compact=p=0`
+    /// (`stream_index=1|pts_time=0.835000|dts_time=0.835000|duration_time=0.026000`).
+    fn push(&mut self, line: &str) {
+        let mut index = None;
+        let (mut pts, mut dts, mut duration) = (None, None, None);
+        for field in line.trim().split('|') {
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
+            let number = value.parse::<f64>().ok().filter(|v| v.is_finite());
+            match key {
+                "stream_index" => index = value.parse::<usize>().ok(),
+                "pts_time" => pts = number,
+                "dts_time" => dts = number,
+                "duration_time" => duration = number,
+                _ => {}
+            }
+        }
+        let (Some(index), Some(time)) = (index, pts.or(dts)) else {
+            return;
+        };
+        self.start_s = Some(self.start_s.map_or(time, |s| s.min(time)));
+        let end = time + duration.unwrap_or(0.0).max(0.0);
+        let slot = self.ends.entry(index).or_insert(end);
+        *slot = slot.max(end);
+    }
+}
+
+/// Whether `path` starts like a RIFF/WAVE file.
+fn is_riff_wave(path: &Path) -> Result<bool> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut magic = [0u8; 12];
+    match std::fs::File::open(path)
+        .map_err(io)?
+        .read_exact(&mut magic)
+    {
+        Ok(()) => Ok(&magic[..4] == b"RIFF" && &magic[8..] == b"WAVE"),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(io(e)),
+    }
+}
+
 impl Ffmpeg {
     /// The streams of `path`.
     ///
     /// # Errors
     /// [`Error::Io`] (missing/unreadable), [`Error::ZeroLength`],
+    /// [`Error::Wav`] (a WAV header that contradicts itself or the file),
     /// [`Error::FfmpegNotFound`], [`Error::Corrupt`] (ffprobe rejects the
     /// file; its stderr tail included), [`Error::Probe`].
     pub fn probe(&self, path: &Path) -> Result<MediaInfo> {
         let size = check_file(path)?;
+        if is_riff_wave(path)? {
+            mmer_audio::read_wav_header(path).map_err(Error::Wav)?;
+        }
         let input = input_arg(path);
+        // Warnings too: "Estimating duration from bitrate" is one.
         let args: [&OsStr; 8] = [
             OsStr::new("-v"),
-            OsStr::new("error"),
+            OsStr::new("warning"),
             OsStr::new("-print_format"),
             OsStr::new("json"),
             OsStr::new("-show_format"),
@@ -305,12 +387,54 @@ impl Ffmpeg {
             OsStr::new("-i"),
             &input,
         ];
-        let (json, _) = run(self, Program::Ffprobe, path, &args, |out| {
+        let (json, log) = run(self, Program::Ffprobe, path, &args, |out| {
             let mut buf = Vec::new();
             out.read_to_end(&mut buf)?;
             Ok(buf)
         })?;
-        parse(path, size, &json)
+        let mut info = parse(path, size, &json)?;
+        if log.duration_estimated {
+            let span = self.packet_span(path)?;
+            tracing::debug!(path = %path.display(), estimated = ?info.duration_s, measured = ?span.end_s(), "ffprobe estimated the duration; using the packets'");
+            info.duration_s = span.end_s().filter(|d| *d > 0.0);
+            if let Some(a) = &mut info.audio {
+                a.duration_s = span.stream_end_s(a.index).filter(|d| *d > 0.0);
+            }
+            if let Some(v) = &mut info.video {
+                v.duration_s = span
+                    .stream_end_s(v.index)
+                    .map(|end| end - v.start_s)
+                    .filter(|d| *d > 0.0);
+            }
+        }
+        Ok(info)
+    }
+
+    /// Where the packets of `path` lie, by demuxing the whole file (no
+    /// decoding: about 0.1 s for a CREMA-D clip).
+    ///
+    /// # Errors
+    /// [`Error::FfmpegNotFound`], [`Error::Spawn`], [`Error::Corrupt`].
+    pub(crate) fn packet_span(&self, path: &Path) -> Result<PacketSpan> {
+        let input = input_arg(path);
+        let args: [&OsStr; 8] = [
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-show_entries"),
+            OsStr::new("packet=stream_index,pts_time,dts_time,duration_time"),
+            OsStr::new("-of"),
+            OsStr::new("compact=p=0"),
+            OsStr::new("-i"),
+            &input,
+        ];
+        let (span, _) = run(self, Program::Ffprobe, path, &args, |out| {
+            let mut span = PacketSpan::default();
+            for line in BufReader::new(out).lines() {
+                span.push(&line?);
+            }
+            Ok(span)
+        })?;
+        Ok(span)
     }
 }
 
@@ -349,6 +473,25 @@ mod tests {
             "side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]}]}"#;
         let info = parse(Path::new("x.mp4"), 10, json).unwrap();
         assert_eq!(info.video.unwrap().display_size(), (1080, 1920));
+    }
+
+    #[test]
+    fn packet_lines_give_the_span_per_stream() {
+        let mut span = PacketSpan::default();
+        assert_eq!(span.end_s(), None);
+        for line in [
+            "stream_index=1|pts_time=0.000000|dts_time=0.000000|duration_time=0.026000",
+            "stream_index=2|pts_time=0.027000|dts_time=0.027000|duration_time=N/A",
+            "stream_index=2|pts_time=N/A|dts_time=0.861000|duration_time=0.033000",
+            "stream_index=1|pts_time=0.835000|dts_time=0.835000|duration_time=0.026000",
+            "garbage",
+            "stream_index=x|pts_time=9",
+        ] {
+            span.push(line);
+        }
+        assert!((span.end_s().unwrap() - 0.894).abs() < 1e-9);
+        assert!((span.stream_end_s(1).unwrap() - 0.861).abs() < 1e-9);
+        assert_eq!(span.stream_end_s(0), None);
     }
 
     #[test]

@@ -769,3 +769,309 @@ fn conversation_media_mismatches_fail_per_turn_and_the_batch_continues() {
     let r = reason("talk_utt2");
     assert!(r.contains("line 3") && r.contains("talk_utt0"), "{r}");
 }
+
+/// A canonical 16-bit mono 16 kHz WAV of `frames` samples of a tone whose
+/// header declares `declared` data bytes, with `edit` applied to its bytes.
+fn wav_bytes(frames: usize, declared: u32, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let data: Vec<u8> = (0..frames)
+        .flat_map(|i| (((i as f32 * 0.17).sin() * 8000.0) as i16).to_le_bytes())
+        .collect();
+    let mut out = b"RIFF".to_vec();
+    out.extend((36 + data.len() as u32).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend(16u32.to_le_bytes());
+    for (v, width) in [(1u32, 2), (1, 2), (16_000, 4), (32_000, 4), (2, 2), (16, 2)] {
+        out.extend(&v.to_le_bytes()[..width]);
+    }
+    out.extend(b"data");
+    out.extend(declared.to_le_bytes());
+    out.extend(data);
+    edit(&mut out);
+    out
+}
+
+/// Audio-only extraction (what `mmer extract --no-visual` runs) of `jobs`
+/// into a store under `dir`.
+fn extract_audio(
+    ff: &Ffmpeg,
+    dir: &Path,
+    jobs: &[mmer_media::inputs::Job],
+) -> mmer_media::extract::RunReport {
+    use mmer_media::audio_features::{AudioFeatures, AudioFeaturesConfig};
+    use mmer_media::extract::{self, ExtractOptions, StreamExtractor};
+    let audio = AudioFeatures::new(AudioFeaturesConfig::default()).unwrap();
+    let opts = ExtractOptions {
+        out: dir.join("store"),
+        jobs: 2,
+        force: true,
+    };
+    extract::run(ff, &[&audio as &dyn StreamExtractor], jobs, &opts, &|_| {}).unwrap()
+}
+
+fn job(id: &str, path: &Path) -> mmer_media::inputs::Job {
+    mmer_media::inputs::Job {
+        id: id.into(),
+        path: path.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+/// The reason `id` failed in `report` (panics if it did not fail).
+fn failure(report: &mmer_media::extract::RunReport, id: &str) -> String {
+    let f = report.files.iter().find(|f| f.id == id).unwrap();
+    assert_eq!(
+        f.outcome,
+        mmer_media::extract::Outcome::Failed,
+        "{id}: {}",
+        report.summary()
+    );
+    f.reason.clone().unwrap()
+}
+
+/// Issue "strict inputs": WAV headers that ffmpeg would read at the wrong
+/// length (mono 16-bit data under 7 bits per sample: twice as long; under
+/// 2 channels with 2-byte frames: half as long), a header without samples
+/// (was `ok` / audio `silent`) and a cut data chunk fail before ffmpeg
+/// runs, naming the file.
+#[test]
+fn hostile_wav_headers_fail_naming_the_file() {
+    let Some(ff) = ffmpeg_or_skip("hostile_wav") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "seven_bit",
+            wav_bytes(800, 1600, |b| b[34] = 7),
+            "7 bits per sample",
+        ),
+        (
+            "block_align",
+            wav_bytes(800, 1600, |b| b[22] = 2),
+            "block align",
+        ),
+        (
+            "header_only",
+            wav_bytes(0, 1600, |_| {}),
+            "no audio samples",
+        ),
+        ("empty_data", wav_bytes(0, 0, |_| {}), "no audio samples"),
+        (
+            "truncated",
+            wav_bytes(400, 1600, |_| {}),
+            "truncated WAV file",
+        ),
+    ];
+    let mut jobs = Vec::new();
+    for (id, bytes, _) in &cases {
+        let path = dir.path().join(format!("{id}.wav"));
+        std::fs::write(&path, bytes).unwrap();
+        let err = ff.probe(&path).unwrap_err();
+        assert!(matches!(err, Error::Wav(_)), "{id}: {err}");
+        jobs.push(job(id, &path));
+    }
+    let good = dir.path().join("good.wav");
+    std::fs::write(&good, wav_bytes(8000, 16_000, |_| {})).unwrap();
+    jobs.push(job("good", &good));
+    let report = extract_audio(&ff, dir.path(), &jobs);
+    assert_eq!((report.ok, report.failed), (1, 5), "{}", report.summary());
+    for (id, _, want) in &cases {
+        let reason = failure(&report, id);
+        assert!(
+            reason.contains(&format!("{id}.wav")) && reason.contains(want),
+            "{id}: {reason}"
+        );
+    }
+}
+
+/// Issue "strict inputs": a cut FLV decodes without complaint up to the
+/// cut while ffprobe reports the header's duration; with `--no-visual` it
+/// was reported `ok`. Now it fails with both durations and the file.
+#[test]
+fn truncated_containers_fail_with_declared_and_decoded_durations() {
+    let Some(ff) = ffmpeg_or_skip("truncated_flv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("tone.flv");
+    generate(
+        &["-f", "lavfi", "-i", "sine=frequency=300:duration=4"],
+        &generated,
+    );
+    let mut whole = vec![generated];
+    let crema = shared_data().join("crema-d/1001_DFA_HAP_XX.flv");
+    if crema.is_file() {
+        whole.push(crema);
+    } else {
+        eprintln!(
+            "truncated_flv: CREMA-D part skipped, {} not found",
+            crema.display()
+        );
+    }
+    let mut jobs = Vec::new();
+    for (i, full) in whole.iter().enumerate() {
+        let bytes = std::fs::read(full).unwrap();
+        let cut = dir.path().join(format!("cut{i}.flv"));
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let info = ff.probe(&cut).expect("the cut file still probes");
+        let declared = info.duration_s.expect("the header's duration");
+        match ff.decode_audio(&info).unwrap_err() {
+            Error::Truncated {
+                path,
+                expected_s,
+                decoded_s,
+                packets_end_s,
+            } => {
+                assert_eq!(path, cut);
+                assert!((expected_s - declared).abs() < 1e-9, "{expected_s}");
+                assert!(decoded_s < 0.6 * declared, "{decoded_s} of {declared}");
+                assert!(packets_end_s.unwrap() < 0.6 * declared);
+            }
+            other => panic!("{}: expected Truncated, got {other}", cut.display()),
+        }
+        // The whole file is still fine.
+        let info = ff.probe(full).unwrap();
+        assert_eq!(ff.decode_audio(&info).unwrap().state, AudioState::Present);
+        jobs.push(job(&format!("cut{i}"), &cut));
+        jobs.push(job(&format!("whole{i}"), full));
+    }
+    let report = extract_audio(&ff, dir.path(), &jobs);
+    assert_eq!(report.failed, whole.len(), "{}", report.summary());
+    for i in 0..whole.len() {
+        let reason = failure(&report, &format!("cut{i}"));
+        assert!(
+            reason.contains(&format!("cut{i}.flv"))
+                && reason.contains("truncated or corrupt")
+                && reason.contains("should run to")
+                && reason.contains("decodes only to"),
+            "{reason}"
+        );
+    }
+}
+
+/// An audio track that ends before the video is not a truncated file: the
+/// packets of the video reach the declared end.
+#[test]
+fn audio_shorter_than_video_is_not_truncation() {
+    let Some(ff) = ffmpeg_or_skip("short_audio") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (name, codecs) in [
+        ("short.flv", ["-c:v", "flv1", "-c:a", "libmp3lame"]),
+        ("short.mkv", ["-c:v", "mpeg4", "-c:a", "pcm_s16le"]),
+    ] {
+        let clip = dir.path().join(name);
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10:duration=3",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:duration=1",
+        ];
+        args.extend(codecs);
+        generate(&args, &clip);
+        let info = ff.probe(&clip).unwrap();
+        assert!(info.duration_s.unwrap() > 2.9, "{name}: {info:?}");
+        let audio = ff.decode_audio(&info).unwrap();
+        assert_eq!(audio.state, AudioState::Present, "{name}");
+        assert!((audio.duration_s() - 1.0).abs() < 0.1, "{name}");
+    }
+}
+
+/// A VBR MP3 without a Xing header: ffprobe estimates its duration from the
+/// first frames' bitrate (here more than twice the real one); the probe
+/// measures it from the packets instead.
+#[test]
+fn estimated_durations_are_measured() {
+    let Some(ff) = ffmpeg_or_skip("vbr_mp3") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mp3 = dir.path().join("vbr.mp3");
+    generate(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=200:duration=3,volume=0.1[a];anoisesrc=d=3:a=0.5[b];[a][b]concat=n=2:v=0:a=1",
+            "-c:a",
+            "libmp3lame",
+            "-q:a",
+            "0",
+            "-write_xing",
+            "0",
+        ],
+        &mp3,
+    );
+    let info = ff.probe(&mp3).unwrap();
+    let audio = ff.decode_audio(&info).unwrap();
+    let d = info.duration_s.unwrap();
+    assert!(
+        (d - audio.duration_s()).abs() < 0.1,
+        "probed {d} s, decoded {} s",
+        audio.duration_s()
+    );
+}
+
+/// Timed turns of a conversation file: a range past the end of the
+/// recording, a repeated range and a range in a cut recording fail naming
+/// the conversation file, line, utterance, dialogue and turn; the turns in
+/// range are extracted.
+#[test]
+fn timed_turn_failures_name_file_line_and_turn() {
+    use mmer_core::LabelSpace;
+
+    let Some(ff) = ffmpeg_or_skip("timed_turns") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    generate(
+        &["-f", "lavfi", "-i", "sine=frequency=300:duration=2"],
+        &dir.path().join("talk.wav"),
+    );
+    generate(
+        &["-f", "lavfi", "-i", "sine=frequency=300:duration=4"],
+        &dir.path().join("long.flv"),
+    );
+    let bytes = std::fs::read(dir.path().join("long.flv")).unwrap();
+    std::fs::write(dir.path().join("cut.flv"), &bytes[..bytes.len() / 2]).unwrap();
+    let turn = |t: u32, clip: &str, start: f64, end: f64| {
+        format!(
+            r#"{{"dialogue": "talk", "turn": {t}, "speaker": "A", "text": "t{t}", "audio": "{clip}", "start": {start}, "end": {end}}}"#
+        )
+    };
+    let conv = dir.path().join("talk.jsonl");
+    std::fs::write(
+        &conv,
+        [
+            turn(0, "talk.wav", 0.0, 1.0),
+            turn(1, "talk.wav", 1.0, 2.0),
+            turn(2, "talk.wav", 1.5, 5.0),
+            turn(3, "talk.wav", 0.0, 1.0),
+            turn(4, "cut.flv", 0.5, 1.0),
+            turn(5, "cut.flv", 3.0, 3.9),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let inputs = mmer_media::inputs::collect(&[conv], &LabelSpace::meld()).unwrap();
+    let report = extract_audio(&ff, dir.path(), &inputs.jobs);
+    assert_eq!((report.ok, report.failed), (3, 3), "{}", report.summary());
+    for (line, turn, want) in [
+        (3, 2, "ends after the clip"),
+        (4, 3, "same time range"),
+        (6, 5, "truncated or corrupt"),
+    ] {
+        let reason = failure(&report, &format!("talk_utt{turn}"));
+        let at = format!(
+            "talk.jsonl line {line}, utterance talk_utt{turn} (dialogue talk, turn {turn})"
+        );
+        assert!(reason.contains(&at) && reason.contains(want), "{reason}");
+    }
+    let turn4 = report.files.iter().find(|f| f.id == "talk_utt4").unwrap();
+    assert!((turn4.duration_s.unwrap() - 0.5).abs() < 1e-6, "{turn4:?}");
+}

@@ -1,6 +1,13 @@
 //! Checkpoints: `checkpoint.json` (everything needed to rebuild the model and
 //! its input layout) next to `model.bpk` (burnpack weights of the best
 //! validation epoch). `eval` and `predict` start from here.
+//!
+//! A checkpoint directory is written whole or not at all (built under a
+//! temporary sibling, then renamed into place), and `checkpoint.json`
+//! records the SHA-256 of `model.bpk`: a loader refuses weights whose bytes
+//! changed, since damaged floats load without complaint and predict NaN or
+//! nonsense. A model that still yields a non-finite probability is an error
+//! naming the utterance, never an answer.
 
 use std::path::{Path, PathBuf};
 
@@ -11,14 +18,19 @@ use mmer_core::{Dialogue, LabelSpace};
 use mmer_models::EmotionModel;
 use serde::{Deserialize, Serialize};
 
-use crate::batcher::{FeatureLayout, encode};
+use crate::batcher::{EncodedDialogue, FeatureLayout, encode};
 use crate::error::io_err;
 use crate::trainer::predict_probabilities;
 use crate::{Error, Result, TrainConfig};
 
-const SCHEMA_VERSION: u32 = 1;
+/// 2: `weights_sha256`. Version 1 files (no checksum) still load, with a
+/// warning that their weights cannot be verified.
+const SCHEMA_VERSION: u32 = 2;
 const META_FILE: &str = "checkpoint.json";
 const WEIGHTS_FILE: &str = "model.bpk";
+
+/// Class probabilities of every turn of one dialogue.
+type DialogueProbabilities = Vec<Vec<f32>>;
 
 /// Metadata of a trained model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +52,10 @@ pub struct Checkpoint {
     pub layout: FeatureLayout,
     /// Class names.
     pub labels: LabelSpace,
+    /// SHA-256 (lower-case hex) of `model.bpk`, verified before loading.
+    /// `None` only in schema-1 checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 /// The prediction for one utterance.
@@ -49,8 +65,9 @@ pub struct Prediction {
     pub dialogue: String,
     /// Utterance id.
     pub utterance: String,
-    /// Turn index.
-    pub turn: usize,
+    /// The turn number as the input gave it (its rank in the dialogue when
+    /// the input numbers no turns).
+    pub turn: u64,
     /// Speaker.
     pub speaker: String,
     /// Transcript, when known.
@@ -59,8 +76,8 @@ pub struct Prediction {
     pub emotion: String,
     /// Probability of the predicted class.
     pub confidence: f32,
-    /// Probability per class, in label-space order.
-    pub probabilities: Vec<f32>,
+    /// Probability per class name, in label-space order.
+    pub probabilities: ClassProbabilities,
     /// Gold class, when labelled.
     pub gold: Option<String>,
 }
@@ -85,39 +102,80 @@ impl Checkpoint {
             best_epoch,
             layout,
             labels,
+            weights_sha256: None,
         }
     }
 
-    /// Writes `checkpoint.json` and `model.bpk` into `dir`.
+    /// Writes `checkpoint.json` and `model.bpk` into `dir`, replacing it
+    /// whole; see [`Checkpoint::save_with`].
+    ///
+    /// # Errors
+    /// As [`Checkpoint::save_with`].
+    pub fn save(&self, model: &EmotionModel, dir: &Path) -> Result<()> {
+        self.save_with(model, dir, &[])
+    }
+
+    /// Writes `model.bpk`, `checkpoint.json` (with the weights' SHA-256) and
+    /// the `extra` files (name, bytes) into a temporary sibling of `dir`,
+    /// then renames it to `dir`, replacing what was there: an interrupted
+    /// save leaves the old directory or the new one, never a mix.
     ///
     /// # Errors
     /// I/O or serialisation failures naming the file.
-    pub fn save(&self, model: &EmotionModel, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let meta = dir.join(META_FILE);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Checkpoint {
-            path: meta.clone(),
-            msg: e.to_string(),
-        })?;
-        std::fs::write(&meta, json).map_err(io_err(&meta))?;
-        let weights = dir.join(WEIGHTS_FILE);
+    pub fn save_with(
+        &self,
+        model: &EmotionModel,
+        dir: &Path,
+        extra: &[(&str, Vec<u8>)],
+    ) -> Result<()> {
+        let staging = mmer_core::atomic::partial_path(dir);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+        let weights = staging.join(WEIGHTS_FILE);
         model
             .clone()
             .save_file(&weights)
             .map_err(|e| Error::Checkpoint {
-                path: weights,
+                path: weights.clone(),
                 msg: e.to_string(),
-            })
+            })?;
+        let sealed = Self {
+            weights_sha256: Some(mmer_core::atomic::file_sha256(&weights)?),
+            ..self.clone()
+        };
+        let meta = staging.join(META_FILE);
+        let json = serde_json::to_vec_pretty(&sealed).map_err(|e| Error::Checkpoint {
+            path: meta.clone(),
+            msg: e.to_string(),
+        })?;
+        mmer_core::atomic::write_file(&meta, &json)?;
+        for (name, bytes) in extra {
+            mmer_core::atomic::write_file(&staging.join(name), bytes)?;
+        }
+        mmer_core::atomic::publish_dir(&staging, dir)?;
+        Ok(())
     }
 
     /// `checkpoint.json` of `dir`, with its path.
     fn read_meta(dir: &Path) -> Result<(PathBuf, Checkpoint)> {
         let meta = dir.join(META_FILE);
         let bytes = std::fs::read(&meta).map_err(io_err(&meta))?;
-        let checkpoint = serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
-            path: meta.clone(),
-            msg: e.to_string(),
-        })?;
+        let checkpoint: Checkpoint =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Checkpoint {
+                path: meta.clone(),
+                msg: e.to_string(),
+            })?;
+        if !(1..=SCHEMA_VERSION).contains(&checkpoint.schema_version) {
+            return Err(Error::Checkpoint {
+                path: meta,
+                msg: format!(
+                    "schema version {} (this mmer reads 1 to {SCHEMA_VERSION})",
+                    checkpoint.schema_version
+                ),
+            });
+        }
         Ok((meta, checkpoint))
     }
 
@@ -156,11 +214,7 @@ impl Checkpoint {
         {
             return Err(mismatch("[model] section"));
         }
-        let weights = dir.join(WEIGHTS_FILE);
-        let record = ModuleRecord::load(&weights).map_err(|e| Error::Checkpoint {
-            path: weights.clone(),
-            msg: e.to_string(),
-        })?;
+        let (weights, record) = checkpoint.verified_record(dir)?;
         let load = |model: EmotionModel| {
             model
                 .try_load_record(record)
@@ -177,26 +231,41 @@ impl Checkpoint {
         }
     }
 
+    /// The weights record of `dir`, after checking the file's SHA-256
+    /// against the one recorded at save time.
+    fn verified_record(&self, dir: &Path) -> Result<(PathBuf, ModuleRecord)> {
+        let weights = dir.join(WEIGHTS_FILE);
+        match &self.weights_sha256 {
+            Some(expected) => {
+                let actual = mmer_core::atomic::file_sha256(&weights)?;
+                if actual != *expected {
+                    return Err(Error::Checkpoint {
+                        path: weights,
+                        msg: format!(
+                            "is damaged: its SHA-256 is {actual}, checkpoint.json recorded {expected}"
+                        ),
+                    });
+                }
+            }
+            None => tracing::warn!(
+                path = %weights.display(),
+                "schema-1 checkpoint: no checksum recorded, the weights cannot be verified"
+            ),
+        }
+        let record = ModuleRecord::load(&weights).map_err(|e| Error::Checkpoint {
+            path: weights.clone(),
+            msg: e.to_string(),
+        })?;
+        Ok((weights, record))
+    }
+
     /// Reads a checkpoint directory and rebuilds the model on the CPU.
     ///
     /// # Errors
     /// Missing files, an unknown schema, or weights that do not fit the config.
     pub fn load(dir: &Path) -> Result<(Self, EmotionModel)> {
-        let (meta, checkpoint) = Self::read_meta(dir)?;
-        if checkpoint.schema_version != SCHEMA_VERSION {
-            return Err(Error::Checkpoint {
-                path: meta,
-                msg: format!(
-                    "schema version {} (this mmer reads {SCHEMA_VERSION})",
-                    checkpoint.schema_version
-                ),
-            });
-        }
-        let weights: PathBuf = dir.join(WEIGHTS_FILE);
-        let record = ModuleRecord::load(&weights).map_err(|e| Error::Checkpoint {
-            path: weights.clone(),
-            msg: e.to_string(),
-        })?;
+        let (_, checkpoint) = Self::read_meta(dir)?;
+        let (weights, record) = checkpoint.verified_record(dir)?;
         let device = Device::flex();
         let model = checkpoint
             .config
@@ -214,23 +283,44 @@ impl Checkpoint {
     /// Metrics of the model on labelled dialogues.
     ///
     /// # Errors
-    /// Missing modalities, mismatched widths, or no labelled turn.
+    /// Missing modalities, mismatched widths, a non-finite probability, or
+    /// no labelled turn.
     pub fn evaluate(
         &self,
         model: &EmotionModel,
         dialogues: &[Dialogue],
     ) -> Result<mmer_eval::ClassificationReport> {
+        let (encoded, probs) = self.probabilities(model, dialogues)?;
+        crate::trainer::report(&encoded, &probs, &self.labels)
+    }
+
+    /// Per-utterance class probabilities of `dialogues`, checked finite.
+    fn probabilities(
+        &self,
+        model: &EmotionModel,
+        dialogues: &[Dialogue],
+    ) -> Result<(Vec<EncodedDialogue>, Vec<DialogueProbabilities>)> {
         let encoded = encode(dialogues, &self.layout)?;
-        crate::trainer::evaluate(model, &encoded, &self.labels, &self.layout, &Device::flex())
+        let probs = predict_probabilities(model, &encoded, &self.layout, 32, &Device::flex());
+        for (d, dialogue_probs) in dialogues.iter().zip(&probs) {
+            for (u, p) in d.utterances.iter().zip(dialogue_probs) {
+                if p.iter().any(|x| !x.is_finite()) {
+                    return Err(Error::NonFinite {
+                        utterance: u.id.clone(),
+                    });
+                }
+            }
+        }
+        Ok((encoded, probs))
     }
 
     /// Predicts every utterance of `dialogues`.
     ///
     /// # Errors
-    /// Missing modalities or mismatched widths, naming the utterance.
+    /// Missing modalities or mismatched widths, naming the utterance; a
+    /// non-finite probability ([`Error::NonFinite`]).
     pub fn predict(&self, model: &EmotionModel, dialogues: &[Dialogue]) -> Result<Vec<Prediction>> {
-        let encoded = encode(dialogues, &self.layout)?;
-        let probs = predict_probabilities(model, &encoded, &self.layout, 32, &Device::flex());
+        let (_, probs) = self.probabilities(model, dialogues)?;
         let mut out = Vec::new();
         for (d, dialogue_probs) in dialogues.iter().zip(probs) {
             for (u, p) in d.utterances.iter().zip(dialogue_probs) {
@@ -243,12 +333,14 @@ impl Checkpoint {
                 out.push(Prediction {
                     dialogue: d.id.clone(),
                     utterance: u.id.clone(),
-                    turn: u.index,
+                    turn: u.turn.unwrap_or(u.index as u64),
                     speaker: u.speaker.clone(),
                     text: u.text.clone(),
                     emotion: self.labels.name_of(best).to_string(),
                     confidence,
-                    probabilities: p,
+                    probabilities: ClassProbabilities(
+                        self.labels.classes.iter().cloned().zip(p).collect(),
+                    ),
                     gold: u
                         .label
                         .as_ref()
@@ -258,5 +350,49 @@ impl Checkpoint {
             }
         }
         Ok(out)
+    }
+}
+
+/// Class name → probability, in label-space order; a JSON object
+/// (`{"neutral": 0.61, "joy": 0.2, …}`) that keeps that order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassProbabilities(pub Vec<(String, f32)>);
+
+impl Serialize for ClassProbabilities {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, p) in &self.0 {
+            map.serialize_entry(name, p)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ClassProbabilities {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ClassProbabilities;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of class name to probability")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, f32>()? {
+                    out.push(entry);
+                }
+                Ok(ClassProbabilities(out))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
 }

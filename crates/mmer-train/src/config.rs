@@ -199,6 +199,18 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Whether `other` trains the same models, its seed list aside: what
+    /// `--resume` and `eval` demand of the seeds they find in a run.
+    pub fn same_settings(&self, other: &TrainConfig) -> bool {
+        let without_seeds = |c: &TrainConfig| TrainConfig {
+            seeds: Vec::new(),
+            ..c.clone()
+        };
+        without_seeds(self) == without_seeds(other)
+    }
+}
+
 impl ClassWeighting {
     /// Weights per class from training counts (`None` for uniform).
     pub fn weights(&self, counts: &[usize]) -> Option<Vec<f32>> {

@@ -50,6 +50,18 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// The model produced a non-finite probability: its weights are
+    /// damaged or it diverged in training.
+    #[error(
+        "the model gives utterance {utterance} a non-finite probability (NaN or infinite): its weights are damaged or it diverged; retrain it"
+    )]
+    NonFinite {
+        /// Utterance id.
+        utterance: String,
+    },
+    /// A core operation failed (an atomic write, a checksum).
+    #[error(transparent)]
+    Core(#[from] mmer_core::Error),
     /// Metric computation failed.
     #[error(transparent)]
     Metric(#[from] mmer_eval::Error),

@@ -15,7 +15,7 @@ mod error;
 pub mod pretrain;
 pub mod trainer;
 
-pub use checkpoint::{Checkpoint, Prediction};
+pub use checkpoint::{Checkpoint, ClassProbabilities, Prediction};
 pub use config::{ClassWeighting, ModelSpec, PretrainSpec, TrainConfig};
 pub use error::{Error, Result};
 pub use trainer::{SeedOutcome, train_seed};

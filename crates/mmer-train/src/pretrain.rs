@@ -265,7 +265,7 @@ pub fn pretrain_seed(
             valid_loss,
         });
         tracing::debug!(seed, epoch, train_loss, valid_loss, "pretrain epoch");
-        bar.set_message(format!("{seed} valid NCE {valid_loss:.4}"));
+        bar.set_message(format!("valid NCE {valid_loss:.4}"));
         bar.inc(1);
         if best.as_ref().is_none_or(|(l, _, _)| valid_loss < *l) {
             best = Some((valid_loss, epoch, snapshot));
@@ -276,7 +276,7 @@ pub fn pretrain_seed(
             break;
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     let (valid_loss, best_epoch, model) =
         best.ok_or_else(|| Error::Data("pretrain.max_epochs is 0: nothing was trained".into()))?;
     tracing::info!(seed, best_epoch, valid_loss, "pre-training finished");

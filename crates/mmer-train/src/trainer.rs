@@ -9,7 +9,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
+use mmer_core::progress::Progress;
 use mmer_core::{Corpus, LabelSpace, Split};
 use mmer_eval::{ClassificationReport, MELD_FIVE_CLASSES};
 use mmer_models::EmotionModel;
@@ -166,8 +166,18 @@ pub fn evaluate(
     device: &Device,
 ) -> Result<ClassificationReport> {
     let probs = predict_probabilities(model, dialogues, layout, 32, device);
+    report(dialogues, &probs, labels)
+}
+
+/// The metrics of per-utterance probabilities `probs` against the gold
+/// labels of `dialogues` (argmax decision).
+pub(crate) fn report(
+    dialogues: &[EncodedDialogue],
+    probs: &[Vec<Vec<f32>>],
+    labels: &LabelSpace,
+) -> Result<ClassificationReport> {
     let (mut gold, mut pred) = (Vec::new(), Vec::new());
-    for (d, p) in dialogues.iter().zip(&probs) {
+    for (d, p) in dialogues.iter().zip(probs) {
         for (label, turn) in d.labels.iter().zip(p) {
             if let Some(c) = label {
                 gold.push(*c);
@@ -373,21 +383,16 @@ pub fn class_weight_tensor(
         .map(|w| Tensor::<1>::from_floats(w.as_slice(), device))
 }
 
-/// An epoch progress bar labelled `<what> <seed>` (hidden when not shown).
-pub(crate) fn epoch_bar(show: bool, epochs: usize, what: &str, seed: u64) -> ProgressBar {
-    let bar = if show {
-        ProgressBar::new(epochs as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{what} {{msg}} [{{bar:30}}] epoch {{pos}}/{{len}} {{elapsed}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(seed.to_string());
-    bar
+/// Epoch progress labelled `<what> <seed>`: a bar on a terminal, periodic
+/// log lines otherwise, nothing when not shown.
+pub(crate) fn epoch_bar(show: bool, epochs: usize, what: &str, seed: u64) -> Progress {
+    Progress::new(
+        format!("{what} {seed}"),
+        "epochs",
+        epochs as u64,
+        &format!("{what} {seed} [{{bar:30}}] epoch {{pos}}/{{len}} {{elapsed}} {{msg}}"),
+        show,
+    )
 }
 
 /// Trains one model with `seed`; returns its outcome and the best-validation model.
@@ -440,7 +445,7 @@ pub fn train_seed(
             valid_weighted_f1: wf1,
         });
         tracing::debug!(seed, epoch, train_loss, valid_wf1 = wf1, "epoch");
-        bar.set_message(format!("{seed} valid wF1 {wf1:.4}"));
+        bar.set_message(format!("valid wF1 {wf1:.4}"));
         bar.inc(1);
         let improved = best.as_ref().is_none_or(|(score, _, _)| wf1 > *score);
         if improved {
@@ -452,7 +457,7 @@ pub fn train_seed(
             break;
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     let (_, best_epoch, best_model) =
         best.ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))?;
     let valid = evaluate(&best_model, &data.valid, &data.labels, layout, &eval_device)?;

@@ -9,13 +9,14 @@ use mmer_data::synthetic::SyntheticConfig;
 use mmer_train::{Checkpoint, TrainConfig};
 
 use crate::cmd::predict::render_table;
-use crate::cmd::train::{RunConfig, train_run};
+use crate::cmd::train::{Existing, RunConfig, train_run};
 use crate::dataset::{DataConfig, DatasetKind};
 
 /// Arguments of `mmer demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Output directory for the demo run.
+    /// Output directory for the demo run; a demo run already there is
+    /// replaced (atomically, once the new one has finished).
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
     /// Seeds to train (mean ± std is reported over them).
@@ -46,7 +47,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "mmer demo: {} synthetic conversations (Text/Audio/Face/Body features; see `mmer_data::synthetic` for the planted signal)\n",
         synthetic.dialogues.iter().sum::<usize>()
     );
-    let results = train_run(&config, &args.out, true, false)?;
+    let results = train_run(&config, &args.out, true, Existing::Force)?;
     println!("{}", results.table());
 
     // Predict one held-out conversation turn by turn with the first seed's model.

@@ -130,21 +130,22 @@ pub fn run(args: ExtractArgs) -> Result<()> {
         jobs,
         force: args.force,
     };
-    let bar = indicatif::ProgressBar::new(inputs.jobs.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template(
-            "extracting [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = mmer_core::progress::Progress::new(
+        "extracting",
+        "files",
+        inputs.jobs.len() as u64,
+        "extracting [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        true,
     );
     let report = extract::run(&ffmpeg, &extractors, &inputs.jobs, &opts, &|file| {
         if file.outcome == Outcome::Failed {
             let reason = file.reason.as_deref().unwrap_or(&file.path);
-            bar.suspend(|| tracing::warn!("failed: {reason}"));
+            bar.bar().suspend(|| tracing::warn!("failed: {reason}"));
         }
         bar.set_message(file.id.clone());
         bar.inc(1);
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     report
         .write(&args.out)
         .with_context(|| format!("writing the report into {}", args.out.display()))?;

@@ -8,7 +8,7 @@ use mmer_core::Modality;
 use mmer_features::EncoderKind;
 use mmer_models::{ContextMode, Fusion, ManResidual, Pooling};
 use mmer_train::trainer::PreparedData;
-use mmer_train::{Checkpoint, SeedOutcome, TrainConfig, train_seed};
+use mmer_train::{Checkpoint, TrainConfig, train_seed};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{DataConfig, DatasetKind};
@@ -37,10 +37,13 @@ pub struct TrainArgs {
     /// Dataset file or directory.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Label space of `conversations` data: meld (default), iemocap, synthetic.
+    /// Label space of `conversations` data: meld, iemocap, synthetic
+    /// (other datasets have their own). [default: meld]
     #[arg(long)]
     pub labels: Option<String>,
-    /// Frozen sentence encoder for transcripts.
+    /// Frozen sentence encoder that embeds transcripts. Required for the
+    /// transcript datasets (meld, iemocap, conversations) when text is a
+    /// modality; feature pickles keep their own text features without it.
     #[arg(long, value_enum)]
     pub encoder: Option<EncoderKind>,
     /// Validate on the train and valid dialogues whose id starts with this
@@ -69,55 +72,88 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',', value_name = "LAYERS")]
     pub text_layers: Option<Vec<usize>>,
     /// Per-utterance pooling of encoded frames or tokens: mean, attention.
+    /// [default: mean]
     #[arg(long, value_parser = parse_pooling)]
     pub pooling: Option<Pooling>,
     /// Add a classifier per modality whose focal loss is averaged into the
     /// training loss (AMuSE Eq. 5; sequence fusions).
     #[arg(long)]
     pub mode_heads: bool,
-    /// Input modalities, comma-separated (default: text).
+    /// Input modalities, comma-separated. [default: text]
     #[arg(long, value_enum, value_delimiter = ',')]
     pub modalities: Option<Vec<Modality>>,
-    /// Context streams: none (utterance MLP), dialogue, dialogue-speaker (AMuSE).
+    /// Context streams: none (utterance MLP), dialogue, dialogue-speaker
+    /// (AMuSE). [default: dialogue-speaker]
     #[arg(long, value_parser = parse_context)]
     pub context: Option<ContextMode>,
     /// Modality fusion: early (pooled features concatenated), concat
     /// (per-modality encoders), man-concat, man-af (AMuSE).
+    /// [default: early]
     #[arg(long, value_parser = parse_fusion)]
     pub fusion: Option<Fusion>,
     /// How MAN's sub-layers join the residual stream: post-norm (the
     /// transformer layer) or rezero (learned scales starting at 0, so MAN
-    /// starts as the identity; for few modalities).
+    /// starts as the identity; for few modalities). [default: post-norm]
     #[arg(long, value_parser = parse_man_residual)]
     pub man_residual: Option<ManResidual>,
     /// Start every seed from `mmer pretrain`'s weights in this directory
     /// (it holds `seed-<k>/` for each seed).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
-    /// Seeds, comma-separated; one model per seed.
+    /// Seeds, comma-separated and distinct; one model per seed, results
+    /// are mean ± std over them. [default: 0,1,2,3,4]
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
-    /// Maximum epochs.
+    /// Maximum epochs; the epoch kept is the best on validation.
+    /// [default: 60]
     #[arg(long)]
     pub max_epochs: Option<usize>,
-    /// Cut every batch into N shards trained on N threads (default 1). A
+    /// Cut every batch into N shards trained on N threads. A
     /// different N is a different (still deterministic) run: the shards
     /// draw their own dropout masks. 2 on a 2-core machine halves the
-    /// training time.
+    /// training time. [default: 1]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
     pub data_parallel: Option<u64>,
-    /// Output directory (default: `runs/<dataset>-<encoder>-<context>`).
+    /// Output directory; a run already there is kept unless --resume or
+    /// --force says otherwise. [default: runs/DATASET-ENCODER-CONTEXT]
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Feature-store directory for cached embeddings.
+    /// Feature-store directory for cached embeddings. [default: store]
     #[arg(long)]
     pub store: Option<PathBuf>,
     /// Reuse seeds already finished in --out (`seed-<k>/metrics.json` and a
     /// checkpoint made with the same settings) instead of retraining them:
     /// resumes an interrupted run, or merges seeds trained by parallel
     /// `--seeds <k>` processes into one results.json.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     pub resume: bool,
+    /// Replace the run already in --out. The new run is built beside it
+    /// and swapped in only once every seed has finished, so an interrupted
+    /// --force run leaves the old run as it was.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What `train` does when `--out` already holds a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Stop with an error: a run is never overwritten unasked (the default).
+    Refuse,
+    /// Continue it: reuse its finished seeds (same settings only).
+    Resume,
+    /// Replace it, atomically once the new run is complete.
+    Force,
+}
+
+impl TrainArgs {
+    /// `--resume` / `--force` as an [`Existing`] policy.
+    pub fn existing(&self) -> Existing {
+        match (self.resume, self.force) {
+            (true, _) => Existing::Resume,
+            (false, true) => Existing::Force,
+            (false, false) => Existing::Refuse,
+        }
+    }
 }
 
 fn parse_context(s: &str) -> Result<ContextMode, String> {
@@ -231,14 +267,26 @@ impl TrainArgs {
         if let Some(n) = self.data_parallel {
             config.train.data_parallel = n as usize;
         }
-        if config.train.seeds.is_empty() {
-            anyhow::bail!("no seeds configured");
-        }
+        check_seeds(&config.train.seeds)?;
+        config.data.check(&config.train.modalities)?;
         let out = self
             .out
             .unwrap_or_else(|| PathBuf::from("runs").join(default_run_name(&config)));
         Ok((config, out))
     }
+}
+
+/// Seeds must be given and distinct: a repeated seed trains the same model
+/// twice and reports a spread of zero over the copies.
+fn check_seeds(seeds: &[u64]) -> Result<()> {
+    anyhow::ensure!(!seeds.is_empty(), "no seeds configured");
+    for (k, seed) in seeds.iter().enumerate() {
+        anyhow::ensure!(
+            !seeds[..k].contains(seed),
+            "seed {seed} is listed twice: each seed trains one model, and a copy would fake agreement between seeds"
+        );
+    }
+    Ok(())
 }
 
 /// `<dataset>-<encoder>-<context>`, e.g. `meld-minilm-dialogue_speaker`,
@@ -284,12 +332,6 @@ pub fn seed_checkpoint(
     )
 }
 
-/// Writes `value` as pretty JSON to `path`.
-pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    std::fs::write(path, serde_json::to_vec_pretty(value)?)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
 /// Loads, validates and encodes the configured corpus.
 pub fn prepare(config: &RunConfig) -> Result<(mmer_core::Corpus, PreparedData)> {
     let corpus = config.data.load(&config.train.modalities)?;
@@ -300,18 +342,182 @@ pub fn prepare(config: &RunConfig) -> Result<(mmer_core::Corpus, PreparedData)> 
     Ok((corpus, data))
 }
 
-/// Trains every seed of `config`, writing checkpoints and results under `out`.
+/// A run directory being written. Nothing in `out` is touched before the
+/// data has loaded; with [`Existing::Force`] the run is built in a sibling
+/// staging directory and swapped in by [`RunDir::finish`]. Every file is
+/// written atomically and every seed directory appears whole (see
+/// [`Checkpoint::save_with`]), so a crash leaves finished seeds and
+/// `config.toml`, which `--resume` continues, and never a `results.json`
+/// that disagrees with the seed directories beside it.
+pub struct RunDir {
+    out: PathBuf,
+    work: PathBuf,
+    staged: bool,
+}
+
+impl RunDir {
+    /// Checks `out` against the policy and creates the directory to write in.
+    ///
+    /// # Errors
+    /// `out` already holds a run and the policy is [`Existing::Refuse`], or
+    /// with [`Existing::Resume`] its `config.toml` has other settings.
+    pub fn open(out: &Path, existing: Existing, config: &RunConfig) -> Result<Self> {
+        let holds_run = out.join("config.toml").exists()
+            || out.join("results.json").exists()
+            || !seeds_in(out)?.is_empty();
+        match existing {
+            Existing::Refuse if holds_run => anyhow::bail!(
+                "{} already holds a run; pass --resume to continue it with the same settings, --force to replace it, or choose another --out",
+                out.display()
+            ),
+            Existing::Resume if holds_run => check_resumable(out, config)?,
+            _ => {}
+        }
+        let (work, staged) = if existing == Existing::Force && holds_run {
+            let staging = mmer_core::atomic::partial_path(out);
+            if staging.exists() {
+                std::fs::remove_dir_all(&staging)
+                    .with_context(|| format!("removing {}", staging.display()))?;
+            }
+            (staging, true)
+        } else {
+            (out.to_path_buf(), false)
+        };
+        std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+        Ok(Self {
+            out: out.to_path_buf(),
+            work,
+            staged,
+        })
+    }
+
+    /// Where seed `seed`'s checkpoint goes.
+    pub fn seed_dir(&self, seed: u64) -> PathBuf {
+        self.work.join(format!("seed-{seed}"))
+    }
+
+    /// The summary (`metrics.json`, `pretrain.json`) of seed `seed` when
+    /// the run being continued has it finished with the same settings.
+    ///
+    /// # Errors
+    /// The seed was trained with other settings, or its files are unreadable.
+    pub fn finished<T: serde::de::DeserializeOwned>(
+        &self,
+        seed: u64,
+        config: &TrainConfig,
+        summary: &str,
+    ) -> Result<Option<T>> {
+        finished_seed(&self.seed_dir(seed), config, summary)
+    }
+
+    /// Seeds with a `seed-<k>` directory in the run, in numeric order.
+    pub fn seeds(&self) -> Result<Vec<u64>> {
+        seeds_in(&self.work)
+    }
+
+    /// Writes `name` (JSON or TOML bytes) atomically into the run.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        Ok(mmer_core::atomic::write_file(&self.work.join(name), bytes)?)
+    }
+
+    /// Swaps a staged run into place; the final directory.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        if self.staged {
+            mmer_core::atomic::publish_dir(&self.work, &self.out)?;
+            self.staged = false;
+        }
+        Ok(self.out.clone())
+    }
+}
+
+impl Drop for RunDir {
+    /// A staged (`--force`) run that did not finish is removed: the run it
+    /// was to replace stays as it was. An unstaged run keeps its finished
+    /// seeds for `--resume`.
+    fn drop(&mut self) {
+        if self.staged {
+            let _ = std::fs::remove_dir_all(&self.work);
+        }
+    }
+}
+
+/// Appends the seeds of `more` that `seeds` lacks, in order.
+pub fn add_seeds(seeds: &mut Vec<u64>, more: Vec<u64>) {
+    for seed in more {
+        if !seeds.contains(&seed) {
+            seeds.push(seed);
+        }
+    }
+}
+
+/// Seeds with a `seed-<k>` directory in `dir` (none when it does not
+/// exist), in numeric order.
+pub fn seeds_in(dir: &Path) -> Result<Vec<u64>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut seeds = Vec::new();
+    for entry in entries {
+        let name = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .file_name();
+        if let Some(seed) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("seed-"))
+            .and_then(|k| k.parse().ok())
+        {
+            seeds.push(seed);
+        }
+    }
+    seeds.sort_unstable();
+    Ok(seeds)
+}
+
+/// With `--resume`: the run in `out` must have been made with the same
+/// data and training settings (seeds aside).
+fn check_resumable(out: &Path, config: &RunConfig) -> Result<()> {
+    let path = out.join("config.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (a directory without it holds no mmer run to resume)",
+            path.display()
+        )
+    })?;
+    let old: RunConfig =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if old.data != config.data {
+        anyhow::bail!(
+            "{} was made from other data ([data] differs); use another --out or drop --resume",
+            path.display()
+        );
+    }
+    if !old.train.same_settings(&config.train) {
+        anyhow::bail!(
+            "{} was trained with other settings ([train] differs beyond its seeds); use another --out or drop --resume",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Trains every seed of `config`, writing checkpoints and results under
+/// `out` as [`RunDir`] describes. With [`Existing::Resume`] the run's
+/// seeds are the requested ones plus those finished in `out` before or
+/// meanwhile, and `config.toml` and `results.json` list them all.
 pub fn train_run(
     config: &RunConfig,
     out: &Path,
     show_progress: bool,
-    resume: bool,
+    existing: Existing,
 ) -> Result<RunResults> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let config_path = out.join("config.toml");
-    std::fs::write(&config_path, toml::to_string_pretty(config)?)
-        .with_context(|| format!("writing {}", config_path.display()))?;
     let (corpus, data) = prepare(config)?;
+    let run = RunDir::open(out, existing, config)?;
+    // Seeds already finished in a run being resumed stay part of it.
+    let mut config = config.clone();
+    add_seeds(&mut config.train.seeds, run.seeds()?);
+    run.write("config.toml", toml::to_string_pretty(&config)?.as_bytes())?;
     tracing::info!(
         corpus = %corpus.name,
         train = data.train.len(),
@@ -322,54 +528,72 @@ pub fn train_run(
     );
     let text_encoder = config.data.text_source();
     let mut outcomes = Vec::new();
-    for &seed in &config.train.seeds {
-        let dir = out.join(format!("seed-{seed}"));
-        if resume && let Some(outcome) = finished_seed(&dir, &config.train)? {
-            tracing::info!(seed, dir = %dir.display(), "reusing the finished seed");
+    for seed in config.train.seeds.clone() {
+        if existing == Existing::Resume
+            && let Some(outcome) = run.finished(seed, &config.train, "metrics.json")?
+        {
+            tracing::info!(seed, "reusing the finished seed");
             outcomes.push(outcome);
             continue;
         }
         let (outcome, model) = train_seed(&data, &config.train, seed, show_progress)?;
-        seed_checkpoint(&corpus, &data, config, seed, outcome.best_epoch).save(&model, &dir)?;
-        write_json(&dir.join("metrics.json"), &outcome)?;
+        let metrics = serde_json::to_vec_pretty(&outcome)?;
+        seed_checkpoint(&corpus, &data, &config, seed, outcome.best_epoch).save_with(
+            &model,
+            &run.seed_dir(seed),
+            &[("metrics.json", metrics)],
+        )?;
         outcomes.push(outcome);
     }
-    let results = RunResults::new(&corpus, config, text_encoder, &outcomes)?;
-    results.write(out)?;
+    // Seeds that parallel `--resume` processes finished meanwhile belong to
+    // the run too: results.json lists every model beside it.
+    for seed in run.seeds()? {
+        if !config.train.seeds.contains(&seed) {
+            let outcome = run
+                .finished(seed, &config.train, "metrics.json")?
+                .with_context(|| format!("{} is unfinished", run.seed_dir(seed).display()))?;
+            config.train.seeds.push(seed);
+            outcomes.push(outcome);
+        }
+    }
+    run.write("config.toml", toml::to_string_pretty(&config)?.as_bytes())?;
+    let results = RunResults::new(&corpus, &config, text_encoder, &outcomes)?;
+    run.write("results.json", &serde_json::to_vec_pretty(&results)?)?;
+    run.finish()?;
     Ok(results)
 }
 
-/// The outcome of a seed already trained in `dir` with the same settings
-/// (the seed list aside), or `None` when there is none.
-fn finished_seed(dir: &Path, config: &TrainConfig) -> Result<Option<SeedOutcome>> {
-    let metrics = dir.join("metrics.json");
+/// The summary `summary` of a seed already trained in `dir` with the same
+/// settings (the seed list aside), or `None` when there is none.
+fn finished_seed<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    config: &TrainConfig,
+    summary: &str,
+) -> Result<Option<T>> {
+    let summary = dir.join(summary);
     let meta = dir.join("checkpoint.json");
-    if !metrics.is_file() || !meta.is_file() {
+    if !summary.is_file() || !meta.is_file() {
         return Ok(None);
     }
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let checkpoint: Checkpoint = serde_json::from_slice(&read(&meta)?)
         .with_context(|| format!("parsing {}", meta.display()))?;
-    let without_seeds = |c: &TrainConfig| TrainConfig {
-        seeds: Vec::new(),
-        ..c.clone()
-    };
-    if without_seeds(&checkpoint.config) != without_seeds(config) {
+    if !checkpoint.config.same_settings(config) {
         anyhow::bail!(
             "{} was trained with other settings; use another --out or drop --resume",
             dir.display()
         );
     }
-    let outcome = serde_json::from_slice(&read(&metrics)?)
-        .with_context(|| format!("parsing {}", metrics.display()))?;
+    let outcome = serde_json::from_slice(&read(&summary)?)
+        .with_context(|| format!("parsing {}", summary.display()))?;
     Ok(Some(outcome))
 }
 
 /// Entry point of `mmer train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let resume = args.resume;
+    let existing = args.existing();
     let (config, out) = args.into_config()?;
-    let results = train_run(&config, &out, true, resume)?;
+    let results = train_run(&config, &out, true, existing)?;
     println!("{}", results.table());
     println!("results: {}", out.join("results.json").display());
     Ok(())
@@ -378,6 +602,40 @@ pub fn run(args: TrainArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `[default: …]` in `mmer train --help` is the value a run gets
+    /// when the flag is left out, so the help cannot drift from the code.
+    #[test]
+    fn help_shows_the_real_defaults() {
+        use clap::Args;
+        let help = TrainArgs::augment_args(clap::Command::new("train"))
+            .render_long_help()
+            .to_string();
+        let name = |v: serde_json::Value| v.as_str().unwrap_or_default().replace('_', "-");
+        let defaults = RunConfig {
+            data: DataConfig::new(DatasetKind::Synthetic, None),
+            train: TrainConfig::default(),
+        };
+        let model = &defaults.train.model;
+        let seeds: Vec<String> = defaults.train.seeds.iter().map(u64::to_string).collect();
+        let expected = [
+            name(serde_json::to_value(model.context).unwrap()),
+            name(serde_json::to_value(model.fusion).unwrap()),
+            name(serde_json::to_value(model.pooling).unwrap()),
+            name(serde_json::to_value(model.man_residual).unwrap()),
+            seeds.join(","),
+            defaults.train.max_epochs.to_string(),
+            defaults.train.data_parallel.to_string(),
+            defaults.data.store.display().to_string(),
+            defaults.train.modalities[0].as_str().to_lowercase(),
+        ];
+        for value in expected {
+            assert!(
+                help.contains(&format!("[default: {value}]")),
+                "`mmer train --help` does not show the default {value}:\n{help}"
+            );
+        }
+    }
 
     /// The documented example config must stay loadable.
     #[test]
