@@ -494,16 +494,17 @@ fn parse_fmt(b: &[u8]) -> std::result::Result<Fmt, Problem> {
         }
         other => (WavEncoding::Other(other), bits_per_sample),
     };
+    let fmt = Fmt {
+        encoding,
+        channels,
+        sample_rate,
+        byte_rate,
+        block_align,
+        bits_per_sample,
+        valid_bits,
+    };
     if matches!(encoding, WavEncoding::Other(_)) {
-        return Ok(Fmt {
-            encoding,
-            channels,
-            sample_rate,
-            byte_rate,
-            block_align,
-            bits_per_sample,
-            valid_bits,
-        });
+        return Ok(fmt);
     }
     let allowed: &[u16] = match encoding {
         WavEncoding::Float => &[32, 64],
@@ -538,15 +539,7 @@ fn parse_fmt(b: &[u8]) -> std::result::Result<Fmt, Problem> {
             u64::from(block_align) * u64::from(sample_rate)
         )));
     }
-    Ok(Fmt {
-        encoding,
-        channels,
-        sample_rate,
-        byte_rate,
-        block_align,
-        bits_per_sample,
-        valid_bits,
-    })
+    Ok(fmt)
 }
 
 #[cfg(test)]

@@ -149,6 +149,11 @@ pub struct RunReport {
     pub skipped: usize,
     /// Files that failed.
     pub failed: usize,
+    /// Why `index.json` could not be rebuilt (a damaged record in the
+    /// store), when it could not: the store is then unusable until the
+    /// named record is deleted and extracted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_error: Option<String>,
     /// One entry per input file, in input order.
     pub files: Vec<FileReport>,
 }
@@ -195,6 +200,9 @@ impl RunReport {
                 f.path,
                 f.reason.as_deref().unwrap_or("?")
             ));
+        }
+        if let Some(reason) = &self.index_error {
+            out.push_str(&format!("  INDEX NOT REBUILT: {reason}\n"));
         }
         out
     }
@@ -297,7 +305,9 @@ pub fn run(
             })
             .collect()
     });
-    store.rebuild_index()?;
+    // A damaged record (of this run or an earlier one) fails the index, but
+    // not the run: the report of every file is still returned and written.
+    let index_error = store.rebuild_index().err().map(|e| e.to_string());
     let count = |o: Outcome| files.iter().filter(|f| f.outcome == o).count();
     Ok(RunReport {
         schema_version: SCHEMA_VERSION,
@@ -308,6 +318,7 @@ pub fn run(
         ok: count(Outcome::Ok),
         skipped: count(Outcome::Skipped),
         failed: count(Outcome::Failed),
+        index_error,
         files,
     })
 }

@@ -1075,3 +1075,49 @@ fn timed_turn_failures_name_file_line_and_turn() {
     let turn4 = report.files.iter().find(|f| f.id == "talk_utt4").unwrap();
     assert!((turn4.duration_s.unwrap() - 0.5).abs() < 1e-6, "{turn4:?}");
 }
+
+/// A damaged record left by an earlier run fails the index rebuild, not
+/// the run: every file's report still comes back (and `mmer extract`
+/// writes it before failing), naming the damaged record.
+#[test]
+fn a_damaged_record_is_reported_without_losing_the_run() {
+    let Some(ff) = ffmpeg_or_skip("damaged_record") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tone: Vec<u8> = (0..16_000u32)
+        .flat_map(|i| (((i as f32 * 0.05).sin() * 8000.0) as i16).to_le_bytes())
+        .collect();
+    let wav = wav_bytes(16_000, 32_000, |b| b[44..].copy_from_slice(&tone));
+    let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    std::fs::write(&a, &wav).unwrap();
+    std::fs::write(&b, &wav).unwrap();
+    let first = extract_audio(&ff, dir.path(), &[job("a", &a)]);
+    assert_eq!(first.ok, 1, "{}", first.summary());
+    assert!(first.index_error.is_none());
+    let records = dir.path().join("store/utterances");
+    let record = std::fs::read_dir(&records)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&record).unwrap();
+    let n = bytes.len();
+    bytes[n - 8..].fill(0xFF);
+    std::fs::write(&record, bytes).unwrap();
+
+    let second = extract_audio(&ff, dir.path(), &[job("b", &b)]);
+    assert_eq!(second.ok, 1, "{}", second.summary());
+    let reason = second
+        .index_error
+        .clone()
+        .expect("the damaged record is reported");
+    let name = record.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(reason.contains(&name), "{reason}");
+    assert!(
+        second.summary().contains("INDEX NOT REBUILT"),
+        "{}",
+        second.summary()
+    );
+}

@@ -158,6 +158,12 @@ pub fn run(args: ExtractArgs) -> Result<()> {
             args.out.display()
         );
     }
+    if let Some(reason) = &report.index_error {
+        bail!(
+            "the store's index could not be rebuilt: {reason} (the per-file report is in {})",
+            args.out.join("report.txt").display()
+        );
+    }
     if report.failed > 0 {
         bail!(
             "{} of {} files failed (see {})",
