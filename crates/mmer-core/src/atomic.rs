@@ -70,9 +70,14 @@ pub fn publish_dir(staging: &Path, target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::store::hex(&Sha256::digest(bytes))
+    hex(&Sha256::digest(bytes))
 }
 
 /// Lower-case hex SHA-256 of the file at `path`.
@@ -83,7 +88,7 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).map_err(io_err(path))?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(io_err(path))?;
-    Ok(crate::store::hex(&hasher.finalize()))
+    Ok(hex(&hasher.finalize()))
 }
 
 #[cfg(test)]

@@ -350,7 +350,7 @@ pub fn file_key(id: &str) -> String {
         .take(64)
         .collect();
     let digest = Sha256::digest(id.as_bytes());
-    let hash = crate::store::hex(&digest[..6]);
+    let hash = crate::atomic::hex(&digest[..6]);
     format!("{}-{hash}", prefix.trim_start_matches('.'))
 }
 
@@ -502,7 +502,7 @@ impl MediaStore {
         let metadata = HashMap::from([
             (
                 RECORD_HEADER_SHA256.to_string(),
-                crate::store::hex(&Sha256::digest(header.as_bytes())),
+                crate::atomic::sha256_hex(header.as_bytes()),
             ),
             (RECORD_HEADER.to_string(), header),
             (RECORD_SHA256.to_string(), sha256),
@@ -790,7 +790,7 @@ fn record_sha256<'a>(
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     }
-    crate::store::hex(&h.finalize())
+    crate::atomic::hex(&h.finalize())
 }
 
 /// A record's metadata, read without its tensors.
@@ -833,7 +833,7 @@ fn read_raw_header(path: &Path) -> Result<RawHeader> {
         .and_then(|m| m.get(RECORD_HEADER_SHA256))
         .and_then(serde_json::Value::as_str)
     {
-        let actual = crate::store::hex(&Sha256::digest(header_json.as_bytes()));
+        let actual = crate::atomic::sha256_hex(header_json.as_bytes());
         if claimed != actual {
             return Err(store_err(
                 path,

@@ -22,7 +22,6 @@ use std::path::PathBuf;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{io_err, store_err};
 use crate::{Error, Result};
@@ -84,7 +83,7 @@ impl Index {
             ..self.clone()
         };
         let json = serde_json::to_vec(&bare).expect("strings and integers serialise to JSON");
-        hex(&Sha256::digest(&json))
+        crate::atomic::sha256_hex(&json)
     }
 }
 
@@ -99,12 +98,7 @@ pub struct CacheReport {
 
 /// SHA-256 of a text, hex.
 pub fn text_hash(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
-}
-
-/// Lower-case hexadecimal of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::atomic::sha256_hex(text.as_bytes())
 }
 
 /// A stored table: its rows keyed by the SHA-256 of their text, and the
@@ -188,7 +182,7 @@ fn load_rows(key: &StoreKey, fingerprint: &str, dim: usize) -> Result<Option<Sto
     let frames = check_index(&index, key, dim)?;
     let bytes = std::fs::read(&tensor_path).map_err(io_err(&tensor_path))?;
     if let Some(claimed) = &index.tensor_sha256 {
-        let actual = hex(&Sha256::digest(&bytes));
+        let actual = crate::atomic::sha256_hex(&bytes);
         if *claimed != actual {
             return Err(store_err(
                 &tensor_path,
@@ -311,7 +305,7 @@ pub fn save_table(
         ids: ids.to_vec(),
         text_sha256: hashes.to_vec(),
         frames: frames.iter().any(|&f| f != 1).then_some(frames),
-        tensor_sha256: Some(hex(&Sha256::digest(&bytes))),
+        tensor_sha256: Some(crate::atomic::sha256_hex(&bytes)),
         index_sha256: None,
     };
     index.index_sha256 = Some(index.own_sha256());
