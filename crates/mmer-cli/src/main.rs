@@ -4,8 +4,6 @@
 //! module under `cmd/`. The work happens in the library crates.
 
 mod cmd;
-mod dataset;
-mod report;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

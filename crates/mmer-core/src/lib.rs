@@ -4,9 +4,11 @@
 //! [`Dialogue`] → [`Utterance`] — the [`Modality`] and [`LabelSpace`]
 //! vocabularies, and the on-disk formats of the feature store: text
 //! embedding tables ([`store`]) and per-utterance media feature sequences
-//! ([`media_store`]). It has no ML framework and no media dependency: loaders
-//! live in `mmer-data`, extraction in `mmer-features`, models in
-//! `mmer-models`.
+//! ([`media_store`]), plus two services every stage shares: writes that
+//! never leave half an artefact ([`atomic`]) and progress that reaches a
+//! terminal or a log ([`progress`]). It has no ML framework and no media
+//! dependency: loaders live in `mmer-data`, extraction in `mmer-media`,
+//! `mmer-vision` and `mmer-features` (text), models in `mmer-models`.
 
 pub mod atomic;
 mod corpus;

@@ -120,7 +120,7 @@ pub enum Error {
     #[error("{at}: {source}")]
     Turn {
         /// The conversation file, line and turn.
-        at: crate::inputs::TurnRef,
+        at: TurnRef,
         /// What failed.
         source: Box<Error>,
     },
@@ -185,3 +185,32 @@ pub enum Error {
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Where a job comes from in a conversation file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnRef {
+    /// The conversation file.
+    pub file: PathBuf,
+    /// Line of the turn's record (1-based).
+    pub line: u64,
+    /// Utterance id.
+    pub utterance: String,
+    /// Dialogue id.
+    pub dialogue: String,
+    /// The turn number as the file gives it.
+    pub turn: u64,
+}
+
+impl std::fmt::Display for TurnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} line {}, utterance {} (dialogue {}, turn {})",
+            self.file.display(),
+            self.line,
+            self.utterance,
+            self.dialogue,
+            self.turn
+        )
+    }
+}

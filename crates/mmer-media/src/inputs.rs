@@ -18,12 +18,12 @@
 //! when the clip is probed, and reported with the turn ([`Job::turn`]).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use mmer_core::LabelSpace;
 use mmer_data::conversation::Segment;
 
+pub use crate::error::TurnRef;
 use crate::error::{Error, Result};
 
 /// Extensions taken from folders (case-insensitive). Files named directly
@@ -49,35 +49,6 @@ pub struct Job {
     /// The conversation turn this job extracts, when it comes from a
     /// conversation file: every failure of the job names it.
     pub turn: Option<TurnRef>,
-}
-
-/// Where a job comes from in a conversation file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TurnRef {
-    /// The conversation file.
-    pub file: PathBuf,
-    /// Line of the turn's record (1-based).
-    pub line: u64,
-    /// Utterance id.
-    pub utterance: String,
-    /// Dialogue id.
-    pub dialogue: String,
-    /// The turn number as the file gives it.
-    pub turn: u64,
-}
-
-impl fmt::Display for TurnRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} line {}, utterance {} (dialogue {}, turn {})",
-            self.file.display(),
-            self.line,
-            self.utterance,
-            self.dialogue,
-            self.turn
-        )
-    }
 }
 
 /// Resolved inputs.

@@ -35,8 +35,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::cmd::train::RunConfig;
-use crate::dataset::{DataConfig, DatasetKind, checkpoint_encoder, load_encoder};
+use mmer_run::RunConfig;
+use mmer_run::data::{DataConfig, DatasetKind, checkpoint_encoder, load_encoder};
 
 /// Arguments of `mmer bench`.
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use mmer_core::{Corpus, Label, Modality, Split};
 use serde::Serialize;
 
-use crate::dataset::{DataConfig, DatasetKind};
+use mmer_run::data::{DataConfig, DatasetKind};
 
 /// Dataset subcommands.
 #[derive(Debug, Subcommand)]

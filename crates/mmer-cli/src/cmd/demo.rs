@@ -9,8 +9,8 @@ use mmer_data::synthetic::SyntheticConfig;
 use mmer_train::{Checkpoint, TrainConfig};
 
 use crate::cmd::predict::render_table;
-use crate::cmd::train::{Existing, RunConfig, train_run};
-use crate::dataset::{DataConfig, DatasetKind};
+use mmer_run::data::{DataConfig, DatasetKind};
+use mmer_run::{Existing, RunConfig, train_run};
 
 /// Arguments of `mmer demo`.
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
 use mmer_media::{DEFAULT_SCENE_THRESHOLD, Ffmpeg, KeyframeMode, KeyframeOptions};
 use mmer_vision::{VisualExtractorConfig, VisualStreams};
 
-use crate::dataset::label_space;
+use mmer_run::data::label_space;
 
 /// Arguments of `mmer extract`.
 #[derive(Debug, Args)]

@@ -1,13 +1,11 @@
 //! `mmer predict`: the emotion of every turn of a user's conversation file.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use mmer_train::{Checkpoint, Prediction};
-
-use crate::dataset::checkpoint_encoder;
+use mmer_run::predict::Predictor;
+use mmer_train::Prediction;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -115,21 +113,8 @@ pub fn write_csv(predictions: &[Prediction], out: impl std::io::Write) -> Result
 
 /// Entry point of `mmer predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let (checkpoint, model) = Checkpoint::load(&args.model)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
-    let mut dialogues =
-        mmer_data::conversation::load_conversations(&args.input, &checkpoint.labels)?;
-    let encoder = checkpoint_encoder(&checkpoint, &args.model)?;
-    let started = Instant::now();
-    if let Some(encoder) = &encoder {
-        encoder.embed(&mut dialogues)?;
-    }
-    let predictions = checkpoint.predict(&model, &dialogues)?;
-    tracing::info!(
-        utterances = predictions.len(),
-        milliseconds = started.elapsed().as_secs_f64() * 1e3,
-        "predicted (after model load)"
-    );
+    let predictor = Predictor::load(&args.model)?;
+    let predictions = predictor.predict_file(&args.input)?;
     match args.format {
         OutputFormat::Table => print!("{}", render_table(&predictions)),
         OutputFormat::Jsonl => {

@@ -6,14 +6,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Result, bail};
 use mmer_core::{Corpus, Features, LabelSpace, Modality, Split};
 use mmer_data::synthetic::SyntheticConfig;
 use mmer_features::{EncoderKind, SentenceEncoder};
 use serde::{Deserialize, Serialize};
 
 /// Dataset formats mmer reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
     /// MELD transcripts: a directory with train/dev/test_sent_emo.csv.
@@ -75,10 +76,15 @@ pub struct DataConfig {
 }
 
 impl std::fmt::Display for DatasetKind {
+    /// The name `--dataset` takes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use clap::ValueEnum;
-        let value = self.to_possible_value().expect("no variant is skipped");
-        f.write_str(value.get_name())
+        f.write_str(match self {
+            DatasetKind::Meld => "meld",
+            DatasetKind::Iemocap => "iemocap",
+            DatasetKind::FeaturePickle => "feature-pickle",
+            DatasetKind::Conversations => "conversations",
+            DatasetKind::Synthetic => "synthetic",
+        })
     }
 }
 
@@ -448,6 +454,7 @@ impl TextView {
                 .split('-')
                 .map(str::parse)
                 .collect::<std::result::Result<Vec<usize>, _>>()
+                .ok()
                 .with_context(|| format!("text source {source:?}: bad layer list"))?;
             return Ok((name, TextView::Layers(layers)));
         }

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use crate::error::Result;
 use mmer_core::{Corpus, Modality, Split};
 use mmer_eval::{ClassificationReport, ReportAggregate};
 use mmer_train::SeedOutcome;
 use serde::{Deserialize, Serialize};
 
-use crate::cmd::train::RunConfig;
+use crate::config::RunConfig;
 
 const SCHEMA_VERSION: u32 = 1;
 

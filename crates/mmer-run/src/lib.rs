@@ -1,0 +1,29 @@
+//! The run and predict library of mmer: what a front end (the `mmer` CLI;
+//! later the server and the Python package) calls to train, evaluate and
+//! predict, so that binaries only parse arguments and print.
+//!
+//! - [`data`]: where a run's data comes from ([`DataConfig`]) and how
+//!   transcripts become the text modality (frozen encoders, feature store).
+//! - [`run`]: a run's config ([`RunConfig`]) and its directory
+//!   ([`RunDir`]): training every seed ([`train_run`]), resuming, replacing.
+//! - [`results`]: `results.json` and the table printed after a run.
+//! - [`evaluate`]: a finished run's seeds re-evaluated on a split.
+//! - [`predict`]: a trained model on a user's conversation file.
+//!
+//! Dependencies point down the pipeline: core, data, features, models,
+//! eval, train ← run ← cli.
+
+mod config;
+mod error;
+
+pub mod data;
+pub mod evaluate;
+pub mod predict;
+pub mod results;
+pub mod run;
+
+pub use config::RunConfig;
+pub use data::{DataConfig, DatasetKind};
+pub use error::{Context, Error, Result};
+pub use results::RunResults;
+pub use run::{Existing, RunDir, train_run};

@@ -1,0 +1,79 @@
+//! Prediction with a trained model: the emotion of every turn of a user's
+//! conversation file, keyed by the user's own dialogue ids and turns.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mmer_core::Dialogue;
+use mmer_models::EmotionModel;
+use mmer_train::{Checkpoint, Prediction};
+
+use crate::data::{TextFeaturizer, checkpoint_encoder};
+use crate::error::{Context, Result};
+
+/// A loaded model (`seed-<k>` directory of a run) with the text encoder
+/// its checkpoint names, ready to predict conversations.
+#[derive(Debug)]
+pub struct Predictor {
+    dir: PathBuf,
+    checkpoint: Checkpoint,
+    model: EmotionModel,
+    text: Option<TextFeaturizer>,
+}
+
+impl Predictor {
+    /// Loads the checkpoint in `dir` (its weights verified against their
+    /// recorded SHA-256) and, when it reads text, the encoder it was
+    /// trained with.
+    ///
+    /// # Errors
+    /// A missing or damaged checkpoint, or an encoder that is not installed.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let (checkpoint, model) =
+            Checkpoint::load(dir).with_context(|| format!("loading model {}", dir.display()))?;
+        let text = checkpoint_encoder(&checkpoint, dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            checkpoint,
+            model,
+            text,
+        })
+    }
+
+    /// The model's checkpoint metadata (label space, layout, training config).
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// Predicts every turn of a conversation file (`.jsonl` or `.csv`).
+    ///
+    /// # Errors
+    /// A malformed file (naming file and line), or a turn the model cannot
+    /// read or gives a non-finite probability.
+    pub fn predict_file(&self, path: &Path) -> Result<Vec<Prediction>> {
+        let dialogues = mmer_data::conversation::load_conversations(path, &self.checkpoint.labels)?;
+        self.predict(dialogues)
+    }
+
+    /// Predicts every turn of `dialogues`, embedding their transcripts first
+    /// when the model reads text.
+    ///
+    /// # Errors
+    /// As [`Predictor::predict_file`].
+    pub fn predict(&self, mut dialogues: Vec<Dialogue>) -> Result<Vec<Prediction>> {
+        let started = Instant::now();
+        if let Some(text) = &self.text {
+            text.embed(&mut dialogues)?;
+        }
+        let predictions = self
+            .checkpoint
+            .predict(&self.model, &dialogues)
+            .with_context(|| format!("predicting with {}", self.dir.display()))?;
+        tracing::info!(
+            utterances = predictions.len(),
+            milliseconds = started.elapsed().as_secs_f64() * 1e3,
+            "predicted (after model load)"
+        );
+        Ok(predictions)
+    }
+}
