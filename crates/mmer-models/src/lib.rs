@@ -14,5 +14,6 @@ pub mod nce;
 
 pub use erc::{ContextMode, ErcModel, ErcModelConfig};
 pub use multimodal::{
-    DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, ManResidual, Pooling, UtteranceInput,
+    DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, ManResidual, ModelSpec, Pooling,
+    UtteranceInput,
 };

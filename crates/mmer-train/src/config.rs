@@ -3,98 +3,9 @@
 use std::path::PathBuf;
 
 use mmer_core::Modality;
-use mmer_models::erc::ContextMode;
+pub use mmer_models::ModelSpec;
 use mmer_models::loss::LossKind;
-use mmer_models::{EmotionModelConfig, Fusion, ManResidual, Pooling};
 use serde::{Deserialize, Serialize};
-
-/// Model hyper-parameters (input width and classes come from the data).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelSpec {
-    /// Modality fusion: `early` (pooled features concatenated at the input),
-    /// `concat` (per-modality encoders, concatenated), `man_concat`, or
-    /// `man_af` (AMuSE: MAN + Adaptive Fusion).
-    pub fusion: Fusion,
-    /// Bi-LSTM over each modality's frames (sequence fusions only).
-    pub temporal: bool,
-    /// Per-utterance pooling of each modality's encoded frames: `mean` or
-    /// `attention` (learned weights; sequence fusions only).
-    pub pooling: Pooling,
-    /// A classifier per modality whose focal loss is averaged into the
-    /// training loss (AMuSE Eq. 5; sequence fusions only).
-    pub mode_heads: bool,
-    /// Common width of the modality encoders (sequence fusions only).
-    pub d_modality: usize,
-    /// MAN layers per central stack (AMuSE: 4).
-    pub man_layers: usize,
-    /// MAN attention heads (must divide `d_modality`).
-    pub man_heads: usize,
-    /// How MAN's sub-layers join the residual stream: `post_norm` (the
-    /// transformer layer) or `rezero` (learned scales from 0: MAN starts as
-    /// the identity).
-    pub man_residual: ManResidual,
-    /// Context streams: `none` (utterance MLP), `dialogue`, `dialogue_speaker` (AMuSE).
-    pub context: ContextMode,
-    /// Utterance representation width.
-    pub d_model: usize,
-    /// Context LSTM hidden width per direction (thesis: 100).
-    pub d_hidden: usize,
-    /// Dropout.
-    pub dropout: f64,
-    /// Dropout on each modality's raw frames in the sequence fusions (early
-    /// fusion drops its input at `dropout`). 0 = the recorded AMuSE runs;
-    /// frozen text embeddings want the foundation's 0.3.
-    pub input_dropout: f64,
-    /// Dropout on the context streams' output (0 = the foundation model).
-    pub context_dropout: f64,
-}
-
-impl Default for ModelSpec {
-    fn default() -> Self {
-        Self {
-            fusion: Fusion::Early,
-            temporal: true,
-            pooling: Pooling::Mean,
-            mode_heads: false,
-            d_modality: 64,
-            man_layers: 4,
-            man_heads: 4,
-            man_residual: ManResidual::PostNorm,
-            context: ContextMode::DialogueSpeaker,
-            d_model: 256,
-            d_hidden: 100,
-            dropout: 0.3,
-            input_dropout: 0.0,
-            context_dropout: 0.0,
-        }
-    }
-}
-
-impl ModelSpec {
-    /// The burn config for given modality widths and classes.
-    pub fn model_config(
-        &self,
-        modality_widths: Vec<usize>,
-        num_classes: usize,
-    ) -> EmotionModelConfig {
-        EmotionModelConfig::new(modality_widths, num_classes)
-            .with_fusion(self.fusion)
-            .with_temporal(self.temporal)
-            .with_pooling(self.pooling)
-            .with_mode_heads(self.mode_heads)
-            .with_d_modality(self.d_modality)
-            .with_man_layers(self.man_layers)
-            .with_man_heads(self.man_heads)
-            .with_man_residual(self.man_residual)
-            .with_context(self.context)
-            .with_d_model(self.d_model)
-            .with_d_hidden(self.d_hidden)
-            .with_dropout(self.dropout)
-            .with_input_dropout(self.input_dropout)
-            .with_context_dropout(self.context_dropout)
-    }
-}
 
 /// Per-class loss weights.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

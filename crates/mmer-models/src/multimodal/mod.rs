@@ -14,4 +14,6 @@ pub use attention::{ManResidual, MultimodalAttention, MultimodalAttentionConfig}
 pub use encoder::{
     AttentionPooling, ModalityEncoder, ModalityEncoderConfig, ModalityFrames, Pooling, time_code,
 };
-pub use model::{DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, UtteranceInput};
+pub use model::{
+    DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, ModelSpec, UtteranceInput,
+};

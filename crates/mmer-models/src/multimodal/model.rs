@@ -71,57 +71,93 @@ pub struct DialogueBatch {
     pub speakers: SpeakerIndex,
 }
 
-/// Configuration of [`EmotionModel`].
+/// The model's hyper-parameters, declared once: a run's `[train.model]`
+/// table (serde, every field optional) and the part of
+/// [`EmotionModelConfig`] that does not come from the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSpec {
+    /// Modality fusion: `early` (pooled features concatenated at the input),
+    /// `concat` (per-modality encoders, concatenated), `man_concat`, or
+    /// `man_af` (AMuSE: MAN + Adaptive Fusion).
+    pub fusion: Fusion,
+    /// Bi-LSTM over each modality's frames (sequence fusions only).
+    pub temporal: bool,
+    /// Per-utterance pooling of each modality's encoded frames: `mean` or
+    /// `attention` (learned weights; sequence fusions only).
+    pub pooling: Pooling,
+    /// A classifier per modality whose focal loss is averaged into the
+    /// training loss (AMuSE Eq. 5; sequence fusions only).
+    pub mode_heads: bool,
+    /// Common width of the modality encoders (even; sequence fusions only).
+    pub d_modality: usize,
+    /// MAN layers per central stack (AMuSE: 4).
+    pub man_layers: usize,
+    /// MAN attention heads (must divide `d_modality`).
+    pub man_heads: usize,
+    /// How MAN's sub-layers join the residual stream: `post_norm` (the
+    /// transformer layer) or `rezero` (learned scales from 0: MAN starts as
+    /// the identity).
+    pub man_residual: ManResidual,
+    /// Context streams: `none` (utterance MLP), `dialogue`, `dialogue_speaker` (AMuSE).
+    pub context: ContextMode,
+    /// Width of the utterance representation and of the head's hidden layer.
+    pub d_model: usize,
+    /// Context LSTM hidden width per direction (thesis: 100).
+    pub d_hidden: usize,
+    /// Dropout.
+    pub dropout: f64,
+    /// Dropout on each modality's raw frames in the sequence fusions (early
+    /// fusion drops its input at `dropout`). 0 = the recorded AMuSE runs;
+    /// frozen text embeddings want the foundation's 0.3.
+    pub input_dropout: f64,
+    /// Dropout on the context streams' output (0 = the foundation model).
+    pub context_dropout: f64,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            fusion: Fusion::Early,
+            temporal: true,
+            pooling: Pooling::Mean,
+            mode_heads: false,
+            d_modality: 64,
+            man_layers: 4,
+            man_heads: 4,
+            man_residual: ManResidual::PostNorm,
+            context: ContextMode::DialogueSpeaker,
+            d_model: 256,
+            d_hidden: 100,
+            dropout: 0.3,
+            input_dropout: 0.0,
+            context_dropout: 0.0,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The burn config for given modality widths and classes.
+    pub fn model_config(
+        &self,
+        modality_widths: Vec<usize>,
+        num_classes: usize,
+    ) -> EmotionModelConfig {
+        EmotionModelConfig::new(modality_widths, num_classes).with_spec(self.clone())
+    }
+}
+
+/// Configuration of [`EmotionModel`]: the data's widths and classes plus
+/// the hyper-parameters of [`ModelSpec`].
 #[derive(Config, Debug)]
 pub struct EmotionModelConfig {
     /// Width of each input modality, in model order.
     pub modality_widths: Vec<usize>,
     /// Number of classes.
     pub num_classes: usize,
-    /// Fusion of the modalities.
-    #[config(default = "Fusion::Early")]
-    pub fusion: Fusion,
-    /// Bi-LSTM over frames in the modality encoders.
-    #[config(default = true)]
-    pub temporal: bool,
-    /// How each modality's encoded frames are pooled per utterance.
-    #[config(default = "Pooling::Mean")]
-    pub pooling: Pooling,
-    /// A classifier per modality on its own descriptor (sequence fusions),
-    /// for the mode-specific focal terms of AMuSE's loss (Eq. 5).
-    #[config(default = false)]
-    pub mode_heads: bool,
-    /// Common width of the modality encoders (even).
-    #[config(default = 64)]
-    pub d_modality: usize,
-    /// MAN layers per central stack.
-    #[config(default = 4)]
-    pub man_layers: usize,
-    /// MAN attention heads.
-    #[config(default = 4)]
-    pub man_heads: usize,
-    /// How MAN's sub-layers join the residual stream.
-    #[config(default = "ManResidual::PostNorm")]
-    pub man_residual: ManResidual,
-    /// Context streams.
-    #[config(default = "ContextMode::DialogueSpeaker")]
-    pub context: ContextMode,
-    /// Width of the utterance representation and of the head's hidden layer.
-    #[config(default = 256)]
-    pub d_model: usize,
-    /// Hidden width per direction of the context LSTMs (thesis: 100).
-    #[config(default = 100)]
-    pub d_hidden: usize,
-    /// Dropout.
-    #[config(default = 0.3)]
-    pub dropout: f64,
-    /// Dropout on each modality's raw frames (sequence fusions; early
-    /// fusion's input dropout is `dropout`).
-    #[config(default = 0.0)]
-    pub input_dropout: f64,
-    /// Dropout on the context streams' output.
-    #[config(default = 0.0)]
-    pub context_dropout: f64,
+    /// Hyper-parameters.
+    #[config(default = "ModelSpec::default()")]
+    pub spec: ModelSpec,
 }
 
 /// Fusion in front of the context model.
@@ -140,8 +176,8 @@ pub struct EmotionModel {
 impl EmotionModelConfig {
     /// Width of the fused utterance vector the context model reads.
     pub fn d_fused(&self) -> usize {
-        if self.fusion.uses_sequences() {
-            self.modality_widths.len() * self.d_modality
+        if self.spec.fusion.uses_sequences() {
+            self.modality_widths.len() * self.spec.d_modality
         } else {
             self.modality_widths.iter().sum()
         }
@@ -150,29 +186,30 @@ impl EmotionModelConfig {
     /// Builds the model.
     pub fn init(&self, device: &Device) -> EmotionModel {
         let modalities = self.modality_widths.len();
-        let encoders = if self.fusion.uses_sequences() {
+        let encoders = if self.spec.fusion.uses_sequences() {
             self.modality_widths
                 .iter()
                 .map(|&w| {
-                    ModalityEncoderConfig::new(w, self.d_modality)
-                        .with_temporal(self.temporal)
-                        .with_input_dropout(self.input_dropout)
+                    ModalityEncoderConfig::new(w, self.spec.d_modality)
+                        .with_temporal(self.spec.temporal)
+                        .with_input_dropout(self.spec.input_dropout)
                         .init(device)
                 })
                 .collect()
         } else {
             Vec::new()
         };
-        let poolers = if self.fusion.uses_sequences() && self.pooling == Pooling::Attention {
+        let poolers =
+            if self.spec.fusion.uses_sequences() && self.spec.pooling == Pooling::Attention {
+                (0..modalities)
+                    .map(|_| AttentionPooling::init(self.spec.d_modality, device))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        let mode_heads = if self.spec.fusion.uses_sequences() && self.spec.mode_heads {
             (0..modalities)
-                .map(|_| AttentionPooling::init(self.d_modality, device))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mode_heads = if self.fusion.uses_sequences() && self.mode_heads {
-            (0..modalities)
-                .map(|_| LinearConfig::new(self.d_modality, self.num_classes).init(device))
+                .map(|_| LinearConfig::new(self.spec.d_modality, self.num_classes).init(device))
                 .collect()
         } else {
             Vec::new()
@@ -183,22 +220,22 @@ impl EmotionModelConfig {
             mode_heads,
             // Attention dropout is capped at 0.1, the transformer default;
             // the model-wide rate is meant for the dense layers.
-            attention: self.fusion.uses_man().then(|| {
-                MultimodalAttentionConfig::new(modalities, self.d_modality)
-                    .with_layers(self.man_layers)
-                    .with_heads(self.man_heads)
-                    .with_residual(self.man_residual)
-                    .with_dropout(self.dropout.min(0.1))
+            attention: self.spec.fusion.uses_man().then(|| {
+                MultimodalAttentionConfig::new(modalities, self.spec.d_modality)
+                    .with_layers(self.spec.man_layers)
+                    .with_heads(self.spec.man_heads)
+                    .with_residual(self.spec.man_residual)
+                    .with_dropout(self.spec.dropout.min(0.1))
                     .init(device)
             }),
-            adaptive_fusion: (self.fusion == Fusion::ManAf)
-                .then(|| AdaptiveFusionConfig::new(modalities, self.d_modality).init(device)),
+            adaptive_fusion: (self.spec.fusion == Fusion::ManAf)
+                .then(|| AdaptiveFusionConfig::new(modalities, self.spec.d_modality).init(device)),
             erc: ErcModelConfig::new(self.d_fused(), self.num_classes)
-                .with_context(self.context)
-                .with_d_model(self.d_model)
-                .with_d_hidden(self.d_hidden)
-                .with_dropout(self.dropout)
-                .with_context_dropout(self.context_dropout)
+                .with_context(self.spec.context)
+                .with_d_model(self.spec.d_model)
+                .with_d_hidden(self.spec.d_hidden)
+                .with_dropout(self.spec.dropout)
+                .with_context_dropout(self.spec.context_dropout)
                 .init(device),
         }
     }
@@ -386,14 +423,27 @@ mod tests {
     }
 
     fn config(fusion: Fusion, modalities: usize) -> EmotionModelConfig {
-        EmotionModelConfig::new(WIDTHS[..modalities].to_vec(), 4)
-            .with_fusion(fusion)
-            .with_d_modality(8)
-            .with_man_layers(2)
-            .with_man_heads(2)
-            .with_d_model(12)
-            .with_d_hidden(5)
-            .with_dropout(0.0)
+        config_with(fusion, modalities, |_| {})
+    }
+
+    /// A small model of `fusion` over `modalities`, with `edit` applied.
+    fn config_with(
+        fusion: Fusion,
+        modalities: usize,
+        edit: impl FnOnce(&mut ModelSpec),
+    ) -> EmotionModelConfig {
+        let mut spec = ModelSpec {
+            fusion,
+            d_modality: 8,
+            man_layers: 2,
+            man_heads: 2,
+            d_model: 12,
+            d_hidden: 5,
+            dropout: 0.0,
+            ..ModelSpec::default()
+        };
+        edit(&mut spec);
+        spec.model_config(WIDTHS[..modalities].to_vec(), 4)
     }
 
     #[test]
@@ -406,7 +456,7 @@ mod tests {
                     ContextMode::Dialogue,
                     ContextMode::DialogueSpeaker,
                 ] {
-                    let model = config(fusion, m).with_context(context).init(&device);
+                    let model = config_with(fusion, m, |s| s.context = context).init(&device);
                     assert_eq!(model.forward(&batch(fusion, m, &device)).dims(), [2, 5, 4]);
                 }
             }
@@ -511,7 +561,7 @@ mod tests {
         for fusion in [Fusion::ManConcat, Fusion::ManAf] {
             for m in [1, 3] {
                 device.seed(6);
-                let cfg = config(fusion, m).with_man_residual(ManResidual::Rezero);
+                let cfg = config_with(fusion, m, |s| s.man_residual = ManResidual::Rezero);
                 let mut model = cfg.init(&device);
                 let input = batch(fusion, m, &device);
                 let without_man = EmotionModel {
@@ -551,7 +601,7 @@ mod tests {
                     .1
                     .is_empty()
             );
-            let model = config(fusion, 3).with_mode_heads(true).init(&device);
+            let model = config_with(fusion, 3, |s| s.mode_heads = true).init(&device);
             let (logits, modes) = model.forward_with_modes(&batch(fusion, 3, &device));
             assert_eq!(modes.len(), 3);
             let term = |l: Tensor<3>| batch_loss(l, &device);
