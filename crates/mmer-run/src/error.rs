@@ -36,6 +36,12 @@ pub enum Error {
     /// A JSON file that does not parse or cannot be written.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// A CSV file that cannot be read or written.
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+    /// Speech analysis.
+    #[error(transparent)]
+    Audio(#[from] mmer_audio::Error),
     /// Domain types and the feature store.
     #[error(transparent)]
     Core(#[from] mmer_core::Error),

@@ -9,14 +9,16 @@
 //! - [`results`]: `results.json` and the table printed after a run.
 //! - [`evaluate`]: a finished run's seeds re-evaluated on a split.
 //! - [`predict`]: a trained model on a user's conversation file.
+//! - [`emodb`]: the EmoDB leave-one-speaker-out speech experiment.
 //!
-//! Dependencies point down the pipeline: core, data, features, models,
-//! eval, train ← run ← cli.
+//! Dependencies point down the pipeline: core, data, audio, features,
+//! models, eval, train ← run ← cli.
 
 mod config;
 mod error;
 
 pub mod data;
+pub mod emodb;
 pub mod evaluate;
 pub mod predict;
 pub mod results;

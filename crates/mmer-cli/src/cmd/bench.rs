@@ -67,7 +67,50 @@ pub enum Workload {
     Extract(ExtractBenchArgs),
     /// Speaker-independent EmoDB: leave-one-speaker-out accuracy and
     /// weighted F1 of an audio-only model on mmer's own functionals.
-    EmodbLoso(crate::cmd::emodb::EmoDbArgs),
+    EmodbLoso(EmoDbArgs),
+}
+
+/// Arguments of `mmer bench emodb-loso`.
+#[derive(Debug, Args)]
+pub struct EmoDbArgs {
+    /// EmoDB WAV folder (file names like `03a01Wa.wav`).
+    #[arg(long, default_value = "../shared/data/emodb/wav")]
+    pub data: PathBuf,
+    /// Seeds, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    pub seeds: Vec<u64>,
+    /// Maximum epochs per fold.
+    #[arg(long, default_value_t = 200)]
+    pub max_epochs: usize,
+    /// Reference run: read each clip's features from this openSMILE
+    /// eGeMAPSv02 functionals CSV (`clip` column + 88 values, e.g.
+    /// crates/mmer-audio/tests/fixtures/egemaps_emodb.csv) instead of
+    /// computing mmer's own.
+    #[arg(long)]
+    pub opensmile_csv: Option<PathBuf>,
+    /// Z-score every feature within each speaker first (speaker
+    /// normalisation, standard in speaker-independent SER). It uses the
+    /// test speaker's unlabelled features, never their labels.
+    #[arg(long)]
+    pub speaker_norm: bool,
+    /// Also write every clip's features (before any speaker normalisation)
+    /// as CSV — clip, speaker, class, then one column per feature — for
+    /// analysis with other tools.
+    #[arg(long)]
+    pub features_out: Option<PathBuf>,
+}
+
+impl EmoDbArgs {
+    fn into_config(self) -> mmer_run::emodb::EmoDbConfig {
+        mmer_run::emodb::EmoDbConfig {
+            data: self.data,
+            seeds: self.seeds,
+            max_epochs: self.max_epochs,
+            opensmile_csv: self.opensmile_csv,
+            speaker_norm: self.speaker_norm,
+            features_out: self.features_out,
+        }
+    }
 }
 
 /// Arguments of `mmer bench extract`.
@@ -208,7 +251,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Workload::TrainEpoch(a) => serde_json::to_string(&bench_train_epoch(a)?)?,
         Workload::Predict(a) => serde_json::to_string(&bench_predict(a)?)?,
         Workload::Extract(a) => serde_json::to_string(&bench_extract(a)?)?,
-        Workload::EmodbLoso(a) => serde_json::to_string(&crate::cmd::emodb::run(a)?)?,
+        Workload::EmodbLoso(a) => {
+            serde_json::to_string(&mmer_run::emodb::run_loso(&a.into_config())?)?
+        }
     };
     println!("{report}");
     Ok(())

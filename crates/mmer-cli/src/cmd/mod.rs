@@ -3,7 +3,6 @@
 pub mod bench;
 pub mod data;
 pub mod demo;
-pub mod emodb;
 pub mod eval;
 pub mod extract;
 pub mod predict;

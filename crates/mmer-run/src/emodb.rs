@@ -1,4 +1,4 @@
-//! `mmer bench emodb-loso`: speaker-independent EmoDB (issue 4 target) —
+//! Speaker-independent EmoDB (`mmer bench emodb-loso`, issue 4 target) —
 //! leave-one-speaker-out over its 10 speakers with an audio-only model that
 //! mmer trains on its own eGeMAPS-style functionals (mmer-audio).
 //!
@@ -13,15 +13,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
 use mmer_core::{Corpus, Dialogue, Features, Label, LabelSpace, Modality, Split, Utterance};
 use mmer_eval::Aggregate;
 use mmer_models::ContextMode;
 use mmer_train::trainer::PreparedData;
 use mmer_train::{TrainConfig, train_seed};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result, bail};
 
 /// EmoDB classes, in file-code order of [`CODES`].
 const CLASSES: [&str; 7] = [
@@ -35,44 +35,40 @@ const CLASSES: [&str; 7] = [
 ];
 const CODES: [char; 7] = ['W', 'L', 'E', 'A', 'F', 'T', 'N'];
 
-/// Arguments of `mmer bench emodb-loso`.
-#[derive(Debug, Args)]
-pub struct EmoDbArgs {
+/// Settings of the EmoDB leave-one-speaker-out experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmoDbConfig {
     /// EmoDB WAV folder (file names like `03a01Wa.wav`).
-    #[arg(long, default_value = "../shared/data/emodb/wav")]
     pub data: PathBuf,
-    /// Seeds, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    /// Seeds; one model per fold and seed.
     pub seeds: Vec<u64>,
     /// Maximum epochs per fold.
-    #[arg(long, default_value_t = 200)]
     pub max_epochs: usize,
     /// Reference run: read each clip's features from this openSMILE
-    /// eGeMAPSv02 functionals CSV (`clip` column + 88 values, e.g.
-    /// crates/mmer-audio/tests/fixtures/egemaps_emodb.csv) instead of
+    /// functionals CSV (`clip` column + one column per feature) instead of
     /// computing mmer's own.
-    #[arg(long)]
     pub opensmile_csv: Option<PathBuf>,
     /// Z-score every feature within each speaker first (speaker
     /// normalisation, standard in speaker-independent SER). It uses the
     /// test speaker's unlabelled features, never their labels.
-    #[arg(long)]
     pub speaker_norm: bool,
     /// Also write every clip's features (before any speaker normalisation)
-    /// as CSV — clip, speaker, class, then one column per feature — for
-    /// analysis with other tools.
-    #[arg(long)]
+    /// as CSV: clip, speaker, class, then one column per feature.
     pub features_out: Option<PathBuf>,
 }
 
-/// Writes `clips` as CSV (see [`EmoDbArgs::features_out`]).
+/// Writes `clips` as CSV (see [`EmoDbConfig::features_out`]).
 fn write_features(path: &Path, clips: &[Clip]) -> Result<()> {
     let mut writer =
         csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
     let width = clips.first().map_or(0, |c| c.features.len());
     let mut header = vec!["clip".to_string(), "speaker".into(), "class".into()];
     header.extend((0..width).map(|i| format!("f{i}")));
-    writer.write_record(&header)?;
+    let written = |e| Error::Context {
+        context: format!("writing {}", path.display()),
+        source: Box::new(Error::Csv(e)),
+    };
+    writer.write_record(&header).map_err(written)?;
     for clip in clips {
         let mut row = vec![
             clip.id.clone(),
@@ -80,7 +76,7 @@ fn write_features(path: &Path, clips: &[Clip]) -> Result<()> {
             CLASSES[clip.class].to_string(),
         ];
         row.extend(clip.features.iter().map(|v| v.to_string()));
-        writer.write_record(&row)?;
+        writer.write_record(&row).map_err(written)?;
     }
     writer
         .flush()
@@ -133,6 +129,7 @@ fn read_opensmile(path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
             .skip(1)
             .map(|v| v.parse::<f32>())
             .collect::<std::result::Result<Vec<f32>, _>>()
+            .ok()
             .with_context(|| {
                 format!(
                     "{}: row {} ({clip}) has a non-numeric value",
@@ -153,7 +150,7 @@ struct Clip {
     features: Vec<f32>,
 }
 
-/// Result of `mmer bench emodb-loso`.
+/// Result of the experiment (`mmer bench emodb-loso` prints it as JSON).
 #[derive(Debug, Serialize)]
 pub struct EmoDbReport {
     workload: &'static str,
@@ -233,8 +230,13 @@ fn corpus(clips: &[Clip], test: &str, valid: &str) -> Corpus {
     }
 }
 
-/// Runs the benchmark.
-pub fn run(args: EmoDbArgs) -> Result<EmoDbReport> {
+/// Runs the experiment: every speaker tested once, the next one
+/// validating, the others training; test predictions pooled per seed.
+///
+/// # Errors
+/// An unreadable folder or clip (named), fewer than 3 speakers, a
+/// reference CSV without a clip's row.
+pub fn run_loso(args: &EmoDbConfig) -> Result<EmoDbReport> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&args.data)
         .with_context(|| format!("reading {}", args.data.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -321,7 +323,7 @@ pub fn run(args: EmoDbArgs) -> Result<EmoDbReport> {
         speakers,
         classes: CLASSES.to_vec(),
         features: clips[0].features.len(),
-        seeds: args.seeds,
+        seeds: args.seeds.clone(),
         accuracy: Aggregate::from_values(&accuracy)?,
         weighted_f1: Aggregate::from_values(&weighted_f1)?,
         confusion,
