@@ -16,6 +16,7 @@ use crate::blocks::{ContextBlock, ContextBlockConfig, SequenceIndex, SpeakerInde
 
 /// How much conversational context the model sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum ContextMode {
     /// Each utterance alone (MLP baseline).
@@ -23,6 +24,7 @@ pub enum ContextMode {
     /// Dialogue-level Bi-LSTM only (ablation).
     Dialogue,
     /// Dialogue-level + speaker-level Bi-LSTM (AMuSE).
+    #[cfg_attr(feature = "clap", value(alias = "dialogue_speaker"))]
     DialogueSpeaker,
 }
 

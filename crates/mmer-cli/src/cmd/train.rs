@@ -60,7 +60,7 @@ pub struct TrainArgs {
     pub text_layers: Option<Vec<usize>>,
     /// Per-utterance pooling of encoded frames or tokens: mean, attention.
     /// [default: mean]
-    #[arg(long, value_parser = parse_pooling)]
+    #[arg(long, value_enum)]
     pub pooling: Option<Pooling>,
     /// Add a classifier per modality whose focal loss is averaged into the
     /// training loss (AMuSE Eq. 5; sequence fusions).
@@ -71,17 +71,17 @@ pub struct TrainArgs {
     pub modalities: Option<Vec<Modality>>,
     /// Context streams: none (utterance MLP), dialogue, dialogue-speaker
     /// (AMuSE). [default: dialogue-speaker]
-    #[arg(long, value_parser = parse_context)]
+    #[arg(long, value_enum)]
     pub context: Option<ContextMode>,
     /// Modality fusion: early (pooled features concatenated), concat
     /// (per-modality encoders), man-concat, man-af (AMuSE).
     /// [default: early]
-    #[arg(long, value_parser = parse_fusion)]
+    #[arg(long, value_enum)]
     pub fusion: Option<Fusion>,
     /// How MAN's sub-layers join the residual stream: post-norm (the
     /// transformer layer) or rezero (learned scales starting at 0, so MAN
     /// starts as the identity; for few modalities). [default: post-norm]
-    #[arg(long, value_parser = parse_man_residual)]
+    #[arg(long, value_enum)]
     pub man_residual: Option<ManResidual>,
     /// Start every seed from `mmer pretrain`'s weights in this directory
     /// (it holds `seed-<k>/` for each seed).
@@ -129,45 +129,6 @@ impl TrainArgs {
             (false, true) => Existing::Force,
             (false, false) => Existing::Refuse,
         }
-    }
-}
-
-fn parse_context(s: &str) -> Result<ContextMode, String> {
-    match s.replace('-', "_").as_str() {
-        "none" => Ok(ContextMode::None),
-        "dialogue" => Ok(ContextMode::Dialogue),
-        "dialogue_speaker" => Ok(ContextMode::DialogueSpeaker),
-        other => Err(format!(
-            "unknown context {other:?}: none, dialogue, dialogue-speaker"
-        )),
-    }
-}
-
-fn parse_pooling(s: &str) -> Result<Pooling, String> {
-    match s {
-        "mean" => Ok(Pooling::Mean),
-        "attention" => Ok(Pooling::Attention),
-        other => Err(format!("unknown pooling {other:?}: mean, attention")),
-    }
-}
-
-fn parse_man_residual(s: &str) -> Result<ManResidual, String> {
-    match s.replace('-', "_").as_str() {
-        "post_norm" => Ok(ManResidual::PostNorm),
-        "rezero" => Ok(ManResidual::Rezero),
-        other => Err(format!("unknown MAN residual {other:?}: post-norm, rezero")),
-    }
-}
-
-fn parse_fusion(s: &str) -> Result<Fusion, String> {
-    match s.replace('-', "_").as_str() {
-        "early" => Ok(Fusion::Early),
-        "concat" => Ok(Fusion::Concat),
-        "man_concat" => Ok(Fusion::ManConcat),
-        "man_af" => Ok(Fusion::ManAf),
-        other => Err(format!(
-            "unknown fusion {other:?}: early, concat, man-concat, man-af"
-        )),
     }
 }
 

@@ -106,10 +106,12 @@ impl MaskedAttention {
 
 /// How each MAN sub-layer's output joins its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum ManResidual {
     /// `LN(x + branch)`: the standard (post-norm) transformer layer.
     #[default]
+    #[cfg_attr(feature = "clap", value(alias = "post_norm"))]
     PostNorm,
     /// `x + s · branch`, `s` a learned scalar starting at 0 (ReZero).
     Rezero,

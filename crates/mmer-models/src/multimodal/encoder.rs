@@ -102,6 +102,7 @@ impl ModalityFrames {
 
 /// How an utterance's encoded frames become one descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Pooling {
     /// Mean over the real frames.

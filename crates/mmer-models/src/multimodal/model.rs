@@ -18,6 +18,7 @@ use crate::erc::{ContextMode, ErcModel, ErcModelConfig};
 
 /// How the modalities of an utterance are combined (AMuSE Table II rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Fusion {
     /// Mean-pooled raw features concatenated at the input (the foundation
@@ -28,8 +29,10 @@ pub enum Fusion {
     /// concatenation" baseline).
     Concat,
     /// Encoders → MAN → pooled, concatenated ("MAN + concat").
+    #[cfg_attr(feature = "clap", value(alias = "man_concat"))]
     ManConcat,
     /// Encoders → MAN → pooled → Adaptive Fusion (AMuSE).
+    #[cfg_attr(feature = "clap", value(alias = "man_af"))]
     ManAf,
 }
 
