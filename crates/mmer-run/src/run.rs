@@ -30,7 +30,7 @@ pub enum Existing {
 
 /// Seeds must be given and distinct: a repeated seed trains the same model
 /// twice and reports a spread of zero over the copies.
-pub fn check_seeds(seeds: &[u64]) -> Result<()> {
+fn check_seeds(seeds: &[u64]) -> Result<()> {
     ensure!(!seeds.is_empty(), "no seeds configured");
     for (k, seed) in seeds.iter().enumerate() {
         ensure!(
@@ -84,8 +84,9 @@ pub fn seed_checkpoint(
     )
 }
 
-/// Loads, validates and encodes the configured corpus.
+/// Checks the seeds, then loads, validates and encodes the configured corpus.
 pub fn prepare(config: &RunConfig) -> Result<(mmer_core::Corpus, PreparedData)> {
+    check_seeds(&config.train.seeds)?;
     let corpus = config.data.load(&config.train.modalities)?;
     corpus
         .validate()

@@ -9,7 +9,7 @@ use mmer_features::EncoderKind;
 use mmer_models::{ContextMode, Fusion, ManResidual, Pooling};
 use mmer_run::RunConfig;
 use mmer_run::data::{DataConfig, DatasetKind};
-use mmer_run::run::{Existing, check_seeds, default_run_name, train_run};
+use mmer_run::run::{Existing, default_run_name, train_run};
 use mmer_train::TrainConfig;
 
 /// Arguments of `mmer train`. Flags override the config file.
@@ -204,8 +204,6 @@ impl TrainArgs {
         if let Some(n) = self.data_parallel {
             config.train.data_parallel = n as usize;
         }
-        check_seeds(&config.train.seeds)?;
-        config.data.check(&config.train.modalities)?;
         let out = self
             .out
             .unwrap_or_else(|| PathBuf::from("runs").join(default_run_name(&config)));
