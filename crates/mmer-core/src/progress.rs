@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar on a terminal, periodic log lines elsewhere.
 #[derive(Debug)]
@@ -32,29 +32,23 @@ struct LogState {
 
 impl Progress {
     /// Progress of `total` `unit`s (e.g. "texts", "epochs") of the work
-    /// named `what`. `template` is the bar's `indicatif` template; `show =
-    /// false` reports nothing at all.
-    pub fn new(
-        what: impl Into<String>,
-        unit: &'static str,
-        total: u64,
-        template: &str,
-        show: bool,
-    ) -> Self {
+    /// named `what`, drawn as `what [bar] done/total unit rate eta message`
+    /// on a terminal; `show = false` reports nothing at all.
+    pub fn new(what: impl Into<String>, unit: &'static str, total: u64, show: bool) -> Self {
         let what = what.into();
         let on_terminal = std::io::stderr().is_terminal();
-        let bar = if show && on_terminal {
-            ProgressBar::new(total)
-        } else {
-            ProgressBar::hidden()
-        };
-        if !bar.is_hidden() {
+        let bar = ProgressBar::new(total);
+        if show && on_terminal {
+            let template = format!(
+                "{} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} eta {{eta}} {{msg}}",
+                what.replace('{', "{{").replace('}', "}}")
+            );
             bar.set_style(
-                ProgressStyle::with_template(template)
+                ProgressStyle::with_template(&template)
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
         } else {
-            bar.set_length(total);
+            bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         let log = (show && !on_terminal).then(|| {
             let now = Instant::now();

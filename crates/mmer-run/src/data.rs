@@ -378,10 +378,8 @@ pub fn attach_text_embeddings(
                     format!("embedding {corpus_name}/{split} ({table})"),
                     "texts",
                     texts.len() as u64,
-                    "embedding {msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
                     true,
                 );
-                bar.set_message(format!("{corpus_name}/{split} ({table})"));
                 let progress = |done, _| bar.set_position(done as u64);
                 let rows = view.embed(encoder, texts, true, progress);
                 bar.finish();

@@ -386,13 +386,7 @@ pub fn class_weight_tensor(
 /// Epoch progress labelled `<what> <seed>`: a bar on a terminal, periodic
 /// log lines otherwise, nothing when not shown.
 pub(crate) fn epoch_bar(show: bool, epochs: usize, what: &str, seed: u64) -> Progress {
-    Progress::new(
-        format!("{what} {seed}"),
-        "epochs",
-        epochs as u64,
-        &format!("{what} {seed} [{{bar:30}}] epoch {{pos}}/{{len}} {{elapsed}} {{msg}}"),
-        show,
-    )
+    Progress::new(format!("{what} {seed}"), "epochs", epochs as u64, show)
 }
 
 /// Trains one model with `seed`; returns its outcome and the best-validation model.

@@ -130,13 +130,8 @@ pub fn run(args: ExtractArgs) -> Result<()> {
         jobs,
         force: args.force,
     };
-    let bar = mmer_core::progress::Progress::new(
-        "extracting",
-        "files",
-        inputs.jobs.len() as u64,
-        "extracting [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-        true,
-    );
+    let bar =
+        mmer_core::progress::Progress::new("extracting", "files", inputs.jobs.len() as u64, true);
     let report = extract::run(&ffmpeg, &extractors, &inputs.jobs, &opts, &|file| {
         if file.outcome == Outcome::Failed {
             let reason = file.reason.as_deref().unwrap_or(&file.path);
