@@ -80,6 +80,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Whether `s` is a SHA-256 as [`sha256_hex`] writes it: 64 lower-case
+/// hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Lower-case hex SHA-256 of the file at `path`.
 ///
 /// # Errors
@@ -134,6 +142,8 @@ mod tests {
         // FIPS 180-2 appendix B.1.
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(sha256_hex(b"abc"), abc);
+        assert!(is_sha256_hex(abc));
+        assert!(!is_sha256_hex(&abc.to_uppercase()) && !is_sha256_hex(&abc[1..]));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("abc");
         std::fs::write(&path, b"abc").unwrap();

@@ -139,7 +139,7 @@ fn check_index(index: &Index, key: &StoreKey, dim: usize) -> Result<Vec<usize>> 
     if let Some(i) = index
         .text_sha256
         .iter()
-        .position(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .position(|h| !crate::atomic::is_sha256_hex(h))
     {
         return Err(bad(format!(
             "entry {i} ({:?}) has text hash {:?}, not a SHA-256",

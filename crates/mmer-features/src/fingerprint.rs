@@ -63,7 +63,7 @@ pub(crate) fn weights_sha256(weights: &Path) -> Result<String> {
         && cached.size == key.size
         && cached.mtime_secs == key.mtime_secs
         && cached.mtime_nanos == key.mtime_nanos
-        && is_hex_sha256(&cached.sha256)
+        && mmer_core::atomic::is_sha256_hex(&cached.sha256)
     {
         return Ok(cached.sha256);
     }
@@ -91,22 +91,11 @@ fn read_sidecar(path: &Path) -> Option<Sidecar> {
     serde_json::from_str(&text).ok()
 }
 
-fn write_sidecar(path: &Path, sidecar: &Sidecar) -> std::io::Result<()> {
-    let json = serde_json::to_string_pretty(sidecar).map_err(std::io::Error::other)?;
-    // Write then rename, so a concurrent reader never sees half a file.
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    fs::write(&tmp, json + "\n")?;
-    fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
-}
-
-fn is_hex_sha256(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// Writes the sidecar atomically (a concurrent reader never sees half a
+/// file); the error is only logged by the caller.
+fn write_sidecar(path: &Path, sidecar: &Sidecar) -> std::result::Result<(), String> {
+    let json = serde_json::to_string_pretty(sidecar).map_err(|e| e.to_string())?;
+    mmer_core::atomic::write_file(path, (json + "\n").as_bytes()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
