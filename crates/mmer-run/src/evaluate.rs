@@ -41,11 +41,7 @@ pub struct RunEvaluation {
 /// An unreadable or inconsistent run, a damaged checkpoint, data that
 /// cannot be loaded, or an empty split.
 pub fn evaluate_run(run: &Path, split: Split) -> Result<RunEvaluation> {
-    let config_path = run.join("config.toml");
-    let text = std::fs::read_to_string(&config_path)
-        .with_context(|| format!("reading {}", config_path.display()))?;
-    let config: RunConfig =
-        toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+    let config = RunConfig::read(&run.join("config.toml"))?;
     check_complete(run, &config)?;
     let corpus = config.data.load(&config.train.modalities)?;
     let dialogues = corpus.split(split);

@@ -232,14 +232,8 @@ pub fn seeds_in(dir: &Path) -> Result<Vec<u64>> {
 /// data and training settings (seeds aside).
 fn check_resumable(out: &Path, config: &RunConfig) -> Result<()> {
     let path = out.join("config.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} (a directory without it holds no mmer run to resume)",
-            path.display()
-        )
-    })?;
-    let old: RunConfig =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let old = RunConfig::read(&path)
+        .context("a directory without a readable config.toml holds no mmer run to resume")?;
     if old.data != config.data {
         bail!(
             "{} was made from other data ([data] differs); use another --out or drop --resume",

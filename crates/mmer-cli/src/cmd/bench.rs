@@ -417,10 +417,7 @@ struct TrainEpochReport {
 fn train_epoch_setup(args: &TrainEpochArgs) -> Result<(DataConfig, TrainConfig)> {
     let (data, train) = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let run: RunConfig =
-                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            let run = RunConfig::read(path)?;
             (run.data, run.train)
         }
         None => (

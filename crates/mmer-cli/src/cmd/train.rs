@@ -136,12 +136,7 @@ impl TrainArgs {
     /// Merges the config file and the flags into one validated config.
     pub fn into_config(self) -> Result<(RunConfig, PathBuf)> {
         let mut config = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<RunConfig>(&text)
-                    .with_context(|| format!("parsing {}", path.display()))?
-            }
+            Some(path) => RunConfig::read(path)?,
             None => RunConfig {
                 data: DataConfig::new(self.dataset.context("give --config or --dataset")?, None),
                 train: TrainConfig::default(),
