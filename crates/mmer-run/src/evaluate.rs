@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::config::RunConfig;
 use crate::error::{Context, Result, bail, ensure};
+use crate::run::seeds_in;
 
 /// The metrics of every seed of a run on one split, written to
 /// `eval-<split>.json` in the run.
@@ -104,19 +105,11 @@ pub fn check_complete(run: &Path, config: &RunConfig) -> Result<()> {
         path.display(),
         config.train.seeds
     );
-    for entry in std::fs::read_dir(run).with_context(|| format!("reading {}", run.display()))? {
-        let name = entry?.file_name();
-        let seed = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("seed-"))
-            .and_then(|k| k.parse::<u64>().ok());
-        if let Some(seed) = seed {
-            ensure!(
-                listed.contains(&seed),
-                "{} holds seed-{seed}, which results.json does not list; the run directory is inconsistent",
-                run.display()
-            );
-        }
+    if let Some(seed) = seeds_in(run)?.into_iter().find(|s| !listed.contains(s)) {
+        bail!(
+            "{} holds seed-{seed}, which results.json does not list; the run directory is inconsistent",
+            run.display()
+        );
     }
     Ok(())
 }
