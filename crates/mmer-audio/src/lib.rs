@@ -9,11 +9,16 @@
 //! utterance-level functionals ([`functionals()`] → [`Functionals`], named and
 //! stable, validated against openSMILE eGeMAPSv02 on EmoDB — see
 //! `docs/audio-features.md`). Optional energy-based trimming: [`trim_silence`].
+//! Who speaks ([`speakers`]): a [`VoicePrint`] per turn ([`voice_print`]),
+//! speaker ids by clustering them ([`cluster_speakers`], [`assign_speakers`],
+//! [`estimate_speakers`]) and the accuracy of a labelling
+//! ([`speaker_accuracy`]).
 //!
 //! It leaves to others: decoding video/compressed audio (ffmpeg, in the
-//! extraction stage), storing features (mmer-core's feature store), and any
-//! learning. No burn, candle or ffmpeg here, and openSMILE is only a test
-//! reference (non-commercial licence, DESIGN §5).
+//! extraction stage), cutting a recording into turns, storing features
+//! (mmer-core's feature store), and any learning. No burn, candle or ffmpeg
+//! here, and openSMILE is only a test reference (non-commercial licence,
+//! DESIGN §5).
 //!
 //! All analysis runs at [`SAMPLE_RATE`] on [`WINDOW_LENGTH`]-sample Hamming
 //! frames every [`HOP_LENGTH`] samples — the 25 ms / 10 ms framing of HTK
@@ -30,6 +35,7 @@ pub mod mfcc;
 pub mod perturbation;
 pub mod pitch;
 pub mod resample;
+pub mod speakers;
 pub mod spectral;
 pub mod stft;
 pub mod wav;
@@ -43,6 +49,10 @@ pub use mel::{MelFilterbank, MelNorm, MelScale};
 pub use perturbation::{Perturbation, perturbation};
 pub use pitch::{PitchTrack, PitchTracker};
 pub use resample::{Resampler, resample};
+pub use speakers::{
+    SpeakerCount, SpeakerEstimate, VoicePrint, assign_speakers, cluster_speakers,
+    estimate_speakers, speaker_accuracy, voice_print,
+};
 pub use wav::{Audio, WavEncoding, WavHeader, load_16k_mono, read_wav, read_wav_header};
 
 /// Analysis sample rate, Hz (DESIGN §2: 16 kHz mono PCM).

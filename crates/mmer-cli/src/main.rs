@@ -46,6 +46,9 @@ enum Command {
         #[command(subcommand)]
         command: cmd::data::DataCommand,
     },
+    /// Speech to text: what is said in a recording and when, as turns
+    /// (Whisper tiny.en or base, offline).
+    Transcribe(cmd::transcribe::TranscribeArgs),
     /// Benchmarks printing JSON: text embedding, training epoch, prediction
     /// latency, extraction real-time factor, EmoDB leave-one-speaker-out.
     Bench(cmd::bench::BenchArgs),
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Data { command } => cmd::data::run(command),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Transcribe(args) => cmd::transcribe::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,7 +96,7 @@ fn main() -> ExitCode {
 /// The error and its causes joined by `: `, each said once: library errors
 /// often end their own message with their cause's, which `{:#}` would
 /// print a second time (`x.json: No such file: No such file`).
-fn error_chain(err: &anyhow::Error) -> String {
+pub(crate) fn error_chain(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in err.chain() {
         let message = cause.to_string();

@@ -1114,3 +1114,79 @@ fn progress_reaches_a_log_file() {
     assert!(log.contains("seed 0 progress: 1/2 epochs"), "{log}");
     assert!(log.contains("seed 0 done: 2/2 epochs"), "{log}");
 }
+
+/// The Whisper tiny.en model directory, if `scripts/setup.sh` installed it.
+fn whisper_models() -> Option<std::path::PathBuf> {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    models
+        .join("whisper-tiny.en/model.safetensors")
+        .is_file()
+        .then_some(models)
+}
+
+#[test]
+fn transcribe_names_bad_files_and_completes_the_others() {
+    let Some(models) = whisper_models() else {
+        eprintln!("skipping: Whisper tiny.en not installed (scripts/setup.sh)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let silent = dir.path().join("silent.wav");
+    let tone = dir.path().join("tone.wav");
+    if !ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=16000:cl=mono",
+        "-t",
+        "2",
+        silent.to_str().unwrap(),
+    ]) || !ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=16000",
+        "-t",
+        "3",
+        tone.to_str().unwrap(),
+    ]) {
+        eprintln!("skipping: ffmpeg not available");
+        return;
+    }
+    let text_file = dir.path().join("notes.mp4");
+    std::fs::write(&text_file, "not a video").unwrap();
+    let empty = dir.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = mmer(&[
+        "transcribe",
+        "--models-dir",
+        models.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "--out",
+        out.to_str().unwrap(),
+        silent.to_str().unwrap(),
+        text_file.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        tone.to_str().unwrap(),
+        dir.path().join("missing.wav").to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for bad in ["notes.mp4", "empty.wav", "missing.wav"] {
+        assert!(err.contains(bad), "no message names {bad}: {err}");
+    }
+    assert!(err.contains("3 of 5 files failed"), "{err}");
+    // The two good files were transcribed and written in full.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["audio"], "silent");
+    assert!(lines[0]["turns"].as_array().unwrap().is_empty());
+    assert_eq!(lines[1]["audio"], "present");
+    assert!(lines[1]["duration_s"].as_f64().unwrap() > 2.9);
+}

@@ -93,6 +93,25 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// The media files among `inputs`: paths named directly (whatever their
+/// extension, even missing ones, so each bad file gets its own error when it
+/// is opened and the others still run), and the files with a media extension
+/// under folders, recursively, sorted.
+///
+/// # Errors
+/// [`Error::Io`] for a folder that cannot be read.
+pub fn media_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            walk(input, &mut files)?;
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
 /// Resolves `inputs` (files, folders, `.jsonl`/`.csv` conversation files)
 /// to jobs. Conversation labels are checked against `labels`.
 ///

@@ -57,6 +57,16 @@ pub enum Error {
     /// Metrics.
     #[error(transparent)]
     Metric(#[from] mmer_eval::Error),
+    /// A safetensors file that cannot be written (`mmer bench train-epoch
+    /// --export`).
+    #[error(transparent)]
+    Safetensors(#[from] safetensors::SafeTensorError),
+    /// Media decoding (ffmpeg).
+    #[error(transparent)]
+    Media(#[from] mmer_media::Error),
+    /// Speech recognition.
+    #[error(transparent)]
+    Asr(#[from] mmer_asr::Error),
 }
 
 /// Result alias of this crate.

@@ -9,7 +9,11 @@
 //! - [`results`]: `results.json` and the table printed after a run.
 //! - [`evaluate`]: a finished run's seeds re-evaluated on a split.
 //! - [`predict`]: a trained model on a user's conversation file.
+//! - [`bench`](mod@bench): the speed benchmarks of `mmer bench` (embedding, training
+//!   epochs, prediction latency, extraction).
 //! - [`emodb`]: the EmoDB leave-one-speaker-out speech experiment.
+//! - [`transcribe`]: a recording's speech as text and turns (Whisper), and
+//!   the word-error-rate benchmark.
 //!
 //! Dependencies point down the pipeline: core, data, audio, features,
 //! models, eval, train ← run ← cli.
@@ -17,12 +21,14 @@
 mod config;
 mod error;
 
+pub mod bench;
 pub mod data;
 pub mod emodb;
 pub mod evaluate;
 pub mod predict;
 pub mod results;
 pub mod run;
+pub mod transcribe;
 
 pub use config::RunConfig;
 pub use data::{DataConfig, DatasetKind};

@@ -8,3 +8,4 @@ pub mod extract;
 pub mod predict;
 pub mod pretrain;
 pub mod train;
+pub mod transcribe;
