@@ -46,6 +46,10 @@ enum Command {
         #[command(subcommand)]
         command: cmd::data::DataCommand,
     },
+    /// What emotion is in each turn of a recording, and why: speech
+    /// recognition, speakers, then text, voice and face readings from the
+    /// models that ship with mmer, fused per turn.
+    Analyze(cmd::analyze::AnalyzeArgs),
     /// Speech to text: what is said in a recording and when, as turns
     /// (Whisper tiny.en or base, offline).
     Transcribe(cmd::transcribe::TranscribeArgs),
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Transcribe(args) => cmd::transcribe::run(args),
+        Command::Analyze(args) => cmd::analyze::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

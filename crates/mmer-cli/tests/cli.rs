@@ -1190,3 +1190,67 @@ fn transcribe_names_bad_files_and_completes_the_others() {
     assert_eq!(lines[1]["audio"], "present");
     assert!(lines[1]["duration_s"].as_f64().unwrap() > 2.9);
 }
+
+/// Issue 14: `mmer analyze` on the shipped CREMA-D clip, from the shipped
+/// models only: one turn with its transcript, fused probabilities that sum
+/// to 1, and a reading from every modality (the clip has speech and a
+/// face). A non-media file beside it is named and the clip still completes.
+#[test]
+fn analyze_reads_every_modality_of_the_shipped_clip() {
+    let Some(models) = whisper_models() else {
+        eprintln!("skipping: Whisper tiny.en not installed (scripts/setup.sh)");
+        return;
+    };
+    if face_models().is_none() || !ffmpeg(&["-version"]) {
+        eprintln!("skipping: needs ffmpeg and the face models (scripts/setup.sh)");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("notes.mkv");
+    std::fs::write(&junk, "not a video").unwrap();
+    let clip = root.join("assets/examples/1001_DFA_ANG_XX.flv");
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .current_dir(&root)
+        .env("MMER_LOG", "warn")
+        .args(["analyze", "--format", "jsonl", "--models-dir"])
+        .arg(&models)
+        .arg(&clip)
+        .arg(&junk)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("notes.mkv") && err.contains("1 of 2 files failed"),
+        "{err}"
+    );
+    let turns: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(turns.len(), 1, "{turns:?}");
+    let turn = &turns[0];
+    assert!(
+        turn["text"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("jacket"),
+        "{turn}"
+    );
+    let total: f64 = turn["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-4, "{turn}");
+    for modality in ["text", "audio", "face"] {
+        assert!(
+            turn["evidence"][modality].is_object(),
+            "no {modality} reading: {turn}"
+        );
+    }
+    assert!(turn["evidence"]["faces"].as_u64().unwrap() >= 1, "{turn}");
+}

@@ -9,6 +9,13 @@
 //! Fold k tests speaker k, selects the model on speaker k + 1 (validation,
 //! never test) and trains on the other eight. The test predictions of the
 //! ten folds are pooled into one confusion matrix per seed.
+//!
+//! [`train_shipped`] trains the model mmer ships
+//! ([`crate::audio_model`], `mmer bench emodb-loso --save-model DIR`) with
+//! the same features, model and hyper-parameters: no
+//! speaker is left out for testing — the experiment above measures how it
+//! does on an unseen speaker — and [`SHIPPED_VALID_SPEAKERS`] speakers,
+//! drawn by the seed, are held out to choose the epoch.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,11 +24,15 @@ use mmer_core::{Corpus, Dialogue, Features, Label, LabelSpace, Modality, Split, 
 use mmer_eval::Aggregate;
 use mmer_models::ContextMode;
 use mmer_train::trainer::PreparedData;
-use mmer_train::{TrainConfig, train_seed};
+use mmer_train::{Checkpoint, TrainConfig, train_seed};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error, Result, bail};
+use crate::audio_model::{AudioEmotionModel, TrainingRecord, clip_features};
+use crate::error::{Context, Error, Result, bail, ensure};
 
 /// EmoDB classes, in file-code order of [`CODES`].
 const CLASSES: [&str; 7] = [
@@ -143,11 +154,15 @@ fn read_opensmile(path: &Path) -> Result<BTreeMap<String, Vec<f32>>> {
 }
 
 /// One clip: speaker, class, functionals.
-struct Clip {
-    id: String,
-    speaker: String,
-    class: usize,
-    features: Vec<f32>,
+pub(crate) struct Clip {
+    /// File stem (`03a01Wa`).
+    pub(crate) id: String,
+    /// Speaker code (`03`).
+    pub(crate) speaker: String,
+    /// Index into [`CLASSES`].
+    pub(crate) class: usize,
+    /// The model's input features.
+    pub(crate) features: Vec<f32>,
 }
 
 /// Result of the experiment (`mmer bench emodb-loso` prints it as JSON).
@@ -172,7 +187,7 @@ pub struct EmoDbReport {
 }
 
 /// The class of an EmoDB file stem (`03a01Wa` → anger), from its 6th character.
-fn class_of(stem: &str) -> Option<usize> {
+pub(crate) fn class_of(stem: &str) -> Option<usize> {
     if stem.len() < 7 || !stem.is_char_boundary(2) {
         return None;
     }
@@ -193,9 +208,8 @@ fn read_clip(path: &Path) -> Result<Clip> {
     })?;
     let samples =
         mmer_audio::load_16k_mono(path).with_context(|| format!("reading {}", path.display()))?;
-    let features = mmer_audio::functionals(&samples)
-        .with_context(|| format!("features of {}", path.display()))?
-        .values;
+    let features =
+        clip_features(&samples).with_context(|| format!("features of {}", path.display()))?;
     Ok(Clip {
         id: name.to_string(),
         speaker: name[..2].to_string(),
@@ -204,24 +218,22 @@ fn read_clip(path: &Path) -> Result<Clip> {
     })
 }
 
-fn corpus(clips: &[Clip], test: &str, valid: &str) -> Corpus {
+/// The clips as a corpus of one-turn dialogues, each in the split
+/// `split_of` gives its speaker.
+fn corpus(clips: &[Clip], split_of: impl Fn(&str) -> Split) -> Corpus {
     let mut splits: BTreeMap<Split, Vec<Dialogue>> = BTreeMap::new();
     for clip in clips {
-        let split = if clip.speaker == test {
-            Split::Test
-        } else if clip.speaker == valid {
-            Split::Valid
-        } else {
-            Split::Train
-        };
         let mut u = Utterance::new(clip.id.clone(), 0, clip.speaker.clone());
         u.label = Some(Label::Single(clip.class));
         u.features
             .insert(Modality::Audio, Features::vector(clip.features.clone()));
-        splits.entry(split).or_default().push(Dialogue {
-            id: clip.id.clone(),
-            utterances: vec![u],
-        });
+        splits
+            .entry(split_of(&clip.speaker))
+            .or_default()
+            .push(Dialogue {
+                id: clip.id.clone(),
+                utterances: vec![u],
+            });
     }
     Corpus {
         name: "emodb".into(),
@@ -230,13 +242,27 @@ fn corpus(clips: &[Clip], test: &str, valid: &str) -> Corpus {
     }
 }
 
-/// Runs the experiment: every speaker tested once, the next one
-/// validating, the others training; test predictions pooled per seed.
-///
-/// # Errors
-/// An unreadable folder or clip (named), fewer than 3 speakers, a
-/// reference CSV without a clip's row.
-pub fn run_loso(args: &EmoDbConfig) -> Result<EmoDbReport> {
+/// The training settings of every model here, the experiment's folds and
+/// the shipped model alike: the audio-only utterance MLP (no dialogue
+/// context; focal loss, Adam and the rest at [`TrainConfig`]'s defaults),
+/// batches of 32 clips, early stopping after 20 epochs without a better
+/// validation weighted F1.
+fn train_config(max_epochs: usize) -> TrainConfig {
+    let mut config = TrainConfig {
+        modalities: vec![Modality::Audio],
+        batch_size: 32,
+        max_epochs,
+        patience: 20,
+        ..TrainConfig::default()
+    };
+    config.model.context = ContextMode::None;
+    config
+}
+
+/// The clips of `args.data`, with their features (mmer's own, or the
+/// reference CSV's), written to `args.features_out` when asked; no speaker
+/// normalisation yet.
+fn load_clips(args: &EmoDbConfig) -> Result<Vec<Clip>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&args.data)
         .with_context(|| format!("reading {}", args.data.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -262,33 +288,52 @@ pub fn run_loso(args: &EmoDbConfig) -> Result<EmoDbReport> {
     if let Some(path) = &args.features_out {
         write_features(path, &clips)?;
     }
-    if args.speaker_norm {
-        normalise_per_speaker(&mut clips);
-    }
+    Ok(clips)
+}
+
+/// The speakers of `clips`, sorted.
+fn speakers_of(clips: &[Clip]) -> Vec<String> {
     let mut speakers: Vec<String> = clips.iter().map(|c| c.speaker.clone()).collect();
     speakers.sort();
     speakers.dedup();
+    speakers
+}
+
+/// Runs the experiment: every speaker tested once, the next one
+/// validating, the others training; test predictions pooled per seed.
+///
+/// # Errors
+/// An unreadable folder or clip (named), fewer than 3 speakers, a
+/// reference CSV without a clip's row.
+pub fn run_loso(args: &EmoDbConfig) -> Result<EmoDbReport> {
+    let mut clips = load_clips(args)?;
+    if args.speaker_norm {
+        normalise_per_speaker(&mut clips);
+    }
+    let speakers = speakers_of(&clips);
     if speakers.len() < 3 {
         bail!(
             "leave-one-speaker-out needs at least 3 speakers, found {}",
             speakers.len()
         );
     }
-    let mut config = TrainConfig {
-        modalities: vec![Modality::Audio],
-        batch_size: 32,
-        max_epochs: args.max_epochs,
-        patience: 20,
-        ..TrainConfig::default()
-    };
-    config.model.context = ContextMode::None;
+    let config = train_config(args.max_epochs);
     let mut confusion = Vec::new();
     let (mut accuracy, mut weighted_f1) = (Vec::new(), Vec::new());
     for &seed in &args.seeds {
         let mut counts = vec![vec![0usize; CLASSES.len()]; CLASSES.len()];
         for (k, test) in speakers.iter().enumerate() {
             let valid = &speakers[(k + 1) % speakers.len()];
-            let data = PreparedData::new(&corpus(&clips, test, valid), &config)?;
+            let split_of = |speaker: &str| {
+                if speaker == test {
+                    Split::Test
+                } else if speaker == valid {
+                    Split::Valid
+                } else {
+                    Split::Train
+                }
+            };
+            let data = PreparedData::new(&corpus(&clips, split_of), &config)?;
             let (outcome, _) = train_seed(&data, &config, seed, false)?;
             let report = outcome.test.context("the test speaker has no clips")?;
             for (row, fold_row) in counts.iter_mut().zip(report.confusion.counts()) {
@@ -330,6 +375,154 @@ pub fn run_loso(args: &EmoDbConfig) -> Result<EmoDbReport> {
     })
 }
 
+/// Speakers held out to choose the shipped model's epoch.
+pub const SHIPPED_VALID_SPEAKERS: usize = 2;
+
+/// What [`train_shipped`] did (`mmer bench emodb-loso --save-model` prints
+/// it as JSON).
+#[derive(Debug, Serialize)]
+pub struct ShippedReport {
+    workload: &'static str,
+    /// Where the model was written.
+    model_dir: PathBuf,
+    /// Bytes of the model directory's files.
+    model_bytes: u64,
+    /// Seeds, speakers, clips, epoch and validation scores (as in the
+    /// model's `audio_model.json`).
+    training: TrainingRecord,
+    /// Full validation metrics of the kept model, with the confusion matrix
+    /// (rows gold, columns predicted).
+    valid: mmer_eval::ClassificationReport,
+    /// Wall-clock training time, seconds (features not included).
+    train_seconds: f64,
+}
+
+/// The [`SHIPPED_VALID_SPEAKERS`] validation speakers that `seed` draws
+/// from `speakers` (a seeded shuffle of the sorted list; returned sorted).
+pub fn shipped_valid_speakers(speakers: &[String], seed: u64) -> Vec<String> {
+    let mut order = speakers.to_vec();
+    order.sort();
+    order.dedup();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    order.truncate(SHIPPED_VALID_SPEAKERS);
+    order.sort();
+    order
+}
+
+/// Trains the model on every clip whose speaker is not in
+/// `valid_speakers`, choosing the epoch on those who are ([`train_config`]).
+pub(crate) fn train_audio_model(
+    clips: &[Clip],
+    valid_speakers: &[String],
+    seed: u64,
+    max_epochs: usize,
+) -> Result<(AudioEmotionModel, mmer_train::SeedOutcome)> {
+    let config = TrainConfig {
+        seeds: vec![seed],
+        ..train_config(max_epochs)
+    };
+    let is_valid = |speaker: &str| valid_speakers.iter().any(|v| v == speaker);
+    let corpus = corpus(clips, |speaker| {
+        if is_valid(speaker) {
+            Split::Valid
+        } else {
+            Split::Train
+        }
+    });
+    let data = PreparedData::new(&corpus, &config)?;
+    let (outcome, model) = train_seed(&data, &config, seed, false)?;
+    let count = |valid: bool| {
+        clips
+            .iter()
+            .filter(|c| is_valid(&c.speaker) == valid)
+            .count()
+    };
+    let training = TrainingRecord {
+        corpus: "emodb".into(),
+        seed,
+        train_speakers: speakers_of(clips)
+            .into_iter()
+            .filter(|s| !is_valid(s))
+            .collect(),
+        valid_speakers: valid_speakers.to_vec(),
+        train_clips: count(false),
+        valid_clips: count(true),
+        best_epoch: outcome.best_epoch,
+        valid_accuracy: outcome.valid.accuracy,
+        valid_weighted_f1: outcome.valid.weighted_f1,
+    };
+    let checkpoint = Checkpoint::new(
+        "emodb",
+        None,
+        &config,
+        seed,
+        outcome.best_epoch,
+        data.layout,
+        data.labels,
+    );
+    Ok((AudioEmotionModel::new(checkpoint, model, training), outcome))
+}
+
+/// Trains the audio model mmer ships and writes it to `out_dir` (replaced
+/// whole; a `README.md` there is kept): every speaker of `args.data` but
+/// the [`shipped_valid_speakers`] of the seed trains, those choose the
+/// epoch, with the experiment's features, model and hyper-parameters
+/// (`args.max_epochs`; everything else as in [`run_loso`]). No
+/// test speaker: [`run_loso`] measures generalisation to a new speaker.
+///
+/// # Errors
+/// [`Error::Refused`] for a reference CSV or speaker normalisation (the
+/// shipped model computes its own features from one turn), for other than
+/// one seed, or for too few speakers; unreadable clips (named); failures
+/// writing the model.
+pub fn train_shipped(args: &EmoDbConfig, out_dir: &Path) -> Result<ShippedReport> {
+    ensure!(
+        args.opensmile_csv.is_none(),
+        "the shipped model computes mmer's own features from each turn: drop --opensmile-csv"
+    );
+    ensure!(
+        !args.speaker_norm,
+        "the shipped model scores one turn without other clips of its speaker: drop --speaker-norm"
+    );
+    let &[seed] = args.seeds.as_slice() else {
+        bail!(
+            "the shipped model is one model: give one seed (e.g. --seeds 0), not {}",
+            args.seeds.len()
+        );
+    };
+    let clips = load_clips(args)?;
+    let speakers = speakers_of(&clips);
+    ensure!(
+        speakers.len() > SHIPPED_VALID_SPEAKERS,
+        "the shipped model needs more than {SHIPPED_VALID_SPEAKERS} speakers, found {}",
+        speakers.len()
+    );
+    let valid = shipped_valid_speakers(&speakers, seed);
+    tracing::info!(seed, ?valid, "training the shipped audio model");
+    let (model, outcome) = train_audio_model(&clips, &valid, seed, args.max_epochs)?;
+    model
+        .save(out_dir)
+        .with_context(|| format!("writing the model to {}", out_dir.display()))?;
+    let mut model_bytes = 0;
+    for entry in
+        std::fs::read_dir(out_dir).with_context(|| format!("reading {}", out_dir.display()))?
+    {
+        let entry = entry.with_context(|| format!("reading {}", out_dir.display()))?;
+        model_bytes += entry
+            .metadata()
+            .with_context(|| format!("reading {}", entry.path().display()))?
+            .len();
+    }
+    Ok(ShippedReport {
+        workload: "emodb_shipped",
+        model_dir: out_dir.to_path_buf(),
+        model_bytes,
+        training: model.training().clone(),
+        valid: outcome.valid,
+        train_seconds: outcome.train_seconds,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,5 +536,21 @@ mod tests {
         assert_eq!(name("16a07Ea"), Some("disgust"));
         assert_eq!(name("03a01Xa"), None);
         assert_eq!(name("03a"), None);
+    }
+
+    #[test]
+    fn validation_speakers_are_seeded() {
+        let speakers: Vec<String> = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
+            .map(String::from)
+            .to_vec();
+        let valid = shipped_valid_speakers(&speakers, 0);
+        // The shipped model's (assets/models/audio-emodb/README.md): a
+        // change of the draw (e.g. a new rand) would change that model.
+        assert_eq!(valid, ["09", "15"]);
+        assert!(valid.is_sorted() && valid.iter().all(|s| speakers.contains(s)));
+        let mut reversed = speakers.clone();
+        reversed.reverse();
+        assert_eq!(shipped_valid_speakers(&reversed, 0), valid);
+        assert!((1..20).any(|seed| shipped_valid_speakers(&speakers, seed) != valid));
     }
 }

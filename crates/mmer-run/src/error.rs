@@ -67,6 +67,9 @@ pub enum Error {
     /// Speech recognition.
     #[error(transparent)]
     Asr(#[from] mmer_asr::Error),
+    /// Face detection and expression.
+    #[error(transparent)]
+    Vision(#[from] mmer_vision::Error),
 }
 
 /// Result alias of this crate.

@@ -12,6 +12,9 @@
 //! - [`bench`](mod@bench): the speed benchmarks of `mmer bench` (embedding, training
 //!   epochs, prediction latency, extraction).
 //! - [`emodb`]: the EmoDB leave-one-speaker-out speech experiment.
+//! - [`audio_model`]: the shipped audio emotion model (EmoDB) on one turn's speech.
+//! - [`analyze`]: a recording's turns with their emotion and its evidence,
+//!   from the shipped models.
 //! - [`transcribe`]: a recording's speech as text and turns (Whisper), and
 //!   the word-error-rate benchmark.
 //!
@@ -21,6 +24,8 @@
 mod config;
 mod error;
 
+pub mod analyze;
+pub mod audio_model;
 pub mod bench;
 pub mod data;
 pub mod emodb;

@@ -68,6 +68,17 @@ impl FileTranscript {
     }
 }
 
+/// Recognised speech: segments and the turns they form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speech {
+    /// Recognised segments.
+    pub segments: Vec<Segment>,
+    /// Segments grouped into turns.
+    pub turns: Vec<Turn>,
+    /// 30 s windows judged silent.
+    pub silent_windows: usize,
+}
+
 /// A loaded Whisper model and the ffmpeg programs.
 #[derive(Debug)]
 pub struct Transcriber {
@@ -110,11 +121,10 @@ impl Transcriber {
         let started = Instant::now();
         let (audio, samples) = self.decode(path)?;
         let decode_s = started.elapsed().as_secs_f64();
-        let duration_s = samples.len() as f64 / f64::from(mmer_audio::SAMPLE_RATE);
         let mut transcript = FileTranscript {
             file: path.to_path_buf(),
             audio,
-            duration_s,
+            duration_s: samples.len() as f64 / f64::from(mmer_audio::SAMPLE_RATE),
             model: self.config.model,
             segments: Vec::new(),
             turns: Vec::new(),
@@ -128,21 +138,36 @@ impl Transcriber {
             return Ok(transcript);
         }
         let started = Instant::now();
+        let speech = self.transcribe_samples(path, &samples, show)?;
+        transcript.seconds.asr_s = started.elapsed().as_secs_f64();
+        transcript.segments = speech.segments;
+        transcript.turns = speech.turns;
+        transcript.silent_windows = speech.silent_windows;
+        Ok(transcript)
+    }
+
+    /// Recognises already decoded 16 kHz samples of `path` (named in
+    /// progress and errors) and groups the segments into turns.
+    ///
+    /// # Errors
+    /// Recognition fails (a non-finite sample, a model error).
+    pub fn transcribe_samples(&self, path: &Path, samples: &[f32], show: bool) -> Result<Speech> {
+        let duration_s = samples.len() as f64 / f64::from(mmer_audio::SAMPLE_RATE);
         let what = format!("transcribing {}", path.display());
         let progress = Progress::new(what, "s", duration_s.ceil() as u64, show);
         let result = self
             .whisper
-            .transcribe(&samples, &self.config.decode, &mut |done, _| {
+            .transcribe(samples, &self.config.decode, &mut |done, _| {
                 progress.set_position(done as u64)
             })
             .with_context(|| format!("{}: speech recognition", path.display()))?;
         progress.set_position(duration_s.ceil() as u64);
         progress.finish();
-        transcript.seconds.asr_s = started.elapsed().as_secs_f64();
-        transcript.turns = mmer_asr::turns_from_segments(&result.segments, &self.config.turns);
-        transcript.segments = result.segments;
-        transcript.silent_windows = result.silent_windows;
-        Ok(transcript)
+        Ok(Speech {
+            turns: mmer_asr::turns_from_segments(&result.segments, &self.config.turns),
+            segments: result.segments,
+            silent_windows: result.silent_windows,
+        })
     }
 
     /// mmer-media's errors name the file.

@@ -115,6 +115,13 @@ pub struct EmoDbArgs {
     /// analysis with other tools.
     #[arg(long)]
     pub features_out: Option<PathBuf>,
+    /// Instead of the experiment, train the audio model mmer ships and
+    /// write it to this directory (replaced whole; a README.md there is
+    /// kept): all speakers, two of them (drawn by the seed) held out to
+    /// choose the epoch. Takes one seed (`--seeds 0`); see
+    /// scripts/train_shipped_audio.sh.
+    #[arg(long)]
+    pub save_model: Option<PathBuf>,
 }
 
 impl EmoDbArgs {
@@ -331,9 +338,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
             serde_json::to_string(&mmer_run::bench::run_predict(&a.into_config())?)?
         }
         Workload::Extract(a) => serde_json::to_string(&bench_extract(a)?)?,
-        Workload::EmodbLoso(a) => {
-            serde_json::to_string(&mmer_run::emodb::run_loso(&a.into_config())?)?
-        }
+        Workload::EmodbLoso(mut a) => match a.save_model.take() {
+            Some(dir) => {
+                serde_json::to_string(&mmer_run::emodb::train_shipped(&a.into_config(), &dir)?)?
+            }
+            None => serde_json::to_string(&mmer_run::emodb::run_loso(&a.into_config())?)?,
+        },
         Workload::Asr(a) => serde_json::to_string(&mmer_run::bench::run_asr(&a.into_config())?)?,
     };
     println!("{report}");

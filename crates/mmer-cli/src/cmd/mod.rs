@@ -1,5 +1,6 @@
 //! One module per verb.
 
+pub mod analyze;
 pub mod bench;
 pub mod data;
 pub mod demo;

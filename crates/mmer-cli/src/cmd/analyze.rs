@@ -1,0 +1,279 @@
+//! `mmer analyze`: the emotion of every turn of a recording, with evidence,
+//! from the models that ship with mmer.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use mmer_asr::{AsrModel, DecodeOptions, TurnOptions};
+use mmer_run::analyze::{Analysis, AnalyzeConfig, Analyzer, FusionWeights, TurnEmotion};
+use mmer_run::transcribe::TranscribeConfig;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnalysisFormat {
+    /// One row per turn: time, speaker, emotion and confidence, what each
+    /// modality said, transcript.
+    Table,
+    /// One JSON object per turn (JSON Lines) with the file, fused and
+    /// per-modality probabilities.
+    Jsonl,
+    /// CSV, one row per turn: file, turn, times, speaker, emotion,
+    /// confidence, one `p_<class>` column per class, each modality's top
+    /// class, faces found, text.
+    Csv,
+}
+
+/// Arguments of `mmer analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Recordings (video or audio, any format ffmpeg reads) or folders of them.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Number of speakers (default: estimated, up to --max-speakers).
+    #[arg(long)]
+    pub speakers: Option<usize>,
+    /// Most speakers the estimate considers.
+    #[arg(long, default_value_t = AnalyzeConfig::default().max_speakers)]
+    pub max_speakers: usize,
+    /// Whisper model for the transcript.
+    #[arg(long, value_enum, default_value_t = AsrModel::TinyEn)]
+    pub asr_model: AsrModel,
+    /// A pause at least this long (seconds) ends a turn.
+    #[arg(long, default_value_t = TurnOptions::default().max_pause_s)]
+    pub max_pause: f64,
+    /// Text model: a `seed-<k>` directory of a run.
+    #[arg(long, default_value_os_t = AnalyzeConfig::default().text_model)]
+    pub text_model: PathBuf,
+    /// Speech model directory.
+    #[arg(long, default_value_os_t = AnalyzeConfig::default().audio_model)]
+    pub audio_model: PathBuf,
+    /// Do not read faces.
+    #[arg(long)]
+    pub no_face: bool,
+    /// Keyframes decoded per second of a turn for the face reading (2 to 16
+    /// per turn).
+    #[arg(long, default_value_t = AnalyzeConfig::default().keyframes_per_second)]
+    pub keyframes_per_second: f64,
+    /// Late-fusion weights text,audio,face (renormalised over the readings a
+    /// turn has).
+    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [
+        FusionWeights::default().text, FusionWeights::default().audio, FusionWeights::default().face,
+    ])]
+    pub weights: Vec<f32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: AnalysisFormat,
+    /// Write the output here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Models directory (Whisper, text encoder, face models).
+    #[arg(long, env = "MMER_MODELS_DIR", default_value_os_t = AnalyzeConfig::default().models_dir)]
+    pub models_dir: PathBuf,
+}
+
+impl AnalyzeArgs {
+    fn config(&self) -> AnalyzeConfig {
+        AnalyzeConfig {
+            transcribe: TranscribeConfig {
+                model: self.asr_model,
+                decode: DecodeOptions::default(),
+                turns: TurnOptions {
+                    max_pause_s: self.max_pause,
+                    ..TurnOptions::default()
+                },
+            },
+            speakers: self.speakers,
+            max_speakers: self.max_speakers,
+            text_model: self.text_model.clone(),
+            audio_model: self.audio_model.clone(),
+            face: !self.no_face,
+            keyframes_per_second: self.keyframes_per_second,
+            weights: FusionWeights {
+                text: self.weights[0],
+                audio: self.weights[1],
+                face: self.weights[2],
+            },
+            models_dir: self.models_dir.clone(),
+        }
+    }
+}
+
+/// Runs `mmer analyze`: every file is tried; failures are named at the end
+/// and make the exit status non-zero.
+pub fn run(args: AnalyzeArgs) -> Result<()> {
+    let analyzer = Analyzer::new(args.config(), mmer_media::Ffmpeg::from_env())?;
+    let files = mmer_media::inputs::media_files(&args.inputs)?;
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let classes = analyzer.classes().to_vec();
+    if let AnalysisFormat::Csv = args.format {
+        let mut header = vec![
+            "file",
+            "turn",
+            "start_s",
+            "end_s",
+            "speaker",
+            "emotion",
+            "confidence",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        header.extend(classes.iter().map(|c| format!("p_{c}")));
+        header.extend(
+            [
+                "text_emotion",
+                "audio_emotion",
+                "face_emotion",
+                "faces",
+                "text",
+            ]
+            .map(String::from),
+        );
+        writeln!(out, "{}", header.join(","))?;
+    }
+    let mut failed = Vec::new();
+    for file in &files {
+        match analyzer.analyze(file, true) {
+            Ok(analysis) => {
+                let t = analysis.seconds;
+                let total = t.decode_s + t.asr_s + t.speakers_s + t.text_s + t.audio_s + t.face_s;
+                tracing::info!(
+                    "analysed {}: {:.1} s in {total:.2} s (real-time factor {:.3}); seconds per stage: \
+                     decode {:.2}, speech recognition {:.2}, speakers {:.2}, text {:.2}, voice {:.2}, face {:.2}",
+                    file.display(),
+                    analysis.duration_s,
+                    total / analysis.duration_s.max(1e-9),
+                    t.decode_s,
+                    t.asr_s,
+                    t.speakers_s,
+                    t.text_s,
+                    t.audio_s,
+                    t.face_s
+                );
+                write_analysis(&mut out, &analysis, args.format)?;
+                out.flush()?;
+            }
+            Err(err) => {
+                tracing::error!("{}", crate::error_chain(&err.into()));
+                failed.push(file.display().to_string());
+            }
+        }
+    }
+    out.flush()?;
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} files failed (named above): {}",
+            failed.len(),
+            files.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The top class of a distribution, or `-`.
+fn top(p: Option<&mmer_train::ClassProbabilities>) -> String {
+    p.and_then(|p| p.0.iter().max_by(|a, b| a.1.total_cmp(&b.1)))
+        .map_or_else(|| "-".to_string(), |(c, v)| format!("{c} {v:.2}"))
+}
+
+fn write_analysis(out: &mut dyn Write, a: &Analysis, format: AnalysisFormat) -> Result<()> {
+    let name = a.file.file_name().map_or_else(
+        || a.file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    match format {
+        AnalysisFormat::Jsonl => {
+            for turn in &a.turns {
+                #[derive(serde::Serialize)]
+                struct Row<'a> {
+                    file: &'a std::path::Path,
+                    #[serde(flatten)]
+                    turn: &'a TurnEmotion,
+                }
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&Row {
+                        file: &a.file,
+                        turn
+                    })?
+                )?;
+            }
+        }
+        AnalysisFormat::Csv => {
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(out);
+            for t in &a.turns {
+                let mut row = vec![
+                    a.file.display().to_string(),
+                    t.turn.to_string(),
+                    format!("{:.2}", t.start_s),
+                    format!("{:.2}", t.end_s),
+                    t.speaker.clone(),
+                    t.emotion.clone(),
+                    format!("{:.4}", t.confidence),
+                ];
+                row.extend(t.probabilities.0.iter().map(|(_, p)| format!("{p:.4}")));
+                let e = &t.evidence;
+                row.extend([
+                    top(e.text.as_ref()),
+                    top(e.audio.as_ref()),
+                    top(e.face.as_ref()),
+                ]);
+                row.push(e.faces.to_string());
+                row.push(t.text.clone());
+                w.write_record(&row)?;
+            }
+            w.flush()?;
+        }
+        AnalysisFormat::Table => {
+            writeln!(
+                out,
+                "{name}: {:.1} s, {} turns, {} speakers ({:?} audio)",
+                a.duration_s,
+                a.turns.len(),
+                a.speakers,
+                a.audio
+            )?;
+            if a.turns.is_empty() {
+                writeln!(out, "  no speech recognised")?;
+            }
+            for t in &a.turns {
+                let e = &t.evidence;
+                writeln!(
+                    out,
+                    "  {:>6.2}-{:<6.2} {:<3} {:<9} {:.2}  [text {} | voice {} | face {}]  {}",
+                    t.start_s,
+                    t.end_s,
+                    t.speaker,
+                    t.emotion,
+                    t.confidence,
+                    top(e.text.as_ref()),
+                    top(e.audio.as_ref()),
+                    if e.face.is_some() {
+                        format!(
+                            "{} ({}/{} frames)",
+                            top(e.face.as_ref()),
+                            e.faces,
+                            e.keyframes
+                        )
+                    } else {
+                        "-".to_string()
+                    },
+                    t.text
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

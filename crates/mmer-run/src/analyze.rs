@@ -1,0 +1,680 @@
+//! `mmer analyze`: the emotion of every turn of a recording, with the
+//! evidence behind it, from models that ship with mmer (no training by the
+//! user).
+//!
+//! decode (ffmpeg) → turns (Whisper segments joined at pauses,
+//! [`crate::transcribe`]) → speakers (voice prints clustered,
+//! `mmer_audio::speakers`) → one reading per modality, each mapped into
+//! MELD's seven classes ([`LABEL_MAP`]):
+//! - **text**: the MELD context model on the transcript, with the speakers;
+//! - **audio**: the EmoDB model on the turn's samples
+//!   ([`crate::audio_model`]);
+//! - **face**: the FER2013 mini-Xception on the faces found in keyframes
+//!   inside the turn (`mmer_vision`), averaged;
+//!
+//! → late fusion: the weighted mean of the readings that exist
+//! ([`FusionWeights`]). A turn without a face or without voiced audio is
+//! predicted from what is there; its evidence says which readings it had.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mmer_audio::speakers::{SpeakerCount, assign_speakers, voice_print};
+use mmer_core::{Dialogue, Utterance};
+use mmer_data::conversation::Segment as TimeRange;
+use mmer_media::{AudioState, Ffmpeg, KeyframeMode, KeyframeOptions, MediaInfo};
+use mmer_train::ClassProbabilities;
+use mmer_vision::{ExpressionModel, SeetaModel, VisualExtractor, VisualExtractorConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::audio_model::AudioEmotionModel;
+use crate::error::{Context, Result, bail, ensure};
+use crate::predict::Predictor;
+use crate::transcribe::{TranscribeConfig, Transcriber};
+
+/// How each model's classes map onto the shipped label space (MELD's seven
+/// classes, the text model's). Classes with no counterpart in a model get
+/// no probability from it: EmoDB and FER have no class MELD lacks except
+/// EmoDB's *boredom*, which is counted as *neutral* (a low-arousal,
+/// non-negative state; MELD has no boredom).
+pub const LABEL_MAP: [(&str, &[(&str, &str)]); 2] = [
+    (
+        "emodb",
+        &[
+            ("anger", "anger"),
+            ("boredom", "neutral"),
+            ("disgust", "disgust"),
+            ("fear", "fear"),
+            ("happiness", "joy"),
+            ("sadness", "sadness"),
+            ("neutral", "neutral"),
+        ],
+    ),
+    (
+        "fer2013",
+        &[
+            ("angry", "anger"),
+            ("disgust", "disgust"),
+            ("fear", "fear"),
+            ("happy", "joy"),
+            ("sad", "sadness"),
+            ("surprise", "surprise"),
+            ("neutral", "neutral"),
+        ],
+    ),
+];
+
+/// FER2013's classes in the order of `mmer_vision::Expression::ALL`.
+const FER_CLASSES: [&str; 7] = [
+    "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+];
+
+/// Weight of each modality's reading in the fused distribution (renormalised
+/// over the readings a turn has).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FusionWeights {
+    /// The text context model.
+    pub text: f32,
+    /// The speech model.
+    pub audio: f32,
+    /// The face-expression model.
+    pub face: f32,
+}
+
+impl Default for FusionWeights {
+    /// Text counts as much as voice and face together: it is the only model
+    /// trained on conversations (MELD), the others on acted single
+    /// utterances (EmoDB) and posed faces (FER2013).
+    fn default() -> Self {
+        Self {
+            text: 0.5,
+            audio: 0.25,
+            face: 0.25,
+        }
+    }
+}
+
+/// Settings of `mmer analyze`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyzeConfig {
+    /// Speech recognition and turns.
+    pub transcribe: TranscribeConfig,
+    /// Number of speakers; `None` estimates it (up to `max_speakers`).
+    pub speakers: Option<usize>,
+    /// Most speakers the estimate considers.
+    pub max_speakers: usize,
+    /// The text model (a `seed-<k>` directory).
+    pub text_model: PathBuf,
+    /// The speech model directory.
+    pub audio_model: PathBuf,
+    /// Read faces (needs the face models from `scripts/setup.sh`).
+    pub face: bool,
+    /// Keyframes decoded per second of a turn for the face reading (at
+    /// least 2 and at most 16 per turn).
+    pub keyframes_per_second: f64,
+    /// Late-fusion weights.
+    pub weights: FusionWeights,
+    /// Installed models (Whisper, text encoder, face models).
+    pub models_dir: PathBuf,
+}
+
+impl Default for AnalyzeConfig {
+    fn default() -> Self {
+        Self {
+            transcribe: TranscribeConfig::default(),
+            speakers: None,
+            max_speakers: 4,
+            text_model: PathBuf::from("assets/models/text-meld-minilm"),
+            audio_model: PathBuf::from("assets/models/audio-emodb"),
+            face: true,
+            keyframes_per_second: 2.0,
+            weights: FusionWeights::default(),
+            models_dir: PathBuf::from("models"),
+        }
+    }
+}
+
+/// What each modality said about a turn, in the shipped label space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The text model's distribution.
+    pub text: Option<ClassProbabilities>,
+    /// The speech model's distribution (`None`: too little voiced audio).
+    pub audio: Option<ClassProbabilities>,
+    /// The mean face-expression distribution (`None`: no face found, no
+    /// video, or faces not read).
+    pub face: Option<ClassProbabilities>,
+    /// Keyframes decoded and faces found in them.
+    pub keyframes: usize,
+    /// Faces found.
+    pub faces: usize,
+}
+
+/// One turn's emotion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnEmotion {
+    /// Turn number, from 0.
+    pub turn: usize,
+    /// Start, seconds.
+    pub start_s: f64,
+    /// End, seconds.
+    pub end_s: f64,
+    /// Speaker label (`S1`, `S2`, …; `S?` when the turn had too little
+    /// voiced speech to tell).
+    pub speaker: String,
+    /// Transcript.
+    pub text: String,
+    /// The fused prediction.
+    pub emotion: String,
+    /// Its probability.
+    pub confidence: f32,
+    /// Fused probability per class.
+    pub probabilities: ClassProbabilities,
+    /// Per-modality readings.
+    pub evidence: Evidence,
+}
+
+/// Seconds per stage of one analysis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalyzeSeconds {
+    /// Probe and audio decode.
+    pub decode_s: f64,
+    /// Speech recognition.
+    pub asr_s: f64,
+    /// Voice prints and clustering.
+    pub speakers_s: f64,
+    /// Text model (embedding included).
+    pub text_s: f64,
+    /// Speech model.
+    pub audio_s: f64,
+    /// Keyframes, face detection and expression.
+    pub face_s: f64,
+}
+
+/// A recording's analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// The recording.
+    pub file: PathBuf,
+    /// Its audio track.
+    pub audio: AudioState,
+    /// Duration, seconds.
+    pub duration_s: f64,
+    /// Speakers found.
+    pub speakers: usize,
+    /// Turns in time order.
+    pub turns: Vec<TurnEmotion>,
+    /// Time per stage.
+    pub seconds: AnalyzeSeconds,
+}
+
+/// One turn's face reading.
+#[derive(Debug, Clone, Default)]
+struct FaceReading {
+    /// Mean distribution over the faces found, in the shipped classes.
+    mean: Option<Vec<f32>>,
+    /// Keyframes decoded.
+    keyframes: usize,
+    /// Faces found.
+    faces: usize,
+}
+
+/// Face detection and expression, loaded once.
+struct FaceReader {
+    seeta: SeetaModel,
+    expression: ExpressionModel,
+}
+
+/// The loaded models.
+pub struct Analyzer {
+    transcriber: Transcriber,
+    text: Predictor,
+    audio: AudioEmotionModel,
+    face: Option<FaceReader>,
+    classes: Vec<String>,
+    audio_map: Vec<usize>,
+    face_map: Vec<usize>,
+    config: AnalyzeConfig,
+    ffmpeg: Ffmpeg,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Index in `targets` of each source class under `map`.
+fn class_map(
+    source: &[String],
+    map: &[(&str, &str)],
+    targets: &[String],
+    what: &str,
+) -> Result<Vec<usize>> {
+    source
+        .iter()
+        .map(|class| {
+            let Some((_, target)) = map.iter().find(|(s, _)| s == class) else {
+                bail!("{what}: class {class:?} has no entry in the label map");
+            };
+            targets
+                .iter()
+                .position(|t| t == target)
+                .with_context(|| format!("{what}: {target:?} is not a class of the text model"))
+        })
+        .collect()
+}
+
+fn label_map(name: &str) -> &'static [(&'static str, &'static str)] {
+    LABEL_MAP
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, m)| *m)
+        .unwrap_or(&[])
+}
+
+impl Analyzer {
+    /// Loads every model the configuration names.
+    ///
+    /// # Errors
+    /// A model that is missing or damaged (named), ffmpeg not found, or
+    /// weights that do not sum to a positive number.
+    pub fn new(config: AnalyzeConfig, ffmpeg: Ffmpeg) -> Result<Self> {
+        let w = config.weights;
+        ensure!(
+            w.text >= 0.0 && w.audio >= 0.0 && w.face >= 0.0 && w.text + w.audio + w.face > 0.0,
+            "fusion weights must be non-negative with a positive sum, got {w:?}"
+        );
+        ensure!(
+            config.keyframes_per_second.is_finite() && config.keyframes_per_second > 0.0,
+            "keyframes_per_second must be positive, got {}",
+            config.keyframes_per_second
+        );
+        let transcriber = Transcriber::new(
+            config.transcribe.clone(),
+            &config.models_dir,
+            ffmpeg.clone(),
+        )?;
+        let text = Predictor::load(&config.text_model)?;
+        let classes = text.checkpoint().labels.classes.clone();
+        let audio = AudioEmotionModel::load(&config.audio_model)?;
+        let audio_map = class_map(
+            audio.classes(),
+            label_map("emodb"),
+            &classes,
+            "speech model",
+        )?;
+        let fer: Vec<String> = FER_CLASSES.iter().map(|c| c.to_string()).collect();
+        let face_map = class_map(&fer, label_map("fer2013"), &classes, "face model")?;
+        let face = if config.face {
+            let device = burn::tensor::Device::default();
+            Some(FaceReader {
+                seeta: SeetaModel::from_models_dir(&config.models_dir)
+                    .context("loading the face detector (pass --no-face to skip faces)")?,
+                expression: ExpressionModel::from_models_dir(&config.models_dir, &device)
+                    .context("loading the face-expression model (pass --no-face to skip faces)")?,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            transcriber,
+            text,
+            audio,
+            face,
+            classes,
+            audio_map,
+            face_map,
+            config,
+            ffmpeg,
+        })
+    }
+
+    /// The shipped label space (the text model's classes).
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// Analyses one recording.
+    ///
+    /// # Errors
+    /// The file cannot be probed or decoded (named), or a model fails.
+    pub fn analyze(&self, path: &Path, show: bool) -> Result<Analysis> {
+        let started = Instant::now();
+        let info = self.ffmpeg.probe(path)?;
+        let decoded = self.ffmpeg.decode_audio(&info)?;
+        let mut seconds = AnalyzeSeconds {
+            decode_s: started.elapsed().as_secs_f64(),
+            ..AnalyzeSeconds::default()
+        };
+        let samples = decoded.samples;
+        let duration_s = samples.len() as f64 / f64::from(mmer_audio::SAMPLE_RATE);
+        let mut analysis = Analysis {
+            file: path.to_path_buf(),
+            audio: decoded.state,
+            duration_s,
+            speakers: 0,
+            turns: Vec::new(),
+            seconds,
+        };
+        if !decoded.state.is_present() {
+            return Ok(analysis);
+        }
+
+        let started = Instant::now();
+        let transcript = self.transcriber.transcribe_samples(path, &samples, show)?;
+        seconds.asr_s = started.elapsed().as_secs_f64();
+        let turns = transcript.turns;
+        if turns.is_empty() {
+            analysis.seconds = seconds;
+            return Ok(analysis);
+        }
+        let rate = f64::from(mmer_audio::SAMPLE_RATE);
+        let turn_samples: Vec<&[f32]> = turns
+            .iter()
+            .map(|t| {
+                let a = ((t.start_s * rate) as usize).min(samples.len());
+                let b = ((t.end_s * rate).ceil() as usize).clamp(a, samples.len());
+                &samples[a..b]
+            })
+            .collect();
+
+        let started = Instant::now();
+        let prints = turn_samples
+            .iter()
+            .map(|s| voice_print(s))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let count = match self.config.speakers {
+            Some(n) => SpeakerCount::Given(n),
+            None => SpeakerCount::Estimate {
+                max: self.config.max_speakers,
+            },
+        };
+        let speaker_ids = assign_speakers(&prints, count)?;
+        analysis.speakers = speaker_ids.iter().flatten().max().map_or(0, |m| m + 1);
+        let speakers: Vec<String> = speaker_ids
+            .iter()
+            .map(|id| id.map_or_else(|| "S?".to_string(), |k| format!("S{}", k + 1)))
+            .collect();
+        seconds.speakers_s = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let text = self.read_text(path, &turns, &speaker_ids, &speakers)?;
+        seconds.text_s = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let audio = turn_samples
+            .iter()
+            .map(|s| {
+                Ok(self
+                    .audio
+                    .predict(s)?
+                    .map(|p| map_into(&p, &self.audio_map, self.classes.len())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        seconds.audio_s = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let faces = match (&self.face, &info.video) {
+            (Some(reader), Some(_)) => self.read_faces(reader, &info, &turns)?,
+            _ => vec![FaceReading::default(); turns.len()],
+        };
+        seconds.face_s = started.elapsed().as_secs_f64();
+
+        for (i, turn) in turns.iter().enumerate() {
+            let FaceReading {
+                mean: face,
+                keyframes,
+                faces: found,
+            } = faces[i].clone();
+            let evidence = Evidence {
+                text: Some(self.named(&text[i])),
+                audio: audio[i].as_ref().map(|p| self.named(p)),
+                face: face.as_ref().map(|p| self.named(p)),
+                keyframes,
+                faces: found,
+            };
+            let w = self.config.weights;
+            let fused = fuse(
+                &[
+                    (Some(&text[i]), w.text),
+                    (audio[i].as_deref(), w.audio),
+                    (face.as_deref(), w.face),
+                ],
+                self.classes.len(),
+            );
+            let (best, confidence) = argmax(&fused);
+            analysis.turns.push(TurnEmotion {
+                turn: i,
+                start_s: turn.start_s,
+                end_s: turn.end_s,
+                speaker: speakers[i].clone(),
+                text: turn.text.clone(),
+                emotion: self.classes[best].clone(),
+                confidence,
+                probabilities: self.named(&fused),
+                evidence,
+            });
+        }
+        analysis.seconds = seconds;
+        Ok(analysis)
+    }
+
+    /// The text model's distribution per turn, the turns as one dialogue.
+    fn read_text(
+        &self,
+        path: &Path,
+        turns: &[mmer_asr::Turn],
+        speaker_ids: &[Option<usize>],
+        speakers: &[String],
+    ) -> Result<Vec<Vec<f32>>> {
+        let id = path.file_stem().map_or_else(
+            || "recording".to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        let utterances = turns
+            .iter()
+            .enumerate()
+            .map(|(i, turn)| {
+                // A turn whose speaker is unknown is its own speaker, so the
+                // speaker-level context does not merge strangers.
+                let speaker = match speaker_ids[i] {
+                    Some(_) => speakers[i].clone(),
+                    None => format!("unknown-{i}"),
+                };
+                let mut u = Utterance::new(format!("{id}-{i}"), i, speaker);
+                u.turn = Some(i as u64);
+                u.text = Some(turn.text.clone());
+                u
+            })
+            .collect();
+        let predictions = self.text.predict(vec![Dialogue { id, utterances }])?;
+        ensure!(
+            predictions.len() == turns.len(),
+            "the text model returned {} predictions for {} turns",
+            predictions.len(),
+            turns.len()
+        );
+        Ok(predictions
+            .into_iter()
+            .map(|p| p.probabilities.0.into_iter().map(|(_, v)| v).collect())
+            .collect())
+    }
+
+    /// Mean face-expression distribution per turn, keyframes decoded and
+    /// faces found.
+    fn read_faces(
+        &self,
+        reader: &FaceReader,
+        info: &MediaInfo,
+        turns: &[mmer_asr::Turn],
+    ) -> Result<Vec<FaceReading>> {
+        let mut extractor = VisualExtractor::new(
+            &reader.seeta,
+            reader.expression.clone(),
+            &VisualExtractorConfig::default(),
+        )?;
+        let video_start_s = info.video.as_ref().map_or(0.0, |v| v.start_s);
+        let mut out = Vec::with_capacity(turns.len());
+        for turn in turns {
+            let count = ((turn.end_s - turn.start_s) * self.config.keyframes_per_second).round();
+            let options = KeyframeOptions {
+                count: (count as usize).clamp(2, 16),
+                max_side: Some(640),
+                mode: KeyframeMode::Uniform,
+            };
+            // ffmpeg's input seek to a time before the first video frame
+            // (FLV video often starts a few ms after the audio) decodes no
+            // frame at all: start the cut at the video's first frame.
+            let range = TimeRange {
+                start_s: turn.start_s.max(video_start_s),
+                end_s: turn.end_s,
+            };
+            let Ok(cut) = info.clone().cut(range) else {
+                // A turn past the video's end (Whisper's last timestamp can
+                // overshoot) has no frames.
+                out.push(FaceReading::default());
+                continue;
+            };
+            let frames = self.ffmpeg.keyframes(&cut, &options)?;
+            let views = frames
+                .iter()
+                .map(|f| mmer_vision::RgbFrame::new(f.width as usize, f.height as usize, &f.data))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let features = extractor.extract(&views)?;
+            let mut sum = vec![0.0f32; self.classes.len()];
+            let mut found = 0;
+            for face in features.iter().filter_map(|k| k.face.as_ref()) {
+                for (p, &k) in face.expression.probabilities.iter().zip(&self.face_map) {
+                    sum[k] += p;
+                }
+                found += 1;
+            }
+            let mean = (found > 0).then(|| sum.iter().map(|v| v / found as f32).collect());
+            out.push(FaceReading {
+                mean,
+                keyframes: frames.len(),
+                faces: found,
+            });
+        }
+        Ok(out)
+    }
+
+    fn named(&self, p: &[f32]) -> ClassProbabilities {
+        ClassProbabilities(
+            self.classes
+                .iter()
+                .cloned()
+                .zip(p.iter().copied())
+                .collect(),
+        )
+    }
+}
+
+/// A source distribution summed into `n` target classes (`map[i]` is the
+/// target of source class `i`).
+fn map_into(probabilities: &[f32], map: &[usize], n: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; n];
+    for (p, &k) in probabilities.iter().zip(map) {
+        out[k] += p;
+    }
+    out
+}
+
+/// Weighted mean of the readings present (each `(reading, weight)`),
+/// renormalised over their weights; all zeros when none is present.
+fn fuse(readings: &[(Option<&[f32]>, f32)], n: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; n];
+    let mut total = 0.0f32;
+    for &(reading, weight) in readings {
+        if let Some(p) = reading
+            && weight > 0.0
+        {
+            for (o, v) in out.iter_mut().zip(p) {
+                *o += weight * v;
+            }
+            total += weight;
+        }
+    }
+    if total > 0.0 {
+        out.iter_mut().for_each(|v| *v /= total);
+    }
+    out
+}
+
+fn argmax(p: &[f32]) -> (usize, f32) {
+    p.iter()
+        .copied()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MELD: [&str; 7] = [
+        "neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger",
+    ];
+
+    fn meld() -> Vec<String> {
+        MELD.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn every_source_class_lands_in_meld_and_mass_is_kept() {
+        let emodb: Vec<String> = [
+            "anger",
+            "boredom",
+            "disgust",
+            "fear",
+            "happiness",
+            "sadness",
+            "neutral",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+        let map = class_map(&emodb, label_map("emodb"), &meld(), "emodb").unwrap();
+        let p = [0.1, 0.2, 0.05, 0.05, 0.3, 0.1, 0.2];
+        let q = map_into(&p, &map, 7);
+        assert!((q.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        // boredom + neutral → neutral; happiness → joy; nothing → surprise.
+        assert!((q[0] - 0.4).abs() < 1e-6 && (q[4] - 0.3).abs() < 1e-6 && q[1] == 0.0);
+        let fer: Vec<String> = FER_CLASSES.iter().map(|c| c.to_string()).collect();
+        let map = class_map(&fer, label_map("fer2013"), &meld(), "fer").unwrap();
+        let mut sorted = map.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            (0..7).collect::<Vec<_>>(),
+            "FER maps one-to-one onto MELD"
+        );
+    }
+
+    #[test]
+    fn a_class_outside_the_map_or_the_target_is_refused() {
+        let odd = vec!["contempt".to_string()];
+        assert!(class_map(&odd, label_map("fer2013"), &meld(), "x").is_err());
+        let targets = vec!["neutral".to_string()];
+        let fer: Vec<String> = FER_CLASSES.iter().map(|c| c.to_string()).collect();
+        assert!(class_map(&fer, label_map("fer2013"), &targets, "x").is_err());
+    }
+
+    #[test]
+    fn fusion_uses_only_the_readings_present() {
+        let text = [1.0, 0.0];
+        let audio = [0.0, 1.0];
+        let both = fuse(&[(Some(&text), 0.5), (Some(&audio), 0.25), (None, 0.25)], 2);
+        assert!((both[0] - 2.0 / 3.0).abs() < 1e-6 && (both[1] - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(fuse(&[(Some(&text), 0.5), (None, 0.5)], 2), vec![1.0, 0.0]);
+        assert_eq!(fuse(&[(None, 1.0)], 2), vec![0.0, 0.0]);
+        assert_eq!(argmax(&both), (0, both[0]));
+    }
+}
