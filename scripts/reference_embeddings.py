@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the sentence-transformers reference vectors that mmer-features' parity test checks.
+"""Write the sentence-transformers reference vectors that mmer-text' parity test checks.
 
 Usage:  python3 scripts/reference_embeddings.py          (after scripts/setup.sh)
 
@@ -14,7 +14,7 @@ What it does:
      with the Hugging Face hub switched off.
   3. Embeds the fixed SENTENCES below with `SentenceTransformer.encode` on CPU
      (batch 32, normalised exactly as the models' modules.json says) and writes
-     crates/mmer-features/tests/fixtures/st_reference.json: the sentences, each
+     crates/mmer-text/tests/fixtures/st_reference.json: the sentences, each
      model's vectors rounded to 7 significant digits, token counts, library
      versions, and MPNet's relative-position bucket table from transformers.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("MMER_ST_VENV", "/tmp/mmer-st-venv"))
 MODELS_DIR = Path(os.environ.get("MMER_MODELS_DIR", REPO / "models"))
-OUT = REPO / "crates" / "mmer-features" / "tests" / "fixtures" / "st_reference.json"
+OUT = REPO / "crates" / "mmer-text" / "tests" / "fixtures" / "st_reference.json"
 
 # (directory under MMER_MODELS_DIR, fixture key = mmer EncoderKind in snake_case)
 MODELS = [("all-minilm-l6-v2", "minilm"), ("all-mpnet-base-v2", "mpnet")]

@@ -8,7 +8,7 @@
 //! never leave half an artefact ([`atomic`]) and progress that reaches a
 //! terminal or a log ([`progress`]). It has no ML framework and no media
 //! dependency: loaders live in `mmer-data`, extraction in `mmer-media`,
-//! `mmer-vision` and `mmer-features` (text), models in `mmer-models`.
+//! `mmer-vision` and `mmer-text` (text), models in `mmer-models`.
 
 pub mod atomic;
 mod corpus;

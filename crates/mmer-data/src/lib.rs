@@ -2,7 +2,7 @@
 //! [`mmer_core::Corpus`], and every failure names the file, line and id.
 //!
 //! Owns file formats only; no features are computed here (that is
-//! `mmer-features`) and nothing here knows about models.
+//! `mmer-text`) and nothing here knows about models.
 
 pub mod conversation;
 mod csv_quotes;

@@ -18,7 +18,7 @@
 //!
 //! It leaves to others: the DSP (mmer-audio), face detection and expression
 //! features (mmer-vision, which consumes [`RgbFrame`]s), text embeddings
-//! (mmer-features) and the store format (mmer-core). No burn, no candle,
+//! (mmer-text) and the store format (mmer-core). No burn, no candle,
 //! no libav bindings: ffmpeg runs as a child process (see [`ffmpeg`]).
 
 mod audio;

@@ -14,7 +14,7 @@
 //! the process's peak (`VmHWM`) in its [`Environment`]; `bench/run.sh` also
 //! records the peak with `/usr/bin/time -v`.
 //!
-//! Thread counts: the encoder runs [`mmer_features::default_workers`] batches
+//! Thread counts: the encoder runs [`mmer_text::default_workers`] batches
 //! at once, each on one thread; burn's CPU backend uses rayon's global pool.
 //! Set `RAYON_NUM_THREADS` (and [`TextBenchConfig::workers`]) to pin both, as
 //! `bench/run.sh` does.
@@ -24,10 +24,10 @@ use std::time::Instant;
 
 use burn::module::Module;
 use mmer_core::{Dialogue, Modality, Split};
-use mmer_features::EncoderKind;
 use mmer_media::bench::{BenchReport, ClipSpec};
 use mmer_media::extract::StreamExtractor;
 use mmer_models::Fusion;
+use mmer_text::EncoderKind;
 use mmer_train::trainer::{
     PreparedData, class_weight_tensor, init_model, train_epoch, training_device,
 };
@@ -115,10 +115,10 @@ pub struct TextBenchConfig {
     /// (default: 2000).
     pub n: usize,
     /// Texts per forward pass (default:
-    /// [`mmer_features::DEFAULT_BATCH_SIZE`]).
+    /// [`mmer_text::DEFAULT_BATCH_SIZE`]).
     pub batch_size: usize,
     /// Batches in flight, one thread each (default `None`:
-    /// [`mmer_features::default_workers`]).
+    /// [`mmer_text::default_workers`]).
     pub workers: Option<usize>,
     /// Texts embedded once before timing (not counted), to warm caches
     /// (default: 32).
@@ -134,7 +134,7 @@ impl Default for TextBenchConfig {
             encoder: EncoderKind::MiniLm,
             meld_csv: "../shared/data/meld/train_sent_emo.csv".into(),
             n: 2000,
-            batch_size: mmer_features::DEFAULT_BATCH_SIZE,
+            batch_size: mmer_text::DEFAULT_BATCH_SIZE,
             workers: None,
             warmup: 32,
             texts_out: None,

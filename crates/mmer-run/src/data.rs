@@ -2,14 +2,14 @@
 //!
 //! A run config names a dataset and (for text) a frozen sentence encoder;
 //! this module loads the corpus with `mmer-data` and attaches cached
-//! embeddings from the feature store (`mmer-features`).
+//! embeddings from the feature store (`mmer-text`).
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Result, bail};
 use mmer_core::{Corpus, Features, LabelSpace, Modality, Split};
 use mmer_data::synthetic::SyntheticConfig;
-use mmer_features::{EncoderKind, SentenceEncoder};
+use mmer_text::{EncoderKind, SentenceEncoder};
 use serde::{Deserialize, Serialize};
 
 /// Dataset formats mmer reads.
@@ -317,7 +317,7 @@ fn check_splits_disjoint(
 
 /// Loads a frozen sentence encoder from the installed weights.
 pub fn load_encoder(kind: EncoderKind) -> Result<SentenceEncoder> {
-    let dir = mmer_features::default_models_dir();
+    let dir = mmer_text::default_models_dir();
     SentenceEncoder::load(kind, &dir)
         .with_context(|| format!("loading the {kind:?} text encoder from {}", dir.display()))
 }

@@ -50,7 +50,7 @@ pub enum Error {
     Data(#[from] mmer_data::Error),
     /// Text encoders.
     #[error(transparent)]
-    Text(#[from] mmer_features::Error),
+    Text(#[from] mmer_text::Error),
     /// Training, checkpoints and prediction.
     #[error(transparent)]
     Train(#[from] mmer_train::Error),

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the models directory (the same one the
-/// text encoders of `mmer-features` read).
+/// text encoders of `mmer-text` read).
 pub const MODELS_DIR_ENV: &str = "MMER_MODELS_DIR";
 
 /// The models directory: `$MMER_MODELS_DIR` if set and non-empty, else

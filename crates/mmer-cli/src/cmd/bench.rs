@@ -12,10 +12,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use mmer_features::EncoderKind;
 use mmer_run::bench::{
     AsrBenchConfig, ExtractBenchConfig, PredictBenchConfig, TextBenchConfig, TrainEpochBenchConfig,
 };
+use mmer_text::EncoderKind;
 
 /// Arguments of `mmer bench`.
 #[derive(Debug, Args)]

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use mmer_core::Modality;
-use mmer_features::EncoderKind;
 use mmer_models::{ContextMode, Fusion, ManResidual, Pooling};
 use mmer_run::RunConfig;
 use mmer_run::data::{DataConfig, DatasetKind};
 use mmer_run::run::{Existing, default_run_name, train_run};
+use mmer_text::EncoderKind;
 use mmer_train::TrainConfig;
 
 /// Arguments of `mmer train`. Flags override the config file.

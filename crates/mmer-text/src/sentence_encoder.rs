@@ -79,12 +79,12 @@ enum Output {
 /// files `scripts/setup.sh` installs. Offline: nothing is downloaded.
 ///
 /// ```no_run
-/// use mmer_features::{EncoderKind, SentenceEncoder, default_models_dir};
+/// use mmer_text::{EncoderKind, SentenceEncoder, default_models_dir};
 ///
 /// let encoder = SentenceEncoder::load(EncoderKind::MiniLm, &default_models_dir())?;
 /// let vectors = encoder.embed(&["Oh my God!", "I'm fine."])?;
 /// assert_eq!(vectors[0].len(), encoder.dim());
-/// # Ok::<(), mmer_features::Error>(())
+/// # Ok::<(), mmer_text::Error>(())
 /// ```
 pub struct SentenceEncoder {
     kind: EncoderKind,

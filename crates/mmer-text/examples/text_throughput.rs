@@ -1,7 +1,7 @@
 //! Throughput of the frozen text encoders on MELD utterances.
 //!
 //! ```text
-//! cargo run --release -p mmer-features --example text_throughput -- \
+//! cargo run --release -p mmer-text --example text_throughput -- \
 //!     [minilm|mpnet] [path/to/train_sent_emo.csv] [count] [batch_size] [workers]
 //! ```
 //!
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use mmer_features::{
+use mmer_text::{
     DEFAULT_BATCH_SIZE, EncoderKind, SentenceEncoder, default_models_dir, default_workers,
 };
 

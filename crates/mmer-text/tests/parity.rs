@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use mmer_features::mpnet::{RELATIVE_ATTENTION_MAX_DISTANCE, relative_position_bucket};
-use mmer_features::{EncoderKind, MODELS_DIR_ENV, NUMERICS_VERSION, SentenceEncoder};
+use mmer_text::mpnet::{RELATIVE_ATTENTION_MAX_DISTANCE, relative_position_bucket};
+use mmer_text::{EncoderKind, MODELS_DIR_ENV, NUMERICS_VERSION, SentenceEncoder};
 use serde::Deserialize;
 
 const MIN_COSINE: f64 = 0.9999;
@@ -296,7 +296,7 @@ fn loading_without_weights_points_at_setup_script() {
 /// small as the GELU rewrite (3e-7) fails it. Other kernels round
 /// differently, so elsewhere it allows 1e-5 and says so. Re-record after
 /// bumping the version:
-/// `MMER_RECORD_NUMERICS=1 cargo test -p mmer-features --test parity numerics`.
+/// `MMER_RECORD_NUMERICS=1 cargo test -p mmer-text --test parity numerics`.
 #[test]
 fn numerics_match_their_recorded_version() {
     const OTHER_KERNELS_TOLERANCE: f32 = 1e-5;
