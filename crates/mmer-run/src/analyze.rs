@@ -629,18 +629,10 @@ mod tests {
 
     #[test]
     fn every_source_class_lands_in_meld_and_mass_is_kept() {
-        let emodb: Vec<String> = [
-            "anger",
-            "boredom",
-            "disgust",
-            "fear",
-            "happiness",
-            "sadness",
-            "neutral",
-        ]
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
+        let emodb: Vec<String> = crate::emodb::CLASSES
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         let map = class_map(&emodb, label_map("emodb"), &meld(), "emodb").unwrap();
         let p = [0.1, 0.2, 0.05, 0.05, 0.3, 0.1, 0.2];
         let q = map_into(&p, &map, 7);

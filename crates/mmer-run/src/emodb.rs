@@ -35,7 +35,7 @@ use crate::audio_model::{AudioEmotionModel, TrainingRecord, clip_features};
 use crate::error::{Context, Error, Result, bail, ensure};
 
 /// EmoDB classes, in file-code order of [`CODES`].
-const CLASSES: [&str; 7] = [
+pub(crate) const CLASSES: [&str; 7] = [
     "anger",
     "boredom",
     "disgust",

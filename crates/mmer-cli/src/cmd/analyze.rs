@@ -1,11 +1,10 @@
 //! `mmer analyze`: the emotion of every turn of a recording, with evidence,
 //! from the models that ship with mmer.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use mmer_asr::{AsrModel, DecodeOptions, TurnOptions};
 use mmer_run::analyze::{Analysis, AnalyzeConfig, Analyzer, FusionWeights, TurnEmotion};
@@ -106,12 +105,7 @@ impl AnalyzeArgs {
 pub fn run(args: AnalyzeArgs) -> Result<()> {
     let analyzer = Analyzer::new(args.config(), mmer_media::Ffmpeg::from_env())?;
     let files = mmer_media::inputs::media_files(&args.inputs)?;
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
+    let mut out = super::open_output(args.out.as_deref())?;
     let classes = analyzer.classes().to_vec();
     if let AnalysisFormat::Csv = args.format {
         let mut header = vec![
@@ -139,44 +133,31 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         );
         writeln!(out, "{}", header.join(","))?;
     }
-    let mut failed = Vec::new();
-    for file in &files {
-        match analyzer.analyze(file, true) {
-            Ok(analysis) => {
-                let t = analysis.seconds;
-                let total = t.decode_s + t.asr_s + t.speakers_s + t.text_s + t.audio_s + t.face_s;
-                tracing::info!(
-                    "analysed {}: {:.1} s in {total:.2} s (real-time factor {:.3}); seconds per stage: \
-                     decode {:.2}, speech recognition {:.2}, speakers {:.2}, text {:.2}, voice {:.2}, face {:.2}",
-                    file.display(),
-                    analysis.duration_s,
-                    total / analysis.duration_s.max(1e-9),
-                    t.decode_s,
-                    t.asr_s,
-                    t.speakers_s,
-                    t.text_s,
-                    t.audio_s,
-                    t.face_s
-                );
-                write_analysis(&mut out, &analysis, args.format)?;
-                out.flush()?;
-            }
-            Err(err) => {
-                tracing::error!("{}", crate::error_chain(&err.into()));
-                failed.push(file.display().to_string());
-            }
-        }
-    }
+    let result = super::each_file(
+        &files,
+        |file| Ok(analyzer.analyze(file, true)?),
+        |analysis| {
+            let t = analysis.seconds;
+            let total = t.decode_s + t.asr_s + t.speakers_s + t.text_s + t.audio_s + t.face_s;
+            tracing::info!(
+                "analysed {}: {:.1} s in {total:.2} s (real-time factor {:.3}); seconds per stage: \
+             decode {:.2}, speech recognition {:.2}, speakers {:.2}, text {:.2}, voice {:.2}, face {:.2}",
+                analysis.file.display(),
+                analysis.duration_s,
+                total / analysis.duration_s.max(1e-9),
+                t.decode_s,
+                t.asr_s,
+                t.speakers_s,
+                t.text_s,
+                t.audio_s,
+                t.face_s
+            );
+            write_analysis(&mut out, &analysis, args.format)?;
+            Ok(out.flush()?)
+        },
+    );
     out.flush()?;
-    if !failed.is_empty() {
-        anyhow::bail!(
-            "{} of {} files failed (named above): {}",
-            failed.len(),
-            files.len(),
-            failed.join(", ")
-        );
-    }
-    Ok(())
+    result
 }
 
 /// The top class of a distribution, or `-`.

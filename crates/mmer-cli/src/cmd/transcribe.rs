@@ -1,10 +1,9 @@
 //! `mmer transcribe`: what is said in a recording, and when, as turns.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use mmer_asr::{AsrModel, DecodeOptions, TurnOptions};
 use mmer_run::transcribe::{FileTranscript, TranscribeConfig, Transcriber};
@@ -66,12 +65,7 @@ pub fn run(args: TranscribeArgs) -> Result<()> {
     };
     let transcriber = Transcriber::new(config, &args.models_dir, mmer_media::Ffmpeg::from_env())?;
     let files = mmer_media::inputs::media_files(&args.inputs)?;
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
+    let mut out = super::open_output(args.out.as_deref())?;
     match args.format {
         TranscriptFormat::Csv => writeln!(out, "file,turn,start_s,end_s,text")?,
         TranscriptFormat::Table => {
@@ -79,29 +73,16 @@ pub fn run(args: TranscribeArgs) -> Result<()> {
         }
         TranscriptFormat::Jsonl => {}
     }
-    let mut failed = Vec::new();
-    for file in &files {
-        match transcriber.transcribe_file(file, true) {
-            Ok(transcript) => {
-                write_transcript(&mut out, &transcript, args.format)?;
-                out.flush()?;
-            }
-            Err(err) => {
-                tracing::error!("{}", crate::error_chain(&err.into()));
-                failed.push(file.display().to_string());
-            }
-        }
-    }
+    let result = super::each_file(
+        &files,
+        |file| Ok(transcriber.transcribe_file(file, true)?),
+        |transcript| {
+            write_transcript(&mut out, &transcript, args.format)?;
+            Ok(out.flush()?)
+        },
+    );
     out.flush()?;
-    if !failed.is_empty() {
-        anyhow::bail!(
-            "{} of {} files failed (named above): {}",
-            failed.len(),
-            files.len(),
-            failed.join(", ")
-        );
-    }
-    Ok(())
+    result
 }
 
 fn write_transcript(
