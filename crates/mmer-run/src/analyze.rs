@@ -150,6 +150,89 @@ pub struct Evidence {
     pub keyframes: usize,
     /// Faces found.
     pub faces: usize,
+    /// The most confidently read face of the turn (for reports; not written
+    /// to JSON).
+    #[serde(skip)]
+    pub face_thumbnail: Option<FaceThumbnail>,
+}
+
+/// A grayscale face crop, as the expression model read it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FaceThumbnail {
+    /// Width, pixels.
+    pub width: usize,
+    /// Height, pixels.
+    pub height: usize,
+    /// Row-major 8-bit gray levels.
+    pub gray: Vec<u8>,
+    /// Time of the keyframe in the recording, seconds.
+    pub time_s: f64,
+}
+
+/// Why a turn got its emotion (`mmer analyze --explain`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The class explained: the turn's fused prediction.
+    pub class: String,
+    /// LIME over the transcript's words (thesis §5.4): each word's weight on
+    /// the text model's probability of `class`, in transcript order; a
+    /// positive weight pushed towards it.
+    pub words: Vec<WordWeight>,
+    /// Perturbed transcripts LIME scored.
+    pub samples: usize,
+    /// The seed of the perturbations.
+    pub seed: u64,
+    /// R² of LIME's weighted linear fit (how well the weights describe the
+    /// model near this transcript).
+    pub fit_r2: f32,
+    /// Each modality's contribution: the fused probability of `class` minus
+    /// what it is without that modality's reading (drop one).
+    pub modalities: Vec<ModalityContribution>,
+    /// Per face keyframe, the face model's probability of `class`.
+    pub face_frames: Vec<FrameEvidence>,
+    /// Per stretch of the turn's audio, how much the voice model's
+    /// probability of `class` drops when that stretch is silenced.
+    pub audio_segments: Vec<SegmentEvidence>,
+}
+
+/// One word's LIME weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WordWeight {
+    /// The word as written in the transcript.
+    pub word: String,
+    /// Its weight on the probability of the explained class.
+    pub weight: f32,
+}
+
+/// A modality's drop-one contribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModalityContribution {
+    /// `text`, `audio` or `face`.
+    pub modality: String,
+    /// Fused probability of the class with every reading minus without this
+    /// one (0 when the turn had no such reading).
+    pub contribution: f32,
+}
+
+/// One keyframe's face reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameEvidence {
+    /// Time in the recording, seconds.
+    pub time_s: f64,
+    /// The face model's probability of the explained class (`None`: no face).
+    pub probability: Option<f32>,
+}
+
+/// One stretch of a turn's audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentEvidence {
+    /// Start, seconds in the recording.
+    pub start_s: f64,
+    /// End, seconds.
+    pub end_s: f64,
+    /// Voice model's probability of the class minus its probability with
+    /// this stretch silenced.
+    pub contribution: f32,
 }
 
 /// One turn's emotion.
@@ -174,6 +257,9 @@ pub struct TurnEmotion {
     pub probabilities: ClassProbabilities,
     /// Per-modality readings.
     pub evidence: Evidence,
+    /// Why (with `--explain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 /// Seconds per stage of one analysis.
@@ -219,6 +305,11 @@ struct FaceReading {
     keyframes: usize,
     /// Faces found.
     faces: usize,
+    /// Per keyframe: its time in the recording and, when a face was found,
+    /// the face's distribution in the shipped classes.
+    frames: Vec<(f64, Option<Vec<f32>>)>,
+    /// The most confidently read face.
+    thumbnail: Option<FaceThumbnail>,
 }
 
 /// Face detection and expression, loaded once.
@@ -426,17 +517,14 @@ impl Analyzer {
         seconds.face_s = started.elapsed().as_secs_f64();
 
         for (i, turn) in turns.iter().enumerate() {
-            let FaceReading {
-                mean: face,
-                keyframes,
-                faces: found,
-            } = faces[i].clone();
+            let face = faces[i].mean.clone();
             let evidence = Evidence {
                 text: Some(self.named(&text[i])),
                 audio: audio[i].as_ref().map(|p| self.named(p)),
                 face: face.as_ref().map(|p| self.named(p)),
-                keyframes,
-                faces: found,
+                keyframes: faces[i].keyframes,
+                faces: faces[i].faces,
+                face_thumbnail: faces[i].thumbnail.clone(),
             };
             let w = self.config.weights;
             let fused = fuse(
@@ -458,6 +546,7 @@ impl Analyzer {
                 confidence,
                 probabilities: self.named(&fused),
                 evidence,
+                explanation: None,
             });
         }
         analysis.seconds = seconds;
@@ -546,20 +635,42 @@ impl Analyzer {
                 .map(|f| mmer_vision::RgbFrame::new(f.width as usize, f.height as usize, &f.data))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let features = extractor.extract(&views)?;
-            let mut sum = vec![0.0f32; self.classes.len()];
-            let mut found = 0;
-            for face in features.iter().filter_map(|k| k.face.as_ref()) {
-                for (p, &k) in face.expression.probabilities.iter().zip(&self.face_map) {
-                    sum[k] += p;
-                }
-                found += 1;
-            }
-            let mean = (found > 0).then(|| sum.iter().map(|v| v / found as f32).collect());
-            out.push(FaceReading {
-                mean,
+            let mut reading = FaceReading {
                 keyframes: frames.len(),
-                faces: found,
-            });
+                ..FaceReading::default()
+            };
+            let mut sum = vec![0.0f32; self.classes.len()];
+            let mut sharpest = f32::NEG_INFINITY;
+            for (frame, keyframe) in frames.iter().zip(&features) {
+                let time_s = range.start_s + frame.time_s;
+                let Some(face) = &keyframe.face else {
+                    reading.frames.push((time_s, None));
+                    continue;
+                };
+                let p = map_into(
+                    &face.expression.probabilities,
+                    &self.face_map,
+                    self.classes.len(),
+                );
+                sum.iter_mut().zip(&p).for_each(|(s, v)| *s += v);
+                let top = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                if top > sharpest {
+                    sharpest = top;
+                    let image = &face.crop.image;
+                    reading.thumbnail = Some(FaceThumbnail {
+                        width: image.width(),
+                        height: image.height(),
+                        gray: image.data().to_vec(),
+                        time_s,
+                    });
+                }
+                reading.frames.push((time_s, Some(p)));
+                reading.faces += 1;
+            }
+            if reading.faces > 0 {
+                reading.mean = Some(sum.iter().map(|v| v / reading.faces as f32).collect());
+            }
+            out.push(reading);
         }
         Ok(out)
     }
