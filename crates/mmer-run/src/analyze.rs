@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio_model::AudioEmotionModel;
 use crate::error::{Context, Result, bail, ensure};
+use crate::explain::{ExplainConfig, explain_words};
 use crate::predict::Predictor;
 use crate::transcribe::{TranscribeConfig, Transcriber};
 
@@ -116,6 +117,8 @@ pub struct AnalyzeConfig {
     pub keyframes_per_second: f64,
     /// Late-fusion weights.
     pub weights: FusionWeights,
+    /// Explain every turn (`None`: no explanations).
+    pub explain: Option<ExplainConfig>,
     /// Installed models (Whisper, text encoder, face models).
     pub models_dir: PathBuf,
 }
@@ -131,6 +134,7 @@ impl Default for AnalyzeConfig {
             face: true,
             keyframes_per_second: 2.0,
             weights: FusionWeights::default(),
+            explain: None,
             models_dir: PathBuf::from("models"),
         }
     }
@@ -277,6 +281,8 @@ pub struct AnalyzeSeconds {
     pub audio_s: f64,
     /// Keyframes, face detection and expression.
     pub face_s: f64,
+    /// Explanations (`--explain`).
+    pub explain_s: f64,
 }
 
 /// A recording's analysis.
@@ -390,7 +396,7 @@ impl Analyzer {
             &config.models_dir,
             ffmpeg.clone(),
         )?;
-        let text = Predictor::load(&config.text_model)?;
+        let text = Predictor::load_with(&config.text_model, &config.models_dir)?;
         let classes = text.checkpoint().labels.classes.clone();
         let audio = AudioEmotionModel::load(&config.audio_model)?;
         let audio_map = class_map(
@@ -494,7 +500,7 @@ impl Analyzer {
         seconds.speakers_s = started.elapsed().as_secs_f64();
 
         let started = Instant::now();
-        let text = self.read_text(path, &turns, &speaker_ids, &speakers)?;
+        let (dialogue, text) = self.read_text(path, &turns, &speaker_ids, &speakers)?;
         seconds.text_s = started.elapsed().as_secs_f64();
 
         let started = Instant::now();
@@ -549,6 +555,67 @@ impl Analyzer {
                 explanation: None,
             });
         }
+        if let Some(config) = &self.config.explain {
+            let started = Instant::now();
+            for (i, turn) in analysis.turns.iter_mut().enumerate() {
+                let class = self
+                    .classes
+                    .iter()
+                    .position(|c| *c == turn.emotion)
+                    .unwrap_or_default();
+                let (words, fit_r2) = explain_words(&self.text, &dialogue, i, class, config)?;
+                let w = self.config.weights;
+                let readings = [
+                    ("text", Some(text[i].as_slice()), w.text),
+                    ("audio", audio[i].as_deref(), w.audio),
+                    ("face", faces[i].mean.as_deref(), w.face),
+                ];
+                let all: Vec<(Option<&[f32]>, f32)> = readings.iter().map(|r| (r.1, r.2)).collect();
+                let full = fuse(&all, self.classes.len())[class];
+                let modalities = readings
+                    .iter()
+                    .enumerate()
+                    .map(|(m, (name, reading, _))| {
+                        let mut without = all.clone();
+                        without[m].0 = None;
+                        let contribution = if reading.is_some() {
+                            full - fuse(&without, self.classes.len())[class]
+                        } else {
+                            0.0
+                        };
+                        ModalityContribution {
+                            modality: (*name).to_string(),
+                            contribution,
+                        }
+                    })
+                    .collect();
+                let face_frames = faces[i]
+                    .frames
+                    .iter()
+                    .map(|(time_s, p)| FrameEvidence {
+                        time_s: *time_s,
+                        probability: p.as_ref().map(|p| p[class]),
+                    })
+                    .collect();
+                let audio_segments = match &audio[i] {
+                    Some(p) => {
+                        self.explain_audio(turn_samples[i], turn.start_s, class, p[class], config)?
+                    }
+                    None => Vec::new(),
+                };
+                turn.explanation = Some(Explanation {
+                    class: turn.emotion.clone(),
+                    words,
+                    samples: config.samples,
+                    seed: config.seed,
+                    fit_r2,
+                    modalities,
+                    face_frames,
+                    audio_segments,
+                });
+            }
+            seconds.explain_s = started.elapsed().as_secs_f64();
+        }
         analysis.seconds = seconds;
         Ok(analysis)
     }
@@ -560,7 +627,7 @@ impl Analyzer {
         turns: &[mmer_asr::Turn],
         speaker_ids: &[Option<usize>],
         speakers: &[String],
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> Result<(Dialogue, Vec<Vec<f32>>)> {
         let id = path.file_stem().map_or_else(
             || "recording".to_string(),
             |s| s.to_string_lossy().into_owned(),
@@ -581,17 +648,22 @@ impl Analyzer {
                 u
             })
             .collect();
-        let predictions = self.text.predict(vec![Dialogue { id, utterances }])?;
+        let mut dialogue = Dialogue { id, utterances };
+        self.text.embed(std::slice::from_mut(&mut dialogue))?;
+        let predictions = self
+            .text
+            .predict_embedded(std::slice::from_ref(&dialogue))?;
         ensure!(
             predictions.len() == turns.len(),
             "the text model returned {} predictions for {} turns",
             predictions.len(),
             turns.len()
         );
-        Ok(predictions
+        let probabilities = predictions
             .into_iter()
             .map(|p| p.probabilities.0.into_iter().map(|(_, v)| v).collect())
-            .collect())
+            .collect();
+        Ok((dialogue, probabilities))
     }
 
     /// Mean face-expression distribution per turn, keyframes decoded and
@@ -671,6 +743,35 @@ impl Analyzer {
                 reading.mean = Some(sum.iter().map(|v| v / reading.faces as f32).collect());
             }
             out.push(reading);
+        }
+        Ok(out)
+    }
+
+    /// Silences each stretch of a turn's audio in turn and records how much
+    /// the voice model's probability of `class` falls.
+    fn explain_audio(
+        &self,
+        samples: &[f32],
+        start_s: f64,
+        class: usize,
+        full: f32,
+        config: &ExplainConfig,
+    ) -> Result<Vec<SegmentEvidence>> {
+        let rate = f64::from(mmer_audio::SAMPLE_RATE);
+        let step = ((config.audio_segment_s * rate) as usize).max(1);
+        let mut out = Vec::new();
+        for begin in (0..samples.len()).step_by(step) {
+            let end = (begin + step).min(samples.len());
+            let mut silenced = samples.to_vec();
+            silenced[begin..end].iter_mut().for_each(|v| *v = 0.0);
+            let without = self.audio.predict(&silenced)?.map_or(0.0, |p| {
+                map_into(&p, &self.audio_map, self.classes.len())[class]
+            });
+            out.push(SegmentEvidence {
+                start_s: start_s + begin as f64 / rate,
+                end_s: start_s + end as f64 / rate,
+                contribution: full - without,
+            });
         }
         Ok(out)
     }

@@ -703,7 +703,7 @@ pub fn run_predict(config: &PredictBenchConfig) -> Result<PredictReport> {
     let encoder = if synthetic {
         None
     } else {
-        checkpoint_encoder(&checkpoint, &config.model)?
+        checkpoint_encoder(&checkpoint, &config.model, &mmer_text::default_models_dir())?
     };
     let load_seconds = loading.elapsed().as_secs_f64();
     let turns = dialogues.iter().map(|d| d.utterances.len()).sum();

@@ -315,11 +315,20 @@ fn check_splits_disjoint(
     Ok(())
 }
 
-/// Loads a frozen sentence encoder from the installed weights.
+/// Loads a frozen sentence encoder from the installed weights
+/// (`$MMER_MODELS_DIR`, else `./models`).
 pub fn load_encoder(kind: EncoderKind) -> Result<SentenceEncoder> {
-    let dir = mmer_text::default_models_dir();
-    SentenceEncoder::load(kind, &dir)
-        .with_context(|| format!("loading the {kind:?} text encoder from {}", dir.display()))
+    load_encoder_from(kind, &mmer_text::default_models_dir())
+}
+
+/// Loads a frozen sentence encoder from the models directory `models_dir`.
+pub fn load_encoder_from(kind: EncoderKind, models_dir: &Path) -> Result<SentenceEncoder> {
+    SentenceEncoder::load(kind, models_dir).with_context(|| {
+        format!(
+            "loading the {kind:?} text encoder from {}",
+            models_dir.display()
+        )
+    })
 }
 
 /// Embeds every transcript of `corpus` (cached per split in the store) into
@@ -553,6 +562,7 @@ impl TextFeaturizer {
 pub fn checkpoint_encoder(
     checkpoint: &mmer_train::Checkpoint,
     model: &Path,
+    models_dir: &Path,
 ) -> Result<Option<TextFeaturizer>> {
     let uses_text = checkpoint
         .layout
@@ -562,7 +572,7 @@ pub fn checkpoint_encoder(
     match (&checkpoint.text_encoder, uses_text) {
         (Some(source), true) => {
             let (name, view) = TextView::parse_source(source)?;
-            let encoder = load_encoder(name.parse()?)?;
+            let encoder = load_encoder_from(name.parse()?, models_dir)?;
             view.check(&encoder)?;
             Ok(Some(TextFeaturizer { encoder, view }))
         }

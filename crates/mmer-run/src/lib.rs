@@ -15,6 +15,9 @@
 //! - [`audio_model`]: the shipped audio emotion model (EmoDB) on one turn's speech.
 //! - [`analyze`]: a recording's turns with their emotion and its evidence,
 //!   from the shipped models.
+//! - [`explain`]: LIME over a turn's words and the other evidence of
+//!   `analyze --explain`.
+//! - [`report_html`]: analyses as one self-contained HTML page.
 //! - [`transcribe`]: a recording's speech as text and turns (Whisper), and
 //!   the word-error-rate benchmark.
 //!
@@ -30,7 +33,9 @@ pub mod bench;
 pub mod data;
 pub mod emodb;
 pub mod evaluate;
+pub mod explain;
 pub mod predict;
+pub mod report_html;
 pub mod results;
 pub mod run;
 pub mod transcribe;

@@ -24,14 +24,22 @@ pub struct Predictor {
 impl Predictor {
     /// Loads the checkpoint in `dir` (its weights verified against their
     /// recorded SHA-256) and, when it reads text, the encoder it was
-    /// trained with.
+    /// trained with, from `$MMER_MODELS_DIR` (else `./models`).
     ///
     /// # Errors
     /// A missing or damaged checkpoint, or an encoder that is not installed.
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_with(dir, &mmer_text::default_models_dir())
+    }
+
+    /// [`Predictor::load`] with the text encoder taken from `models_dir`.
+    ///
+    /// # Errors
+    /// As [`Predictor::load`].
+    pub fn load_with(dir: &Path, models_dir: &Path) -> Result<Self> {
         let (checkpoint, model) =
             Checkpoint::load(dir).with_context(|| format!("loading model {}", dir.display()))?;
-        let text = checkpoint_encoder(&checkpoint, dir)?;
+        let text = checkpoint_encoder(&checkpoint, dir, models_dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             checkpoint,
@@ -62,18 +70,36 @@ impl Predictor {
     /// As [`Predictor::predict_file`].
     pub fn predict(&self, mut dialogues: Vec<Dialogue>) -> Result<Vec<Prediction>> {
         let started = Instant::now();
-        if let Some(text) = &self.text {
-            text.embed(&mut dialogues)?;
-        }
-        let predictions = self
-            .checkpoint
-            .predict(&self.model, &dialogues)
-            .with_context(|| format!("predicting with {}", self.dir.display()))?;
+        self.embed(&mut dialogues)?;
+        let predictions = self.predict_embedded(&dialogues)?;
         tracing::info!(
             utterances = predictions.len(),
             milliseconds = started.elapsed().as_secs_f64() * 1e3,
             "predicted (after model load)"
         );
         Ok(predictions)
+    }
+
+    /// Embeds the transcripts of `dialogues` into the text modality, when
+    /// the model reads text (otherwise leaves them as they are).
+    ///
+    /// # Errors
+    /// The encoder fails on a text.
+    pub fn embed(&self, dialogues: &mut [Dialogue]) -> Result<()> {
+        if let Some(text) = &self.text {
+            text.embed(dialogues)?;
+        }
+        Ok(())
+    }
+
+    /// Predicts dialogues whose features are already in place (see
+    /// [`Predictor::embed`]).
+    ///
+    /// # Errors
+    /// A turn the model cannot read, or a non-finite probability.
+    pub fn predict_embedded(&self, dialogues: &[Dialogue]) -> Result<Vec<Prediction>> {
+        self.checkpoint
+            .predict(&self.model, dialogues)
+            .with_context(|| format!("predicting with {}", self.dir.display()))
     }
 }

@@ -4,10 +4,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use mmer_asr::{AsrModel, DecodeOptions, TurnOptions};
 use mmer_run::analyze::{Analysis, AnalyzeConfig, Analyzer, FusionWeights, TurnEmotion};
+use mmer_run::explain::ExplainConfig;
 use mmer_run::transcribe::TranscribeConfig;
 
 /// Output formats.
@@ -62,12 +63,28 @@ pub struct AnalyzeArgs {
         FusionWeights::default().text, FusionWeights::default().audio, FusionWeights::default().face,
     ])]
     pub weights: Vec<f32>,
+    /// Explain every turn: LIME over its words (which words pushed the
+    /// predicted class), each modality's drop-one contribution, and the face
+    /// keyframes and audio stretches that carried the class.
+    #[arg(long)]
+    pub explain: bool,
+    /// Perturbed transcripts LIME scores per turn (with --explain).
+    #[arg(long, default_value_t = ExplainConfig::default().samples)]
+    pub explain_samples: usize,
+    /// Seed of LIME's perturbations (with --explain).
+    #[arg(long, default_value_t = ExplainConfig::default().seed)]
+    pub seed: u64,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: AnalysisFormat,
     /// Write the output here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write a self-contained HTML report here: a timeline coloured by
+    /// emotion, per-turn cards (transcript, face, what each modality said;
+    /// word weights with --explain) and the emotion mix per speaker.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     /// Models directory (Whisper, text encoder, face models).
     #[arg(long, env = "MMER_MODELS_DIR", default_value_os_t = AnalyzeConfig::default().models_dir)]
     pub models_dir: PathBuf,
@@ -95,6 +112,11 @@ impl AnalyzeArgs {
                 audio: self.weights[1],
                 face: self.weights[2],
             },
+            explain: self.explain.then(|| ExplainConfig {
+                samples: self.explain_samples,
+                seed: self.seed,
+                ..ExplainConfig::default()
+            }),
             models_dir: self.models_dir.clone(),
         }
     }
@@ -133,6 +155,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         );
         writeln!(out, "{}", header.join(","))?;
     }
+    let mut analyses = Vec::new();
     let result = super::each_file(
         &files,
         |file| Ok(analyzer.analyze(file, true)?),
@@ -141,7 +164,8 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
             let total = t.decode_s + t.asr_s + t.speakers_s + t.text_s + t.audio_s + t.face_s;
             tracing::info!(
                 "analysed {}: {:.1} s in {total:.2} s (real-time factor {:.3}); seconds per stage: \
-             decode {:.2}, speech recognition {:.2}, speakers {:.2}, text {:.2}, voice {:.2}, face {:.2}",
+             decode {:.2}, speech recognition {:.2}, speakers {:.2}, text {:.2}, voice {:.2}, face {:.2}, \
+             explanations {:.2}",
                 analysis.file.display(),
                 analysis.duration_s,
                 total / analysis.duration_s.max(1e-9),
@@ -150,14 +174,51 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
                 t.speakers_s,
                 t.text_s,
                 t.audio_s,
-                t.face_s
+                t.face_s,
+                t.explain_s
             );
             write_analysis(&mut out, &analysis, args.format)?;
-            Ok(out.flush()?)
+            out.flush()?;
+            if args.report.is_some() {
+                analyses.push(analysis);
+            }
+            Ok(())
         },
     );
     out.flush()?;
+    if let Some(path) = &args.report {
+        let html = mmer_run::report_html::analysis_report(&analyses, analyzer.classes());
+        mmer_core::atomic::write_file(path, html.as_bytes())
+            .with_context(|| format!("writing the report {}", path.display()))?;
+        tracing::info!("report: {}", path.display());
+    }
     result
+}
+
+/// The strongest words (by |weight|, at most 5) and each modality's
+/// contribution, on one line.
+fn explanation_line(x: &mmer_run::analyze::Explanation) -> String {
+    let mut words: Vec<&mmer_run::analyze::WordWeight> = x.words.iter().collect();
+    words.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+    words.dedup_by(|a, b| a.word == b.word);
+    let words: Vec<String> = words
+        .iter()
+        .take(5)
+        .map(|w| format!("{} {:+.3}", w.word, w.weight))
+        .collect();
+    let modalities: Vec<String> = x
+        .modalities
+        .iter()
+        .map(|m| format!("{} {:+.2}", m.modality, m.contribution))
+        .collect();
+    format!(
+        "words for {} [{}] (LIME, {} samples, R² {:.2}); modalities [{}]",
+        x.class,
+        words.join(", "),
+        x.samples,
+        x.fit_r2,
+        modalities.join(", ")
+    )
 }
 
 /// The top class of a distribution, or `-`.
@@ -253,6 +314,9 @@ fn write_analysis(out: &mut dyn Write, a: &Analysis, format: AnalysisFormat) -> 
                     },
                     t.text
                 )?;
+                if let Some(x) = &t.explanation {
+                    writeln!(out, "{:>24}{}", "why: ", explanation_line(x))?;
+                }
             }
         }
     }
