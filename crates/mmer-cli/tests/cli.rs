@@ -1210,10 +1210,21 @@ fn analyze_reads_every_modality_of_the_shipped_clip() {
     let junk = dir.path().join("notes.mkv");
     std::fs::write(&junk, "not a video").unwrap();
     let clip = root.join("assets/examples/1001_DFA_ANG_XX.flv");
+    let report = dir.path().join("report.html");
     let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
         .current_dir(&root)
         .env("MMER_LOG", "warn")
-        .args(["analyze", "--format", "jsonl", "--models-dir"])
+        .args([
+            "analyze",
+            "--format",
+            "jsonl",
+            "--explain",
+            "--explain-samples",
+            "100",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .arg("--models-dir")
         .arg(&models)
         .arg(&clip)
         .arg(&junk)
@@ -1253,4 +1264,23 @@ fn analyze_reads_every_modality_of_the_shipped_clip() {
         );
     }
     assert!(turn["evidence"]["faces"].as_u64().unwrap() >= 1, "{turn}");
+    // --explain: every word weighed, for the predicted class.
+    let why = &turn["explanation"];
+    assert_eq!(why["class"], turn["emotion"], "{why}");
+    assert_eq!(why["samples"], 100);
+    let words: Vec<&str> = why["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["word"].as_str().unwrap())
+        .collect();
+    assert!(
+        words.iter().any(|w| w.eq_ignore_ascii_case("jacket")),
+        "{why}"
+    );
+    assert_eq!(why["modalities"].as_array().unwrap().len(), 3, "{why}");
+    // --report: one self-contained page with the turn on it.
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg") && html.contains("1001_DFA_ANG_XX.flv"));
+    assert!(!html.contains("http://") && !html.contains("https://"));
 }
