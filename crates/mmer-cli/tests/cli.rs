@@ -1284,3 +1284,69 @@ fn analyze_reads_every_modality_of_the_shipped_clip() {
     assert!(html.contains("<svg") && html.contains("1001_DFA_ANG_XX.flv"));
     assert!(!html.contains("http://") && !html.contains("https://"));
 }
+
+/// Issue 14: a user's transcript replaces speech recognition and speaker
+/// clustering, and a video without sound is one turn read from its faces.
+#[test]
+fn analyze_takes_a_transcript_and_reads_a_silent_video_from_faces() {
+    let Some(models) = whisper_models() else {
+        eprintln!("skipping: Whisper tiny.en not installed (scripts/setup.sh)");
+        return;
+    };
+    if face_models().is_none() || !ffmpeg(&["-version"]) {
+        eprintln!("skipping: needs ffmpeg and the face models (scripts/setup.sh)");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let clip = root.join("assets/examples/1001_DFA_ANG_XX.flv");
+    let dir = tempfile::tempdir().unwrap();
+    let mute = dir.path().join("mute.mp4");
+    assert!(ffmpeg(&[
+        "-i",
+        clip.to_str().unwrap(),
+        "-an",
+        "-c:v",
+        "libx264",
+        mute.to_str().unwrap()
+    ]));
+    let transcript = dir.path().join("t.jsonl");
+    let line = serde_json::json!({
+        "dialogue": "d", "turn": 0, "speaker": "Ann", "text": "I am so happy for you!",
+        "video": clip.to_str().unwrap(), "start": 0.0, "end": 2.0,
+    });
+    std::fs::write(&transcript, format!("{line}\n")).unwrap();
+    let analyze = |extra: &[&std::ffi::OsStr]| -> Vec<serde_json::Value> {
+        let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+            .current_dir(&root)
+            .env("MMER_LOG", "warn")
+            .args(["analyze", "--format", "jsonl", "--models-dir"])
+            .arg(&models)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let given = analyze(&[
+        std::ffi::OsStr::new("--transcript"),
+        transcript.as_os_str(),
+        clip.as_os_str(),
+    ]);
+    assert_eq!(given.len(), 1, "{given:?}");
+    assert_eq!(given[0]["speaker"], "Ann");
+    assert_eq!(given[0]["text"], "I am so happy for you!");
+    assert!(given[0]["evidence"]["text"].is_object());
+
+    let silent = analyze(&[mute.as_os_str()]);
+    assert_eq!(silent.len(), 1, "{silent:?}");
+    let turn = &silent[0];
+    assert!(
+        turn["evidence"]["text"].is_null() && turn["evidence"]["audio"].is_null(),
+        "{turn}"
+    );
+    assert!(turn["evidence"]["face"].is_object(), "{turn}");
+    assert_ne!(turn["emotion"], "unknown");
+}

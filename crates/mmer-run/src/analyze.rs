@@ -65,6 +65,9 @@ pub const LABEL_MAP: [(&str, &[(&str, &str)]); 2] = [
     ),
 ];
 
+/// The emotion of a turn no modality could read.
+pub const UNKNOWN: &str = "unknown";
+
 /// FER2013's classes in the order of `mmer_vision::Expression::ALL`.
 const FER_CLASSES: [&str; 7] = [
     "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
@@ -239,6 +242,19 @@ pub struct SegmentEvidence {
     pub contribution: f32,
 }
 
+/// A turn the user gives (`--transcript`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GivenTurn {
+    /// Start, seconds into the recording.
+    pub start_s: f64,
+    /// End, seconds.
+    pub end_s: f64,
+    /// What was said.
+    pub text: String,
+    /// Who said it (kept as the speaker label).
+    pub speaker: String,
+}
+
 /// One turn's emotion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TurnEmotion {
@@ -253,7 +269,8 @@ pub struct TurnEmotion {
     pub speaker: String,
     /// Transcript.
     pub text: String,
-    /// The fused prediction.
+    /// The fused prediction; [`UNKNOWN`] when no modality had a reading (a
+    /// silent turn without a face).
     pub emotion: String,
     /// Its probability.
     pub confidence: f32,
@@ -441,6 +458,79 @@ impl Analyzer {
     /// # Errors
     /// The file cannot be probed or decoded (named), or a model fails.
     pub fn analyze(&self, path: &Path, show: bool) -> Result<Analysis> {
+        self.analyze_with(path, None, show)
+    }
+
+    /// Reads the turns of `path` (a `.jsonl` or `.csv` conversation file:
+    /// one dialogue whose every turn names the `recording` in its `video` or
+    /// `audio` column and has `start` and `end`, seconds into it) to use
+    /// instead of speech recognition and speaker clustering.
+    ///
+    /// # Errors
+    /// The file does not read (named, with the line), holds more than one
+    /// dialogue, or a turn has no time range or names another recording.
+    pub fn read_transcript(&self, path: &Path, recording: &Path) -> Result<Vec<GivenTurn>> {
+        let same = |named: &Path| match (named.canonicalize(), recording.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        let conversations =
+            mmer_data::conversation::read_conversations(path, &self.text.checkpoint().labels)?;
+        ensure!(
+            conversations.dialogues.len() == 1,
+            "{}: a transcript for one recording holds one dialogue, this one has {}",
+            path.display(),
+            conversations.dialogues.len()
+        );
+        let dialogue = &conversations.dialogues[0];
+        dialogue
+            .utterances
+            .iter()
+            .map(|u| {
+                let media = conversations.media.get(&u.id);
+                if let Some(named) = media.and_then(|m| m.video.as_ref().or(m.audio.as_ref()))
+                    && !same(named)
+                {
+                    bail!(
+                        "{}: turn {} names {}, not the recording {}",
+                        path.display(),
+                        u.turn.map_or_else(|| u.index.to_string(), |t| t.to_string()),
+                        named.display(),
+                        recording.display()
+                    );
+                }
+                let segment = media
+                    .and_then(|m| m.segment)
+                    .with_context(|| {
+                        format!(
+                            "{}: turn {} of dialogue {} has no start and end (seconds into the recording)",
+                            path.display(),
+                            u.turn.map_or_else(|| u.index.to_string(), |t| t.to_string()),
+                            dialogue.id
+                        )
+                    })?;
+                Ok(GivenTurn {
+                    start_s: segment.start_s,
+                    end_s: segment.end_s,
+                    text: u.text.clone().unwrap_or_default(),
+                    speaker: u.speaker.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Analyses one recording; `given` turns (from [`Analyzer::read_transcript`])
+    /// replace speech recognition and speaker clustering. A recording without
+    /// speech but with video is one turn read from its faces.
+    ///
+    /// # Errors
+    /// The file cannot be probed or decoded (named), or a model fails.
+    pub fn analyze_with(
+        &self,
+        path: &Path,
+        given: Option<&[GivenTurn]>,
+        show: bool,
+    ) -> Result<Analysis> {
         let started = Instant::now();
         let info = self.ffmpeg.probe(path)?;
         let decoded = self.ffmpeg.decode_audio(&info)?;
@@ -449,7 +539,11 @@ impl Analyzer {
             ..AnalyzeSeconds::default()
         };
         let samples = decoded.samples;
-        let duration_s = samples.len() as f64 / f64::from(mmer_audio::SAMPLE_RATE);
+        let duration_s = if samples.is_empty() {
+            info.duration_s.unwrap_or_default()
+        } else {
+            samples.len() as f64 / f64::from(mmer_audio::SAMPLE_RATE)
+        };
         let mut analysis = Analysis {
             file: path.to_path_buf(),
             audio: decoded.state,
@@ -458,14 +552,35 @@ impl Analyzer {
             turns: Vec::new(),
             seconds,
         };
-        if !decoded.state.is_present() {
-            return Ok(analysis);
-        }
 
         let started = Instant::now();
-        let transcript = self.transcriber.transcribe_samples(path, &samples, show)?;
+        let turns: Vec<mmer_asr::Turn> = match given {
+            Some(given) => given
+                .iter()
+                .map(|g| mmer_asr::Turn {
+                    start_s: g.start_s,
+                    end_s: g.end_s,
+                    text: g.text.clone(),
+                    segments: Vec::new(),
+                })
+                .collect(),
+            None if decoded.state.is_present() => {
+                self.transcriber
+                    .transcribe_samples(path, &samples, show)?
+                    .turns
+            }
+            // No speech: a video is one turn read from its faces.
+            None => match info.video_duration_s() {
+                Some(end_s) if self.face.is_some() => vec![mmer_asr::Turn {
+                    start_s: 0.0,
+                    end_s,
+                    text: String::new(),
+                    segments: Vec::new(),
+                }],
+                _ => Vec::new(),
+            },
+        };
         seconds.asr_s = started.elapsed().as_secs_f64();
-        let turns = transcript.turns;
         if turns.is_empty() {
             analysis.seconds = seconds;
             return Ok(analysis);
@@ -481,26 +596,57 @@ impl Analyzer {
             .collect();
 
         let started = Instant::now();
-        let prints = turn_samples
-            .iter()
-            .map(|s| voice_print(s))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let count = match self.config.speakers {
-            Some(n) => SpeakerCount::Given(n),
-            None => SpeakerCount::Estimate {
-                max: self.config.max_speakers,
-            },
-        };
-        let speaker_ids = assign_speakers(&prints, count)?;
+        let (speaker_ids, speakers) =
+            match given {
+                Some(given) => {
+                    let mut names: Vec<&str> = Vec::new();
+                    let ids =
+                        given
+                            .iter()
+                            .map(|g| {
+                                Some(names.iter().position(|n| *n == g.speaker).unwrap_or_else(
+                                    || {
+                                        names.push(&g.speaker);
+                                        names.len() - 1
+                                    },
+                                ))
+                            })
+                            .collect::<Vec<_>>();
+                    (
+                        ids,
+                        given.iter().map(|g| g.speaker.clone()).collect::<Vec<_>>(),
+                    )
+                }
+                None => {
+                    let prints = turn_samples
+                        .iter()
+                        .map(|s| voice_print(s))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    let count = match self.config.speakers {
+                        Some(n) => SpeakerCount::Given(n),
+                        None => SpeakerCount::Estimate {
+                            max: self.config.max_speakers,
+                        },
+                    };
+                    let ids = assign_speakers(&prints, count)?;
+                    let names = ids
+                        .iter()
+                        .map(|id| id.map_or_else(|| "S?".to_string(), |k| format!("S{}", k + 1)))
+                        .collect();
+                    (ids, names)
+                }
+            };
         analysis.speakers = speaker_ids.iter().flatten().max().map_or(0, |m| m + 1);
-        let speakers: Vec<String> = speaker_ids
-            .iter()
-            .map(|id| id.map_or_else(|| "S?".to_string(), |k| format!("S{}", k + 1)))
-            .collect();
         seconds.speakers_s = started.elapsed().as_secs_f64();
 
         let started = Instant::now();
         let (dialogue, text) = self.read_text(path, &turns, &speaker_ids, &speakers)?;
+        // A turn without words (a silent video) has no text reading.
+        let text: Vec<Option<Vec<f32>>> = turns
+            .iter()
+            .zip(text)
+            .map(|(t, p)| (!t.text.trim().is_empty()).then_some(p))
+            .collect();
         seconds.text_s = started.elapsed().as_secs_f64();
 
         let started = Instant::now();
@@ -525,7 +671,7 @@ impl Analyzer {
         for (i, turn) in turns.iter().enumerate() {
             let face = faces[i].mean.clone();
             let evidence = Evidence {
-                text: Some(self.named(&text[i])),
+                text: text[i].as_ref().map(|p| self.named(p)),
                 audio: audio[i].as_ref().map(|p| self.named(p)),
                 face: face.as_ref().map(|p| self.named(p)),
                 keyframes: faces[i].keyframes,
@@ -535,20 +681,25 @@ impl Analyzer {
             let w = self.config.weights;
             let fused = fuse(
                 &[
-                    (Some(&text[i]), w.text),
+                    (text[i].as_deref(), w.text),
                     (audio[i].as_deref(), w.audio),
                     (face.as_deref(), w.face),
                 ],
                 self.classes.len(),
             );
             let (best, confidence) = argmax(&fused);
+            let emotion = if confidence > 0.0 {
+                self.classes[best].clone()
+            } else {
+                UNKNOWN.to_string()
+            };
             analysis.turns.push(TurnEmotion {
                 turn: i,
                 start_s: turn.start_s,
                 end_s: turn.end_s,
                 speaker: speakers[i].clone(),
                 text: turn.text.clone(),
-                emotion: self.classes[best].clone(),
+                emotion,
                 confidence,
                 probabilities: self.named(&fused),
                 evidence,
@@ -558,15 +709,17 @@ impl Analyzer {
         if let Some(config) = &self.config.explain {
             let started = Instant::now();
             for (i, turn) in analysis.turns.iter_mut().enumerate() {
-                let class = self
-                    .classes
-                    .iter()
-                    .position(|c| *c == turn.emotion)
-                    .unwrap_or_default();
-                let (words, fit_r2) = explain_words(&self.text, &dialogue, i, class, config)?;
+                let Some(class) = self.classes.iter().position(|c| *c == turn.emotion) else {
+                    continue;
+                };
+                let (words, fit_r2) = if text[i].is_some() {
+                    explain_words(&self.text, &dialogue, i, class, config)?
+                } else {
+                    (Vec::new(), 0.0)
+                };
                 let w = self.config.weights;
                 let readings = [
-                    ("text", Some(text[i].as_slice()), w.text),
+                    ("text", text[i].as_deref(), w.text),
                     ("audio", audio[i].as_deref(), w.audio),
                     ("face", faces[i].mean.as_deref(), w.face),
                 ];

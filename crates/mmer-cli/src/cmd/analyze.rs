@@ -32,6 +32,13 @@ pub struct AnalyzeArgs {
     /// Recordings (video or audio, any format ffmpeg reads) or folders of them.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Use this transcript instead of speech recognition and speaker
+    /// clustering: a .jsonl or .csv conversation file (dialogue, turn,
+    /// speaker, text, video or audio = the recording, start, end;
+    /// docs/examples/) with one dialogue, times in seconds into the
+    /// recording. Needs exactly one input recording.
+    #[arg(long)]
+    pub transcript: Option<PathBuf>,
     /// Number of speakers (default: estimated, up to --max-speakers).
     #[arg(long)]
     pub speakers: Option<usize>,
@@ -155,10 +162,21 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         );
         writeln!(out, "{}", header.join(","))?;
     }
+    let given = match &args.transcript {
+        Some(path) => {
+            anyhow::ensure!(
+                files.len() == 1,
+                "--transcript describes one recording; {} inputs were given",
+                files.len()
+            );
+            Some(analyzer.read_transcript(path, &files[0])?)
+        }
+        None => None,
+    };
     let mut analyses = Vec::new();
     let result = super::each_file(
         &files,
-        |file| Ok(analyzer.analyze(file, true)?),
+        |file| Ok(analyzer.analyze_with(file, given.as_deref(), true)?),
         |analysis| {
             let t = analysis.seconds;
             let total = t.decode_s + t.asr_s + t.speakers_s + t.text_s + t.audio_s + t.face_s;
