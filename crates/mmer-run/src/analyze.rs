@@ -15,6 +15,10 @@
 //! → late fusion: the weighted mean of the readings that exist
 //! ([`FusionWeights`]). A turn without a face or without voiced audio is
 //! predicted from what is there; its evidence says which readings it had.
+//! A user's transcript ([`Analyzer::read_transcript`]) replaces speech
+//! recognition and speaker clustering; a video without speech is one turn
+//! read from its faces. `--explain` adds [`Explanation`]s
+//! ([`crate::explain`]); [`crate::report_html`] draws the result.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
