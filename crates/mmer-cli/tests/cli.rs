@@ -84,8 +84,19 @@ fn train_then_eval_reproduces_test_metrics() {
     let results = read_json(&out.join("results.json"));
     assert_eq!(results["per_seed"].as_array().unwrap().len(), 2);
     assert_eq!(results["modalities"], serde_json::json!(["audio", "face"]));
-    let o = mmer(&["eval", out_s]);
+    let report = dir.path().join("eval.html");
+    let o = mmer(&["eval", out_s, "--report", report.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The report: self-contained, a learning curve per seed.
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
+    assert!(html.contains("Confusion matrix"));
+    for seed in ["3", "4"] {
+        assert!(
+            html.contains(&format!("class=\"curve loss\" data-seed=\"{seed}\"")),
+            "seed {seed}"
+        );
+    }
     let eval = read_json(&out.join("eval-test.json"));
     for metric in ["accuracy", "weighted_f1", "macro_f1"] {
         let trained = results["test"][metric]["mean"].as_f64().unwrap();

@@ -1,5 +1,7 @@
 //! `mmer analyze --report`: analyses as one self-contained HTML page
-//! ([`analysis_report`]).
+//! ([`analysis_report`]); `mmer eval --report`: a trained run evaluated on
+//! one split, as another ([`run_report`]: headline metrics, per-class F1
+//! bars, confusion matrices and each seed's learning curves).
 //!
 //! The page needs nothing but itself: the styles are inline CSS, the charts
 //! inline SVG, and each face crop is a `data:` URI of an 8-bit BMP encoded
@@ -24,11 +26,17 @@
 //! for the same reason (never red against green).
 
 use std::fmt::Write as _;
+use std::path::Path;
 
+use mmer_eval::Aggregate;
 use mmer_media::AudioState;
 use mmer_train::ClassProbabilities;
+use mmer_train::trainer::EpochRecord;
+use serde::Deserialize;
 
 use crate::analyze::{Analysis, Explanation, FaceThumbnail, TurnEmotion, WordWeight};
+use crate::error::{Result, bail, ensure};
+use crate::evaluate::RunEvaluation;
 
 /// `write!` into a `String`, which cannot fail.
 macro_rules! put {
@@ -206,6 +214,11 @@ impl Palette {
                 names.push(name.clone());
             }
         }
+        Self::of_names(names)
+    }
+
+    /// Colours for exactly `names`, in that order.
+    fn of_names(names: Vec<String>) -> Self {
         let mut spare = 0;
         let classes = names
             .into_iter()
@@ -1069,6 +1082,566 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+// ---------------------------------------------------------------------------
+// `mmer eval --report`: one trained run on one split.
+
+/// One seed's learning curve, read from `seed-<k>/metrics.json` (the
+/// [`SeedOutcome`](mmer_train::SeedOutcome) that training wrote; other fields
+/// are ignored).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LearningCurve {
+    /// Epoch whose model was kept (best validation weighted F1).
+    pub best_epoch: usize,
+    /// Train loss and validation weighted F1 per epoch.
+    pub history: Vec<EpochRecord>,
+    /// Wall-clock training time in seconds, when recorded.
+    #[serde(default)]
+    pub train_seconds: Option<f64>,
+}
+
+/// A seed's learning curve, or why it is missing.
+pub type SeedCurve = (u64, std::result::Result<LearningCurve, String>);
+
+/// The learning curve of each of `seeds` from `run/seed-<k>/metrics.json`.
+/// A file that is missing or not a metrics record gives that seed the reason
+/// instead of a curve; it is never an error.
+pub fn read_curves(run: &Path, seeds: &[u64]) -> Vec<SeedCurve> {
+    seeds
+        .iter()
+        .map(|&seed| {
+            let path = run.join(format!("seed-{seed}")).join("metrics.json");
+            let curve = std::fs::read(&path)
+                .map_err(|e| format!("{} could not be read: {e}", path.display()))
+                .and_then(|bytes| {
+                    serde_json::from_slice::<LearningCurve>(&bytes)
+                        .map_err(|e| format!("{} is not a metrics record: {e}", path.display()))
+                });
+            (seed, curve)
+        })
+        .collect()
+}
+
+/// The report of `evaluation`, the evaluation of the run in `run`, as a
+/// complete self-contained HTML document: the summary metrics, per-class F1
+/// bars (mean ± std over seeds), the confusion matrix (summed over seeds, and
+/// per seed) and each seed's learning curves from its `metrics.json`
+/// ([`read_curves`]).
+///
+/// # Errors
+/// As [`evaluation_report`].
+pub fn run_report(run: &Path, evaluation: &RunEvaluation) -> Result<String> {
+    let seeds: Vec<u64> = evaluation.per_seed.iter().map(|(seed, _)| *seed).collect();
+    evaluation_report(run, evaluation, &read_curves(run, &seeds))
+}
+
+/// [`run_report`] with the learning curves given: `curves` holds a curve (or
+/// the reason it is missing) per seed; seeds without an entry get a note.
+///
+/// # Errors
+/// [`Error::Refused`](crate::error::Error::Refused) for an evaluation without
+/// seeds, or whose reports and aggregate disagree on the number of classes.
+pub fn evaluation_report(
+    run: &Path,
+    evaluation: &RunEvaluation,
+    curves: &[SeedCurve],
+) -> Result<String> {
+    let Some((_, first)) = evaluation.per_seed.first() else {
+        bail!("the evaluation has no seed to report");
+    };
+    let n = first.confusion.num_classes();
+    ensure!(
+        evaluation
+            .per_seed
+            .iter()
+            .all(|(_, r)| r.confusion.num_classes() == n && r.per_class.len() == n)
+            && evaluation.aggregate.per_class_f1.len() == n,
+        "the evaluation's seeds and aggregate disagree on the number of classes"
+    );
+    let names: Vec<String> = (0..n)
+        .map(|c| {
+            evaluation
+                .classes
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| format!("class {c}"))
+        })
+        .collect();
+    let palette = Palette::of_names(names.clone());
+    let run_name = run.file_name().map_or_else(
+        || run.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let title = format!("Evaluation of {run_name}");
+    let seeds = evaluation.per_seed.len();
+    let mut out = String::with_capacity(64 * 1024);
+    put!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"generator\" content=\"mmer eval\">\n\
+         <title>{}</title>\n<style>{STYLE}{EVAL_STYLE}</style>\n</head>\n<body>\n<header class=\"page\">\n\
+         <h1>{}</h1>\n<p class=\"path\">{}</p>\n<p class=\"lead\">{} · <strong>{}</strong> split · \
+         {seeds} seed{} · {} turns per seed. Each seed's model is the epoch with the best \
+         validation weighted F1; numbers are mean ± sample std over seeds, in percent.</p>\n",
+        esc(&title),
+        esc(&title),
+        esc(&run.display().to_string()),
+        esc(&evaluation.corpus),
+        esc(&evaluation.split.to_string()),
+        if seeds == 1 { "" } else { "s" },
+        first.num_samples,
+    );
+    eval_facts(&mut out, evaluation);
+    out.push_str("</header>\n<main>\n");
+    seed_table(&mut out, evaluation, curves);
+    out.push_str("<h3>F1 per class</h3>\n");
+    f1_bars(&mut out, evaluation, &palette);
+    out.push_str("<h3>Confusion matrix</h3>\n");
+    if seeds > 1 {
+        let mut summed = vec![vec![0usize; n]; n];
+        for (_, report) in &evaluation.per_seed {
+            for (row, counts) in summed.iter_mut().zip(report.confusion.counts()) {
+                for (cell, count) in row.iter_mut().zip(counts) {
+                    *cell += count;
+                }
+            }
+        }
+        put!(
+            out,
+            "<p class=\"note\">Summed over the {seeds} seeds (each seed scores the same turns). \
+             Rows are the gold class, columns the prediction; shading is the share of the row.</p>\n"
+        );
+        confusion_table(&mut out, &summed, &palette);
+        for (seed, report) in &evaluation.per_seed {
+            put!(
+                out,
+                "<details class=\"seedcm\"><summary>Seed {seed}</summary>\n"
+            );
+            confusion_table(&mut out, report.confusion.counts(), &palette);
+            out.push_str("</details>\n");
+        }
+    } else {
+        put!(
+            out,
+            "<p class=\"note\">Seed {}. Rows are the gold class, columns the prediction; \
+             shading is the share of the row.</p>\n",
+            evaluation.per_seed[0].0
+        );
+        confusion_table(&mut out, first.confusion.counts(), &palette);
+    }
+    out.push_str("<h3>Learning curves</h3>\n");
+    learning_curves(&mut out, evaluation, curves);
+    out.push_str(
+        "</main>\n<footer>Made by <code>mmer eval --report</code>. Class colours: Okabe–Ito \
+         palette; seed colours: Okabe–Ito in order.</footer>\n</body>\n</html>\n",
+    );
+    Ok(out)
+}
+
+/// Styles of the evaluation page, on top of [`STYLE`].
+const EVAL_STYLE: &str = "
+.facts{margin:10px 0 4px}
+table.seeds{border-collapse:collapse;font-size:13px;margin:14px 0 0}
+.seeds th,.seeds td{padding:3px 12px 3px 0;text-align:right;white-space:nowrap}
+.seeds th:first-child,.seeds td:first-child{text-align:left}
+.seeds thead th{color:var(--muted);font-weight:600;border-bottom:1px solid var(--line)}
+.seeds tfoot td{font-weight:700;border-top:1px solid var(--line)}
+.f1rows{display:grid;grid-template-columns:max-content minmax(220px,560px) max-content max-content;gap:5px 12px;align-items:center;font-size:13px}
+.f1rows .head{color:var(--muted);font-weight:600;font-size:12px}
+.bar{position:relative;height:18px;background:var(--bg);border-radius:3px}
+.bar>i{position:absolute;left:0;top:0;bottom:0;border-radius:3px 0 0 3px}
+.bar>b{position:absolute;top:8px;height:2px;background:var(--ink)}
+.bar>b:before,.bar>b:after{content:'';position:absolute;top:-5px;width:2px;height:12px;background:var(--ink)}
+.bar>b:before{left:0}.bar>b:after{right:0}
+.bar>s{position:absolute;top:3px;width:3px;height:12px;margin-left:-1.5px;background:rgba(255,255,255,.9);border:1px solid var(--ink);border-radius:1px;text-decoration:none}
+.scale{display:flex;justify-content:space-between;font-size:11px;color:var(--muted)}
+table.cm{border-collapse:separate;border-spacing:2px;font-size:13px;margin:6px 0 10px}
+.cm th{font-weight:600;padding:2px 6px;white-space:nowrap}
+.cm thead th{vertical-align:bottom;text-align:center;max-width:90px;white-space:normal;overflow-wrap:anywhere}
+.cm tbody th{text-align:left}
+.cm th.corner{color:var(--muted);font-weight:400;font-size:11px;text-align:left}
+.cm td.cell{width:76px;height:44px;text-align:center;border-radius:4px;font-variant-numeric:tabular-nums;line-height:1.15}
+.cm td.cell small{display:block;font-size:10px;opacity:.85}
+.cm td.diag{outline:2px solid var(--ink);outline-offset:-2px}
+.cm td.sup{color:var(--muted);padding-left:8px;font-variant-numeric:tabular-nums}
+details.seedcm{margin:4px 0}
+details.seedcm summary{cursor:pointer;font-size:13px;color:var(--muted)}
+.curves{display:flex;flex-wrap:wrap;gap:10px 24px}
+.curves figure{margin:0;flex:1 1 480px;max-width:560px}
+.curves figcaption{font-weight:600;font-size:14px;margin-bottom:2px}
+.curves svg{width:100%;height:auto}
+svg .grid{stroke:var(--line);stroke-width:1}
+svg .axis{stroke:var(--muted);stroke-width:1}
+svg .curve{fill:none;stroke-width:2;stroke-linejoin:round}
+svg .best{stroke:#fff;stroke-width:1.5}
+.ln{display:inline-block;width:18px;height:3px;border-radius:2px;vertical-align:4px}
+.legend .ring{display:inline-block;width:11px;height:11px;border-radius:50%;background:var(--ink);border:2px solid #fff;box-shadow:0 0 0 1px var(--ink)}
+";
+
+/// Seed colours: Okabe–Ito in order (yellow left out: too pale on white).
+const SEED_COLOURS: [&str; 7] = [
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+];
+
+/// `mean ± std` of `a` in percent with one decimal (`mean` alone for one seed).
+fn mean_std(a: &Aggregate) -> String {
+    match a.std {
+        Some(std) => format!("{:.1} ± {:.1}", 100.0 * finite(a.mean), 100.0 * finite(std)),
+        None => format!("{:.1}", 100.0 * finite(a.mean)),
+    }
+}
+
+/// The headline metrics.
+fn eval_facts(out: &mut String, evaluation: &RunEvaluation) {
+    let a = &evaluation.aggregate;
+    out.push_str("<dl class=\"facts\">");
+    let mut fact = |name: &str, agg: &Aggregate| {
+        put!(
+            out,
+            "<div><dt>{name}</dt><dd class=\"num\">{}</dd></div>",
+            mean_std(agg)
+        );
+    };
+    fact("Weighted F1", &a.weighted_f1);
+    fact("Macro F1", &a.macro_f1);
+    fact("Accuracy", &a.accuracy);
+    if let Some(five) = &a.five_class_weighted_f1 {
+        fact("5-class weighted F1", five);
+    }
+    out.push_str("</dl>\n");
+}
+
+/// One row per seed: its metrics on the split, its best epoch and training time.
+fn seed_table(out: &mut String, evaluation: &RunEvaluation, curves: &[SeedCurve]) {
+    out.push_str(
+        "<table class=\"seeds\"><thead><tr><th>Seed</th><th>Weighted F1</th><th>Macro F1</th>\
+         <th>Accuracy</th><th>Best epoch</th><th>Training</th></tr></thead><tbody>",
+    );
+    for (index, (seed, report)) in evaluation.per_seed.iter().enumerate() {
+        let curve = curves
+            .iter()
+            .find(|(s, _)| s == seed)
+            .and_then(|(_, c)| c.as_ref().ok());
+        let (best, seconds) = match curve {
+            Some(c) => (
+                format!("{} of {}", c.best_epoch, c.history.len()),
+                c.train_seconds
+                    .map_or_else(|| "–".to_string(), |s| format!("{:.0} s", finite(s))),
+            ),
+            None => ("–".to_string(), "–".to_string()),
+        };
+        put!(
+            out,
+            "<tr><td><i class=\"ln\" style=\"background:{}\"></i> {seed}</td>\
+             <td class=\"num\">{:.1}</td><td class=\"num\">{:.1}</td><td class=\"num\">{:.1}</td>\
+             <td>{best}</td><td>{seconds}</td></tr>",
+            SEED_COLOURS[index % SEED_COLOURS.len()],
+            100.0 * finite(report.weighted_f1),
+            100.0 * finite(report.macro_f1),
+            100.0 * finite(report.accuracy),
+        );
+    }
+    let a = &evaluation.aggregate;
+    if evaluation.per_seed.len() > 1 {
+        put!(
+            out,
+            "</tbody><tfoot><tr><td>mean ± std</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td></td><td></td></tr></tfoot>",
+            mean_std(&a.weighted_f1),
+            mean_std(&a.macro_f1),
+            mean_std(&a.accuracy),
+        );
+    } else {
+        out.push_str("</tbody>");
+    }
+    out.push_str("</table>\n");
+}
+
+/// A bar per class: mean F1 over seeds, a ± std whisker and a tick per seed.
+fn f1_bars(out: &mut String, evaluation: &RunEvaluation, palette: &Palette) {
+    let support = |c: usize| -> usize {
+        evaluation.per_seed[0]
+            .1
+            .per_class
+            .get(c)
+            .map_or(0, |m| m.support)
+    };
+    out.push_str(
+        "<div class=\"f1rows\"><span class=\"head\">Class</span>\
+         <div class=\"scale\"><span>0</span><span>25</span><span>50</span><span>75</span><span>100</span></div>\
+         <span class=\"head\">F1 %</span><span class=\"head\">Support</span>\n",
+    );
+    for (c, ((name, colour), agg)) in palette
+        .classes
+        .iter()
+        .zip(&evaluation.aggregate.per_class_f1)
+        .enumerate()
+    {
+        let mean = finite(agg.mean).clamp(0.0, 1.0);
+        put!(
+            out,
+            "<span><i class=\"sw\" style=\"background:{colour}\"></i> {}</span>\
+             <div class=\"bar\" title=\"{}: F1 {}\"><i style=\"width:{:.2}%;background:{colour}\"></i>",
+            esc(name),
+            esc(name),
+            mean_std(agg),
+            100.0 * mean,
+        );
+        if let Some(std) = agg.std {
+            let lo = (mean - finite(std)).clamp(0.0, 1.0);
+            let hi = (mean + finite(std)).clamp(0.0, 1.0);
+            put!(
+                out,
+                "<b style=\"left:{:.2}%;width:{:.2}%\"></b>",
+                100.0 * lo,
+                100.0 * (hi - lo)
+            );
+            for value in &agg.per_seed {
+                put!(
+                    out,
+                    "<s style=\"left:{:.2}%\"></s>",
+                    100.0 * finite(*value).clamp(0.0, 1.0)
+                );
+            }
+        }
+        put!(
+            out,
+            "</div><span class=\"num\">{}</span><span class=\"num muted\">{}</span>\n",
+            mean_std(agg),
+            support(c)
+        );
+    }
+    out.push_str("</div>\n");
+    if evaluation.per_seed.len() > 1 {
+        out.push_str(
+            "<p class=\"note\">Bar: mean over seeds; whisker: ± one sample std; \
+             white ticks: each seed.</p>\n",
+        );
+    }
+}
+
+/// The confusion matrix `counts` (rows gold, columns predicted) as a table,
+/// each cell shaded by its share of the row.
+fn confusion_table(out: &mut String, counts: &[Vec<usize>], palette: &Palette) {
+    out.push_str("<table class=\"cm\"><thead><tr><th class=\"corner\">gold ↓ predicted →</th>");
+    for (name, _) in &palette.classes {
+        put!(out, "<th>{}</th>", esc(name));
+    }
+    out.push_str("<th class=\"corner\">support</th></tr></thead><tbody>\n");
+    for (gold, row) in counts.iter().enumerate() {
+        let (gold_name, colour) = palette
+            .classes
+            .get(gold)
+            .map_or(("?", "#777777"), |(n, c)| (n.as_str(), *c));
+        let total: usize = row.iter().sum();
+        put!(
+            out,
+            "<tr><th><i class=\"sw\" style=\"background:{colour}\"></i> {}</th>",
+            esc(gold_name)
+        );
+        for (predicted, &count) in row.iter().enumerate() {
+            let share = if total == 0 {
+                0.0
+            } else {
+                count as f64 / total as f64
+            };
+            let predicted_name = palette.classes.get(predicted).map_or("?", |(n, _)| n);
+            let text = if share > 0.5 { "#fff" } else { "var(--ink)" };
+            put!(
+                out,
+                "<td class=\"cell{}\" style=\"background:rgba(0,114,178,{:.3});color:{text}\" \
+                 title=\"gold {}, predicted {}: {count} ({:.1}% of the row)\">{count}<small>{:.0}%</small></td>",
+                if gold == predicted { " diag" } else { "" },
+                0.04 + 0.96 * share,
+                esc(gold_name),
+                esc(predicted_name),
+                100.0 * share,
+                100.0 * share,
+            );
+        }
+        put!(out, "<td class=\"sup\">{total}</td></tr>\n");
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+/// Train loss and validation weighted F1 per epoch, a line per seed with
+/// its kept epoch ringed; a note for each seed without a curve.
+fn learning_curves(out: &mut String, evaluation: &RunEvaluation, curves: &[SeedCurve]) {
+    let mut drawn: Vec<(u64, &'static str, &LearningCurve)> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    for (index, (seed, _)) in evaluation.per_seed.iter().enumerate() {
+        let colour = SEED_COLOURS[index % SEED_COLOURS.len()];
+        match curves.iter().find(|(s, _)| s == seed).map(|(_, c)| c) {
+            Some(Ok(curve)) if !curve.history.is_empty() => drawn.push((*seed, colour, curve)),
+            Some(Ok(_)) => notes.push(format!("Seed {seed}: its metrics.json has no epochs.")),
+            Some(Err(why)) => notes.push(format!("Seed {seed}: no curve, {why}.")),
+            None => notes.push(format!("Seed {seed}: no curve was read.")),
+        }
+    }
+    if !drawn.is_empty() {
+        out.push_str("<div class=\"legend\">");
+        for (seed, colour, _) in &drawn {
+            put!(
+                out,
+                "<span><i class=\"ln\" style=\"background:{colour}\"></i>seed {seed}</span>"
+            );
+        }
+        out.push_str("<span class=\"muted\"><i class=\"ring\"></i>kept epoch (best validation weighted F1)</span></div>\n");
+        out.push_str("<div class=\"curves\">\n");
+        line_chart(out, "Train loss", "loss", &drawn, |r| r.train_loss, 1.0);
+        line_chart(
+            out,
+            "Validation weighted F1 (%)",
+            "f1",
+            &drawn,
+            |r| r.valid_weighted_f1,
+            100.0,
+        );
+        out.push_str("</div>\n");
+    }
+    for note in notes {
+        put!(out, "<p class=\"note\">{}</p>\n", esc(&note));
+    }
+}
+
+/// Chart geometry, in SVG user units.
+const CHART_W: f64 = 560.0;
+const CHART_H: f64 = 260.0;
+const CHART_LEFT: f64 = 50.0;
+const CHART_RIGHT: f64 = 14.0;
+const CHART_TOP: f64 = 12.0;
+const CHART_BOTTOM: f64 = 38.0;
+
+/// One line chart of `value × scale` per epoch, a path per seed.
+fn line_chart(
+    out: &mut String,
+    caption: &str,
+    kind: &str,
+    seeds: &[(u64, &'static str, &LearningCurve)],
+    value: impl Fn(&EpochRecord) -> f64,
+    scale: f64,
+) {
+    let points = |c: &LearningCurve| -> Vec<(f64, f64)> {
+        c.history
+            .iter()
+            .map(|r| (r.epoch as f64, value(r) * scale))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
+    };
+    let all: Vec<(f64, f64)> = seeds.iter().flat_map(|(_, _, c)| points(c)).collect();
+    let max_epoch = all.iter().map(|p| p.0).fold(1.0, f64::max);
+    let (x_lo, x_hi) = (1.0, max_epoch.max(2.0));
+    let y_min = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let y_max = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let (y_lo, y_hi, y_step) = if y_min.is_finite() {
+        nice_range(y_min, y_max)
+    } else {
+        (0.0, 1.0, 0.2)
+    };
+    let plot_w = CHART_W - CHART_LEFT - CHART_RIGHT;
+    let plot_h = CHART_H - CHART_TOP - CHART_BOTTOM;
+    let px = |x: f64| CHART_LEFT + (x - x_lo) / (x_hi - x_lo) * plot_w;
+    let py = |y: f64| CHART_TOP + (y_hi - y) / (y_hi - y_lo) * plot_h;
+    put!(
+        out,
+        "<figure><figcaption>{}</figcaption><svg viewBox=\"0 0 {CHART_W} {CHART_H}\" \
+         role=\"img\" aria-label=\"{}\">",
+        esc(caption),
+        esc(caption)
+    );
+    let decimals = (-y_step.log10().floor()).max(0.0) as usize;
+    let mut y = y_lo;
+    while y <= y_hi + y_step * 1e-6 {
+        put!(
+            out,
+            "<line class=\"grid\" x1=\"{CHART_LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{:.*}</text>",
+            CHART_W - CHART_RIGHT,
+            py(y),
+            py(y),
+            CHART_LEFT - 6.0,
+            py(y) + 4.0,
+            decimals,
+            y,
+        );
+        y += y_step;
+    }
+    let x_step = ((x_hi - x_lo) / 10.0).ceil().max(1.0);
+    let mut x = x_lo;
+    while x <= x_hi + 1e-9 {
+        put!(
+            out,
+            "<line class=\"axis\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{x}</text>",
+            px(x),
+            px(x),
+            CHART_H - CHART_BOTTOM,
+            CHART_H - CHART_BOTTOM + 4.0,
+            px(x),
+            CHART_H - CHART_BOTTOM + 17.0,
+        );
+        x += x_step;
+    }
+    put!(
+        out,
+        "<line class=\"axis\" x1=\"{CHART_LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">epoch</text>",
+        CHART_W - CHART_RIGHT,
+        CHART_H - CHART_BOTTOM,
+        CHART_H - CHART_BOTTOM,
+        CHART_LEFT + plot_w / 2.0,
+        CHART_H - 4.0,
+    );
+    for (seed, colour, curve) in seeds {
+        let pts = points(curve);
+        let mut d = String::new();
+        for (i, (x, y)) in pts.iter().enumerate() {
+            put!(
+                d,
+                "{}{:.1},{:.1}",
+                if i == 0 { "M" } else { " L" },
+                px(*x),
+                py(*y)
+            );
+        }
+        put!(
+            out,
+            "<path class=\"curve {kind}\" data-seed=\"{seed}\" stroke=\"{colour}\" d=\"{d}\"><title>seed {seed}</title></path>"
+        );
+        if let Some((x, y)) = pts.iter().find(|(x, _)| *x == curve.best_epoch as f64) {
+            put!(
+                out,
+                "<circle class=\"best\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"5.5\" fill=\"{colour}\">\
+                 <title>seed {seed}: kept epoch {}, {:.*}</title></circle>",
+                px(*x),
+                py(*y),
+                curve.best_epoch,
+                decimals + 1,
+                y,
+            );
+        }
+    }
+    out.push_str("</svg></figure>\n");
+}
+
+/// A range covering `[lo, hi]` with round ends, and a round tick step
+/// giving about five ticks.
+fn nice_range(lo: f64, hi: f64) -> (f64, f64, f64) {
+    let (lo, hi) = if hi - lo < 1e-9 {
+        (lo - 0.5 * lo.abs().max(1e-3), hi + 0.5 * hi.abs().max(1e-3))
+    } else {
+        (lo, hi)
+    };
+    let raw = (hi - lo) / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    ((lo / step).floor() * step, (hi / step).ceil() * step, step)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -1437,5 +2010,122 @@ mod tests {
         if let Some(path) = std::env::var_os("MMER_REPORT_EXAMPLE") {
             std::fs::write(&path, html).expect("writing the example report");
         }
+    }
+}
+
+#[cfg(test)]
+mod eval_tests {
+    use std::path::PathBuf;
+
+    use mmer_core::Split;
+    use mmer_eval::{ClassificationReport, ReportAggregate};
+
+    use super::*;
+
+    const NAMES: [&str; 3] = ["neutral", "joy", "<b>&\"odd\""];
+
+    /// Three classes, two seeds, the second seed without a curve.
+    fn evaluation() -> RunEvaluation {
+        let gold = [0, 0, 0, 1, 1, 2, 2, 2];
+        let first = ClassificationReport::new(&gold, &[0, 0, 1, 1, 1, 2, 0, 2], 3).unwrap();
+        let second = ClassificationReport::new(&gold, &[0, 1, 1, 1, 0, 2, 2, 2], 3).unwrap();
+        let aggregate = ReportAggregate::from_reports(&[first.clone(), second.clone()]).unwrap();
+        RunEvaluation {
+            split: Split::Test,
+            corpus: "corpus <x>".to_string(),
+            classes: NAMES.iter().map(|c| c.to_string()).collect(),
+            aggregate,
+            per_seed: vec![(7, first), (11, second)],
+            written: PathBuf::from("/tmp/run/eval-test.json"),
+        }
+    }
+
+    fn curve(best_epoch: usize) -> LearningCurve {
+        LearningCurve {
+            best_epoch,
+            history: (1..=4)
+                .map(|epoch| EpochRecord {
+                    epoch,
+                    train_loss: 1.5 / epoch as f64,
+                    valid_weighted_f1: 0.3 + 0.1 * epoch as f64,
+                })
+                .collect(),
+            train_seconds: Some(12.0),
+        }
+    }
+
+    #[test]
+    fn eval_report_is_self_contained_and_complete() {
+        let evaluation = evaluation();
+        let curves = vec![
+            (7, Ok(curve(3))),
+            (
+                11,
+                Err("seed-11/metrics.json could not be read".to_string()),
+            ),
+        ];
+        let page = evaluation_report(Path::new("/tmp/run <a&b>"), &evaluation, &curves).unwrap();
+        // Self-contained: nothing fetched, no script.
+        for needle in ["<script", "http://", "https://", "src=", "@import", "url("] {
+            assert!(!page.contains(needle), "page contains {needle}");
+        }
+        // Escaping: the odd class name, corpus and run path never appear raw.
+        assert!(!page.contains("<b>&\"odd\""));
+        assert!(page.contains("&lt;b&gt;&amp;&quot;odd&quot;"));
+        assert!(page.contains("corpus &lt;x&gt;"));
+        assert!(page.contains("run &lt;a&amp;b&gt;"));
+        // Summed matrix plus one per seed, each with a cell per class pair.
+        assert_eq!(page.matches("<td class=\"cell").count(), 3 * 9);
+        assert_eq!(page.matches("<table class=\"cm\">").count(), 3);
+        // Seed 7 row 0 of the summed matrix: gold neutral predicted neutral 2+1.
+        assert!(page.contains("title=\"gold neutral, predicted neutral: 3 (50.0% of the row)\""));
+        // A learning-curve path per drawn seed and chart; the kept epoch ringed.
+        assert_eq!(
+            page.matches("<path class=\"curve loss\" data-seed=\"7\"")
+                .count(),
+            1
+        );
+        assert_eq!(
+            page.matches("<path class=\"curve f1\" data-seed=\"7\"")
+                .count(),
+            1
+        );
+        assert!(!page.contains("data-seed=\"11\""));
+        assert_eq!(page.matches("<circle class=\"best\"").count(), 2);
+        assert!(page.contains("Seed 11: no curve, seed-11/metrics.json could not be read."));
+        // Per-class F1 bars: one per class.
+        assert_eq!(page.matches("<div class=\"bar\"").count(), 3);
+    }
+
+    #[test]
+    fn eval_report_one_seed_reads_curves_from_the_run() {
+        let mut evaluation = evaluation();
+        evaluation.per_seed.truncate(1);
+        let reports: Vec<_> = evaluation.per_seed.iter().map(|(_, r)| r.clone()).collect();
+        evaluation.aggregate = ReportAggregate::from_reports(&reports).unwrap();
+        let run = std::env::temp_dir().join(format!("mmer-eval-report-{}", std::process::id()));
+        std::fs::create_dir_all(run.join("seed-7")).unwrap();
+        std::fs::write(
+            run.join("seed-7/metrics.json"),
+            r#"{"seed":7,"best_epoch":2,"valid":null,"test":null,"train_seconds":3.5,
+               "history":[{"epoch":1,"train_loss":1.2,"valid_weighted_f1":0.4},
+                          {"epoch":2,"train_loss":0.9,"valid_weighted_f1":0.5}]}"#,
+        )
+        .unwrap();
+        let page = run_report(&run, &evaluation).unwrap();
+        std::fs::remove_dir_all(&run).unwrap();
+        assert_eq!(page.matches("<td class=\"cell").count(), 9);
+        assert_eq!(page.matches("<path class=\"curve loss\"").count(), 1);
+        assert!(page.contains("2 of 2"));
+        if let Ok(path) = std::env::var("MMER_EVAL_REPORT_EXAMPLE") {
+            std::fs::write(path, &page).unwrap();
+        }
+    }
+
+    #[test]
+    fn nice_range_is_round() {
+        assert_eq!(nice_range(0.13, 0.87), (0.0, 1.0, 0.2));
+        let (lo, hi, step) = nice_range(5.0, 5.0);
+        assert!(lo < 5.0 && hi > 5.0 && step > 0.0);
     }
 }

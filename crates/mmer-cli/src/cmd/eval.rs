@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use mmer_core::Split;
 
@@ -14,6 +14,10 @@ pub struct EvalArgs {
     /// Split to evaluate. Model selection already happened on `valid`.
     #[arg(long, value_enum, default_value = "test")]
     pub split: Split,
+    /// Also write a self-contained HTML page (metrics, per-class F1, confusion
+    /// matrices, learning curves) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// Entry point of `mmer eval`.
@@ -28,5 +32,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     );
     println!("{}", evaluation.aggregate.to_table(&names));
     println!("\nwritten: {}", evaluation.written.display());
+    if let Some(path) = &args.report {
+        let page = mmer_run::report_html::run_report(&args.run, &evaluation)?;
+        mmer_core::atomic::write_file(path, page.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("report: {}", path.display());
+    }
     Ok(())
 }
