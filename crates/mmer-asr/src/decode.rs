@@ -234,8 +234,8 @@ impl Whisper {
 
     /// Teacher-forced probabilities of `text` tokens after
     /// `prompt + <|notimestamps|>`: at each position, the softmax over the
-    /// text vocabulary (ids below end-of-text) of the next token. What CTranslate2's `align` reports; the parity test
-    /// compares the two.
+    /// text vocabulary (ids below end-of-text) of the next token. What
+    /// CTranslate2's `align` reports; the parity test compares the two.
     pub fn text_token_probs(
         &self,
         audio: &Tensor,
