@@ -1202,21 +1202,30 @@ fn transcribe_names_bad_files_and_completes_the_others() {
     assert!(lines[1]["duration_s"].as_f64().unwrap() > 2.9);
 }
 
+/// What `mmer analyze` needs beyond the committed models: the installed
+/// models directory (Whisper, faces) and ffmpeg. Returns it and the
+/// repository root, or says why the test skips.
+fn analyze_models() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let Some(models) = whisper_models() else {
+        eprintln!("skipping: Whisper tiny.en not installed (scripts/setup.sh)");
+        return None;
+    };
+    if face_models().is_none() || !ffmpeg(&["-version"]) {
+        eprintln!("skipping: needs ffmpeg and the face models (scripts/setup.sh)");
+        return None;
+    }
+    Some((models, Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")))
+}
+
 /// Issue 14: `mmer analyze` on the shipped CREMA-D clip, from the shipped
 /// models only: one turn with its transcript, fused probabilities that sum
 /// to 1, and a reading from every modality (the clip has speech and a
 /// face). A non-media file beside it is named and the clip still completes.
 #[test]
 fn analyze_reads_every_modality_of_the_shipped_clip() {
-    let Some(models) = whisper_models() else {
-        eprintln!("skipping: Whisper tiny.en not installed (scripts/setup.sh)");
+    let Some((models, root)) = analyze_models() else {
         return;
     };
-    if face_models().is_none() || !ffmpeg(&["-version"]) {
-        eprintln!("skipping: needs ffmpeg and the face models (scripts/setup.sh)");
-        return;
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("notes.mkv");
     std::fs::write(&junk, "not a video").unwrap();
@@ -1300,15 +1309,9 @@ fn analyze_reads_every_modality_of_the_shipped_clip() {
 /// clustering, and a video without sound is one turn read from its faces.
 #[test]
 fn analyze_takes_a_transcript_and_reads_a_silent_video_from_faces() {
-    let Some(models) = whisper_models() else {
-        eprintln!("skipping: Whisper tiny.en not installed (scripts/setup.sh)");
+    let Some((models, root)) = analyze_models() else {
         return;
     };
-    if face_models().is_none() || !ffmpeg(&["-version"]) {
-        eprintln!("skipping: needs ffmpeg and the face models (scripts/setup.sh)");
-        return;
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let clip = root.join("assets/examples/1001_DFA_ANG_XX.flv");
     let dir = tempfile::tempdir().unwrap();
     let mute = dir.path().join("mute.mp4");

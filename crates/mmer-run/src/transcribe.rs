@@ -47,12 +47,9 @@ pub struct FileTranscript {
     pub duration_s: f64,
     /// The Whisper model.
     pub model: AsrModel,
-    /// Recognised segments.
-    pub segments: Vec<Segment>,
-    /// Segments grouped into turns.
-    pub turns: Vec<Turn>,
-    /// 30 s windows judged silent.
-    pub silent_windows: usize,
+    /// Segments, turns and silent windows (empty without audible speech).
+    #[serde(flatten)]
+    pub speech: Speech,
     /// Time per stage.
     pub seconds: StageSeconds,
 }
@@ -60,7 +57,8 @@ pub struct FileTranscript {
 impl FileTranscript {
     /// All segments' text, space-separated.
     pub fn text(&self) -> String {
-        self.segments
+        self.speech
+            .segments
             .iter()
             .map(|s| s.text.as_str())
             .collect::<Vec<_>>()
@@ -69,7 +67,7 @@ impl FileTranscript {
 }
 
 /// Recognised speech: segments and the turns they form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Speech {
     /// Recognised segments.
     pub segments: Vec<Segment>,
@@ -126,9 +124,7 @@ impl Transcriber {
             audio,
             duration_s: samples.len() as f64 / f64::from(mmer_audio::SAMPLE_RATE),
             model: self.config.model,
-            segments: Vec::new(),
-            turns: Vec::new(),
-            silent_windows: 0,
+            speech: Speech::default(),
             seconds: StageSeconds {
                 decode_s,
                 asr_s: 0.0,
@@ -138,11 +134,8 @@ impl Transcriber {
             return Ok(transcript);
         }
         let started = Instant::now();
-        let speech = self.transcribe_samples(path, &samples, show)?;
+        transcript.speech = self.transcribe_samples(path, &samples, show)?;
         transcript.seconds.asr_s = started.elapsed().as_secs_f64();
-        transcript.segments = speech.segments;
-        transcript.turns = speech.turns;
-        transcript.silent_windows = speech.silent_windows;
         Ok(transcript)
     }
 
@@ -265,11 +258,11 @@ impl ReferenceTranscripts {
         let name = transcript.file.file_name()?.to_string_lossy();
         let clip = self.clips.iter().find(|c| c.clip == name)?;
         Some(
-            clip.segments.len() == transcript.segments.len()
+            clip.segments.len() == transcript.speech.segments.len()
                 && clip
                     .segments
                     .iter()
-                    .zip(&transcript.segments)
+                    .zip(&transcript.speech.segments)
                     .all(|(r, s)| {
                         r.text == s.text
                             && (r.start - s.start_s).abs() < 1e-6

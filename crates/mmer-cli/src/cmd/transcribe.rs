@@ -101,7 +101,7 @@ fn write_transcript(
             let mut w = csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_writer(out);
-            for (i, turn) in t.turns.iter().enumerate() {
+            for (i, turn) in t.speech.turns.iter().enumerate() {
                 w.serialize((
                     t.file.display().to_string(),
                     i,
@@ -113,14 +113,14 @@ fn write_transcript(
             w.flush()?;
         }
         TranscriptFormat::Table => {
-            if t.turns.is_empty() {
+            if t.speech.turns.is_empty() {
                 writeln!(
                     out,
                     "{name:<28} {:>7} {:>7}  ({:?} audio: no speech)",
                     "-", "-", t.audio
                 )?;
             }
-            for turn in &t.turns {
+            for turn in &t.speech.turns {
                 writeln!(
                     out,
                     "{name:<28} {:>7.2} {:>7.2}  {}",
