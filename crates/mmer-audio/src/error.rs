@@ -108,6 +108,26 @@ pub enum Error {
         /// Index of the first bad value in its print.
         index: usize,
     },
+    /// Voice and face cues handed to the speaker clustering cover different
+    /// numbers of turns.
+    #[error("{voices} turns of voice prints but {faces} of face prints")]
+    SpeakerCueLengths {
+        /// Number of voice entries.
+        voices: usize,
+        /// Number of face entries.
+        faces: usize,
+    },
+    /// A face print handed to the speaker clustering is malformed.
+    #[error("face print of turn {turn}: {reason}")]
+    FacePrint {
+        /// Index of the turn.
+        turn: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The face cue's weight is negative or not finite.
+    #[error("face weight must be finite and at least 0, got {0}")]
+    FaceWeight(f64),
     /// True and predicted speaker labels differ in length.
     #[error("{truth} true speaker labels but {predicted} predicted ones")]
     SpeakerLabelLengths {

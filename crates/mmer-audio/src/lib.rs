@@ -50,8 +50,8 @@ pub use perturbation::{Perturbation, perturbation};
 pub use pitch::{PitchTrack, PitchTracker};
 pub use resample::{Resampler, resample};
 pub use speakers::{
-    SpeakerCount, SpeakerEstimate, VoicePrint, assign_speakers, cluster_speakers,
-    estimate_speakers, speaker_accuracy, voice_print,
+    DEFAULT_FACE_WEIGHT, SpeakerCount, SpeakerEstimate, VoicePrint, assign_speakers,
+    assign_speakers_with_faces, cluster_speakers, estimate_speakers, speaker_accuracy, voice_print,
 };
 pub use wav::{Audio, WavEncoding, WavHeader, load_16k_mono, read_wav, read_wav_header};
 

@@ -356,7 +356,8 @@ pub fn cluster_speakers<P: AsRef<[f32]>>(prints: &[P], count: SpeakerCount) -> R
             if k == 0 {
                 return Err(Error::ZeroSpeakers);
             }
-            let Some(tree) = Dendrogram::build(standardise(prints)?, k) else {
+            let z = standardise(prints)?;
+            let Some(tree) = Dendrogram::build(cosine_distances(&z), z.len(), k) else {
                 return Ok(Vec::new());
             };
             Ok(tree.cut(k.min(tree.n)).to_vec())
@@ -400,13 +401,28 @@ pub fn estimate_speakers<P: AsRef<[f32]>>(prints: &[P], max: usize) -> Result<Sp
     if max == 0 {
         return Err(Error::ZeroSpeakers);
     }
-    let Some(tree) = Dendrogram::build(standardise(prints)?, max) else {
-        return Ok(SpeakerEstimate {
+    let z = standardise(prints)?;
+    Ok(estimate_from(cosine_distances(&z), z.len(), max, |rng| {
+        cosine_distances(&standardise_rows(gaussian_like(&z, rng)))
+    }))
+}
+
+/// The estimate of [`estimate_speakers`] for `n` turns at distances `dist`
+/// (`[n, n]`); `null_distances` draws the distances of one simulated
+/// one-speaker recording of the same turns.
+fn estimate_from(
+    dist: Vec<f64>,
+    n: usize,
+    max: usize,
+    mut null_distances: impl FnMut(&mut SplitMix64) -> Vec<f64>,
+) -> SpeakerEstimate {
+    let Some(tree) = Dendrogram::build(dist, n, max) else {
+        return SpeakerEstimate {
             ids: Vec::new(),
             num_speakers: 0,
             silhouettes: Vec::new(),
             null_median: None,
-        });
+        };
     };
     let silhouettes = tree.silhouettes(max);
     let best = best_of(&silhouettes);
@@ -416,7 +432,7 @@ pub fn estimate_speakers<P: AsRef<[f32]>>(prints: &[P], max: usize) -> Result<Sp
         let mut rng = SplitMix64(NULL_SEED);
         let mut null: Vec<f64> = (0..NULL_DRAWS)
             .map(|_| {
-                Dendrogram::build(standardise_rows(gaussian_like(&tree.z, &mut rng)), max)
+                Dendrogram::build(null_distances(&mut rng), n, max)
                     .and_then(|t| best_of(&t.silhouettes(max)))
                     .map_or(0.0, |(_, s)| s)
             })
@@ -431,12 +447,12 @@ pub fn estimate_speakers<P: AsRef<[f32]>>(prints: &[P], max: usize) -> Result<Sp
         (Some((k, s)), Some(m)) if s > MIN_SILHOUETTE && s >= m => k,
         _ => 1,
     };
-    Ok(SpeakerEstimate {
+    SpeakerEstimate {
         ids: tree.cut(k).to_vec(),
         num_speakers: k,
         silhouettes,
         null_median,
-    })
+    }
 }
 
 /// The best `(k, silhouette)`, ties to the smaller `k`.
@@ -501,13 +517,11 @@ impl SplitMix64 {
     }
 }
 
-/// Average-linkage dendrogram of standardised prints, with its cuts.
+/// Average-linkage dendrogram of the turns, with its cuts.
 struct Dendrogram {
     /// Number of turns (≥ 1).
     n: usize,
-    /// The standardised prints, `[n][dim]`.
-    z: Vec<Vec<f64>>,
-    /// Cosine distances of `z`, `[n, n]`.
+    /// Distances between the turns, `[n, n]`.
     dist: Vec<f64>,
     /// `cuts[k − 1]`: ids of the cut into `k` clusters, in order of first
     /// appearance, for `k = 1..=min(max_k, n)`.
@@ -515,15 +529,14 @@ struct Dendrogram {
 }
 
 impl Dendrogram {
-    /// `None` for no turns.
-    fn build(z: Vec<Vec<f64>>, max_k: usize) -> Option<Self> {
-        let n = z.len();
+    /// The dendrogram of `n` turns at distances `dist` (`[n, n]`); `None`
+    /// for no turns.
+    fn build(dist: Vec<f64>, n: usize, max_k: usize) -> Option<Self> {
         if n == 0 {
             return None;
         }
-        let dist = cosine_distances(&z);
         let cuts = cuts(&average_linkage(&dist, n), n, max_k.min(n));
-        Some(Self { n, z, dist, cuts })
+        Some(Self { n, dist, cuts })
     }
 
     /// Ids of the cut into `k` clusters (`1 ≤ k ≤ min(max_k, n)`).
@@ -550,12 +563,180 @@ pub fn assign_speakers(
     prints: &[Option<VoicePrint>],
     count: SpeakerCount,
 ) -> Result<Vec<Option<usize>>> {
-    let present: Vec<&VoicePrint> = prints.iter().flatten().collect();
-    let mut ids = cluster_speakers(&present, count)?.into_iter();
-    Ok(prints
+    assign_speakers_with_faces::<[f32; 0]>(prints, &vec![None; prints.len()], 0.0, count)
+}
+
+/// Weight of the face cue against the voice in
+/// [`assign_speakers_with_faces`] (`mmer analyze`'s default): equal.
+pub const DEFAULT_FACE_WEIGHT: f64 = 1.0;
+
+/// Speaker id of every turn from its voice print and, where a face was seen
+/// during the turn, its face print (any fixed-length vectors of
+/// non-negative values compared by cosine, e.g. `mmer_vision::face_print`).
+/// A turn with neither gets no speaker; a turn with only a face gets one.
+///
+/// The distance between two turns is the weighted mean of the cues both
+/// have: the voice's cosine distance after z-scoring the voice prints across
+/// the turns that have one (as [`cluster_speakers`]), weight 1, and the
+/// cosine distance of the raw face prints, weight `face_weight`. Two turns
+/// that share no cue are at distance 1 (orthogonal: no evidence either way).
+/// Clustering and the cut are those of [`cluster_speakers`]. Face prints are
+/// not z-scored: the camera often shows one person throughout (the speaker
+/// or a listener), and z-scoring would blow that person's small
+/// frame-to-frame changes up into apparent identities; raw, one face seen in
+/// every turn only pulls all distances towards that face's small spread,
+/// which hardly moves the voice's ordering. A face therefore binds the turns
+/// it is seen in, and does not by itself split them.
+///
+/// When the count is estimated, the simulated one-speaker recordings draw
+/// new voice prints (as [`estimate_speakers`]) and give every face pair the
+/// median face distance of the recording: one voice, faces that say nothing.
+///
+/// `face_weight` 0 (or no faces) gives exactly [`assign_speakers`].
+///
+/// # Shapes
+/// `voices`, `faces`: `[turns]`, each face `[dim]`; returns `[turns]`.
+///
+/// # Errors
+/// [`Error::ZeroSpeakers`] as [`cluster_speakers`];
+/// [`Error::SpeakerCueLengths`] when `voices` and `faces` differ in length;
+/// [`Error::FacePrint`] for face prints of different lengths or with a
+/// negative, NaN or infinite value; [`Error::FaceWeight`] for a negative or
+/// non-finite weight.
+pub fn assign_speakers_with_faces<F: AsRef<[f32]>>(
+    voices: &[Option<VoicePrint>],
+    faces: &[Option<F>],
+    face_weight: f64,
+    count: SpeakerCount,
+) -> Result<Vec<Option<usize>>> {
+    if voices.len() != faces.len() {
+        return Err(Error::SpeakerCueLengths {
+            voices: voices.len(),
+            faces: faces.len(),
+        });
+    }
+    if !(face_weight.is_finite() && face_weight >= 0.0) {
+        return Err(Error::FaceWeight(face_weight));
+    }
+    let max = match count {
+        SpeakerCount::Given(0) | SpeakerCount::Estimate { max: 0 } => {
+            return Err(Error::ZeroSpeakers);
+        }
+        SpeakerCount::Given(k) => k,
+        SpeakerCount::Estimate { max } => max,
+    };
+    let mut face_dim = None;
+    for (turn, face) in faces.iter().enumerate() {
+        let Some(face) = face else { continue };
+        let face = face.as_ref();
+        let expected = *face_dim.get_or_insert(face.len());
+        if face.len() != expected {
+            return Err(Error::FacePrint {
+                turn,
+                reason: format!(
+                    "{} values, expected {expected} (as the first face)",
+                    face.len()
+                ),
+            });
+        }
+        if let Some(index) = face.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(Error::FacePrint {
+                turn,
+                reason: format!("value {index} is {}", face[index]),
+            });
+        }
+    }
+    let use_faces = face_weight > 0.0;
+    // The turns that take part, and where their cues are.
+    let turns: Vec<usize> = (0..voices.len())
+        .filter(|&i| voices[i].is_some() || (use_faces && faces[i].is_some()))
+        .collect();
+    let n = turns.len();
+    let voiced: Vec<&VoicePrint> = turns.iter().filter_map(|&i| voices[i].as_ref()).collect();
+    let z = standardise(&voiced)?;
+    let mut next_voice = 0;
+    let voice_row: Vec<Option<usize>> = turns
         .iter()
-        .map(|p| p.as_ref().and_then(|_| ids.next()))
-        .collect())
+        .map(|&i| {
+            voices[i].as_ref().map(|_| {
+                next_voice += 1;
+                next_voice - 1
+            })
+        })
+        .collect();
+    let face_rows: Vec<Option<Vec<f64>>> = turns
+        .iter()
+        .map(|&i| {
+            faces[i]
+                .as_ref()
+                .filter(|_| use_faces)
+                .map(|f| f.as_ref().iter().map(|&v| f64::from(v)).collect())
+        })
+        .collect();
+    let face_norms: Vec<f64> = face_rows
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .map_or(0.0, |f| f.iter().map(|v| v * v).sum::<f64>().sqrt())
+        })
+        .collect();
+    // Face distances of the pairs that both show a face, `[n, n]`.
+    let mut face_dist = vec![None; n * n];
+    let mut observed = Vec::new();
+    for a in 0..n {
+        for b in a + 1..n {
+            if let (Some(fa), Some(fb)) = (&face_rows[a], &face_rows[b]) {
+                let d = cosine_distance(fa, fb, face_norms[a], face_norms[b]);
+                face_dist[a * n + b] = Some(d);
+                face_dist[b * n + a] = Some(d);
+                observed.push(d);
+            }
+        }
+    }
+    // Turn distances from the voice distances of the voiced turns and a
+    // face distance per pair.
+    let combine = |voice_dist: &[f64], face: &dyn Fn(usize) -> Option<f64>| {
+        let m = z.len();
+        let mut d = vec![0.0; n * n];
+        for a in 0..n {
+            for b in a + 1..n {
+                let (mut sum, mut weight) = (0.0, 0.0);
+                if let (Some(va), Some(vb)) = (voice_row[a], voice_row[b]) {
+                    sum += voice_dist[va * m + vb];
+                    weight += 1.0;
+                }
+                if let Some(f) = face(a * n + b) {
+                    sum += face_weight * f;
+                    weight += face_weight;
+                }
+                let v = if weight > 0.0 { sum / weight } else { 1.0 };
+                d[a * n + b] = v;
+                d[b * n + a] = v;
+            }
+        }
+        d
+    };
+    let dist = combine(&cosine_distances(&z), &|pair| face_dist[pair]);
+    let ids = match count {
+        SpeakerCount::Given(k) => match Dendrogram::build(dist, n, k) {
+            Some(tree) => tree.cut(k.min(n)).to_vec(),
+            None => Vec::new(),
+        },
+        SpeakerCount::Estimate { .. } => {
+            observed.sort_by(f64::total_cmp);
+            let median_face = (!observed.is_empty()).then(|| quantile(&observed, 0.5));
+            estimate_from(dist, n, max, |rng| {
+                let voice = cosine_distances(&standardise_rows(gaussian_like(&z, rng)));
+                combine(&voice, &|pair| face_dist[pair].and(median_face))
+            })
+            .ids
+        }
+    };
+    let mut out = vec![None; voices.len()];
+    for (&turn, id) in turns.iter().zip(ids) {
+        out[turn] = Some(id);
+    }
+    Ok(out)
 }
 
 /// Z-scored copies of `prints` (population statistics across turns; a
@@ -880,21 +1061,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// SplitMix64, for seeded synthetic turns.
-    struct Rng(u64);
+    /// The module's SplitMix64 seeds the synthetic turns too.
+    use super::SplitMix64 as Rng;
 
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
         /// Uniform in [-1, 1).
         fn signed(&mut self) -> f32 {
-            (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         }
     }
 
@@ -952,7 +1125,7 @@ mod tests {
         let mut st = 2.0 * rng.signed();
         while out.len() < n {
             let len = ((0.2 + 0.05 * rng.signed()) * sr) as usize;
-            let vowel = VOWELS[(rng.next() % VOWELS.len() as u64) as usize];
+            let vowel = VOWELS[(rng.next_u64() % VOWELS.len() as u64) as usize];
             let st_end = (st + 1.5 * rng.signed()).clamp(-2.0, 2.0);
             let f_mid = voice.f0_hz * 2f32.powf((level + (st + st_end) / 2.0) / 12.0);
             let num_harmonics = (7000.0 / f_mid) as usize;
@@ -1226,6 +1399,107 @@ mod tests {
             assign_speakers(&[None, None], SpeakerCount::Given(2)).expect("ok"),
             vec![None, None]
         );
+    }
+
+    /// A face print near `base` (unit axis `base` of 8, plus seeded noise).
+    fn face(base: usize, rng: &mut Rng) -> Vec<f32> {
+        let mut f: Vec<f32> = (0..8).map(|_| 0.1 * (rng.signed() + 1.0)).collect();
+        f[base] += 1.0;
+        f
+    }
+
+    #[test]
+    fn faces_bind_the_turns_they_are_seen_in() {
+        // One synthetic voice throughout: the voice alone cannot tell the
+        // two people apart; their faces can.
+        let voices: Vec<Option<VoicePrint>> =
+            prints_of(&[LOW; 10], 31).into_iter().map(Some).collect();
+        let mut rng = Rng(5);
+        let truth = [0, 1, 0, 0, 1, 1, 0, 1, 0, 1];
+        let faces: Vec<Option<Vec<f32>>> = truth.iter().map(|&t| Some(face(t, &mut rng))).collect();
+        let voice_only = assign_speakers(&voices, SpeakerCount::Given(2)).expect("ok");
+        let voice_only: Vec<usize> = voice_only.into_iter().flatten().collect();
+        assert!(speaker_accuracy(&truth, &voice_only).expect("scores") < 1.0);
+        for count in [SpeakerCount::Given(2), SpeakerCount::Estimate { max: 4 }] {
+            let ids = assign_speakers_with_faces(&voices, &faces, DEFAULT_FACE_WEIGHT, count)
+                .expect("ok");
+            let ids: Vec<usize> = ids.into_iter().flatten().collect();
+            assert_eq!(
+                speaker_accuracy(&truth, &ids).expect("scores"),
+                1.0,
+                "{count:?}"
+            );
+        }
+        // Weight 0 is the voice alone, exactly.
+        assert_eq!(
+            assign_speakers_with_faces(&voices, &faces, 0.0, SpeakerCount::Given(2)).expect("ok"),
+            assign_speakers(&voices, SpeakerCount::Given(2)).expect("ok")
+        );
+    }
+
+    #[test]
+    fn one_face_seen_throughout_keeps_the_voice_split() {
+        // Two voices, and the same face (a listener on camera) in every turn.
+        let voices: Vec<Option<VoicePrint>> = prints_of(&[LOW, HIGH, LOW, HIGH, HIGH, LOW], 41)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut rng = Rng(9);
+        let faces: Vec<Option<Vec<f32>>> = (0..6).map(|_| Some(face(3, &mut rng))).collect();
+        let ids =
+            assign_speakers_with_faces(&voices, &faces, 1.0, SpeakerCount::Given(2)).expect("ok");
+        assert_eq!(
+            ids,
+            assign_speakers(&voices, SpeakerCount::Given(2)).expect("ok")
+        );
+    }
+
+    #[test]
+    fn a_turn_with_only_a_face_gets_a_speaker() {
+        let mut voices: Vec<Option<VoicePrint>> = prints_of(&[LOW, HIGH, LOW, HIGH], 21)
+            .into_iter()
+            .map(Some)
+            .collect();
+        voices.push(None);
+        voices.push(None);
+        let mut rng = Rng(3);
+        let faces = vec![
+            Some(face(0, &mut rng)),
+            None,
+            Some(face(0, &mut rng)),
+            None,
+            Some(face(0, &mut rng)),
+            None,
+        ];
+        let ids =
+            assign_speakers_with_faces(&voices, &faces, 1.0, SpeakerCount::Given(2)).expect("ok");
+        assert_eq!(ids[..4], [Some(0), Some(1), Some(0), Some(1)]);
+        assert_eq!(ids[4], Some(0), "the face of speaker 0's turns");
+        assert_eq!(ids[5], None, "neither voice nor face");
+
+        let bad = |faces: &[Option<Vec<f32>>], weight: f64| {
+            assign_speakers_with_faces(&voices, faces, weight, SpeakerCount::Given(2))
+        };
+        assert!(matches!(
+            bad(&faces[..5], 1.0),
+            Err(Error::SpeakerCueLengths {
+                voices: 6,
+                faces: 5
+            })
+        ));
+        assert!(matches!(bad(&faces, -1.0), Err(Error::FaceWeight(_))));
+        let mut ragged = faces.clone();
+        ragged[2] = Some(vec![0.5; 3]);
+        assert!(matches!(
+            bad(&ragged, 1.0),
+            Err(Error::FacePrint { turn: 2, .. })
+        ));
+        let mut nan = faces;
+        nan[4] = Some(vec![f32::NAN; 8]);
+        assert!(matches!(
+            bad(&nan, 1.0),
+            Err(Error::FacePrint { turn: 4, .. })
+        ));
     }
 
     #[test]

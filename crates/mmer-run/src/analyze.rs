@@ -3,9 +3,9 @@
 //! user).
 //!
 //! decode (ffmpeg) → turns (Whisper segments joined at pauses,
-//! [`crate::transcribe`]) → speakers (voice prints clustered,
-//! `mmer_audio::speakers`) → one reading per modality, each mapped into
-//! MELD's seven classes ([`LABEL_MAP`]):
+//! [`crate::transcribe`]) → faces per turn → speakers (voice prints and the
+//! turn's face prints clustered, `mmer_audio::speakers`) → one reading per
+//! modality, each mapped into MELD's seven classes ([`LABEL_MAP`]):
 //! - **text**: the MELD context model on the transcript, with the speakers;
 //! - **audio**: the EmoDB model on the turn's samples
 //!   ([`crate::audio_model`]);
@@ -23,12 +23,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use mmer_audio::speakers::{SpeakerCount, assign_speakers, voice_print};
+use mmer_audio::speakers::{SpeakerCount, assign_speakers_with_faces, voice_print};
 use mmer_core::{Dialogue, Utterance};
 use mmer_data::conversation::Segment as TimeRange;
 use mmer_media::{AudioState, Ffmpeg, KeyframeMode, KeyframeOptions, MediaInfo};
 use mmer_train::ClassProbabilities;
-use mmer_vision::{ExpressionModel, SeetaModel, VisualExtractor, VisualExtractorConfig};
+use mmer_vision::{
+    ExpressionModel, SeetaModel, VisualExtractor, VisualExtractorConfig, face_print,
+    mean_face_print,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::audio_model::AudioEmotionModel;
@@ -113,6 +116,10 @@ pub struct AnalyzeConfig {
     pub speakers: Option<usize>,
     /// Most speakers the estimate considers.
     pub max_speakers: usize,
+    /// Weight of the faces seen in a turn against its voice when telling
+    /// speakers apart (`mmer_audio::speakers::assign_speakers_with_faces`;
+    /// 0: voice only).
+    pub face_speaker_weight: f64,
     /// The text model (a `seed-<k>` directory).
     pub text_model: PathBuf,
     /// The speech model directory.
@@ -136,6 +143,7 @@ impl Default for AnalyzeConfig {
             transcribe: TranscribeConfig::default(),
             speakers: None,
             max_speakers: 4,
+            face_speaker_weight: mmer_audio::speakers::DEFAULT_FACE_WEIGHT,
             text_model: PathBuf::from("assets/models/text-meld-minilm"),
             audio_model: PathBuf::from("assets/models/audio-emodb"),
             face: true,
@@ -337,6 +345,9 @@ struct FaceReading {
     frames: Vec<(f64, Option<Vec<f32>>)>,
     /// The most confidently read face.
     thumbnail: Option<FaceThumbnail>,
+    /// The mean face print of the faces found (who it was, for the speaker
+    /// clustering).
+    print: Option<Vec<f32>>,
 }
 
 /// Face detection and expression, loaded once.
@@ -406,6 +417,11 @@ impl Analyzer {
         ensure!(
             w.text >= 0.0 && w.audio >= 0.0 && w.face >= 0.0 && w.text + w.audio + w.face > 0.0,
             "fusion weights must be non-negative with a positive sum, got {w:?}"
+        );
+        ensure!(
+            config.face_speaker_weight.is_finite() && config.face_speaker_weight >= 0.0,
+            "face_speaker_weight must be finite and at least 0, got {}",
+            config.face_speaker_weight
         );
         ensure!(
             config.keyframes_per_second.is_finite() && config.keyframes_per_second > 0.0,
@@ -600,6 +616,13 @@ impl Analyzer {
             .collect();
 
         let started = Instant::now();
+        let faces = match (&self.face, &info.video) {
+            (Some(reader), Some(_)) => self.read_faces(reader, &info, &turns)?,
+            _ => vec![FaceReading::default(); turns.len()],
+        };
+        seconds.face_s = started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
         let (speaker_ids, speakers) =
             match given {
                 Some(given) => {
@@ -632,7 +655,14 @@ impl Analyzer {
                             max: self.config.max_speakers,
                         },
                     };
-                    let ids = assign_speakers(&prints, count)?;
+                    let face_prints: Vec<Option<&[f32]>> =
+                        faces.iter().map(|f| f.print.as_deref()).collect();
+                    let ids = assign_speakers_with_faces(
+                        &prints,
+                        &face_prints,
+                        self.config.face_speaker_weight,
+                        count,
+                    )?;
                     let names = ids
                         .iter()
                         .map(|id| id.map_or_else(|| "S?".to_string(), |k| format!("S{}", k + 1)))
@@ -664,13 +694,6 @@ impl Analyzer {
             })
             .collect::<Result<Vec<_>>>()?;
         seconds.audio_s = started.elapsed().as_secs_f64();
-
-        let started = Instant::now();
-        let faces = match (&self.face, &info.video) {
-            (Some(reader), Some(_)) => self.read_faces(reader, &info, &turns)?,
-            _ => vec![FaceReading::default(); turns.len()],
-        };
-        seconds.face_s = started.elapsed().as_secs_f64();
 
         for (i, turn) in turns.iter().enumerate() {
             let face = faces[i].mean.clone();
@@ -869,6 +892,7 @@ impl Analyzer {
                 ..FaceReading::default()
             };
             let mut sum = vec![0.0f32; self.classes.len()];
+            let mut prints = Vec::new();
             let mut sharpest = f32::NEG_INFINITY;
             for (frame, keyframe) in frames.iter().zip(&features) {
                 let time_s = range.start_s + frame.time_s;
@@ -882,6 +906,7 @@ impl Analyzer {
                     self.classes.len(),
                 );
                 sum.iter_mut().zip(&p).for_each(|(s, v)| *s += v);
+                prints.extend(face_print(&face.crop.image));
                 let top = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 if top > sharpest {
                     sharpest = top;
@@ -899,6 +924,7 @@ impl Analyzer {
             if reading.faces > 0 {
                 reading.mean = Some(sum.iter().map(|v| v / reading.faces as f32).collect());
             }
+            reading.print = mean_face_print(&prints);
             out.push(reading);
         }
         Ok(out)

@@ -915,6 +915,286 @@ pub fn run_asr(config: &AsrBenchConfig) -> Result<AsrReport> {
     })
 }
 
+/// Settings of the speaker-clustering benchmark with faces (`mmer bench
+/// speakers`): two-person conversations built from real clips, one person
+/// on camera (CREMA-D video) and one off camera (EmoDB speech).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpeakersBenchConfig {
+    /// Folder of video clips of the on-camera person (`*.flv`, `*.mp4`, …;
+    /// CREMA-D's actor 1001 under `../shared/data/crema-d`).
+    pub on_camera: PathBuf,
+    /// EmoDB WAV folder: each of its speakers is the off-camera partner of
+    /// one conversation.
+    pub off_camera: PathBuf,
+    /// Clips per person and conversation (drawn with the seed).
+    pub clips: usize,
+    /// Seed of the clip draws and of each conversation's turn order.
+    pub seed: u64,
+    /// Weight of the face cue against the voice
+    /// (`mmer_audio::speakers::assign_speakers_with_faces`).
+    pub face_weight: f64,
+    /// Keyframes decoded per video clip.
+    pub keyframes: usize,
+    /// Models directory (face detector and expression model).
+    pub models_dir: PathBuf,
+}
+
+impl Default for SpeakersBenchConfig {
+    fn default() -> Self {
+        Self {
+            on_camera: "../shared/data/crema-d".into(),
+            off_camera: "../shared/data/emodb/wav".into(),
+            clips: 6,
+            seed: 0,
+            face_weight: mmer_audio::speakers::DEFAULT_FACE_WEIGHT,
+            keyframes: 8,
+            models_dir: PathBuf::from("models"),
+        }
+    }
+}
+
+/// One condition × speaker-count row of `mmer bench speakers`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeakersRow {
+    /// What the clustering saw.
+    pub condition: String,
+    /// `"given 2"` or `"estimated (≤ 4)"`.
+    pub count: String,
+    /// Conversations.
+    pub n: usize,
+    /// Mean and population standard deviation of the speaker accuracy over
+    /// the conversations.
+    pub accuracy_mean: f64,
+    /// See `accuracy_mean`.
+    pub accuracy_std: f64,
+    /// `speakers_found[k]`: conversations where `k` speakers were found.
+    pub speakers_found: Vec<usize>,
+}
+
+/// What `mmer bench speakers` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeakersReport {
+    /// The settings it ran with.
+    pub config: SpeakersBenchConfig,
+    /// One row per condition and speaker count.
+    pub rows: Vec<SpeakersRow>,
+    /// Off-camera speakers, one conversation each.
+    pub partners: Vec<String>,
+    /// Where it ran.
+    pub environment: Environment,
+}
+
+/// Speaker accuracy on two-person conversations from real clips, with and
+/// without faces. For each EmoDB speaker, one conversation: `clips` video
+/// clips of the on-camera person and `clips` of that speaker, in a seeded
+/// order. Three conditions, each with 2 speakers given and estimated:
+///
+/// - **voice only**;
+/// - **voice + face, partner off camera**: the on-camera person's turns
+///   carry the face print of the faces in their clip (even keyframes), the
+///   partner's turns none (an interviewer behind the camera);
+/// - **voice + face, the on-camera person seen in every turn**: the
+///   partner's turns carry the on-camera person's face too, from the odd
+///   keyframes of one of their clips in turn (a listener on camera), so the
+///   face says nothing about who speaks.
+///
+/// A clip with too little voiced speech for a voice print stays in the
+/// conversation without one (as `mmer analyze` keeps such a turn): it gets
+/// a speaker only from its face, and counts as wrong when it gets none.
+///
+/// # Errors
+/// A folder that does not read, fewer than `clips` clips of the on-camera
+/// person or of any EmoDB speaker, a video clip without a face in its even
+/// or its odd keyframes, the face models missing, ffmpeg failing.
+pub fn run_speakers(config: &SpeakersBenchConfig) -> Result<SpeakersReport> {
+    use mmer_audio::speakers::{SpeakerCount, VoicePrint, assign_speakers_with_faces};
+    ensure!(config.clips >= 1, "clips must be at least 1");
+    ensure!(config.keyframes >= 2, "keyframes must be at least 2");
+    let ffmpeg = mmer_media::Ffmpeg::from_env();
+    let seeta = mmer_vision::SeetaModel::from_models_dir(&config.models_dir)?;
+    let fer = mmer_vision::ExpressionModel::from_models_dir(
+        &config.models_dir,
+        &burn::tensor::Device::default(),
+    )?;
+    let mut extractor = mmer_vision::VisualExtractor::new(
+        &seeta,
+        fer,
+        &mmer_vision::VisualExtractorConfig::default(),
+    )?;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let memory = MemoryProbe::start();
+
+    // The on-camera person: voice print, speaking face, listening face.
+    let mut videos = mmer_media::inputs::media_files(std::slice::from_ref(&config.on_camera))?;
+    videos.sort();
+    ensure!(
+        videos.len() >= config.clips,
+        "{}: {} clips, {} needed",
+        config.on_camera.display(),
+        videos.len(),
+        config.clips
+    );
+    videos.shuffle(&mut rng);
+    videos.truncate(config.clips);
+    struct OnCamera {
+        voice: Option<VoicePrint>,
+        speaking: Vec<f32>,
+        listening: Vec<f32>,
+    }
+    let mut on_camera = Vec::new();
+    for path in &videos {
+        let info = ffmpeg.probe(path)?;
+        let audio = ffmpeg.decode_audio(&info)?;
+        let voice = mmer_audio::speakers::voice_print(&audio.samples)?;
+        let options = mmer_media::KeyframeOptions {
+            count: config.keyframes,
+            max_side: Some(640),
+            mode: mmer_media::KeyframeMode::Uniform,
+        };
+        let frames = ffmpeg.keyframes(&info, &options)?;
+        let views = frames
+            .iter()
+            .map(|f| mmer_vision::RgbFrame::new(f.width as usize, f.height as usize, &f.data))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let (mut speaking, mut listening) = (Vec::new(), Vec::new());
+        for (i, keyframe) in extractor.extract(&views)?.iter().enumerate() {
+            let print = keyframe
+                .face
+                .as_ref()
+                .and_then(|f| mmer_vision::face_print(&f.crop.image));
+            if let Some(print) = print {
+                if i % 2 == 0 {
+                    &mut speaking
+                } else {
+                    &mut listening
+                }
+                .push(print);
+            }
+        }
+        let (Some(speaking), Some(listening)) = (
+            mmer_vision::mean_face_print(&speaking),
+            mmer_vision::mean_face_print(&listening),
+        ) else {
+            bail!(
+                "{}: no face in the even or the odd keyframes",
+                path.display()
+            );
+        };
+        on_camera.push(OnCamera {
+            voice,
+            speaking,
+            listening,
+        });
+    }
+
+    // The off-camera partners: EmoDB speakers (the first two characters
+    // of a file name).
+    let mut by_speaker: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for path in mmer_media::inputs::media_files(std::slice::from_ref(&config.off_camera))? {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(speaker) = name.as_deref().and_then(|n| n.get(..2)) {
+            by_speaker
+                .entry(speaker.to_string())
+                .or_default()
+                .push(path);
+        }
+    }
+    ensure!(
+        !by_speaker.is_empty(),
+        "{}: no EmoDB clips",
+        config.off_camera.display()
+    );
+    let conditions = [
+        "voice only",
+        "voice + face, partner off camera",
+        "voice + face, on-camera person seen in every turn",
+    ];
+    let counts = [
+        ("given 2", SpeakerCount::Given(2)),
+        ("estimated (≤ 4)", SpeakerCount::Estimate { max: 4 }),
+    ];
+    let mut accuracies = vec![Vec::new(); conditions.len() * counts.len()];
+    let mut found = vec![vec![0usize; 5]; conditions.len() * counts.len()];
+    for (speaker, mut clips) in by_speaker.clone() {
+        clips.sort();
+        ensure!(
+            clips.len() >= config.clips,
+            "EmoDB speaker {speaker}: {} clips, {} needed",
+            clips.len(),
+            config.clips
+        );
+        clips.shuffle(&mut rng);
+        let mut turns: Vec<(usize, usize)> =
+            (0..config.clips).flat_map(|i| [(0, i), (1, i)]).collect();
+        turns.shuffle(&mut rng);
+        let mut voices = Vec::with_capacity(turns.len());
+        for &(who, i) in &turns {
+            voices.push(if who == 0 {
+                on_camera[i].voice.clone()
+            } else {
+                mmer_audio::speakers::voice_print(&mmer_audio::load_16k_mono(&clips[i])?)?
+            });
+        }
+        let truth: Vec<usize> = turns.iter().map(|&(who, _)| who).collect();
+        let faces: [Vec<Option<&[f32]>>; 3] = [
+            vec![None; turns.len()],
+            turns
+                .iter()
+                .map(|&(who, i)| (who == 0).then(|| on_camera[i].speaking.as_slice()))
+                .collect(),
+            turns
+                .iter()
+                .map(|&(who, i)| {
+                    Some(if who == 0 {
+                        on_camera[i].speaking.as_slice()
+                    } else {
+                        on_camera[i].listening.as_slice()
+                    })
+                })
+                .collect(),
+        ];
+        for (c, faces) in faces.iter().enumerate() {
+            let weight = if c == 0 { 0.0 } else { config.face_weight };
+            for (k, (_, count)) in counts.iter().enumerate() {
+                let ids = assign_speakers_with_faces(&voices, faces, weight, *count)?;
+                let speakers = ids.iter().flatten().max().map_or(0, |m| m + 1);
+                // A turn without a speaker is wrong whatever the mapping.
+                let ids: Vec<usize> = ids.into_iter().map(|id| id.unwrap_or(usize::MAX)).collect();
+                let row = c * counts.len() + k;
+                accuracies[row].push(mmer_audio::speaker_accuracy(&truth, &ids)?);
+                found[row][speakers.min(4)] += 1;
+            }
+        }
+    }
+    let rows = conditions
+        .iter()
+        .enumerate()
+        .flat_map(|(c, condition)| {
+            let (accuracies, found) = (&accuracies, &found);
+            counts.iter().enumerate().map(move |(k, (count, _))| {
+                let a = &accuracies[c * counts.len() + k];
+                let mean = a.iter().sum::<f64>() / a.len() as f64;
+                let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / a.len() as f64;
+                SpeakersRow {
+                    condition: condition.to_string(),
+                    count: count.to_string(),
+                    n: a.len(),
+                    accuracy_mean: mean,
+                    accuracy_std: var.sqrt(),
+                    speakers_found: found[c * counts.len() + k].clone(),
+                }
+            })
+        })
+        .collect();
+    Ok(SpeakersReport {
+        config: config.clone(),
+        rows,
+        partners: by_speaker.into_keys().collect(),
+        environment: memory.finish(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,7 @@ pub mod expression;
 mod extractor;
 pub mod face_crop;
 pub mod face_detect;
+pub mod face_print;
 mod frame;
 pub mod media_stage;
 mod model_dir;
@@ -67,6 +68,7 @@ pub use extractor::{
 };
 pub use face_crop::{DEFAULT_FACE_MARGIN, FACE_CROP_SIZE, FaceCrop, crop_face};
 pub use face_detect::{FaceBox, FaceDetector, FaceDetectorConfig, SeetaModel, primary_face};
+pub use face_print::{FACE_PRINT_DIM, face_print, mean_face_print};
 pub use frame::{GrayImage, RgbFrame, luma};
 pub use media_stage::VisualStreams;
 pub use model_dir::{MODELS_DIR_ENV, default_models_dir, fer_weights_path, seeta_model_path};

@@ -45,6 +45,11 @@ pub struct AnalyzeArgs {
     /// Most speakers the estimate considers.
     #[arg(long, default_value_t = AnalyzeConfig::default().max_speakers)]
     pub max_speakers: usize,
+    /// Weight of the faces seen during a turn against its voice when
+    /// telling speakers apart (0: voice only). A face binds the turns it is
+    /// seen in; one face seen throughout hardly changes the voice's split.
+    #[arg(long, default_value_t = AnalyzeConfig::default().face_speaker_weight)]
+    pub face_speaker_weight: f64,
     /// Whisper model for the transcript.
     #[arg(long, value_enum, default_value_t = AsrModel::TinyEn)]
     pub asr_model: AsrModel,
@@ -110,6 +115,7 @@ impl AnalyzeArgs {
             },
             speakers: self.speakers,
             max_speakers: self.max_speakers,
+            face_speaker_weight: self.face_speaker_weight,
             text_model: self.text_model.clone(),
             audio_model: self.audio_model.clone(),
             face: !self.no_face,

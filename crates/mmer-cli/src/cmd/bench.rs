@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use mmer_run::bench::{
-    AsrBenchConfig, ExtractBenchConfig, PredictBenchConfig, TextBenchConfig, TrainEpochBenchConfig,
+    AsrBenchConfig, ExtractBenchConfig, PredictBenchConfig, SpeakersBenchConfig, TextBenchConfig,
+    TrainEpochBenchConfig,
 };
 use mmer_text::EncoderKind;
 
@@ -51,6 +52,53 @@ pub enum Workload {
     /// recognition) of each Whisper model on recordings whose words are
     /// known, and agreement with a reference implementation's transcripts.
     Asr(AsrBenchArgs),
+    /// Speaker clustering with faces: two-person conversations from real
+    /// clips (one CREMA-D actor on camera, each EmoDB speaker off camera),
+    /// accuracy with the voice alone, with the on-camera face, and with that
+    /// face seen in every turn (a listener on camera). Prints the JSON
+    /// report, and a table on stderr.
+    Speakers(SpeakersBenchArgs),
+}
+
+/// Arguments of `mmer bench speakers`.
+#[derive(Debug, Args)]
+pub struct SpeakersBenchArgs {
+    /// Folder of video clips of the on-camera person.
+    #[arg(long, default_value_os_t = SpeakersBenchConfig::default().on_camera)]
+    pub on_camera: PathBuf,
+    /// EmoDB WAV folder (file names like `03a01Wa.wav`): each speaker is the
+    /// off-camera partner of one conversation.
+    #[arg(long, default_value_os_t = SpeakersBenchConfig::default().off_camera)]
+    pub off_camera: PathBuf,
+    /// Clips per person and conversation.
+    #[arg(long, default_value_t = SpeakersBenchConfig::default().clips)]
+    pub clips: usize,
+    /// Seed of the clip draws and turn orders.
+    #[arg(long, default_value_t = SpeakersBenchConfig::default().seed)]
+    pub seed: u64,
+    /// Weight of the face cue against the voice.
+    #[arg(long, default_value_t = SpeakersBenchConfig::default().face_weight)]
+    pub face_weight: f64,
+    /// Keyframes decoded per video clip.
+    #[arg(long, default_value_t = SpeakersBenchConfig::default().keyframes)]
+    pub keyframes: usize,
+    /// Models directory.
+    #[arg(long, env = "MMER_MODELS_DIR", default_value_os_t = SpeakersBenchConfig::default().models_dir)]
+    pub models_dir: PathBuf,
+}
+
+impl SpeakersBenchArgs {
+    fn into_config(self) -> SpeakersBenchConfig {
+        SpeakersBenchConfig {
+            on_camera: self.on_camera,
+            off_camera: self.off_camera,
+            clips: self.clips,
+            seed: self.seed,
+            face_weight: self.face_weight,
+            keyframes: self.keyframes,
+            models_dir: self.models_dir,
+        }
+    }
 }
 
 /// Arguments of `mmer bench asr`.
@@ -345,6 +393,28 @@ pub fn run(args: BenchArgs) -> Result<()> {
             None => serde_json::to_string(&mmer_run::emodb::run_loso(&a.into_config())?)?,
         },
         Workload::Asr(a) => serde_json::to_string(&mmer_run::bench::run_asr(&a.into_config())?)?,
+        Workload::Speakers(a) => {
+            let report = mmer_run::bench::run_speakers(&a.into_config())?;
+            eprintln!(
+                "| condition | speakers | n | accuracy | conversations with 1 / 2 / 3 / 4 speakers found |\n|---|---|---|---|---|"
+            );
+            for r in &report.rows {
+                eprintln!(
+                    "| {} | {} | {} | {:.3} ± {:.3} | {} |",
+                    r.condition,
+                    r.count,
+                    r.n,
+                    r.accuracy_mean,
+                    r.accuracy_std,
+                    r.speakers_found[1..]
+                        .iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                );
+            }
+            serde_json::to_string(&report)?
+        }
     };
     println!("{report}");
     Ok(())
