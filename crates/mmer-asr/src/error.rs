@@ -74,6 +74,13 @@ pub enum Error {
     /// Decoding token ids back to text failed.
     #[error("cannot decode tokens to text: {0}")]
     Detokenize(String),
+    /// Decoding options that cannot be used (see
+    /// [`crate::DecodeOptions::validate`]).
+    #[error("invalid decoding options: {message}")]
+    Options {
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Result alias for this crate.

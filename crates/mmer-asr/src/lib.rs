@@ -4,8 +4,9 @@
 //! - [`mel`]: the log-mel front end, as faster-whisper computes it;
 //! - [`model`]: loading an installed model (`tiny.en`, `base`; weights from
 //!   `scripts/setup.sh`, never downloaded at run time);
-//! - [`decode`]: greedy decoding with Whisper's timestamp rules and the 30 s
-//!   window loop, equal token for token to CTranslate2 (see
+//! - [`decode`]: decoding with Whisper's timestamp rules, faster-whisper's
+//!   temperature fallback on repetitive or unlikely output, and the 30 s
+//!   window loop; at temperature 0 equal token for token to CTranslate2 (see
 //!   `tests/parity.rs` and `scripts/whisper_reference.py`);
 //! - [`turns`]: segments → turns at pauses;
 //! - [`wer`]: word error rate, to measure it.
@@ -17,6 +18,7 @@ pub mod model;
 mod net;
 pub mod turns;
 pub mod wer;
+mod zlib;
 
 pub use decode::{DecodeOptions, Segment, Transcript, WindowDecode};
 pub use error::{Error, Result};

@@ -197,8 +197,10 @@ struct DecoderLayer {
 }
 
 /// Per-window decoder state: cross-attention keys/values of the encoder
-/// output and the self-attention cache of the tokens fed so far.
-#[derive(Debug)]
+/// output and the self-attention cache of the tokens fed so far. A clone
+/// shares the tensors (feeding replaces them), so it is cheap and the two
+/// states go on independently.
+#[derive(Debug, Clone)]
 pub(crate) struct DecoderState {
     cross: Vec<(Tensor, Tensor)>,
     cache: Vec<Option<(Tensor, Tensor)>>,

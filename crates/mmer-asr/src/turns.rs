@@ -80,6 +80,8 @@ mod tests {
             text: text.into(),
             avg_logprob: -0.2,
             no_speech_prob: 0.01,
+            temperature: 0.0,
+            compression_ratio: 1.0,
         }
     }
 

@@ -35,6 +35,10 @@ enum Command {
     Pretrain(cmd::pretrain::PretrainArgs),
     /// Re-evaluate a trained run on a split.
     Eval(cmd::eval::EvalArgs),
+    /// Score trained runs with modalities missing at test time: each
+    /// modality and pair removed, and a seeded missing-rate sweep (table,
+    /// JSON, SVG chart).
+    Robustness(cmd::robustness::RobustnessArgs),
     /// Predict the emotion of every turn of a conversation file.
     Predict(cmd::predict::PredictArgs),
     /// Extract per-utterance Audio, Face and Body feature sequences from
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd::train::run(args),
         Command::Pretrain(args) => cmd::pretrain::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Robustness(args) => cmd::robustness::run(args),
         Command::Predict(args) => cmd::predict::run(args),
         Command::Extract(args) => cmd::extract::run(args),
         Command::Data { command } => cmd::data::run(command),

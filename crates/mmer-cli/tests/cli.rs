@@ -106,6 +106,49 @@ fn train_then_eval_reproduces_test_metrics() {
             "{metric}: {trained} vs {reloaded}"
         );
     }
+
+    // Robustness: the full condition and the 0.0 rate reproduce the test
+    // metric; removing a modality is scored, not refused.
+    let json = dir.path().join("robustness.json");
+    let svg = dir.path().join("robustness.svg");
+    let o = mmer(&[
+        "robustness",
+        out_s,
+        "--rates",
+        "0,0.5",
+        "--draws",
+        "1",
+        "--out",
+        json.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("| no face |"), "{}", stdout(&o));
+    let report = &read_json(&json)[0];
+    let names: Vec<&str> = report["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["full", "no audio", "no face"]);
+    let test_wf1 = 100.0 * eval["aggregate"]["weighted_f1"]["mean"].as_f64().unwrap();
+    let full = report["conditions"][0]["weighted_f1"]["mean"]
+        .as_f64()
+        .unwrap();
+    let rate_0 = report["sweep"][0]["weighted_f1"]["mean"].as_f64().unwrap();
+    assert!(
+        (full - test_wf1).abs() < 1e-6 && (rate_0 - test_wf1).abs() < 1e-6,
+        "{full} {rate_0} {test_wf1}"
+    );
+    let removed = report["sweep"][1]["removed_share"].as_f64().unwrap();
+    assert!(removed > 0.3 && removed <= 0.5, "{removed}");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("run"),
+        "{chart:.200}"
+    );
 }
 
 /// `bench train-epoch --config … --export` times any model and writes the

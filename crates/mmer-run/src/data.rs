@@ -360,17 +360,13 @@ pub fn attach_text_embeddings(
         let Some(dialogues) = corpus.splits.get_mut(&split) else {
             continue;
         };
-        let items = dialogues
+        // A turn without a transcript has no text modality (missing is
+        // data: the batcher masks it), never an embedding of "".
+        let items: Vec<(String, String)> = dialogues
             .iter()
             .flat_map(|d| &d.utterances)
-            .map(|u| {
-                let text = u
-                    .text
-                    .clone()
-                    .with_context(|| format!("utterance {} has no transcript", u.id))?;
-                Ok((u.id.clone(), text))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .filter_map(|u| Some((u.id.clone(), u.text.clone()?)))
+            .collect();
         if items.is_empty() {
             continue;
         }
@@ -397,6 +393,9 @@ pub fn attach_text_embeddings(
         tracing::info!(corpus = %corpus_name, %split, reused = report.reused, computed = report.computed, "text embeddings");
         let mut rows = rows.into_iter();
         for u in dialogues.iter_mut().flat_map(|d| d.utterances.iter_mut()) {
+            if u.text.is_none() {
+                continue;
+            }
             if let Some(row) = rows.next() {
                 let features = view
                     .features(row, dim)
@@ -536,17 +535,19 @@ pub struct TextFeaturizer {
 
 impl TextFeaturizer {
     /// Embeds every transcript of `dialogues` into the text modality (no
-    /// cache: the online path of `predict`).
+    /// cache: the online path of `predict`). A turn without a transcript
+    /// gets no text modality.
     pub fn embed(&self, dialogues: &mut [mmer_core::Dialogue]) -> Result<()> {
         let dim = self.encoder.dim();
         for d in dialogues {
             let texts: Vec<&str> = d
                 .utterances
                 .iter()
-                .map(|u| u.text.as_deref().unwrap_or(""))
+                .filter_map(|u| u.text.as_deref())
                 .collect();
             let rows = self.view.embed(&self.encoder, &texts, false, |_, _| {})?;
-            for (u, row) in d.utterances.iter_mut().zip(rows) {
+            let with_text = d.utterances.iter_mut().filter(|u| u.text.is_some());
+            for (u, row) in with_text.zip(rows) {
                 u.features
                     .insert(Modality::Text, self.view.features(row, dim)?);
             }

@@ -70,6 +70,9 @@ pub enum Error {
     /// Face detection and expression.
     #[error(transparent)]
     Vision(#[from] mmer_vision::Error),
+    /// A chart that could not be drawn or written (names the file).
+    #[error("{0}")]
+    Plot(String),
 }
 
 /// Result alias of this crate.

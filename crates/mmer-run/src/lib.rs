@@ -8,6 +8,8 @@
 //!   ([`RunDir`]): training every seed ([`train_run`]), resuming, replacing.
 //! - [`results`]: `results.json` and the table printed after a run.
 //! - [`evaluate`]: a finished run's seeds re-evaluated on a split.
+//! - [`robustness`]: a finished run with modalities missing at test time
+//!   (fixed conditions and a random missing-rate sweep, plotted).
 //! - [`predict`]: a trained model on a user's conversation file.
 //! - [`bench`](mod@bench): the speed benchmarks of `mmer bench` (embedding, training
 //!   epochs, prediction latency, extraction).
@@ -37,6 +39,7 @@ pub mod explain;
 pub mod predict;
 pub mod report_html;
 pub mod results;
+pub mod robustness;
 pub mod run;
 pub mod transcribe;
 

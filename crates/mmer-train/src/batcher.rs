@@ -5,6 +5,15 @@
 //! statistics — fitted on the training split only and saved with the
 //! checkpoint, so valid/test/predict inputs are scaled exactly as training
 //! inputs were.
+//!
+//! Any turn may lack any of the model's modalities, in training or at test
+//! time (DESIGN §1: missing is data, not zeros). The batch carries which
+//! modalities each turn has: for the sequence fusions as the `present`
+//! mask of [`UtteranceInput::Sequences`], which every fusion reads; for
+//! early fusion, whose fusion *is* the concatenation made here, by zeroing
+//! the absent blocks and scaling the present ones by `M / present`
+//! ([`mmer_models::multimodal::fuse_present`]'s rule). A turn with none of
+//! the model's modalities is an error naming it ([`Error::NoModality`]).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use mmer_core::{Dialogue, Label, Modality, Utterance};
@@ -30,37 +39,42 @@ pub struct FeatureLayout {
     pub sequences: bool,
 }
 
-fn utterance_modality(u: &Utterance, m: Modality) -> Result<&mmer_core::Features> {
-    u.features.get(&m).ok_or_else(|| Error::MissingModality {
-        utterance: u.id.clone(),
-        modality: m,
-        available: u
-            .features
-            .keys()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
+/// A model's modality names, for messages.
+fn names(modalities: &[(Modality, usize)]) -> String {
+    modalities
+        .iter()
+        .map(|(m, _)| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl FeatureLayout {
     /// Fits widths and statistics on training dialogues.
     ///
+    /// Each modality's width is that of the first training turn that has
+    /// it; its statistics are over the turns (or frames) that have it.
+    ///
     /// # Errors
-    /// No modalities requested, no training utterance, a missing modality,
-    /// an empty sequence or a non-finite value.
+    /// No modalities requested, no training utterance, a modality that no
+    /// training turn has, a turn with none of them, an empty sequence or a
+    /// non-finite value.
     pub fn fit(train: &[Dialogue], modalities: &[Modality], sequences: bool) -> Result<Self> {
         if modalities.is_empty() {
             return Err(Error::Data("no input modalities configured".into()));
         }
-        let first = train
-            .iter()
-            .flat_map(|d| d.utterances.first())
-            .next()
-            .ok_or_else(|| Error::Data("the training split has no utterances".into()))?;
+        if train.iter().all(|d| d.utterances.is_empty()) {
+            return Err(Error::Data("the training split has no utterances".into()));
+        }
         let widths = modalities
             .iter()
-            .map(|&m| Ok((m, utterance_modality(first, m)?.dim)))
+            .map(|&m| {
+                train
+                    .iter()
+                    .flat_map(|d| &d.utterances)
+                    .find_map(|u| u.features.get(&m))
+                    .map(|f| (m, f.dim))
+                    .ok_or_else(|| Error::Data(format!("no training turn has {m} features")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut layout = Self {
             mean: Vec::new(),
@@ -77,20 +91,25 @@ impl FeatureLayout {
                 sq[offset + i] += (*x as f64) * (*x as f64);
             }
         };
-        for u in train.iter().flat_map(|d| &d.utterances) {
-            if sequences {
+        for d in train {
+            for u in &d.utterances {
+                let features = layout.checked_features(d, u)?;
                 let mut offset = 0;
-                for (k, frames) in layout.raw_frames(u)?.into_iter().enumerate() {
+                for (k, f) in features.into_iter().enumerate() {
                     let width = layout.modalities[k].1;
-                    for frame in frames.chunks(width) {
-                        add(offset, frame);
+                    if let Some(f) = f {
+                        if sequences {
+                            for frame in f.data.chunks(width) {
+                                add(offset, frame);
+                            }
+                            counts[k] += f.frames;
+                        } else {
+                            add(offset, &f.mean_pooled());
+                            counts[k] += 1;
+                        }
                     }
-                    counts[k] += frames.len() / width;
                     offset += width;
                 }
-            } else {
-                add(0, &layout.raw_vector(u)?);
-                counts.iter_mut().for_each(|c| *c += 1);
             }
         }
         let per_dim_count: Vec<f64> = layout
@@ -113,12 +132,45 @@ impl FeatureLayout {
         Ok(layout)
     }
 
-    /// Checked raw features of each modality of `u`, in layout order.
-    fn checked_features<'u>(&self, u: &'u Utterance) -> Result<Vec<&'u mmer_core::Features>> {
+    /// Checked raw features of each modality of `u` (turn of `d`), in
+    /// layout order; `None` where the turn lacks the modality.
+    ///
+    /// # Errors
+    /// [`Error::NoModality`] when it has none of them; a width that differs
+    /// from the layout's, an empty sequence, a non-finite value.
+    fn checked_features<'u>(
+        &self,
+        d: &Dialogue,
+        u: &'u Utterance,
+    ) -> Result<Vec<Option<&'u mmer_core::Features>>> {
+        let features: Vec<Option<&mmer_core::Features>> = self
+            .modalities
+            .iter()
+            .map(|(m, _)| u.features.get(m))
+            .collect();
+        if features.iter().all(Option::is_none) {
+            return Err(Error::NoModality {
+                dialogue: d.id.clone(),
+                turn: d
+                    .utterances
+                    .iter()
+                    .position(|x| std::ptr::eq(x, u))
+                    .unwrap_or_default(),
+                utterance: u.id.clone(),
+                modalities: names(&self.modalities),
+                available: u
+                    .features
+                    .keys()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
         self.modalities
             .iter()
-            .map(|&(m, width)| {
-                let f = utterance_modality(u, m)?;
+            .zip(features)
+            .map(|(&(m, width), f)| {
+                let Some(f) = f else { return Ok(None) };
                 if f.dim != width {
                     return Err(Error::WidthMismatch {
                         utterance: u.id.clone(),
@@ -142,18 +194,9 @@ impl FeatureLayout {
                         f.data[i]
                     )));
                 }
-                Ok(f)
+                Ok(Some(f))
             })
             .collect()
-    }
-
-    /// Raw frames of every modality, each flattened `[frames * width]`.
-    fn raw_frames<'u>(&self, u: &'u Utterance) -> Result<Vec<&'u [f32]>> {
-        Ok(self
-            .checked_features(u)?
-            .into_iter()
-            .map(|f| f.data.as_slice())
-            .collect())
     }
 
     /// Width of the concatenated input.
@@ -161,27 +204,25 @@ impl FeatureLayout {
         self.modalities.iter().map(|(_, w)| w).sum()
     }
 
-    fn raw_vector(&self, u: &Utterance) -> Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(self.d_input());
-        for f in self.checked_features(u)? {
-            out.extend(f.mean_pooled());
-        }
-        Ok(out)
-    }
-
-    /// The normalised frames of each modality of one utterance, each
-    /// flattened `[frames * width]`.
+    /// The normalised frames of each modality of one utterance (turn of
+    /// `d`), each flattened `[frames * width]`; empty where it lacks the
+    /// modality.
     ///
     /// # Errors
     /// As [`FeatureLayout::vector`], plus empty sequences.
-    pub fn frames(&self, u: &Utterance) -> Result<Vec<Vec<f32>>> {
+    pub fn frames(&self, d: &Dialogue, u: &Utterance) -> Result<Vec<Vec<f32>>> {
         let mut offset = 0;
         let mut out = Vec::with_capacity(self.modalities.len());
-        for (raw, &(_, width)) in self.raw_frames(u)?.into_iter().zip(&self.modalities) {
+        for (f, &(_, width)) in self
+            .checked_features(d, u)?
+            .into_iter()
+            .zip(&self.modalities)
+        {
             let mean = &self.mean[offset..offset + width];
             let std = &self.std[offset..offset + width];
-            out.push(
-                raw.chunks(width)
+            out.push(f.map_or_else(Vec::new, |f| {
+                f.data
+                    .chunks(width)
                     .flat_map(|frame| {
                         frame
                             .iter()
@@ -189,8 +230,8 @@ impl FeatureLayout {
                             .zip(std)
                             .map(|((x, m), s)| (x - m) / s)
                     })
-                    .collect(),
-            );
+                    .collect()
+            }));
             offset += width;
         }
         Ok(out)
@@ -201,16 +242,41 @@ impl FeatureLayout {
         self.modalities.iter().map(|&(_, w)| w).collect()
     }
 
-    /// The normalised model input of one utterance.
+    /// The normalised model input of one utterance (turn of `d`): its
+    /// mean-pooled modalities concatenated, and which of them it has. An
+    /// absent modality's block is a placeholder (zeros) that
+    /// [`make_batch`] masks.
     ///
     /// # Errors
-    /// A missing modality or a width that differs from training.
-    pub fn vector(&self, u: &Utterance) -> Result<Vec<f32>> {
-        let mut v = self.raw_vector(u)?;
-        for ((x, m), s) in v.iter_mut().zip(&self.mean).zip(&self.std) {
-            *x = (*x - m) / s;
+    /// A turn with none of the modalities or a width that differs from
+    /// training.
+    pub fn vector(&self, d: &Dialogue, u: &Utterance) -> Result<(Vec<f32>, Vec<bool>)> {
+        let mut v = Vec::with_capacity(self.d_input());
+        let mut present = Vec::with_capacity(self.modalities.len());
+        let mut offset = 0;
+        for (f, &(_, width)) in self
+            .checked_features(d, u)?
+            .into_iter()
+            .zip(&self.modalities)
+        {
+            match f {
+                Some(f) => {
+                    let mean = &self.mean[offset..offset + width];
+                    let std = &self.std[offset..offset + width];
+                    v.extend(
+                        f.mean_pooled()
+                            .iter()
+                            .zip(mean)
+                            .zip(std)
+                            .map(|((x, m), s)| (x - m) / s),
+                    );
+                }
+                None => v.extend(std::iter::repeat_n(0.0, width)),
+            }
+            present.push(f.is_some());
+            offset += width;
         }
-        Ok(v)
+        Ok((v, present))
     }
 }
 
@@ -224,6 +290,9 @@ pub struct EncodedDialogue {
     /// Sequence layouts: per turn, per modality, normalised frames
     /// flattened `[frames * width]`.
     pub frames: Vec<Vec<Vec<f32>>>,
+    /// Which of the layout's modalities each turn has, flattened
+    /// `[turns * M]`.
+    pub present: Vec<bool>,
     /// Speaker index per turn (order of first appearance).
     pub speakers: Vec<usize>,
     /// Gold class per turn, when labelled.
@@ -245,7 +314,8 @@ impl EncodedDialogue {
 /// Encodes dialogues with a fitted layout.
 ///
 /// # Errors
-/// Empty dialogues, missing modalities, mismatched widths, multi-label labels.
+/// Empty dialogues, a turn with none of the layout's modalities,
+/// mismatched widths, multi-label labels.
 pub fn encode(dialogues: &[Dialogue], layout: &FeatureLayout) -> Result<Vec<EncodedDialogue>> {
     dialogues
         .iter()
@@ -256,13 +326,18 @@ pub fn encode(dialogues: &[Dialogue], layout: &FeatureLayout) -> Result<Vec<Enco
             let names = d.speakers();
             let mut inputs = Vec::new();
             let mut frames = Vec::new();
+            let mut present = Vec::new();
             let mut speakers = Vec::with_capacity(d.utterances.len());
             let mut labels = Vec::with_capacity(d.utterances.len());
             for u in &d.utterances {
                 if layout.sequences {
-                    frames.push(layout.frames(u)?);
+                    let turn = layout.frames(d, u)?;
+                    present.extend(turn.iter().map(|f| !f.is_empty()));
+                    frames.push(turn);
                 } else {
-                    inputs.extend(layout.vector(u)?);
+                    let (vector, has) = layout.vector(d, u)?;
+                    inputs.extend(vector);
+                    present.extend(has);
                 }
                 speakers.push(names.iter().position(|s| *s == u.speaker).unwrap_or(0));
                 labels.push(match &u.label {
@@ -280,6 +355,7 @@ pub fn encode(dialogues: &[Dialogue], layout: &FeatureLayout) -> Result<Vec<Enco
                 id: d.id.clone(),
                 inputs,
                 frames,
+                present,
                 speakers,
                 labels,
             })
@@ -298,6 +374,17 @@ pub struct Batch {
     pub targets: Tensor<1, Int>,
     /// Number of labelled turns.
     pub num_labelled: usize,
+    /// Per modality, the labelled rows whose turn has it and their gold
+    /// classes (for the per-modality heads); `None` when every turn has
+    /// every modality (then they are `labelled_rows` and `targets`).
+    pub labelled_by_modality: Option<Vec<(Tensor<1, Int>, Tensor<1, Int>)>>,
+}
+
+impl EncodedDialogue {
+    /// Whether turn `t` has modality `m` (of `modalities`).
+    fn has(&self, t: usize, m: usize, modalities: usize) -> bool {
+        self.present[t * modalities + m]
+    }
 }
 
 /// Pads `dialogues` into one batch read as `layout` says.
@@ -308,24 +395,65 @@ pub fn make_batch(
 ) -> Batch {
     let turns = dialogues.iter().map(|d| d.len()).max().unwrap_or(1).max(1);
     let b = dialogues.len();
+    let modalities = layout.modalities.len();
+    let complete = dialogues.iter().all(|d| d.present.iter().all(|&p| p));
     let mut rows = Vec::new();
     let mut targets = Vec::new();
+    let mut by_modality = vec![(Vec::new(), Vec::new()); modalities];
     for (i, d) in dialogues.iter().enumerate() {
         for (t, label) in d.labels.iter().enumerate() {
             if let Some(c) = label {
-                rows.push((i * turns + t) as i64);
+                let row = (i * turns + t) as i64;
+                rows.push(row);
                 targets.push(*c as i64);
+                for (m, (rows, targets)) in by_modality.iter_mut().enumerate() {
+                    if d.has(t, m, modalities) {
+                        rows.push(row);
+                        targets.push(*c as i64);
+                    }
+                }
             }
         }
     }
+    let labelled_by_modality = (!complete).then(|| {
+        by_modality
+            .into_iter()
+            .map(|(rows, targets)| {
+                let n = rows.len();
+                (
+                    Tensor::from_data(TensorData::new(rows, [n]), device),
+                    Tensor::from_data(TensorData::new(targets, [n]), device),
+                )
+            })
+            .collect()
+    });
     let input = if layout.sequences {
-        sequence_input(dialogues, turns, layout, device)
+        sequence_input(dialogues, turns, layout, !complete, device)
     } else {
         let d_input = layout.d_input();
+        let widths = layout.widths();
         let mut features = vec![0f32; b * turns * d_input];
         for (i, d) in dialogues.iter().enumerate() {
             let start = i * turns * d_input;
             features[start..start + d.inputs.len()].copy_from_slice(&d.inputs);
+            if complete {
+                continue;
+            }
+            // Early fusion's mask: absent blocks are zero already; scale
+            // the present ones by M / present (`fuse_present`'s rule).
+            for t in 0..d.len() {
+                let count = (0..modalities).filter(|&m| d.has(t, m, modalities)).count();
+                let scale = modalities as f32 / count.max(1) as f32;
+                let mut offset = start + t * d_input;
+                for (m, &width) in widths.iter().enumerate() {
+                    if d.has(t, m, modalities) {
+                        features[offset..offset + width]
+                            .iter_mut()
+                            .for_each(|x| *x *= scale);
+                    }
+                    offset += width;
+                }
+            }
         }
         UtteranceInput::Pooled(Tensor::from_data(
             TensorData::new(features, [b, turns, d_input]),
@@ -344,15 +472,18 @@ pub fn make_batch(
         labelled_rows: Tensor::from_data(TensorData::new(rows, [n]), device),
         targets: Tensor::from_data(TensorData::new(targets, [n]), device),
         num_labelled: n,
+        labelled_by_modality,
     }
 }
 
-/// Per-modality frame tensors of the real turns, in dialogue order, and the
-/// grid index that places them in the padded `[batch, turns]` layout.
+/// Per-modality frame tensors of the real turns, in dialogue order, the
+/// grid index that places them in the padded `[batch, turns]` layout, and
+/// (when `masked`) which modalities each turn has.
 fn sequence_input(
     dialogues: &[&EncodedDialogue],
     turns: usize,
     layout: &FeatureLayout,
+    masked: bool,
     device: &Device,
 ) -> UtteranceInput {
     let real: usize = dialogues.iter().map(|d| d.len()).sum();
@@ -377,8 +508,17 @@ fn sequence_input(
         })
         .collect();
     let n = grid_rows.len();
+    let present = masked.then(|| {
+        let mask: Vec<f32> = dialogues
+            .iter()
+            .flat_map(|d| d.present.iter().map(|&p| if p { 1.0 } else { 0.0 }))
+            .collect();
+        let m = layout.modalities.len();
+        Tensor::from_data(TensorData::new(mask, [real, m]), device)
+    });
     UtteranceInput::Sequences {
         modalities,
         grid_rows: Tensor::from_data(TensorData::new(grid_rows, [n]), device),
+        present,
     }
 }

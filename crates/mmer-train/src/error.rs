@@ -8,16 +8,20 @@ pub enum Error {
     /// The corpus cannot be trained on as configured.
     #[error("{0}")]
     Data(String),
-    /// An utterance lacks a modality the model needs.
+    /// A turn has none of the modalities the model reads.
     #[error(
-        "utterance {utterance} has no {modality} features, which this model was trained with (available: {available})"
+        "dialogue {dialogue}, turn {turn} (0-based; id {utterance}) has none of the modalities this model reads ({modalities}); it has: {available}"
     )]
-    MissingModality {
+    NoModality {
+        /// Dialogue id.
+        dialogue: String,
+        /// Position of the turn in the dialogue, 0-based.
+        turn: usize,
         /// Utterance id.
         utterance: String,
-        /// The missing modality.
-        modality: mmer_core::Modality,
-        /// Modalities the utterance has.
+        /// The model's modalities.
+        modalities: String,
+        /// Modalities the utterance has (possibly none).
         available: String,
     },
     /// Feature width differs from the checkpoint's.

@@ -128,7 +128,7 @@ fn validation_loss(model: &EmotionModel, data: &PreparedData, config: &TrainConf
     for chunk in members.chunks(config.batch_size.max(1)) {
         let batch = make_batch(chunk, &data.layout, &device);
         let z: Vec<Tensor<2>> = model
-            .descriptors(frames(&batch.input.input))
+            .descriptors(frames(&batch.input.input), None)
             .into_iter()
             .map(l2_normalize)
             .collect();
@@ -164,6 +164,19 @@ pub fn pretrain_seed(
             "pre-training needs a sequence fusion (concat, man_concat, man_af) and at least two modalities"
                 .into(),
         ));
+    }
+    // The memory-bank NCE pairs every modality of every turn; turns that
+    // lack one are not supported here yet.
+    if let Some(d) = data
+        .train
+        .iter()
+        .chain(&data.valid)
+        .find(|d| d.present.contains(&false))
+    {
+        return Err(Error::Data(format!(
+            "pre-training needs every modality in every turn; dialogue {} lacks some",
+            d.id
+        )));
     }
     if data.train.len() <= config.batch_size {
         return Err(Error::Data(format!(
@@ -209,7 +222,7 @@ pub fn pretrain_seed(
                 .collect();
             let batch = make_batch(&members, &data.layout, &device);
             let z: Vec<Tensor<2>> = model
-                .descriptors(frames(&batch.input.input))
+                .descriptors(frames(&batch.input.input), None)
                 .into_iter()
                 .map(l2_normalize)
                 .collect();

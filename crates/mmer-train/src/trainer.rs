@@ -216,8 +216,28 @@ fn batch_loss(
         )
     };
     let loss = labelled(logits);
-    let modes = mode_logits.len();
-    match mode_logits.into_iter().map(labelled).reduce(|a, b| a + b) {
+    // Each modality's head is scored on the labelled turns that have that
+    // modality; a head without such a turn in the batch adds nothing.
+    let terms: Vec<Tensor<1>> = mode_logits
+        .into_iter()
+        .enumerate()
+        .filter_map(|(m, logits)| match &batch.labelled_by_modality {
+            None => Some(labelled(logits)),
+            Some(by_modality) => {
+                let (rows, targets) = &by_modality[m];
+                (rows.dims()[0] > 0).then(|| {
+                    classification_loss(
+                        logits.reshape([b * t, c]).select(0, rows.clone()),
+                        targets.clone(),
+                        class_weights.cloned(),
+                        config.loss,
+                    )
+                })
+            }
+        })
+        .collect();
+    let modes = terms.len();
+    match terms.into_iter().reduce(|a, b| a + b) {
         Some(sum) => loss + sum.div_scalar(modes as f32),
         None => loss,
     }
@@ -595,6 +615,74 @@ mod tests {
         assert_eq!(best.valid_weighted_f1, a.valid.weighted_f1);
 
         assert_shards_sum_to_the_batch_gradient();
+        assert_missing_modalities_train_and_predict();
+    }
+
+    /// Removes modalities from turns of every split: turn `k` (counted over
+    /// the corpus) loses Face when `k % 3 == 0`, else Text + Audio when
+    /// `k % 5 == 1`, so some turns keep only Face of the three.
+    fn with_gaps(mut corpus: mmer_core::Corpus) -> mmer_core::Corpus {
+        let mut k = 0;
+        for dialogues in corpus.splits.values_mut() {
+            for u in dialogues.iter_mut().flat_map(|d| d.utterances.iter_mut()) {
+                if k % 3 == 0 {
+                    u.features.remove(&Modality::Face);
+                }
+                if k % 5 == 1 && k % 3 != 0 {
+                    u.features.remove(&Modality::Text);
+                    u.features.remove(&Modality::Audio);
+                }
+                k += 1;
+            }
+        }
+        corpus
+    }
+
+    /// Turns that lack modalities train every fusion (its mode heads too),
+    /// and a trained model predicts turns that lack a modality it was
+    /// trained with: finite distributions, for complete and gappy training.
+    fn assert_missing_modalities_train_and_predict() {
+        let (_, base) = tiny_amuse();
+        let corpus = with_gaps(generate(&SyntheticConfig {
+            dialogues: [16, 6, 6],
+            frames: (3, 6),
+            ..Default::default()
+        }));
+        let mut no_face = corpus.split(Split::Test).to_vec();
+        no_face
+            .iter_mut()
+            .flat_map(|d| d.utterances.iter_mut())
+            // Face goes wherever the turn keeps another modality.
+            .filter(|u| {
+                u.features.contains_key(&Modality::Text)
+                    || u.features.contains_key(&Modality::Audio)
+            })
+            .for_each(|u| {
+                u.features.remove(&Modality::Face);
+            });
+        for fusion in [
+            mmer_models::Fusion::Early,
+            mmer_models::Fusion::Concat,
+            mmer_models::Fusion::ManAf,
+        ] {
+            let mut config = base.clone();
+            config.model.fusion = fusion;
+            config.model.mode_heads = fusion.uses_sequences();
+            let data = PreparedData::new(&corpus, &config).unwrap();
+            assert!(data.train.iter().any(|d| d.present.contains(&false)));
+            let (outcome, model) = train_seed(&data, &config, 2, false).unwrap();
+            let test = outcome.test.expect("a test split");
+            assert!(test.weighted_f1.is_finite(), "{fusion:?}");
+            let encoded = encode(&no_face, &data.layout).unwrap();
+            let probs = predict_probabilities(&model, &encoded, &data.layout, 4, &Device::flex());
+            for p in probs.iter().flatten() {
+                let sum: f32 = p.iter().sum();
+                assert!(
+                    (sum - 1.0).abs() < 1e-4 && p.iter().all(|v| v.is_finite()),
+                    "{fusion:?}: {p:?}"
+                );
+            }
+        }
     }
 
     /// Without dropout, an epoch of k shards per batch takes the same steps
@@ -687,12 +775,13 @@ mod tests {
     }
 
     #[test]
-    fn missing_modality_is_an_error_naming_the_utterance() {
+    fn a_turn_without_any_modality_is_an_error_naming_it() {
         let mut corpus = generate(&SyntheticConfig {
             dialogues: [2, 1, 1],
             ..Default::default()
         });
         let train = corpus.splits.get_mut(&Split::Train).unwrap();
+        let dialogue = train[0].id.clone();
         let u = &mut train[0].utterances[1];
         u.features.remove(&Modality::Face);
         let id = u.id.clone();
@@ -701,6 +790,19 @@ mod tests {
             ..TrainConfig::default()
         };
         let err = PreparedData::new(&corpus, &config).unwrap_err().to_string();
-        assert!(err.contains(&id) && err.contains("face"), "{err}");
+        assert!(
+            err.contains(&id)
+                && err.contains(&dialogue)
+                && err.contains("turn 1")
+                && err.contains("face"),
+            "{err}"
+        );
+        // With a second modality the same turn is data, not an error.
+        let config = TrainConfig {
+            modalities: vec![Modality::Face, Modality::Audio],
+            ..TrainConfig::default()
+        };
+        let data = PreparedData::new(&corpus, &config).unwrap();
+        assert_eq!(data.train[0].present[2..4], [false, true]);
     }
 }

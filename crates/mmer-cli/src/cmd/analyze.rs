@@ -53,6 +53,11 @@ pub struct AnalyzeArgs {
     /// Whisper model for the transcript.
     #[arg(long, value_enum, default_value_t = AsrModel::TinyEn)]
     pub asr_model: AsrModel,
+    /// Re-decode a window that looks like a repetition loop or is unlikely
+    /// at higher temperatures, sampled (faster-whisper's default; seeded,
+    /// off by default: see docs/RESULTS.md for what it does and costs).
+    #[arg(long)]
+    pub temperature_fallback: bool,
     /// A pause at least this long (seconds) ends a turn.
     #[arg(long, default_value_t = TurnOptions::default().max_pause_s)]
     pub max_pause: f64,
@@ -107,7 +112,11 @@ impl AnalyzeArgs {
         AnalyzeConfig {
             transcribe: TranscribeConfig {
                 model: self.asr_model,
-                decode: DecodeOptions::default(),
+                decode: if self.temperature_fallback {
+                    DecodeOptions::default().with_fallback()
+                } else {
+                    DecodeOptions::default()
+                },
                 turns: TurnOptions {
                     max_pause_s: self.max_pause,
                     ..TurnOptions::default()

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod extract;
 pub mod predict;
 pub mod pretrain;
+pub mod robustness;
 pub mod train;
 pub mod transcribe;
 

@@ -38,6 +38,11 @@ pub struct TranscribeArgs {
     /// Turns are not extended past this length (seconds).
     #[arg(long, default_value_t = TurnOptions::default().max_turn_s)]
     pub max_turn: f64,
+    /// Re-decode a window that looks like a repetition loop or is unlikely
+    /// at higher temperatures, sampled (faster-whisper's default; seeded,
+    /// off by default: see docs/RESULTS.md for what it does and costs).
+    #[arg(long)]
+    pub temperature_fallback: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: TranscriptFormat,
@@ -54,9 +59,16 @@ pub struct TranscribeArgs {
 pub fn run(args: TranscribeArgs) -> Result<()> {
     let config = TranscribeConfig {
         model: args.model,
-        decode: DecodeOptions {
-            language: args.language.clone(),
-            ..DecodeOptions::default()
+        decode: {
+            let decode = DecodeOptions {
+                language: args.language.clone(),
+                ..DecodeOptions::default()
+            };
+            if args.temperature_fallback {
+                decode.with_fallback()
+            } else {
+                decode
+            }
         },
         turns: TurnOptions {
             max_pause_s: args.max_pause,

@@ -8,6 +8,7 @@
 //! unconstrained α (methods-detail §1.4 bugs 7–8); the sigmoid keeps
 //! 0 ≤ α ≤ 1 as the paper requires.
 
+use super::model::fuse_present;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
@@ -49,20 +50,34 @@ impl AdaptiveFusion {
         self.gates.as_ref().map(|g| sigmoid(g.val()))
     }
 
+    /// With `present` (`[n, M]`, 1/0; `None`: all present), each present
+    /// modality mixes with the *present* others only (itself alone when
+    /// none is), and the result goes through [`fuse_present`]: absent
+    /// slots zeroed, present ones rescaled.
+    ///
     /// # Shapes
-    /// `descriptors[m]`: `[n, d]` → `[n, M · d]`
+    /// `descriptors[m]`: `[n, d]`, `present`: `[n, M]` → `[n, M · d]`
     ///
     /// # Panics
     /// If the number of descriptors differs from the configured modalities.
-    pub fn forward(&self, descriptors: Vec<Tensor<2>>) -> Tensor<2> {
+    pub fn forward(&self, descriptors: Vec<Tensor<2>>, present: Option<&Tensor<2>>) -> Tensor<2> {
         assert_eq!(
             descriptors.len(),
             self.modalities,
             "one descriptor per modality"
         );
         let Some(alpha) = self.alpha() else {
-            return Tensor::cat(descriptors, 1);
+            return match present {
+                None => Tensor::cat(descriptors, 1),
+                Some(_) => fuse_present(Tensor::stack(descriptors, 1), present),
+            };
         };
+        if let Some(present) = present {
+            return fuse_present(
+                self.mix_present(&descriptors, &alpha, present),
+                Some(present),
+            );
+        }
         let others = (self.modalities - 1) as f32;
         let [_, d] = alpha.dims();
         let mut fused = Vec::with_capacity(self.modalities);
@@ -82,6 +97,41 @@ impl AdaptiveFusion {
         }
         Tensor::cat(fused, 1)
     }
+
+    /// The AF mix of [`AdaptiveFusion::forward`] over the present others of
+    /// each row.
+    ///
+    /// # Shapes
+    /// `descriptors[m]`: `[n, d]`, `alpha`: `[M (M − 1), d]`, `present`:
+    /// `[n, M]` → `[n, M, d]`
+    fn mix_present(
+        &self,
+        descriptors: &[Tensor<2>],
+        alpha: &Tensor<2>,
+        present: &Tensor<2>,
+    ) -> Tensor<3> {
+        let [n, d] = descriptors[0].dims();
+        let mut fused = Vec::with_capacity(self.modalities);
+        let mut row = 0;
+        for (m, own) in descriptors.iter().enumerate() {
+            let mut sum = own.zeros_like();
+            let mut count: Tensor<2> = Tensor::zeros([n, 1], &own.device());
+            for (k, other) in descriptors.iter().enumerate().filter(|(k, _)| *k != m) {
+                let a = alpha.clone().slice([row..row + 1, 0..d]); // [1, d]
+                row += 1;
+                let w = present.clone().narrow(1, k, 1); // [n, 1]
+                let mixed = other.clone() * a.clone() + own.clone() * (a.neg() + 1.0);
+                // An absent other's descriptor is padding: select, never
+                // multiply (0 · anything would still carry its gradient).
+                sum = sum + mixed.mask_fill(w.clone().lower_elem(0.5).expand([n, d]), 0.0);
+                count = count + w;
+            }
+            let none = count.clone().lower_elem(0.5).expand([n, d]);
+            let mean = sum / count.clamp_min(1.0);
+            fused.push(mean.mask_where(none, own.clone()));
+        }
+        Tensor::stack(fused, 1)
+    }
 }
 
 #[cfg(test)]
@@ -95,7 +145,7 @@ mod tests {
         let a = Tensor::<2>::from_floats([[0.0, 2.0]], &device);
         let b = Tensor::<2>::from_floats([[4.0, 6.0]], &device);
         let out: Vec<f32> = af
-            .forward(vec![a, b])
+            .forward(vec![a, b], None)
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
@@ -109,7 +159,11 @@ mod tests {
         let af = AdaptiveFusionConfig::new(1, 3).init(&device);
         assert!(af.alpha().is_none());
         let a = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &device);
-        let out: Vec<f32> = af.forward(vec![a]).into_data().try_to_vec::<f32>().unwrap();
+        let out: Vec<f32> = af
+            .forward(vec![a], None)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(out, vec![1.0, 2.0, 3.0]);
     }
 }

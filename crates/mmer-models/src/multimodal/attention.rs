@@ -215,6 +215,11 @@ impl MultimodalAttentionConfig {
 }
 
 impl ManLayer {
+    /// `peripheral_present` (`[n, P]`, 1/0; `None`: all present): each row
+    /// injects only the peripherals it has, their weights `σ(θ_p) / P'`
+    /// over its `P'` present ones; a row with none keeps its self-attended
+    /// frames (no injection join at all).
+    ///
     /// # Shapes
     /// `central`: `[n, f_m, d]`, each peripheral `[n, f_p, d]` → `[n, f_m, d]`
     fn forward(
@@ -222,6 +227,7 @@ impl ManLayer {
         central: Tensor<3>,
         central_frames: &ModalityFrames,
         peripherals: &[(&Tensor<3>, &ModalityFrames)],
+        peripheral_present: Option<&Tensor<2>>,
     ) -> Tensor<3> {
         let attended = self.self_attention.forward(
             central.clone(),
@@ -232,6 +238,9 @@ impl ManLayer {
         let Some(injection) = &self.injection else {
             return self.feed_forward(g);
         };
+        if let Some(present) = peripheral_present {
+            return self.feed_forward(self.inject_present(g, injection, peripherals, present));
+        }
         let weights = sigmoid(injection.val()).div_scalar(peripherals.len() as f32); // [P]
         let mut injected: Option<Tensor<3>> = None;
         for (p, ((features, frames), attention)) in
@@ -249,6 +258,44 @@ impl ManLayer {
             None => g,
         };
         self.feed_forward(g)
+    }
+
+    /// The injection join of [`ManLayer::forward`] when some rows lack
+    /// peripherals.
+    ///
+    /// # Shapes
+    /// `g`: `[n, f_m, d]`, `present`: `[n, P]` → `[n, f_m, d]`
+    fn inject_present(
+        &self,
+        g: Tensor<3>,
+        injection: &Param<Tensor<1>>,
+        peripherals: &[(&Tensor<3>, &ModalityFrames)],
+        present: &Tensor<2>,
+    ) -> Tensor<3> {
+        let [n, f, d] = g.dims();
+        let p = peripherals.len();
+        let count = present.clone().sum_dim(1); // [n, 1]
+        let weights = sigmoid(injection.val()).reshape([1, p]) * present.clone()
+            / count.clone().clamp_min(1.0); // [n, P]
+        let mut sum = g.zeros_like();
+        for (k, ((features, frames), attention)) in
+            peripherals.iter().zip(&self.cross_attention).enumerate()
+        {
+            let context = attention.forward(g.clone(), (*features).clone(), frames.padding.clone()); // [n, f_m, d]
+            // An absent peripheral attends over padding only: select it
+            // away rather than multiplying it by a zero weight.
+            let absent = present
+                .clone()
+                .narrow(1, k, 1)
+                .lower_elem(0.5)
+                .reshape([n, 1, 1])
+                .expand([n, f, d]);
+            let w = weights.clone().narrow(1, k, 1).reshape([n, 1, 1]);
+            sum = sum + (context * w).mask_fill(absent, 0.0);
+        }
+        let none = count.lower_elem(0.5).reshape([n, 1, 1]).expand([n, f, d]);
+        self.join(Branch::Injection, g.clone(), sum, &self.cross_norm)
+            .mask_where(none, g)
     }
 
     fn feed_forward(&self, g: Tensor<3>) -> Tensor<3> {
@@ -282,12 +329,21 @@ impl ManLayer {
 impl MultimodalAttention {
     /// Cross-attended frames of every modality, in input order.
     ///
+    /// `present` (`[n, M]`, 1/0; `None`: all present) masks absent
+    /// peripherals (see `ManLayer`); the output of an absent central
+    /// modality is computed from padding and must be masked by the caller.
+    ///
     /// # Shapes
-    /// `encoded[m]`: `[n, f_m, d]` → `[n, f_m, d]` per modality
+    /// `encoded[m]`: `[n, f_m, d]`, `present`: `[n, M]` → `[n, f_m, d]` per modality
     ///
     /// # Panics
     /// If `encoded` and `frames` do not have one entry per modality.
-    pub fn forward(&self, encoded: &[Tensor<3>], frames: &[ModalityFrames]) -> Vec<Tensor<3>> {
+    pub fn forward(
+        &self,
+        encoded: &[Tensor<3>],
+        frames: &[ModalityFrames],
+        present: Option<&Tensor<2>>,
+    ) -> Vec<Tensor<3>> {
         assert_eq!(encoded.len(), self.stacks.len(), "one input per modality");
         assert_eq!(
             frames.len(),
@@ -305,8 +361,15 @@ impl MultimodalAttention {
                     .filter(|(p, _)| *p != m)
                     .map(|(_, pair)| pair)
                     .collect();
+                let peripheral_present = present.filter(|_| self.stacks.len() > 1).map(|present| {
+                    let others: Vec<Tensor<2>> = (0..self.stacks.len())
+                        .filter(|&p| p != m)
+                        .map(|p| present.clone().narrow(1, p, 1))
+                        .collect();
+                    Tensor::cat(others, 1)
+                });
                 stack.layers.iter().fold(encoded[m].clone(), |g, layer| {
-                    layer.forward(g, &frames[m], &peripherals)
+                    layer.forward(g, &frames[m], &peripherals, peripheral_present.as_ref())
                 })
             })
             .collect()

@@ -40,18 +40,18 @@ pub struct ModalityFrames {
 
 impl ModalityFrames {
     /// Builds the tensors from per-utterance frames, each flattened
-    /// `[frames * d_input]` with at least one frame.
+    /// `[frames * d_input]`. An empty slice is an utterance that lacks this
+    /// modality: a row of padding only, which the fusions mask out (the
+    /// batch's presence mask says so; see [`UtteranceInput`](crate::UtteranceInput)).
     ///
     /// # Panics
-    /// If a sequence is empty or not a multiple of `d_input` long; the
-    /// batcher checks both against the data first.
+    /// If a sequence is not a multiple of `d_input` long; the batcher checks
+    /// that against the data first.
     pub fn new(utterances: &[&[f32]], d_input: usize, device: &Device) -> Self {
         let lengths: Vec<usize> = utterances.iter().map(|u| u.len() / d_input).collect();
         assert!(
-            utterances
-                .iter()
-                .all(|u| !u.is_empty() && u.len() % d_input == 0),
-            "every utterance needs whole, non-empty frames"
+            utterances.iter().all(|u| u.len() % d_input == 0),
+            "every utterance needs whole frames"
         );
         let n = utterances.len();
         let max_frames = lengths.iter().copied().max().unwrap_or(1).max(1);

@@ -16,4 +16,5 @@ pub use encoder::{
 };
 pub use model::{
     DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, ModelSpec, UtteranceInput,
+    fuse_present,
 };

@@ -48,6 +48,8 @@ impl Fusion {
 }
 
 /// The utterance features of a batch.
+// One value per batch: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum UtteranceInput {
     /// One vector per turn, right-padded. Shape `[batch, turns, d_input]`.
@@ -56,11 +58,41 @@ pub enum UtteranceInput {
     /// padded grid cell `[batch * turns]` reads from: a real turn's row, or
     /// `num_utterances` (an all-zero row) for padding.
     Sequences {
-        /// One entry per modality, in model order.
+        /// One entry per modality, in model order. A turn that lacks a
+        /// modality has no frames there (a row of padding).
         modalities: Vec<ModalityFrames>,
         /// `[batch * turns]` gather index into the fused utterances.
         grid_rows: Tensor<1, Int>,
+        /// Which modalities each real turn has, `[utterances, M]`, 1.0 or
+        /// 0.0; `None` when every turn has every modality. Every fusion
+        /// reads it ([`EmotionModel::descriptors`], [`fuse_present`]): an
+        /// absent modality is masked out, never read as values.
+        present: Option<Tensor<2>>,
     },
+}
+
+/// Concatenates per-modality blocks `x` (`[n, M, d]`) into `[n, M · d]`,
+/// with the blocks of absent modalities zeroed and the present ones scaled
+/// by `M / (number present)` — the rescaling of inverted dropout, so a turn
+/// with fewer modalities keeps the scale the next layer was trained on.
+/// `present` (`[n, M]`, 1/0) `None` is plain concatenation. A row with no
+/// modality at all comes out zero (the batcher refuses such turns).
+///
+/// # Shapes
+/// `x`: `[n, M, d]`, `present`: `[n, M]` → `[n, M · d]`
+pub fn fuse_present(x: Tensor<3>, present: Option<&Tensor<2>>) -> Tensor<2> {
+    let [n, m, d] = x.dims();
+    let Some(present) = present else {
+        return x.reshape([n, m * d]);
+    };
+    let count = present.clone().sum_dim(1).clamp_min(1.0); // [n, 1]
+    let scale = count.recip().mul_scalar(m as f32).unsqueeze_dim::<3>(2); // [n, 1, 1]
+    let absent = present
+        .clone()
+        .lower_elem(0.5)
+        .unsqueeze_dim::<3>(2)
+        .expand([n, m, d]);
+    (x.mask_fill(absent, 0.0) * scale).reshape([n, m * d])
 }
 
 /// A padded batch of dialogues, ready for the model.
@@ -248,13 +280,21 @@ impl EmotionModel {
     /// Per-modality utterance descriptors (pooled encoder or MAN outputs),
     /// the representations the cross-modal NCE aligns.
     ///
+    /// `present` (`[n, M]`, 1/0; `None`: all present) keeps MAN from
+    /// injecting an absent peripheral; the descriptor of an absent modality
+    /// is computed from padding only and must be masked by the caller.
+    ///
     /// # Shapes
     /// `modalities[m].frames`: `[n, f_m, d_m]` → `[n, d_modality]` per modality
     ///
     /// # Panics
     /// On an early-fusion model (it has no per-modality descriptors) or a
     /// modality count that differs from the configuration.
-    pub fn descriptors(&self, modalities: &[ModalityFrames]) -> Vec<Tensor<2>> {
+    pub fn descriptors(
+        &self,
+        modalities: &[ModalityFrames],
+        present: Option<&Tensor<2>>,
+    ) -> Vec<Tensor<2>> {
         assert!(
             !self.encoders.is_empty(),
             "early fusion has no per-modality descriptors"
@@ -271,7 +311,7 @@ impl EmotionModel {
             .map(|(encoder, frames)| encoder.forward(frames))
             .collect();
         let encoded = match &self.attention {
-            Some(man) => man.forward(&encoded, modalities),
+            Some(man) => man.forward(&encoded, modalities, present),
             None => encoded,
         };
         encoded
@@ -319,8 +359,10 @@ impl EmotionModel {
             UtteranceInput::Sequences {
                 modalities,
                 grid_rows,
+                present,
             } => {
-                let descriptors = self.descriptors(modalities);
+                let present = present.as_ref();
+                let descriptors = self.descriptors(modalities, present);
                 let mode_logits = if modes {
                     self.mode_heads
                         .iter()
@@ -330,9 +372,10 @@ impl EmotionModel {
                 } else {
                     Vec::new()
                 };
-                let fused = match &self.adaptive_fusion {
-                    Some(af) => af.forward(descriptors),
-                    None => Tensor::cat(descriptors, 1),
+                let fused = match (&self.adaptive_fusion, present) {
+                    (Some(af), _) => af.forward(descriptors, present),
+                    (None, None) => Tensor::cat(descriptors, 1),
+                    (None, Some(_)) => fuse_present(Tensor::stack(descriptors, 1), present),
                 }; // [n, d]
                 (to_grid(fused, grid_rows), mode_logits)
             }
@@ -409,6 +452,7 @@ mod tests {
             UtteranceInput::Sequences {
                 modalities: frames,
                 grid_rows: Tensor::from_data(TensorData::new(rows, [10]), device),
+                present: None,
             }
         } else {
             let d: usize = widths.iter().sum();
@@ -472,6 +516,7 @@ mod tests {
                         .map(|&w| ModalityFrames::new(&[&vec![0.5; w]], w, &device))
                         .collect(),
                     grid_rows: Tensor::from_data(TensorData::new(vec![0i64], [1]), &device),
+                    present: None,
                 }
             } else {
                 UtteranceInput::Pooled(Tensor::ones([1, 1, 11], &device))
@@ -611,6 +656,109 @@ mod tests {
             let loss = modes.into_iter().map(term).fold(term(logits), |a, b| a + b);
             let (_, dead) = DeadParams::after(&model, loss);
             assert!(dead.is_empty(), "{fusion:?}: no gradient for {dead:?}");
+        }
+    }
+
+    /// Turns that lack modalities in [`batch`]'s layout (3 modalities): `(utterance, modality)`.
+    const ABSENT: [(usize, usize); 5] = [(0, 0), (2, 2), (4, 1), (7, 0), (7, 1)];
+
+    /// [`batch`] over 3 modalities where the [`ABSENT`] cells hold `fill`
+    /// (`None`: no frames; `Some(v)`: 4 frames of `v`), with the presence
+    /// mask when `masked` (else every modality is declared present).
+    fn batch_missing(
+        fusion: Fusion,
+        fill: Option<f32>,
+        masked: bool,
+        device: &Device,
+    ) -> DialogueBatch {
+        let mut out = batch(fusion, 3, device);
+        let frames = WIDTHS[..3]
+            .iter()
+            .enumerate()
+            .map(|(m, &w)| {
+                let data: Vec<Vec<f32>> = (0..8)
+                    .map(|u| {
+                        if ABSENT.contains(&(u, m)) {
+                            return fill.map_or_else(Vec::new, |v| vec![v; 4 * w]);
+                        }
+                        let n = (1 + (u + m) % 3) * w;
+                        (0..n).map(|i| ((u * 7 + m * 3 + i) as f32).sin()).collect()
+                    })
+                    .collect();
+                let refs: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
+                ModalityFrames::new(&refs, w, device)
+            })
+            .collect();
+        let present: Vec<f32> = (0..8)
+            .flat_map(|u| (0..3).map(move |m| if ABSENT.contains(&(u, m)) { 0.0 } else { 1.0 }))
+            .collect();
+        if let UtteranceInput::Sequences { grid_rows, .. } = &out.input {
+            out.input = UtteranceInput::Sequences {
+                modalities: frames,
+                grid_rows: grid_rows.clone(),
+                present: masked
+                    .then(|| Tensor::from_data(TensorData::new(present, [8, 3]), device)),
+            };
+        }
+        out
+    }
+
+    /// The logits of the real turns, `[8 * 4]` values.
+    fn real_turns(model: &EmotionModel, input: &DialogueBatch) -> Vec<f32> {
+        let logits = model.forward(input).reshape([10, 4]).slice([0..8, 0..4]);
+        logits.into_data().try_to_vec::<f32>().expect("f32")
+    }
+
+    /// A masked-out modality is never read: whatever its frames hold (none,
+    /// or garbage), the output is the same and finite; declared present,
+    /// the same garbage — or zeros — changes it.
+    #[test]
+    fn absent_modalities_are_never_read() {
+        let device = Device::default();
+        for fusion in [Fusion::Concat, Fusion::ManConcat, Fusion::ManAf] {
+            device.seed(8);
+            let model = config(fusion, 3).init(&device);
+            let empty = real_turns(&model, &batch_missing(fusion, None, true, &device));
+            assert!(empty.iter().all(|v| v.is_finite()), "{fusion:?}: {empty:?}");
+            let garbage = real_turns(&model, &batch_missing(fusion, Some(50.0), true, &device));
+            for (a, b) in empty.iter().zip(&garbage) {
+                assert!((a - b).abs() < 1e-4, "{fusion:?}: {a} vs {b}");
+            }
+            let differs = |other: &[f32]| {
+                // Turns 0, 2, 4 and 7 lack something; their logits move.
+                [0usize, 2, 4, 7]
+                    .iter()
+                    .all(|&t| (0..4).any(|c| (empty[t * 4 + c] - other[t * 4 + c]).abs() > 1e-4))
+            };
+            let read = real_turns(&model, &batch_missing(fusion, Some(50.0), false, &device));
+            assert!(
+                differs(&read),
+                "{fusion:?}: declared present, garbage is read"
+            );
+            let zeros = real_turns(&model, &batch_missing(fusion, Some(0.0), false, &device));
+            assert!(
+                differs(&zeros),
+                "{fusion:?}: absent is not the same as zeros"
+            );
+        }
+    }
+
+    /// A mask that says "all present" gives the unmasked output.
+    #[test]
+    fn an_all_present_mask_changes_nothing() {
+        let device = Device::default();
+        for fusion in [Fusion::Concat, Fusion::ManConcat, Fusion::ManAf] {
+            device.seed(9);
+            let model = config(fusion, 3).init(&device);
+            let plain = batch(fusion, 3, &device);
+            let mut masked = plain.clone();
+            if let UtteranceInput::Sequences { present, .. } = &mut masked.input {
+                *present = Some(Tensor::ones([8, 3], &device));
+            }
+            let (a, b) = (real_turns(&model, &plain), real_turns(&model, &masked));
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-5, "{fusion:?}: {x} vs {y}");
+            }
         }
     }
 
