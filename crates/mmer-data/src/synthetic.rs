@@ -32,6 +32,16 @@
 //!   signal is scaled by 0.25, so the turn is hard alone and context helps.
 //! * **Label noise** — `label_noise` of labels replaced uniformly at random
 //!   after the features were drawn.
+//! * **Redundancy** (off by default) — with `redundancy` r > 0 every
+//!   modality also carries the class on its own: a class prototype of its
+//!   own (a unit direction per modality and class) scaled by `r × signal`
+//!   (× 0.25 on faint turns), added to the text vector and to *every* frame
+//!   of Audio, Face and Body. Each modality then predicts the class alone
+//!   to a degree and the others can stand in for a missing one — the
+//!   setting where compensating for missing modalities is possible at all
+//!   (in the default, complementary setting the class needs face *and*
+//!   audio). Its prototypes come from a stream of their own, so r = 0
+//!   gives exactly the corpora of earlier versions.
 
 use std::collections::BTreeMap;
 
@@ -80,6 +90,9 @@ pub struct SyntheticConfig {
     pub noise: f32,
     /// Share of labels replaced uniformly at random.
     pub label_noise: f64,
+    /// Strength of the per-modality class prototypes that make every
+    /// modality informative on its own (0 = off; see the module doc).
+    pub redundancy: f32,
 }
 
 impl Default for SyntheticConfig {
@@ -96,6 +109,7 @@ impl Default for SyntheticConfig {
             faint: 0.3,
             noise: 0.8,
             label_noise: 0.03,
+            redundancy: 0.0,
         }
     }
 }
@@ -106,6 +120,9 @@ pub fn label_space() -> LabelSpace {
 }
 
 struct Prototypes {
+    /// Per-modality class prototypes of the redundant setting, in [`DIMS`]
+    /// order (`[modality][class][dim]`).
+    redundant: Vec<Vec<Vec<f32>>>,
     text: Vec<Vec<f32>>,
     valence_dir: Vec<f32>,
     arousal_dir: Vec<f32>,
@@ -141,7 +158,18 @@ fn draw_class(rng: &mut ChaCha8Rng) -> usize {
 pub fn generate(config: &SyntheticConfig) -> Corpus {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let signal = 2.0f32;
+    // A stream of its own, so the main stream (and every corpus without
+    // redundancy) is unchanged.
+    let mut redundant_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x2ED0_DA17_C1A5_5E55);
     let protos = Prototypes {
+        redundant: DIMS
+            .iter()
+            .map(|&(_, dim)| {
+                (0..CLASSES.len())
+                    .map(|_| unit_vector(&mut redundant_rng, dim))
+                    .collect()
+            })
+            .collect(),
         text: (0..CLASSES.len())
             .map(|_| unit_vector(&mut rng, 32))
             .collect(),
@@ -227,7 +255,7 @@ fn generate_dialogue(
             &moments[1..=config.face_distractors.min(frames - 1)],
         );
         let mut features = BTreeMap::new();
-        for &(modality, dim) in &DIMS {
+        for (k, &(modality, dim)) in DIMS.iter().enumerate() {
             let offset = &offsets[speaker][&modality];
             let count = if modality == Modality::Text {
                 1
@@ -256,6 +284,15 @@ fn generate_dialogue(
                     }
                 }
                 Modality::Body => add(peak, &protos.body_dir, 0.5 * strength * AROUSAL[class]),
+            }
+            if config.redundancy > 0.0 {
+                for frame in 0..count {
+                    add(
+                        frame,
+                        &protos.redundant[k][class],
+                        config.redundancy * strength,
+                    );
+                }
             }
             let features_of =
                 Features::sequence(count, dim, data).expect("count * dim values were generated");
@@ -289,6 +326,42 @@ mod tests {
         assert_ne!(a, generate(&SyntheticConfig { seed: 1, ..config }));
         a.validate().unwrap();
         assert_eq!(a.modalities(), Modality::ALL.to_vec());
+    }
+
+    #[test]
+    fn redundancy_adds_a_class_signal_to_every_modality_and_nothing_else() {
+        let plain = SyntheticConfig {
+            dialogues: [3, 1, 1],
+            ..Default::default()
+        };
+        let redundant = SyntheticConfig {
+            redundancy: 0.5,
+            ..plain.clone()
+        };
+        let (a, b) = (generate(&plain), generate(&redundant));
+        let turns = |c: &Corpus| -> Vec<Utterance> {
+            c.splits
+                .values()
+                .flatten()
+                .flat_map(|d| d.utterances.clone())
+                .collect()
+        };
+        for (u, v) in turns(&a).iter().zip(turns(&b)) {
+            assert_eq!((&u.id, &u.label), (&v.id, &v.label));
+            for m in Modality::ALL {
+                let (x, y) = (&u.features[&m], &v.features[&m]);
+                assert_eq!(x.frames, y.frames);
+                // Every frame moved, by the same vector.
+                let diff: Vec<f32> = x.data.iter().zip(&y.data).map(|(p, q)| q - p).collect();
+                let first = &diff[..x.dim];
+                assert!(first.iter().any(|d| d.abs() > 1e-3), "{m}");
+                for frame in diff.chunks(x.dim) {
+                    for (p, q) in frame.iter().zip(first) {
+                        assert!((p - q).abs() < 1e-4);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

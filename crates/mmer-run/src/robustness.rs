@@ -105,9 +105,10 @@ pub struct SweepPoint {
     /// Share of (turn, modality) cells actually removed (below `rate` where
     /// a turn's last modality was kept).
     pub removed_share: f64,
-    /// Weighted F1 (percent) over seeds × draws.
+    /// Weighted F1 (percent) over the seeds, each seed's score the mean
+    /// over the draws.
     pub weighted_f1: MeanStd,
-    /// Accuracy (percent) over seeds × draws.
+    /// Accuracy (percent), as `weighted_f1`.
     pub accuracy: MeanStd,
 }
 
@@ -210,7 +211,8 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
 
     let mut sweep = Vec::new();
     for &rate in &config.rates {
-        let mut reports = Vec::new();
+        // Per seed: summed weighted F1 and accuracy over the draws.
+        let mut sums = vec![(0.0, 0.0); models.len()];
         let (mut removed_cells, mut cells) = (0usize, 0usize);
         for draw in 0..config.draws {
             let mut rng = ChaCha8Rng::seed_from_u64(
@@ -219,15 +221,18 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             let (masked, removed, total) = drop_at_random(dialogues, &modalities, rate, &mut rng);
             removed_cells += removed;
             cells += total;
-            reports.extend(score(&masked)?);
+            for (sum, report) in sums.iter_mut().zip(score(&masked)?) {
+                sum.0 += 100.0 * report.weighted_f1;
+                sum.1 += 100.0 * report.accuracy;
+            }
         }
         tracing::info!(rate, "sweep point scored");
-        let point = summarise(String::new(), Vec::new(), &reports);
+        let draws = config.draws as f64;
         sweep.push(SweepPoint {
             rate,
             removed_share: removed_cells as f64 / cells.max(1) as f64,
-            weighted_f1: point.weighted_f1,
-            accuracy: point.accuracy,
+            weighted_f1: MeanStd::of(&sums.iter().map(|s| s.0 / draws).collect::<Vec<_>>()),
+            accuracy: MeanStd::of(&sums.iter().map(|s| s.1 / draws).collect::<Vec<_>>()),
         });
     }
 

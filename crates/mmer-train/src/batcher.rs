@@ -378,6 +378,9 @@ pub struct Batch {
     /// classes (for the per-modality heads); `None` when every turn has
     /// every modality (then they are `labelled_rows` and `targets`).
     pub labelled_by_modality: Option<Vec<(Tensor<1, Int>, Tensor<1, Int>)>>,
+    /// Gold class of every real turn, in the order the sequence layouts lay
+    /// them out (dialogue by dialogue).
+    pub turn_labels: Vec<Option<usize>>,
 }
 
 impl EncodedDialogue {
@@ -473,6 +476,10 @@ pub fn make_batch(
         targets: Tensor::from_data(TensorData::new(targets, [n]), device),
         num_labelled: n,
         labelled_by_modality,
+        turn_labels: dialogues
+            .iter()
+            .flat_map(|d| d.labels.iter().copied())
+            .collect(),
     }
 }
 

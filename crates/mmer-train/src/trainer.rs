@@ -15,6 +15,7 @@ use mmer_eval::{ClassificationReport, MELD_FIVE_CLASSES};
 use mmer_models::EmotionModel;
 use mmer_models::blocks::{backend_seed, with_dropout_stream};
 use mmer_models::loss::classification_loss;
+use mmer_models::multimodal::NceTargets;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -202,7 +203,16 @@ fn batch_loss(
     config: &TrainConfig,
     class_weights: Option<&Tensor<1>>,
 ) -> Tensor<1> {
-    let (logits, mode_logits) = model.forward_with_modes(&batch.input); // [b, t, c]
+    let joint = &config.model.joint;
+    let out = model.forward_train(
+        &batch.input,
+        NceTargets {
+            positives: joint.positives,
+            labels: &batch.turn_labels,
+            face_body: face_body(&config.modalities),
+        },
+    );
+    let (logits, mode_logits) = (out.logits, out.modes); // [b, t, c]
     let [b, t, c] = logits.dims();
     let labelled = |logits: Tensor<3>| {
         let rows = logits
@@ -237,10 +247,29 @@ fn batch_loss(
         })
         .collect();
     let modes = terms.len();
-    match terms.into_iter().reduce(|a, b| a + b) {
+    let loss = match terms.into_iter().reduce(|a, b| a + b) {
         Some(sum) => loss + sum.div_scalar(modes as f32),
         None => loss,
-    }
+    };
+    // AM²-EmoJE: + λ_JE · joint NCE + λ_imp · imputation error.
+    [
+        (out.joint_nce, joint.nce_weight),
+        (out.imputation, joint.imputation_weight),
+    ]
+    .into_iter()
+    .fold(loss, |loss, (term, weight)| match term {
+        Some(term) if weight > 0.0 => loss + term.mul_scalar(weight as f32),
+        _ => loss,
+    })
+}
+
+/// The model indices of Face and Body when the model reads both.
+fn face_body(modalities: &[mmer_core::Modality]) -> Option<(usize, usize)> {
+    let at = |m| modalities.iter().position(|&x| x == m);
+    Some((
+        at(mmer_core::Modality::Face)?,
+        at(mmer_core::Modality::Body)?,
+    ))
 }
 
 /// One pass over the training dialogues in `order`, batched by
@@ -664,6 +693,7 @@ mod tests {
             mmer_models::Fusion::Early,
             mmer_models::Fusion::Concat,
             mmer_models::Fusion::ManAf,
+            mmer_models::Fusion::Am2EmoJe,
         ] {
             let mut config = base.clone();
             config.model.fusion = fusion;

@@ -74,8 +74,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub context: Option<ContextMode>,
     /// Modality fusion: early (pooled features concatenated), concat
-    /// (per-modality encoders), man-concat, man-af (AMuSE).
-    /// [default: early]
+    /// (per-modality encoders), man-concat, man-af (AMuSE), am2-emoje
+    /// (AM²-EmoJE: joint embedding, imputation, query-adaptive fusion; its
+    /// settings are `[train.model.joint]` in a --config). [default: early]
     #[arg(long, value_enum)]
     pub fusion: Option<Fusion>,
     /// How MAN's sub-layers join the residual stream: post-norm (the

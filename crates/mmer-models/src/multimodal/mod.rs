@@ -7,6 +7,7 @@
 mod adaptive;
 mod attention;
 mod encoder;
+mod joint;
 mod model;
 
 pub use adaptive::{AdaptiveFusion, AdaptiveFusionConfig};
@@ -14,7 +15,10 @@ pub use attention::{ManResidual, MultimodalAttention, MultimodalAttentionConfig}
 pub use encoder::{
     AttentionPooling, ModalityEncoder, ModalityEncoderConfig, ModalityFrames, Pooling, time_code,
 };
+pub use joint::{
+    JointFusion, JointFusionConfig, JointOutput, JointPositives, JointSpec, joint_nce,
+};
 pub use model::{
-    DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, ModelSpec, UtteranceInput,
-    fuse_present,
+    DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, ModelSpec, NceTargets, TrainForward,
+    UtteranceInput, fuse_present,
 };

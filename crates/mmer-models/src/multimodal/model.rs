@@ -4,7 +4,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,8 @@ use super::attention::{ManResidual, MultimodalAttention, MultimodalAttentionConf
 use super::encoder::{
     AttentionPooling, ModalityEncoder, ModalityEncoderConfig, ModalityFrames, Pooling,
 };
-use crate::blocks::{SequenceIndex, SpeakerIndex};
+use super::joint::{JointFusion, JointFusionConfig, JointPositives, JointSpec, joint_nce};
+use crate::blocks::{SequenceIndex, SpeakerIndex, dropout};
 use crate::erc::{ContextMode, ErcModel, ErcModelConfig};
 
 /// How the modalities of an utterance are combined (AMuSE Table II rows).
@@ -34,6 +35,11 @@ pub enum Fusion {
     /// Encoders → MAN → pooled → Adaptive Fusion (AMuSE).
     #[cfg_attr(feature = "clap", value(alias = "man_af"))]
     ManAf,
+    /// Encoders → MAN → pooled → joint embedding, imputation of missing
+    /// modalities, query-adaptive fusion (AM²-EmoJE; see `multimodal::joint`).
+    #[cfg_attr(feature = "clap", value(name = "am2-emoje", alias = "am2_emoje"))]
+    #[serde(rename = "am2_emoje")]
+    Am2EmoJe,
 }
 
 impl Fusion {
@@ -43,7 +49,7 @@ impl Fusion {
     }
 
     fn uses_man(self) -> bool {
-        matches!(self, Fusion::ManConcat | Fusion::ManAf)
+        matches!(self, Fusion::ManConcat | Fusion::ManAf | Fusion::Am2EmoJe)
     }
 }
 
@@ -148,6 +154,18 @@ pub struct ModelSpec {
     pub input_dropout: f64,
     /// Dropout on the context streams' output (0 = the foundation model).
     pub context_dropout: f64,
+    /// Training only, sequence fusions: probability that a present
+    /// modality of a turn is hidden from the model (never all of a turn's;
+    /// AM²-EmoJE's "drop the entire modality", thesis §3.3). 0 = off.
+    pub modality_dropout: f64,
+    /// Training only, sequence fusions: probability that a frame (time
+    /// step) of a present modality is zeroed, survivors rescaled (thesis
+    /// §3.3's "randomly dropping representation tensors within a
+    /// modality"). 0 = off.
+    pub frame_dropout: f64,
+    /// AM²-EmoJE's joint embedding, imputation, fusion and losses
+    /// (`fusion = "am2_emoje"` only).
+    pub joint: JointSpec,
 }
 
 impl Default for ModelSpec {
@@ -167,6 +185,9 @@ impl Default for ModelSpec {
             dropout: 0.3,
             input_dropout: 0.0,
             context_dropout: 0.0,
+            modality_dropout: 0.0,
+            frame_dropout: 0.0,
+            joint: JointSpec::default(),
         }
     }
 }
@@ -205,13 +226,46 @@ pub struct EmotionModel {
     mode_heads: Vec<Linear>,
     attention: Option<MultimodalAttention>,
     adaptive_fusion: Option<AdaptiveFusion>,
+    joint_fusion: Option<JointFusion>,
     erc: ErcModel,
+    /// [`ModelSpec::modality_dropout`] (a constant of the module).
+    modality_dropout: f64,
+    /// [`ModelSpec::frame_dropout`] (a constant of the module).
+    frame_dropout: f64,
+}
+
+/// The training-time outputs of [`EmotionModel::forward_train`].
+#[derive(Debug, Clone)]
+pub struct TrainForward {
+    /// Class logits, `[batch, turns, classes]`.
+    pub logits: Tensor<3>,
+    /// Per-modality logits with mode heads (else empty).
+    pub modes: Vec<Tensor<3>>,
+    /// AM²-EmoJE's joint-embedding NCE (unweighted), when it has one.
+    pub joint_nce: Option<Tensor<1>>,
+    /// AM²-EmoJE's imputation error (unweighted), when it has one.
+    pub imputation: Option<Tensor<1>>,
+}
+
+/// What the joint-embedding NCE needs besides the batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NceTargets<'a> {
+    /// What counts as a positive.
+    pub positives: JointPositives,
+    /// The real turns' gold classes in batch order (for same-label
+    /// positives).
+    pub labels: &'a [Option<usize>],
+    /// The model indices of Face and Body, when it reads both (for
+    /// body-guided face).
+    pub face_body: Option<(usize, usize)>,
 }
 
 impl EmotionModelConfig {
     /// Width of the fused utterance vector the context model reads.
     pub fn d_fused(&self) -> usize {
-        if self.spec.fusion.uses_sequences() {
+        if self.spec.fusion == Fusion::Am2EmoJe {
+            self.spec.d_modality
+        } else if self.spec.fusion.uses_sequences() {
             self.modality_widths.len() * self.spec.d_modality
         } else {
             self.modality_widths.iter().sum()
@@ -265,6 +319,17 @@ impl EmotionModelConfig {
             }),
             adaptive_fusion: (self.spec.fusion == Fusion::ManAf)
                 .then(|| AdaptiveFusionConfig::new(modalities, self.spec.d_modality).init(device)),
+            joint_fusion: (self.spec.fusion == Fusion::Am2EmoJe).then(|| {
+                let joint = &self.spec.joint;
+                JointFusionConfig::new(modalities, self.spec.d_modality)
+                    .with_d_joint(joint.d_joint)
+                    .with_d_query(joint.d_query)
+                    .with_impute(joint.impute)
+                    .with_query_adaptive(joint.query_adaptive)
+                    .init(device)
+            }),
+            modality_dropout: self.spec.modality_dropout,
+            frame_dropout: self.spec.frame_dropout,
             erc: ErcModelConfig::new(self.d_fused(), self.num_classes)
                 .with_context(self.spec.context)
                 .with_d_model(self.spec.d_model)
@@ -330,7 +395,8 @@ impl EmotionModel {
     /// # Shapes
     /// → `[batch, turns, num_classes]`
     pub fn forward(&self, batch: &DialogueBatch) -> Tensor<3> {
-        self.forward_parts(batch, false).0
+        self.forward_parts(batch, false, NceTargets::default())
+            .logits
     }
 
     /// [`EmotionModel::forward`] plus, with mode heads, each modality's own
@@ -341,10 +407,26 @@ impl EmotionModel {
     /// # Shapes
     /// → `[batch, turns, num_classes]`, and `[batch, turns, num_classes]` per modality
     pub fn forward_with_modes(&self, batch: &DialogueBatch) -> (Tensor<3>, Vec<Tensor<3>>) {
-        self.forward_parts(batch, true)
+        let out = self.forward_train(batch, NceTargets::default());
+        (out.logits, out.modes)
     }
 
-    fn forward_parts(&self, batch: &DialogueBatch, modes: bool) -> (Tensor<3>, Vec<Tensor<3>>) {
+    /// Everything the training loss needs: the logits, the mode heads'
+    /// logits, and AM²-EmoJE's own loss terms (its modality and frame
+    /// dropout act here, in training only).
+    ///
+    /// # Shapes
+    /// → logits `[batch, turns, classes]`
+    pub fn forward_train(&self, batch: &DialogueBatch, nce: NceTargets<'_>) -> TrainForward {
+        self.forward_parts(batch, true, nce)
+    }
+
+    fn forward_parts(
+        &self,
+        batch: &DialogueBatch,
+        modes: bool,
+        nce: NceTargets<'_>,
+    ) -> TrainForward {
         let (b, t) = (batch.turns.lengths.len(), batch.turns.max_len);
         // `[n, w]` rows of real utterances → the padded `[b, t, w]` grid.
         let to_grid = |rows: Tensor<2>, grid_rows: &Tensor<1, Int>| {
@@ -354,6 +436,7 @@ impl EmotionModel {
                 .select(0, grid_rows.clone())
                 .reshape([b, t, w])
         };
+        let (mut joint_loss, mut imputation) = (None, None);
         let (grid, mode_logits) = match &batch.input {
             UtteranceInput::Pooled(x) => (x.clone(), Vec::new()),
             UtteranceInput::Sequences {
@@ -361,7 +444,15 @@ impl EmotionModel {
                 grid_rows,
                 present,
             } => {
-                let present = present.as_ref();
+                // Training-time dropout of whole modalities and of frames;
+                // `truth` keeps what the data had (imputation targets).
+                let hidden = self.drop_modalities(modalities, present.as_ref());
+                let truth = present
+                    .clone()
+                    .or_else(|| hidden.as_ref().map(Tensor::ones_like));
+                let present = hidden.as_ref().or(present.as_ref());
+                let dropped = self.drop_frames(modalities);
+                let modalities = dropped.as_deref().unwrap_or(modalities);
                 let descriptors = self.descriptors(modalities, present);
                 let mode_logits = if modes {
                     self.mode_heads
@@ -372,17 +463,89 @@ impl EmotionModel {
                 } else {
                     Vec::new()
                 };
-                let fused = match (&self.adaptive_fusion, present) {
-                    (Some(af), _) => af.forward(descriptors, present),
-                    (None, None) => Tensor::cat(descriptors, 1),
-                    (None, Some(_)) => fuse_present(Tensor::stack(descriptors, 1), present),
+                let fused = match (&self.joint_fusion, &self.adaptive_fusion, present) {
+                    (Some(joint), _, _) => {
+                        let out = joint.forward(descriptors, present, truth.as_ref());
+                        if modes {
+                            joint_loss = joint.scale().and_then(|scale| {
+                                joint_nce(
+                                    &out.joint,
+                                    present,
+                                    scale,
+                                    nce.positives,
+                                    nce.labels,
+                                    nce.face_body,
+                                )
+                            });
+                            imputation = out.imputation_loss;
+                        }
+                        out.fused
+                    }
+                    (None, Some(af), _) => af.forward(descriptors, present),
+                    (None, None, None) => Tensor::cat(descriptors, 1),
+                    (None, None, Some(_)) => fuse_present(Tensor::stack(descriptors, 1), present),
                 }; // [n, d]
                 (to_grid(fused, grid_rows), mode_logits)
             }
         };
-        (
-            self.erc.forward(grid, &batch.turns, &batch.speakers),
-            mode_logits,
+        TrainForward {
+            logits: self.erc.forward(grid, &batch.turns, &batch.speakers),
+            modes: mode_logits,
+            joint_nce: joint_loss,
+            imputation,
+        }
+    }
+
+    /// Training only ([`ModelSpec::modality_dropout`] > 0 on an autodiff
+    /// device): the presence mask with each present modality of each turn
+    /// hidden with that probability, a turn that would lose all keeping its
+    /// own. `None` when nothing is dropped.
+    ///
+    /// # Shapes
+    /// `present`: `[n, M]` (`None`: all present) → `[n, M]`
+    fn drop_modalities(
+        &self,
+        modalities: &[ModalityFrames],
+        present: Option<&Tensor<2>>,
+    ) -> Option<Tensor<2>> {
+        let device = modalities.first()?.frames.device();
+        if self.modality_dropout <= 0.0 || !device.is_autodiff() {
+            return None;
+        }
+        let (n, m) = (modalities[0].len(), modalities.len());
+        let present = present
+            .cloned()
+            .unwrap_or_else(|| Tensor::ones([n, m], &device));
+        let rate = DropoutConfig::new(self.modality_dropout).init();
+        let kept = dropout(&rate, present.ones_like())
+            .greater_elem(0.0)
+            .float()
+            * present.clone();
+        let none = kept.clone().sum_dim(1).lower_elem(0.5).expand([n, m]);
+        Some(kept.mask_where(none, present))
+    }
+
+    /// Training only ([`ModelSpec::frame_dropout`] > 0 on an autodiff
+    /// device): every modality's frames with whole frames zeroed at that
+    /// rate, survivors rescaled. `None` when nothing is dropped.
+    fn drop_frames(&self, modalities: &[ModalityFrames]) -> Option<Vec<ModalityFrames>> {
+        let device = modalities.first()?.frames.device();
+        if self.frame_dropout <= 0.0 || !device.is_autodiff() {
+            return None;
+        }
+        let rate = DropoutConfig::new(self.frame_dropout).init();
+        Some(
+            modalities
+                .iter()
+                .map(|frames| {
+                    let [n, f, d] = frames.frames.dims();
+                    let mask = dropout(&rate, Tensor::<3>::ones([n, f, 1], &device));
+                    ModalityFrames {
+                        frames: frames.frames.clone() * mask.expand([n, f, d]),
+                        ..frames.clone()
+                    }
+                })
+                .collect(),
         )
     }
 
@@ -418,11 +581,12 @@ mod tests {
     use burn::tensor::{Distribution, TensorData};
 
     const WIDTHS: [usize; 4] = [6, 5, 4, 3];
-    const FUSIONS: [Fusion; 4] = [
+    const FUSIONS: [Fusion; 5] = [
         Fusion::Early,
         Fusion::Concat,
         Fusion::ManConcat,
         Fusion::ManAf,
+        Fusion::Am2EmoJe,
     ];
 
     /// Two dialogues (5 and 3 turns, 8 real utterances); modality `m` of
@@ -588,9 +752,25 @@ mod tests {
         for fusion in FUSIONS {
             for m in 1..=4 {
                 device.seed(3);
-                let model = config(fusion, m).init(&device);
-                let loss = batch_loss(model.forward(&batch(fusion, m, &device)), &device);
-                let (seen, dead) = DeadParams::after(&model, loss);
+                let mut model = config(fusion, m).init(&device);
+                let input = batch(fusion, m, &device);
+                // The full training loss: AM²-EmoJE adds its NCE and
+                // imputation terms.
+                let loss = |model: &EmotionModel| {
+                    let out = model.forward_train(&input, NceTargets::default());
+                    [out.joint_nce, out.imputation]
+                        .into_iter()
+                        .flatten()
+                        .fold(batch_loss(out.logits, &device), |a, b| a + b)
+                };
+                if fusion == Fusion::Am2EmoJe {
+                    // Its query MLP's output layer starts at zero (even
+                    // weights), so the layer before learns from step 2 on.
+                    use burn::optim::AdamConfig;
+                    let grads = GradientsParams::from_grads(loss(&model).backward(), &model);
+                    model = AdamConfig::new().init().step(1e-2, model, grads);
+                }
+                let (seen, dead) = DeadParams::after(&model, loss(&model));
                 assert!(seen >= 12, "{fusion:?}/{m}: {seen} parameters");
                 assert!(
                     dead.is_empty(),
@@ -715,7 +895,12 @@ mod tests {
     #[test]
     fn absent_modalities_are_never_read() {
         let device = Device::default();
-        for fusion in [Fusion::Concat, Fusion::ManConcat, Fusion::ManAf] {
+        for fusion in [
+            Fusion::Concat,
+            Fusion::ManConcat,
+            Fusion::ManAf,
+            Fusion::Am2EmoJe,
+        ] {
             device.seed(8);
             let model = config(fusion, 3).init(&device);
             let empty = real_turns(&model, &batch_missing(fusion, None, true, &device));
@@ -743,11 +928,53 @@ mod tests {
         }
     }
 
+    /// Modality and frame dropout act in training only; what they hide is
+    /// still an imputation target. Global (not query-adaptive) weights
+    /// train too.
+    #[test]
+    fn am2_emoje_dropout_is_for_training_only_and_hidden_modalities_train_imputation() {
+        let device = Device::default().autodiff();
+        device.seed(12);
+        let model = config_with(Fusion::Am2EmoJe, 3, |s| {
+            s.modality_dropout = 0.5;
+            s.frame_dropout = 0.2;
+        })
+        .init(&device);
+        let input = batch(Fusion::Am2EmoJe, 3, &device);
+        let out = model.forward_train(&input, NceTargets::default());
+        let imputation = out.imputation.expect("complete turns are targets");
+        assert!(imputation.into_scalar::<f32>() > 0.0);
+        // At inference the rates do not matter.
+        let inference = model.valid();
+        let without = EmotionModel {
+            modality_dropout: 0.0,
+            frame_dropout: 0.0,
+            ..inference.clone()
+        };
+        let plain = batch(Fusion::Am2EmoJe, 3, &Device::default());
+        assert_eq!(real_turns(&inference, &plain), real_turns(&without, &plain));
+        // Global weights: every parameter still learns.
+        let global =
+            config_with(Fusion::Am2EmoJe, 3, |s| s.joint.query_adaptive = false).init(&device);
+        let out = global.forward_train(&input, NceTargets::default());
+        let loss = [out.joint_nce, out.imputation]
+            .into_iter()
+            .flatten()
+            .fold(batch_loss(out.logits, &device), |a, b| a + b);
+        let (_, dead) = DeadParams::after(&global, loss);
+        assert!(dead.is_empty(), "global weights: no gradient for {dead:?}");
+    }
+
     /// A mask that says "all present" gives the unmasked output.
     #[test]
     fn an_all_present_mask_changes_nothing() {
         let device = Device::default();
-        for fusion in [Fusion::Concat, Fusion::ManConcat, Fusion::ManAf] {
+        for fusion in [
+            Fusion::Concat,
+            Fusion::ManConcat,
+            Fusion::ManAf,
+            Fusion::Am2EmoJe,
+        ] {
             device.seed(9);
             let model = config(fusion, 3).init(&device);
             let plain = batch(fusion, 3, &device);
@@ -766,7 +993,12 @@ mod tests {
     #[test]
     fn padded_positions_are_never_attended() {
         let device = Device::default();
-        for fusion in [Fusion::Concat, Fusion::ManConcat, Fusion::ManAf] {
+        for fusion in [
+            Fusion::Concat,
+            Fusion::ManConcat,
+            Fusion::ManAf,
+            Fusion::Am2EmoJe,
+        ] {
             device.seed(5);
             let model = config(fusion, 3).init(&device);
             let clean = batch(fusion, 3, &device);

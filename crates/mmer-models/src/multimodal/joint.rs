@@ -1,0 +1,597 @@
+//! AM²-EmoJE's fusion (thesis §3.3, §5.3; ICME 2024): a joint embedding of
+//! the modality descriptors, imputation of missing modalities from it, and
+//! query-adaptive fusion.
+//!
+//! The paper's text states the two ideas — "multimodal joint embedding
+//! learning", which aligns the cross-attended mode-specific descriptors
+//! pairwise in a joint space and so compensates for missing modalities, and
+//! "query adaptive fusion", which learns the relative importance of the
+//! modalities per query — but no equations and no code. What follows is
+//! mmer's design (methods-detail §3.2, marked there as inferred), not the
+//! authors':
+//!
+//! - **Joint embedding.** Per-modality heads `P_m: R^d → R^k`,
+//!   L2-normalised: `z_m = P_m(f_m) / ‖P_m(f_m)‖`. A CLIP-style symmetric
+//!   InfoNCE (Radford et al. 2021) over every pair of modalities present in
+//!   the same turns of the batch, with a learned temperature (CLIP's
+//!   initialisation `1/0.07` and clamp at 100): [`joint_nce`]. Variants
+//!   ([`JointPositives`]): positives are the same turn (CLIP), every turn
+//!   with the same label (supervised contrastive, Khosla et al. 2020), or
+//!   only the face is pulled towards the (detached) body of the same turn
+//!   — two readings of the paper's "guided NCE"; it does not say which.
+//! - **Imputation.** `G_m: R^k → R^d` maps a joint embedding back into
+//!   modality `m`'s descriptor space. A turn that lacks `m` gets the mean of
+//!   `G_m(z_n)` over the modalities `n` it has; training fits
+//!   `G_m(z_n) ≈ f_m` (squared error against the detached real descriptor)
+//!   wherever both exist — including modalities hidden by modality dropout
+//!   (`ModelSpec::modality_dropout`), whose real descriptor is known.
+//! - **Query-adaptive fusion.** Per-turn weights over the modalities,
+//!   `w = softmax_m(MLP([f_1; …; f_M; a]) + log a_m)` with `a` the turn's
+//!   availability mask (present, or imputed), and `z = Σ_m w_m f_m`: each
+//!   turn decides how much each modality counts, in place of AMuSE's global
+//!   gates. An unavailable slot enters the MLP as zeros *with its flag at 0*,
+//!   and gets weight 0.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, log_softmax, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::nce::l2_normalize;
+
+/// What counts as a positive in the joint-embedding NCE (the paper's
+/// "guided NCE" is one of the latter two, unstated which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum JointPositives {
+    /// The other modality of the same turn (CLIP).
+    #[default]
+    SameTurn,
+    /// The other modality of every turn in the batch with the same gold
+    /// label (supervised contrastive); unlabelled turns count only
+    /// themselves.
+    SameLabel,
+    /// Only face against body: the face embedding is pulled towards the
+    /// detached body embedding of its turn (body guides face).
+    BodyGuidedFace,
+}
+
+/// AM²-EmoJE's settings (`[train.model.joint]`), read by the `am2_emoje`
+/// fusion only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JointSpec {
+    /// Width of the joint embedding space.
+    pub d_joint: usize,
+    /// Hidden width of the query-adaptive weighting MLP.
+    pub d_query: usize,
+    /// Per-turn (query-adaptive) modality weights; `false` learns one global
+    /// weight per modality instead (the ablation against AMuSE-style
+    /// global gating), still renormalised over what a turn has.
+    pub query_adaptive: bool,
+    /// Impute missing modalities from the joint space (else they are left
+    /// out of the fusion).
+    pub impute: bool,
+    /// Positives of the joint-embedding NCE.
+    pub positives: JointPositives,
+    /// Weight of the joint-embedding NCE in the training loss.
+    pub nce_weight: f64,
+    /// Weight of the imputation error in the training loss.
+    pub imputation_weight: f64,
+}
+
+impl Default for JointSpec {
+    fn default() -> Self {
+        Self {
+            d_joint: 64,
+            d_query: 64,
+            query_adaptive: true,
+            impute: true,
+            positives: JointPositives::SameTurn,
+            nce_weight: 0.5,
+            imputation_weight: 0.5,
+        }
+    }
+}
+
+/// Configuration of [`JointFusion`].
+#[derive(Config, Debug)]
+pub struct JointFusionConfig {
+    /// Number of modalities.
+    pub modalities: usize,
+    /// Width of each modality's descriptor.
+    pub d_model: usize,
+    /// Width of the joint space.
+    #[config(default = 64)]
+    pub d_joint: usize,
+    /// Hidden width of the query-adaptive weighting MLP.
+    #[config(default = 64)]
+    pub d_query: usize,
+    /// Impute missing modalities from the joint space.
+    #[config(default = true)]
+    pub impute: bool,
+    /// Per-turn weights (else one learned weight per modality).
+    #[config(default = true)]
+    pub query_adaptive: bool,
+}
+
+/// Joint embedding, imputation and query-adaptive fusion.
+#[derive(Module, Debug)]
+pub struct JointFusion {
+    /// `P_m`, one per modality.
+    projections: Vec<Linear>,
+    /// `G_m`, one per modality (empty without imputation).
+    imputers: Vec<Linear>,
+    /// The weighting MLP (`None` for one modality, whose weight is 1, and
+    /// with global weights).
+    query: Option<QueryWeights>,
+    /// Global weight logits, `[M]` (without query-adaptive weights).
+    global: Option<Param<Tensor<1>>>,
+    /// `ln(1/τ)` of the NCE, CLIP-initialised (`None` for one modality:
+    /// nothing to align, and no projections either).
+    log_scale: Option<Param<Tensor<1>>>,
+}
+
+/// The query-adaptive weighting MLP.
+#[derive(Module, Debug)]
+struct QueryWeights {
+    hidden: Linear,
+    scores: Linear,
+}
+
+/// What [`JointFusion::forward`] returns.
+#[derive(Debug, Clone)]
+pub struct JointOutput {
+    /// The fused descriptor of every turn, `[n, d]`.
+    pub fused: Tensor<2>,
+    /// Unit joint embeddings per modality, `[n, k]` each (rows of absent
+    /// modalities are computed from padding: mask them).
+    pub joint: Vec<Tensor<2>>,
+    /// Per-turn modality weights, `[n, M]`.
+    pub weights: Tensor<2>,
+    /// Mean squared imputation error over (turn, target, source) triples
+    /// whose target is real; `None` without imputation or such triple.
+    pub imputation_loss: Option<Tensor<1>>,
+}
+
+impl JointFusionConfig {
+    /// Builds the module.
+    pub fn init(&self, device: &Device) -> JointFusion {
+        let linear = |i, o| LinearConfig::new(i, o).init(device);
+        JointFusion {
+            projections: if self.modalities > 1 {
+                (0..self.modalities)
+                    .map(|_| linear(self.d_model, self.d_joint))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            imputers: if self.impute && self.modalities > 1 {
+                (0..self.modalities)
+                    .map(|_| linear(self.d_joint, self.d_model))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            global: (self.modalities > 1 && !self.query_adaptive)
+                .then(|| Initializer::Zeros.init([self.modalities], device)),
+            query: (self.modalities > 1 && self.query_adaptive).then(|| QueryWeights {
+                hidden: linear(self.modalities * (self.d_model + 1), self.d_query),
+                // Zero init: every available modality starts with the same
+                // weight.
+                scores: LinearConfig::new(self.d_query, self.modalities)
+                    .with_initializer(Initializer::Zeros)
+                    .init(device),
+            }),
+            log_scale: (self.modalities > 1).then(|| {
+                Param::from_tensor(Tensor::from_data(
+                    TensorData::new(vec![(1.0f32 / 0.07).ln()], [1]),
+                    device,
+                ))
+            }),
+        }
+    }
+}
+
+impl JointFusion {
+    /// The NCE scale `1/τ`, clamped at 100 (CLIP); `None` for one modality.
+    pub fn scale(&self) -> Option<Tensor<1>> {
+        self.log_scale
+            .as_ref()
+            .map(|s| s.val().exp().clamp_max(100.0))
+    }
+
+    /// Fuses the descriptors of `n` turns.
+    ///
+    /// `present` (`[n, M]`, 1/0; `None`: all present) says which
+    /// descriptors are real; `truth` (`[n, M]`, default `present`) which
+    /// ones exist at all — wider than `present` when modality dropout hid
+    /// some in training: their real descriptors are imputation targets.
+    ///
+    /// # Shapes
+    /// `descriptors[m]`: `[n, d]`, `present`, `truth`: `[n, M]` →
+    /// [`JointOutput`]
+    pub fn forward(
+        &self,
+        descriptors: Vec<Tensor<2>>,
+        present: Option<&Tensor<2>>,
+        truth: Option<&Tensor<2>>,
+    ) -> JointOutput {
+        let modalities = descriptors.len();
+        let [n, d] = descriptors[0].dims();
+        let device = descriptors[0].device();
+        let present = present
+            .cloned()
+            .unwrap_or_else(|| Tensor::ones([n, modalities], &device));
+        let truth = truth.cloned().unwrap_or_else(|| present.clone());
+        let column = |mask: &Tensor<2>, m: usize| mask.clone().narrow(1, m, 1); // [n, 1]
+        let joint: Vec<Tensor<2>> = self
+            .projections
+            .iter()
+            .zip(&descriptors)
+            .map(|(p, f)| l2_normalize(p.forward(f.clone())))
+            .collect();
+        // Imputation: the mean of G_m(z_n) over the present n ≠ m.
+        let (slots, available, imputation_loss) = if self.imputers.is_empty() {
+            let slots = descriptors
+                .iter()
+                .enumerate()
+                .map(|(m, f)| {
+                    f.clone()
+                        .mask_fill(column(&present, m).lower_elem(0.5).expand([n, d]), 0.0)
+                })
+                .collect::<Vec<_>>();
+            (slots, present.clone(), None)
+        } else {
+            let mut slots = Vec::with_capacity(modalities);
+            let (mut error_sum, mut error_count): (Option<Tensor<1>>, Option<Tensor<1>>) =
+                (None, None);
+            for (m, (g, f)) in self.imputers.iter().zip(&descriptors).enumerate() {
+                let mut sum: Tensor<2> = Tensor::zeros([n, d], &device);
+                let mut count: Tensor<2> = Tensor::zeros([n, 1], &device);
+                let target = f.clone().detach();
+                for (k, z) in joint.iter().enumerate().filter(|(k, _)| *k != m) {
+                    let from = column(&present, k);
+                    let guess = g.forward(z.clone()); // [n, d]
+                    // Errors where the source is present and the target real.
+                    let w = from.clone() * column(&truth, m);
+                    let error =
+                        (guess.clone() - target.clone()).powi_scalar(2).mean_dim(1) * w.clone();
+                    error_sum = Some(match error_sum {
+                        Some(s) => s + error.sum(),
+                        None => error.sum(),
+                    });
+                    error_count = Some(match error_count {
+                        Some(c) => c + w.sum(),
+                        None => w.sum(),
+                    });
+                    sum = sum + guess.mask_fill(from.clone().lower_elem(0.5).expand([n, d]), 0.0);
+                    count = count + from;
+                }
+                let imputed = sum / count.clone().clamp_min(1.0);
+                let own = column(&present, m);
+                let slot = f
+                    .clone()
+                    .mask_where(own.clone().lower_elem(0.5).expand([n, d]), imputed);
+                slots.push(slot);
+            }
+            // Available: present, or imputable from another present one.
+            let any = present.clone().sum_dim(1).greater_elem(0.5).float(); // [n, 1]
+            let available = any.expand([n, modalities]);
+            let loss = match (error_sum, error_count) {
+                (Some(s), Some(c)) => Some(s / c.clamp_min(1.0)),
+                _ => None,
+            };
+            (slots, available, loss)
+        };
+        // Query-adaptive weights over the available slots.
+        let weights = match (&self.query, &self.global) {
+            (_, Some(global)) => {
+                let [rows, m] = available.dims();
+                let scores = global
+                    .val()
+                    .reshape([1, m])
+                    .expand([rows, m])
+                    .mask_fill(available.clone().lower_elem(0.5), -1.0e4);
+                softmax(scores, 1)
+            }
+            (Some(query), None) => {
+                let mut input = slots.clone();
+                input.push(available.clone());
+                let hidden = gelu(query.hidden.forward(Tensor::cat(input, 1)));
+                let scores = query
+                    .scores
+                    .forward(hidden)
+                    .mask_fill(available.clone().lower_elem(0.5), -1.0e4);
+                softmax(scores, 1) // [n, M]
+            }
+            (None, None) => available.clone(),
+        };
+        let stacked = Tensor::stack::<3>(slots, 1); // [n, M, d]
+        let fused = (stacked * weights.clone().unsqueeze_dim::<3>(2))
+            .sum_dim(1)
+            .squeeze_dim::<2>(1);
+        JointOutput {
+            fused,
+            joint,
+            weights,
+            imputation_loss,
+        }
+    }
+}
+
+/// The joint-embedding NCE of a batch: the mean over modality pairs `(a, b)`
+/// of the symmetric InfoNCE between `joint[a]` and `joint[b]` over the turns
+/// that have both (pairs with fewer than two such turns are skipped).
+/// `None` when no pair qualifies.
+///
+/// `labels` (one per turn, `None` for unlabelled) is needed by
+/// [`JointPositives::SameLabel`]; `face_body` (the face and body indices)
+/// by [`JointPositives::BodyGuidedFace`], which scores that pair only, face
+/// → body with the body detached.
+///
+/// # Shapes
+/// `joint[m]`: `[n, k]` unit rows; `present`: `[n, M]` (`None`: all);
+/// `scale`: `[1]` → `[1]`
+pub fn joint_nce(
+    joint: &[Tensor<2>],
+    present: Option<&Tensor<2>>,
+    scale: Tensor<1>,
+    positives: JointPositives,
+    labels: &[Option<usize>],
+    face_body: Option<(usize, usize)>,
+) -> Option<Tensor<1>> {
+    let modalities = joint.len();
+    let [n, _] = joint.first()?.dims();
+    let device = joint[0].device();
+    let present: Vec<f32> = match present {
+        Some(p) => p.clone().into_data().try_to_vec::<f32>().ok()?,
+        None => vec![1.0; n * modalities],
+    };
+    let has = |i: usize, m: usize| present[i * modalities + m] > 0.5;
+    let pairs: Vec<(usize, usize)> = match positives {
+        JointPositives::BodyGuidedFace => vec![face_body?],
+        _ => (0..modalities)
+            .flat_map(|a| (a + 1..modalities).map(move |b| (a, b)))
+            .collect(),
+    };
+    let mut total: Option<Tensor<1>> = None;
+    let mut count = 0usize;
+    for (a, b) in pairs {
+        let rows: Vec<usize> = (0..n).filter(|&i| has(i, a) && has(i, b)).collect();
+        if rows.len() < 2 {
+            continue;
+        }
+        let r = rows.len();
+        let index = Tensor::<1, Int>::from_data(
+            TensorData::new(rows.iter().map(|&i| i as i64).collect::<Vec<_>>(), [r]),
+            &device,
+        );
+        let za = joint[a].clone().select(0, index.clone());
+        let mut zb = joint[b].clone().select(0, index);
+        if positives == JointPositives::BodyGuidedFace {
+            zb = zb.detach();
+        }
+        let logits = za.matmul(zb.transpose()) * scale.clone().reshape([1, 1]); // [r, r]
+        // Positive mask: the diagonal, or same-label pairs.
+        let mut target = vec![0f32; r * r];
+        for (i, &ri) in rows.iter().enumerate() {
+            for (j, &rj) in rows.iter().enumerate() {
+                let positive = i == j
+                    || (positives == JointPositives::SameLabel
+                        && labels.get(ri).copied().flatten().is_some()
+                        && labels.get(ri) == labels.get(rj));
+                if positive {
+                    target[i * r + j] = 1.0;
+                }
+            }
+        }
+        let target = Tensor::<2>::from_data(TensorData::new(target, [r, r]), &device);
+        let per_pos = target.clone().sum_dim(1); // [r, 1]
+        // −mean over positives of log softmax, both directions.
+        let direction = |logits: Tensor<2>, target: Tensor<2>| {
+            (log_softmax(logits, 1) * target)
+                .sum_dim(1)
+                .div(per_pos.clone())
+                .mean()
+                .neg()
+        };
+        let loss = if positives == JointPositives::BodyGuidedFace {
+            direction(logits, target)
+        } else {
+            (direction(logits.clone(), target.clone())
+                + direction(logits.transpose(), target.transpose()))
+            .div_scalar(2.0)
+        };
+        total = Some(match total {
+            Some(t) => t + loss,
+            None => loss,
+        });
+        count += 1;
+    }
+    total.map(|t| t.div_scalar(count as f32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn descriptors(n: usize, m: usize, d: usize, device: &Device) -> Vec<Tensor<2>> {
+        (0..m)
+            .map(|_| Tensor::random([n, d], Distribution::Normal(0.0, 1.0), device))
+            .collect()
+    }
+
+    #[test]
+    fn weights_cover_the_available_modalities_and_absent_slots_are_not_read() {
+        let device = Device::default();
+        device.seed(3);
+        let fusion = JointFusionConfig::new(3, 8)
+            .with_impute(false)
+            .init(&device);
+        let mut f = descriptors(4, 3, 8, &device);
+        let present = Tensor::<2>::from_data(
+            TensorData::new(
+                vec![1f32, 1., 1., 1., 0., 1., 0., 0., 1., 1., 1., 0.],
+                [4, 3],
+            ),
+            &device,
+        );
+        let out = fusion.forward(f.clone(), Some(&present), None);
+        let w: Vec<f32> = out.weights.clone().into_data().try_to_vec().unwrap();
+        // Zero-initialised scores: even weights over what is there.
+        let expect = [
+            1. / 3.,
+            1. / 3.,
+            1. / 3.,
+            0.5,
+            0.,
+            0.5,
+            0.,
+            0.,
+            1.,
+            0.5,
+            0.5,
+            0.,
+        ];
+        for (a, b) in w.iter().zip(expect) {
+            assert!((a - b).abs() < 1e-5, "{w:?}");
+        }
+        // Garbage in an absent slot changes nothing.
+        let before: Vec<f32> = out.fused.into_data().try_to_vec().unwrap();
+        f[1] = f[1].clone().add_scalar(1e3);
+        let after: Vec<f32> = fusion
+            .forward(f, Some(&present), None)
+            .fused
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        for row in 1..3 {
+            for k in 0..8 {
+                assert!((before[row * 8 + k] - after[row * 8 + k]).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn imputation_fills_every_slot_and_has_a_loss_where_the_truth_exists() {
+        let device = Device::default();
+        device.seed(4);
+        let fusion = JointFusionConfig::new(3, 8).init(&device);
+        let f = descriptors(5, 3, 8, &device);
+        let present = Tensor::<2>::from_data(
+            TensorData::new(
+                vec![1f32, 1., 1., 1., 0., 0., 0., 1., 1., 1., 1., 0., 0., 0., 1.],
+                [5, 3],
+            ),
+            &device,
+        );
+        let out = fusion.forward(f, Some(&present), None);
+        let w: Vec<f32> = out.weights.into_data().try_to_vec().unwrap();
+        assert!(w.iter().all(|&x| (x - 1.0 / 3.0).abs() < 1e-5), "{w:?}");
+        let loss = out
+            .imputation_loss
+            .expect("pairs exist")
+            .into_scalar::<f32>();
+        assert!(loss.is_finite() && loss > 0.0);
+    }
+
+    #[test]
+    fn nce_is_low_for_aligned_pairs_and_follows_its_variant() {
+        let device = Device::default();
+        device.seed(5);
+        let a = l2_normalize(Tensor::<2>::random(
+            [6, 4],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ));
+        let scale = Tensor::<1>::from_floats([10.0], &device);
+        let aligned = joint_nce(
+            &[a.clone(), a.clone()],
+            None,
+            scale.clone(),
+            JointPositives::SameTurn,
+            &[],
+            None,
+        )
+        .unwrap()
+        .into_scalar::<f32>();
+        let shuffled = a
+            .clone()
+            .select(0, Tensor::<1, Int>::from_ints([1, 2, 3, 4, 5, 0], &device));
+        let misaligned = joint_nce(
+            &[a.clone(), shuffled],
+            None,
+            scale.clone(),
+            JointPositives::SameTurn,
+            &[],
+            None,
+        )
+        .unwrap()
+        .into_scalar::<f32>();
+        assert!(aligned < misaligned, "{aligned} vs {misaligned}");
+        // Fewer than two turns with both: nothing to contrast.
+        let present = Tensor::<2>::from_data(
+            TensorData::new(
+                vec![1f32, 1., 1., 0., 0., 1., 1., 0., 1., 0., 0., 1.],
+                [6, 2],
+            ),
+            &device,
+        );
+        assert!(
+            joint_nce(
+                &[a.clone(), a.clone()],
+                Some(&present),
+                scale.clone(),
+                JointPositives::SameTurn,
+                &[],
+                None
+            )
+            .is_none()
+        );
+        // Same-label positives: distinct labels are CLIP's diagonal; one
+        // shared label makes every turn a positive.
+        let same_label = |labels: &[Option<usize>]| {
+            joint_nce(
+                &[a.clone(), a.clone()],
+                None,
+                scale.clone(),
+                JointPositives::SameLabel,
+                labels,
+                None,
+            )
+            .unwrap()
+            .into_scalar::<f32>()
+        };
+        let distinct: Vec<Option<usize>> = (0..6).map(Some).collect();
+        assert!((same_label(&distinct) - aligned).abs() < 1e-6);
+        assert!((same_label(&[Some(2); 6]) - aligned).abs() > 1e-3);
+        // Body-guided face needs both streams.
+        assert!(
+            joint_nce(
+                &[a.clone(), a.clone()],
+                None,
+                scale.clone(),
+                JointPositives::BodyGuidedFace,
+                &[],
+                None
+            )
+            .is_none()
+        );
+        assert!(
+            joint_nce(
+                &[a.clone(), a],
+                None,
+                scale,
+                JointPositives::BodyGuidedFace,
+                &[],
+                Some((0, 1))
+            )
+            .is_some()
+        );
+    }
+}
