@@ -27,10 +27,15 @@
 //!   (`ModelSpec::modality_dropout`), whose real descriptor is known.
 //! - **Query-adaptive fusion.** Per-turn weights over the modalities,
 //!   `w = softmax_m(MLP([f_1; …; f_M; a]) + log a_m)` with `a` the turn's
-//!   availability mask (present, or imputed), and `z = Σ_m w_m f_m`: each
-//!   turn decides how much each modality counts, in place of AMuSE's global
-//!   gates. An unavailable slot enters the MLP as zeros *with its flag at 0*,
-//!   and gets weight 0.
+//!   availability mask (present, or imputed), and
+//!   `z = ⊕_m M·w_m f_m` (the weighted slots concatenated; at even weights
+//!   plain concatenation): each turn decides how much each modality counts,
+//!   in place of AMuSE's global gates. Concatenated, not summed: the paper
+//!   keeps "mode-exclusive" details beside the shared ones, and a weighted
+//!   sum into one `d`-wide vector measured 5–8 points of validation wF1
+//!   below AMuSE on the redundant synthetic setting (3 seeds; the first
+//!   version of this module). An unavailable slot enters the MLP as zeros
+//!   *with its flag at 0*, and gets weight 0.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -145,7 +150,7 @@ struct QueryWeights {
 /// What [`JointFusion::forward`] returns.
 #[derive(Debug, Clone)]
 pub struct JointOutput {
-    /// The fused descriptor of every turn, `[n, d]`.
+    /// The fused descriptor of every turn, `[n, M · d]`.
     pub fused: Tensor<2>,
     /// Unit joint embeddings per modality, `[n, k]` each (rows of absent
     /// modalities are computed from padding: mask them).
@@ -311,9 +316,12 @@ impl JointFusion {
             (None, None) => available.clone(),
         };
         let stacked = Tensor::stack::<3>(slots, 1); // [n, M, d]
-        let fused = (stacked * weights.clone().unsqueeze_dim::<3>(2))
-            .sum_dim(1)
-            .squeeze_dim::<2>(1);
+        let fused = (stacked
+            * weights
+                .clone()
+                .mul_scalar(modalities as f32)
+                .unsqueeze_dim::<3>(2))
+        .reshape([n, modalities * d]);
         JointOutput {
             fused,
             joint,
@@ -470,9 +478,10 @@ mod tests {
             .into_data()
             .try_to_vec()
             .unwrap();
+        // Rows 1 and 2 lack modality 1 (fused rows are 3 × 8 wide).
         for row in 1..3 {
-            for k in 0..8 {
-                assert!((before[row * 8 + k] - after[row * 8 + k]).abs() < 1e-4);
+            for k in 0..24 {
+                assert!((before[row * 24 + k] - after[row * 24 + k]).abs() < 1e-4);
             }
         }
     }

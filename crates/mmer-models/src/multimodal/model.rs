@@ -263,9 +263,7 @@ pub struct NceTargets<'a> {
 impl EmotionModelConfig {
     /// Width of the fused utterance vector the context model reads.
     pub fn d_fused(&self) -> usize {
-        if self.spec.fusion == Fusion::Am2EmoJe {
-            self.spec.d_modality
-        } else if self.spec.fusion.uses_sequences() {
+        if self.spec.fusion.uses_sequences() {
             self.modality_widths.len() * self.spec.d_modality
         } else {
             self.modality_widths.iter().sum()
