@@ -399,7 +399,7 @@ pub fn table(report: &RobustnessReport) -> String {
 
 /// Draws the sweeps of several runs on one chart (weighted F1 against the
 /// missing rate, ± one standard deviation as error bars, the majority
-/// baseline dashed) and writes it as SVG.
+/// baseline dashed, once per distinct value) and writes it as SVG.
 ///
 /// # Errors
 /// No reports, or the file cannot be written.
@@ -465,13 +465,27 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
                     6,
                 )
             }))?;
-            let baseline = report.majority_baseline.weighted_f1.mean;
-            chart.draw_series(DashedLineSeries::new(
-                vec![(0.0, baseline), (max_rate, baseline)],
-                6,
-                4,
-                colour.stroke_width(1),
-            ))?;
+        }
+        // The majority-class baseline, once per distinct value (runs on the
+        // same data share it).
+        let mut baselines: Vec<f64> = reports
+            .iter()
+            .map(|r| r.majority_baseline.weighted_f1.mean)
+            .collect();
+        baselines.sort_by(f64::total_cmp);
+        baselines.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+        for baseline in baselines {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(0.0, baseline), (max_rate, baseline)],
+                    6,
+                    4,
+                    BLACK.mix(0.6).stroke_width(1),
+                ))?
+                .label(format!("majority class ({baseline:.1})"))
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.6).stroke_width(1))
+                });
         }
         chart
             .configure_series_labels()
