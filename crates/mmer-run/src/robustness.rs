@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mmer_core::{Dialogue, Label, Modality, Split};
-use mmer_eval::ClassificationReport;
+use mmer_eval::{Aggregate, ClassificationReport};
 use mmer_train::Checkpoint;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -56,34 +56,6 @@ impl Default for RobustnessConfig {
     }
 }
 
-/// Mean and sample standard deviation of a metric over its values.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct MeanStd {
-    /// Mean.
-    pub mean: f64,
-    /// Sample standard deviation (0 for one value).
-    pub std: f64,
-    /// Number of values.
-    pub n: usize,
-}
-
-impl MeanStd {
-    fn of(values: &[f64]) -> Self {
-        let n = values.len();
-        let mean = values.iter().sum::<f64>() / n.max(1) as f64;
-        let var = if n > 1 {
-            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
-        } else {
-            0.0
-        };
-        Self {
-            mean,
-            std: var.sqrt(),
-            n,
-        }
-    }
-}
-
 /// One test-time condition's scores over the run's seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConditionScore {
@@ -92,9 +64,9 @@ pub struct ConditionScore {
     /// The modalities removed from every turn.
     pub removed: Vec<Modality>,
     /// Weighted F1 (percent) over the seeds.
-    pub weighted_f1: MeanStd,
+    pub weighted_f1: Aggregate,
     /// Accuracy (percent) over the seeds.
-    pub accuracy: MeanStd,
+    pub accuracy: Aggregate,
 }
 
 /// One rate of the sweep.
@@ -107,9 +79,9 @@ pub struct SweepPoint {
     pub removed_share: f64,
     /// Weighted F1 (percent) over the seeds, each seed's score the mean
     /// over the draws.
-    pub weighted_f1: MeanStd,
+    pub weighted_f1: Aggregate,
     /// Accuracy (percent), as `weighted_f1`.
-    pub accuracy: MeanStd,
+    pub accuracy: Aggregate,
 }
 
 /// What `mmer robustness` reports for one run.
@@ -173,23 +145,17 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             .map(|(checkpoint, model)| Ok(checkpoint.evaluate(model, dialogues)?))
             .collect()
     };
-    let summarise =
-        |name: String, removed: Vec<Modality>, reports: &[ClassificationReport]| ConditionScore {
+    let summarise = |name: String,
+                     removed: Vec<Modality>,
+                     reports: &[ClassificationReport]|
+     -> Result<ConditionScore> {
+        Ok(ConditionScore {
             name,
             removed,
-            weighted_f1: MeanStd::of(
-                &reports
-                    .iter()
-                    .map(|r| 100.0 * r.weighted_f1)
-                    .collect::<Vec<_>>(),
-            ),
-            accuracy: MeanStd::of(
-                &reports
-                    .iter()
-                    .map(|r| 100.0 * r.accuracy)
-                    .collect::<Vec<_>>(),
-            ),
-        };
+            weighted_f1: percent(reports.iter().map(|r| r.weighted_f1))?,
+            accuracy: percent(reports.iter().map(|r| r.accuracy))?,
+        })
+    };
 
     let mut conditions = Vec::new();
     let mut skipped = Vec::new();
@@ -206,7 +172,7 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             continue;
         }
         tracing::info!(condition = %name, "scoring");
-        conditions.push(summarise(name, removed, &score(&kept)?));
+        conditions.push(summarise(name, removed, &score(&kept)?)?);
     }
 
     let mut sweep = Vec::new();
@@ -222,8 +188,8 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             removed_cells += removed;
             cells += total;
             for (sum, report) in sums.iter_mut().zip(score(&masked)?) {
-                sum.0 += 100.0 * report.weighted_f1;
-                sum.1 += 100.0 * report.accuracy;
+                sum.0 += report.weighted_f1;
+                sum.1 += report.accuracy;
             }
         }
         tracing::info!(rate, "sweep point scored");
@@ -231,8 +197,8 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
         sweep.push(SweepPoint {
             rate,
             removed_share: removed_cells as f64 / cells.max(1) as f64,
-            weighted_f1: MeanStd::of(&sums.iter().map(|s| s.0 / draws).collect::<Vec<_>>()),
-            accuracy: MeanStd::of(&sums.iter().map(|s| s.1 / draws).collect::<Vec<_>>()),
+            weighted_f1: percent(sums.iter().map(|s| s.0 / draws))?,
+            accuracy: percent(sums.iter().map(|s| s.1 / draws))?,
         });
     }
 
@@ -249,8 +215,26 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
         conditions,
         skipped,
         sweep,
-        majority_baseline: summarise("majority class".into(), Vec::new(), &[majority]),
+        majority_baseline: summarise("majority class".into(), Vec::new(), &[majority])?,
     })
+}
+
+/// A metric's values over seeds (fractions) as percent: mean and sample
+/// standard deviation.
+///
+/// # Errors
+/// No values (a run without seeds).
+fn percent(values: impl Iterator<Item = f64>) -> Result<Aggregate> {
+    let values: Vec<f64> = values.map(|v| 100.0 * v).collect();
+    Ok(Aggregate::from_values(&values)?)
+}
+
+/// `mean ± std` with two decimals, `± n/a` for one seed.
+fn mean_std(a: &Aggregate) -> String {
+    match a.std {
+        Some(std) => format!("{:.2} ± {std:.2}", a.mean),
+        None => format!("{:.2} ± n/a", a.mean),
+    }
 }
 
 /// The fixed conditions: nothing removed, each single modality, and each
@@ -367,8 +351,10 @@ pub fn table(report: &RobustnessReport) -> String {
     out.push_str("| condition | weighted F1 | accuracy |\n|---|---|---|\n");
     let row = |c: &ConditionScore| {
         format!(
-            "| {} | {:.2} ± {:.2} | {:.2} ± {:.2} |\n",
-            c.name, c.weighted_f1.mean, c.weighted_f1.std, c.accuracy.mean, c.accuracy.std
+            "| {} | {} | {} |\n",
+            c.name,
+            mean_std(&c.weighted_f1),
+            mean_std(&c.accuracy)
         )
     };
     for c in &report.conditions {
@@ -385,13 +371,11 @@ pub fn table(report: &RobustnessReport) -> String {
     );
     for p in &report.sweep {
         out.push_str(&format!(
-            "| {:.2} | {:.3} | {:.2} ± {:.2} | {:.2} ± {:.2} |\n",
+            "| {:.2} | {:.3} | {} | {} |\n",
             p.rate,
             p.removed_share,
-            p.weighted_f1.mean,
-            p.weighted_f1.std,
-            p.accuracy.mean,
-            p.accuracy.std
+            mean_std(&p.weighted_f1),
+            mean_std(&p.accuracy)
         ));
     }
     out
@@ -416,7 +400,7 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
         .flat_map(|r| {
             r.sweep
                 .iter()
-                .map(|p| p.weighted_f1.mean + p.weighted_f1.std)
+                .map(|p| p.weighted_f1.mean + p.weighted_f1.std.unwrap_or(0.0))
         })
         .fold(0.0f64, f64::max);
     let y_max = (top / 10.0).ceil() * 10.0 + 5.0;
@@ -458,9 +442,9 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
             chart.draw_series(report.sweep.iter().map(|p| {
                 ErrorBar::new_vertical(
                     p.rate,
-                    p.weighted_f1.mean - p.weighted_f1.std,
+                    p.weighted_f1.mean - p.weighted_f1.std.unwrap_or(0.0),
                     p.weighted_f1.mean,
-                    p.weighted_f1.mean + p.weighted_f1.std,
+                    p.weighted_f1.mean + p.weighted_f1.std.unwrap_or(0.0),
                     colour,
                     6,
                 )
