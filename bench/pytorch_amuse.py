@@ -57,6 +57,8 @@ def load_export(directory, np):
         frames, lengths = tensors[f"frames.{name}"], tensors[f"lengths.{name}"]
         if frames.shape[1] != width or lengths.sum() != frames.shape[0]:
             sys.exit(f"error: {directory}: frames.{name} {frames.shape} does not match its lengths/width")
+        if (lengths == 0).any():
+            sys.exit(f"error: {directory}: some turns lack {name}; this benchmark needs every modality in every turn")
         per_modality.append(np.split(frames, np.cumsum(lengths)[:-1]))
     dialogues, k = [], 0
     for d in settings["dialogues"]:
@@ -114,13 +116,20 @@ def make_batch(members, widths, torch, np):
     }
 
 
-def build_model(torch, widths, num_classes, spec):
+def build_parts(torch, widths, num_classes, spec):
+    """The parts of mmer's EmotionModel that every sequence fusion shares:
+    the per-modality descriptors (encoders → MAN → pooling; `forward(modalities,
+    present=None)`, MAN unless the fusion is `concat`) and the context model
+    over the fused M·d-wide utterances (`forward(fused, batch)` → logits)."""
     nn, F = torch.nn, torch.nn.functional
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    fusion = spec["fusion"]
-    if fusion not in ("concat", "man_concat", "man_af"):
-        sys.exit(f"error: fusion {fusion!r}: this benchmark implements concat, man_concat and man_af")
+    expected = {"pooling": "mean", "man_residual": "post_norm", "mode_heads": False, "input_dropout": 0.0}
+    unsupported = {key: spec[key] for key, value in expected.items() if spec[key] != value}
+    if unsupported:
+        sys.exit(f"error: {unsupported}: this benchmark implements {expected}")
+    if spec["context"] != "dialogue_speaker":
+        sys.exit(f"error: context {spec['context']!r}: this benchmark implements dialogue_speaker")
     d = spec["d_modality"]
     attention_dropout = min(spec["dropout"], 0.1)
 
@@ -164,20 +173,40 @@ def build_model(torch, widths, num_classes, spec):
             self.feed_forward_norm = nn.LayerNorm(d)
             self.dropout = nn.Dropout(attention_dropout)
 
-        def forward(self, g, padding, peripherals):
+        def forward(self, g, padding, peripherals, present):
             a = self.self_attention(g, g, g, key_padding_mask=padding, need_weights=False)[0]
             g = self.self_norm(g + self.dropout(a))
             if self.injection is not None:
-                weights = torch.sigmoid(self.injection) / len(peripherals)
-                injected = sum(
-                    weights[p] * att(g, f, f, key_padding_mask=pad, need_weights=False)[0]
-                    for p, (att, (f, pad)) in enumerate(zip(self.cross_attention, peripherals))
-                )
-                g = self.cross_norm(g + self.dropout(injected))
+                g = self.inject(g, peripherals) if present is None else self.inject_present(g, peripherals, present)
             h = self.feed_forward_out(F.gelu(self.feed_forward_in(g)))
             return self.feed_forward_norm(g + self.dropout(h))
 
-    class AmuseModel(nn.Module):
+        def inject(self, g, peripherals):
+            weights = torch.sigmoid(self.injection) / len(peripherals)
+            injected = sum(
+                weights[p] * att(g, f, f, key_padding_mask=pad, need_weights=False)[0]
+                for p, (att, (f, pad)) in enumerate(zip(self.cross_attention, peripherals))
+            )
+            return self.cross_norm(g + self.dropout(injected))
+
+        def inject_present(self, g, peripherals, present):
+            """`inject` where some rows lack peripherals (`present`, [n, P]
+            1/0): weights σ(θ_p)/P' over a row's P' present ones; an absent
+            one is selected away; a row with none keeps g (ManLayer::inject_present)."""
+            count = present.sum(1, keepdim=True)  # [n, 1]
+            weights = torch.sigmoid(self.injection) * present / count.clamp_min(1.0)  # [n, P]
+            injected = sum(
+                torch.where(
+                    present[:, p, None, None] > 0.5,
+                    weights[:, p, None, None] * att(g, f, f, key_padding_mask=pad, need_weights=False)[0],
+                    0.0,
+                )
+                for p, (att, (f, pad)) in enumerate(zip(self.cross_attention, peripherals))
+            )
+            joined = self.cross_norm(g + self.dropout(injected))
+            return torch.where(count[:, :, None] > 0.5, joined, g)
+
+    class Descriptors(nn.Module):
         def __init__(self):
             super().__init__()
             modalities = len(widths)
@@ -189,14 +218,40 @@ def build_model(torch, widths, num_classes, spec):
                         for _ in range(modalities)
                     ]
                 )
-                if fusion != "concat"
+                if spec["fusion"] != "concat"
                 else None
             )
-            pairs = modalities * (modalities - 1)
-            self.gates = nn.Parameter(torch.zeros(pairs, d)) if fusion == "man_af" and pairs else None
+
+        def forward(self, modalities, present=None):
+            """`present` ([n, M], 1/0; None: all) keeps MAN from injecting an
+            absent peripheral; an absent central modality's descriptor is
+            still computed (the caller masks it)."""
+            encoded = [enc(m) for enc, m in zip(self.encoders, modalities)]
+            if self.stacks is not None:
+                out = []
+                for c, stack in enumerate(self.stacks):
+                    others = [p for p in range(len(encoded)) if p != c]
+                    peripherals = [(encoded[p], modalities[p]["padding"]) for p in others]
+                    peripheral_present = None if present is None else present[:, others]
+                    g = encoded[c]
+                    for layer in stack:
+                        g = layer(g, modalities[c]["padding"], peripherals, peripheral_present)
+                    out.append(g)
+                encoded = out
+            pooled = []
+            for x, m in zip(encoded, modalities):
+                keep = (~m["padding"]).unsqueeze(2).float()
+                pooled.append((x * keep).sum(1) / keep.sum(1).clamp_min(1.0))
+            return pooled
+
+    class Context(nn.Module):
+        """mmer's ErcModel with ContextMode::DialogueSpeaker."""
+
+        def __init__(self):
+            super().__init__()
             d_model, h = spec["d_model"], spec["d_hidden"]
             self.input_dropout = nn.Dropout(spec["dropout"])
-            self.utterance = nn.Linear(modalities * d, d_model)
+            self.utterance = nn.Linear(len(widths) * d, d_model)
             self.dialogue = nn.LSTM(d_model, h, batch_first=True, bidirectional=True)
             self.speaker = nn.LSTM(d_model, h, batch_first=True, bidirectional=True)
             self.context_dropout = nn.Dropout(spec["context_dropout"])
@@ -204,35 +259,7 @@ def build_model(torch, widths, num_classes, spec):
             self.hidden_dropout = nn.Dropout(spec["dropout"])
             self.output = nn.Linear(d_model, num_classes)
 
-        def fuse(self, modalities):
-            encoded = [enc(m) for enc, m in zip(self.encoders, modalities)]
-            if self.stacks is not None:
-                out = []
-                for c, stack in enumerate(self.stacks):
-                    peripherals = [(encoded[p], modalities[p]["padding"]) for p in range(len(encoded)) if p != c]
-                    g = encoded[c]
-                    for layer in stack:
-                        g = layer(g, modalities[c]["padding"], peripherals)
-                    out.append(g)
-                encoded = out
-            pooled = []
-            for x, m in zip(encoded, modalities):
-                keep = (~m["padding"]).unsqueeze(2).float()
-                pooled.append((x * keep).sum(1) / keep.sum(1).clamp_min(1.0))
-            if self.gates is None:
-                return torch.cat(pooled, 1)
-            alpha = torch.sigmoid(self.gates)
-            fused, row = [], 0
-            for c, own in enumerate(pooled):
-                mixed = []
-                for other in (o for k, o in enumerate(pooled) if k != c):
-                    mixed.append(alpha[row] * other + (1 - alpha[row]) * own)
-                    row += 1
-                fused.append(sum(mixed) / len(mixed))
-            return torch.cat(fused, 1)
-
-        def forward(self, batch):
-            fused = self.fuse(batch["modalities"])  # [n, M d]
+        def forward(self, fused, batch):
             table = torch.cat([fused, fused.new_zeros(1, fused.shape[1])], 0)
             b, t = len(batch["lengths"]), int(batch["lengths"].max())
             x = table.index_select(0, batch["grid_rows"]).reshape(b, t, -1)
@@ -247,13 +274,47 @@ def build_model(torch, widths, num_classes, spec):
             hidden = self.hidden_dropout(torch.relu(self.hidden(torch.cat([u, ctx], 2))))
             return self.output(hidden)  # [b, t, classes]
 
-    if spec["context"] != "dialogue_speaker":
-        sys.exit(f"error: context {spec['context']!r}: this benchmark implements dialogue_speaker")
+    return Descriptors(), Context()
+
+
+def build_model(torch, widths, num_classes, spec):
+    nn = torch.nn
+    fusion = spec["fusion"]
+    if fusion not in ("concat", "man_concat", "man_af"):
+        sys.exit(
+            f"error: fusion {fusion!r}: this benchmark implements concat, man_concat and man_af "
+            "(am2_emoje: pytorch_am2emoje.py)"
+        )
+
+    class AmuseModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.descriptors, self.context = build_parts(torch, widths, num_classes, spec)
+            pairs = len(widths) * (len(widths) - 1)
+            self.gates = nn.Parameter(torch.zeros(pairs, spec["d_modality"])) if fusion == "man_af" and pairs else None
+
+        def forward(self, batch):
+            pooled = self.descriptors(batch["modalities"])
+            if self.gates is None:
+                return self.context(torch.cat(pooled, 1), batch)
+            alpha = torch.sigmoid(self.gates)
+            fused, row = [], 0
+            for c, own in enumerate(pooled):
+                mixed = []
+                for other in (o for k, o in enumerate(pooled) if k != c):
+                    mixed.append(alpha[row] * other + (1 - alpha[row]) * own)
+                    row += 1
+                fused.append(sum(mixed) / len(mixed))
+            return self.context(torch.cat(fused, 1), batch)  # [b, t, classes]
+
     return AmuseModel()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run(description, build):
+    """The command line of this script and of pytorch_am2emoje.py: trains
+    `build(torch, widths, num_classes, spec)` on the export and prints the
+    JSON report."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", required=True, help="directory of `mmer bench train-epoch --export`")
     parser.add_argument("--order", required=True, help="JSON epoch orders (`--order-out`)")
     parser.add_argument("--epochs", type=int, default=1)
@@ -275,7 +336,7 @@ def main():
     if len(orders) < args.epochs:
         sys.exit(f"error: {args.order} has {len(orders)} epoch orders, --epochs is {args.epochs}")
     widths = [w for _, w in settings["modalities"]]
-    model = build_model(torch, widths, len(settings["classes"]), train["model"])
+    model = build(torch, widths, len(settings["classes"]), train["model"])
     optim = torch.optim.Adam(
         model.parameters(), lr=train["learning_rate"], weight_decay=train["weight_decay"], eps=1e-5
     )
@@ -317,4 +378,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(__doc__, build_model)

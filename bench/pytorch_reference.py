@@ -279,7 +279,10 @@ def focal_loss(torch, logits, targets, gamma=1.0):
 def train_epochs(torch, model, optim, orders, batch_size, batch_of, gamma=1.0):
     """One timed pass per epoch order: batches of `batch_size` dialogue ids,
     built by `batch_of(ids)` (inside the timing, as mmer builds its batches),
-    focal loss over the labelled turns. Returns (epoch_seconds, epoch_loss)."""
+    focal loss over the labelled turns — plus the model's own auxiliary loss
+    when `model(batch)` returns (logits, auxiliary) rather than the logits
+    (AM²-EmoJE's weighted NCE and imputation terms). Returns (epoch_seconds,
+    epoch_loss)."""
     epoch_seconds, epoch_loss = [], []
     for order in orders:
         started = time.perf_counter()
@@ -288,10 +291,11 @@ def train_epochs(torch, model, optim, orders, batch_size, batch_of, gamma=1.0):
             batch = batch_of(order[start : start + batch_size])
             if len(batch["rows"]) == 0:
                 continue
-            logits = model(batch)
+            out = model(batch)
+            logits, auxiliary = out if isinstance(out, tuple) else (out, 0.0)
             b, t, c = logits.shape
             rows = logits.reshape(b * t, c).index_select(0, batch["rows"])
-            loss = focal_loss(torch, rows, batch["targets"], gamma)
+            loss = focal_loss(torch, rows, batch["targets"], gamma) + auxiliary
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()

@@ -35,7 +35,9 @@ all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-mi
      meld-mpnet-layer8-amuse-rezero-256 iemocap-mpnet-layer8-amuse-rezero-256
      iemocap-ses4-mpnet-layer8 iemocap-ses4-mpnet-layer8-concat iemocap-ses4-mpnet-layer8-amuse
      iemocap-ses4-mpnet-layer8-amuse-rezero iemocap-ses4-mpnet-layer8-amuse-rezero-dropout
-     iemocap-ses4-mpnet-layer8-amuse-rezero-256)
+     iemocap-ses4-mpnet-layer8-amuse-rezero-256
+     meld-mpnet-layer8-am2emoje iemocap-mpnet-layer8-am2emoje iemocap-ses4-mpnet-layer8-am2emoje
+     iemocap-ses4-mpnet-layer8-am2emoje-256)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -86,6 +88,13 @@ for name in "${selected[@]}"; do
         iemocap-ses4-mpnet-layer8-amuse-rezero) run "$name" --config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero "${iemocap_ses4[@]}" ;;
         iemocap-ses4-mpnet-layer8-amuse-rezero-dropout) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml "${iemocap_ses4[@]}" ;;
         iemocap-ses4-mpnet-layer8-amuse-rezero-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml "${iemocap_ses4[@]}" ;;
+        # Text alone through AM²-EmoJE (issue 15): with one modality its joint
+        # space has nothing to align or impute, and the fusion passes the
+        # descriptor through; the AMuSE-path settings above otherwise.
+        meld-mpnet-layer8-am2emoje) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --fusion am2-emoje ;;
+        iemocap-mpnet-layer8-am2emoje) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --fusion am2-emoje "${iemocap[@]}" ;;
+        iemocap-ses4-mpnet-layer8-am2emoje) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --fusion am2-emoje "${iemocap_ses4[@]}" ;;
+        iemocap-ses4-mpnet-layer8-am2emoje-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml --fusion am2-emoje "${iemocap_ses4[@]}" ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done

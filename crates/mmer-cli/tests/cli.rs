@@ -246,40 +246,22 @@ fn train_rejects_unknown_config_keys() {
 /// without the installed weights.
 #[test]
 fn conversations_train_and_predict_with_real_encoders() {
-    let models = std::env::var("MMER_MODELS_DIR").unwrap_or_else(|_| "../../models".into());
-    if !Path::new(&models)
-        .join("all-minilm-l6-v2/model.safetensors")
-        .exists()
-    {
-        eprintln!("skipping: MiniLM weights not installed (run scripts/setup.sh)");
+    let Some(models) = minilm_models() else {
         return;
-    }
-    let models = std::fs::canonicalize(&models).unwrap();
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("mine");
-    std::fs::create_dir_all(&data).unwrap();
-    let lines = [
-        ("I love this, thank you so much!", "joy"),
-        ("Get out of my room right now!", "anger"),
-        ("The meeting is at three.", "neutral"),
-        ("Wait, you did what?!", "surprise"),
-        ("I miss her every day.", "sadness"),
-        ("Okay, see you later.", "neutral"),
-    ];
-    for (split, dialogues) in [("train", 6), ("valid", 2), ("test", 2)] {
-        let mut text = String::new();
-        for d in 0..dialogues {
-            for (turn, (utterance, label)) in lines.iter().enumerate() {
-                // Each split has its own speakers: a conversation repeated
-                // across splits is refused as leakage.
-                let speaker = format!("{}-{split}", if turn % 2 == 0 { "A" } else { "B" });
-                text.push_str(&format!(
-                    "{{\"dialogue\": \"{split}{d}\", \"turn\": {turn}, \"speaker\": \"{speaker}\", \"text\": \"{utterance}\", \"label\": \"{label}\"}}\n"
-                ));
-            }
-        }
-        std::fs::write(data.join(format!("{split}.jsonl")), text).unwrap();
-    }
+    write_conversation_splits(
+        &data,
+        &[
+            ("I love this, thank you so much!", "\"joy\""),
+            ("Get out of my room right now!", "\"anger\""),
+            ("The meeting is at three.", "\"neutral\""),
+            ("Wait, you did what?!", "\"surprise\""),
+            ("I miss her every day.", "\"sadness\""),
+            ("Okay, see you later.", "\"neutral\""),
+        ],
+    );
     let store = dir.path().join("store");
     let train = |out: &Path, text: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_mmer"))
@@ -729,6 +711,70 @@ fn extract_writes_face_and_body_streams() {
     assert_eq!(coverage["audio"], 7, "{coverage}");
     assert_eq!(coverage["face"], 6, "{coverage}");
     assert_eq!(coverage["body"], 7, "{coverage}");
+
+    // The store trains and evaluates as it is: turns without a face or
+    // without sound lack that modality, nothing special-cased.
+    let clip = |k: usize| clips[k].file_name().unwrap().to_str().unwrap().to_string();
+    for (split, media) in [
+        ("valid", [clip(0), "noface.mp4".into(), "tone.wav".into()]),
+        ("test", [clip(1), "tone.wav".into(), "noface.mp4".into()]),
+    ] {
+        let lines: String = media
+            .iter()
+            .enumerate()
+            .map(|(n, m)| {
+                let kind = if m.ends_with(".wav") { "audio" } else { "video" };
+                format!(
+                    "{{\"dialogue\": \"{split}\", \"turn\": {n}, \"speaker\": \"{split}-A\", \"text\": \"{split} {n}\", \"label\": \"neutral\", \"{kind}\": \"{m}\"}}\n"
+                )
+            })
+            .collect();
+        let file = data.join(format!("{split}.jsonl"));
+        std::fs::write(&file, lines).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+            .args(["extract", file.to_str().unwrap(), "--out", store_s])
+            .args(["--keyframes", "4"])
+            .env("MMER_LOG", "warn")
+            .env("MMER_MODELS_DIR", &models)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    }
+    let run = dir.path().join("run");
+    let o = mmer(&[
+        "train",
+        "--dataset",
+        "conversations",
+        "--data",
+        data.to_str().unwrap(),
+        "--media-store",
+        store_s,
+        "--modalities",
+        "audio,face,body",
+        "--fusion",
+        "am2-emoje",
+        "--seeds",
+        "0",
+        "--max-epochs",
+        "2",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        read_json(&run.join("results.json"))["split_sizes"],
+        serde_json::json!({"train": 8, "valid": 3, "test": 3})
+    );
+    let o = mmer(&[
+        "robustness",
+        run.to_str().unwrap(),
+        "--rates",
+        "0",
+        "--draws",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("| no face |"), "{}", stdout(&o));
 }
 
 /// Without the face models, `mmer extract` says how to install them (or how
@@ -841,6 +887,23 @@ fn amuse_trains_on_a_feature_pickle_from_pretrained_weights() {
         results["modalities"],
         serde_json::json!(["text", "audio", "face"])
     );
+    // The robustness verb reads the pickle's run like any other.
+    let o = mmer(&[
+        "robustness",
+        run.to_str().unwrap(),
+        "--rates",
+        "0,0.5",
+        "--draws",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for condition in ["| full |", "| no text |", "| no audio + face |"] {
+        assert!(
+            stdout(&o).contains(condition),
+            "{condition}: {}",
+            stdout(&o)
+        );
+    }
     // Training without one of the modalities the pickle carries is a
     // different model: starting it from these weights is refused by name.
     let o = mmer(
@@ -1406,4 +1469,230 @@ fn analyze_takes_a_transcript_and_reads_a_silent_video_from_faces() {
     );
     assert!(turn["evidence"]["face"].is_object(), "{turn}");
     assert_ne!(turn["emotion"], "unknown");
+}
+
+/// The models directory when MiniLM is installed in it; `None` (the test
+/// skips, saying so) otherwise.
+fn minilm_models() -> Option<std::path::PathBuf> {
+    let models = std::env::var("MMER_MODELS_DIR").unwrap_or_else(|_| "../../models".into());
+    if !Path::new(&models)
+        .join("all-minilm-l6-v2/model.safetensors")
+        .exists()
+    {
+        eprintln!("skipping: MiniLM weights not installed (run scripts/setup.sh)");
+        return None;
+    }
+    Some(std::fs::canonicalize(&models).unwrap())
+}
+
+/// Writes `train`, `valid` and `test` JSONL conversation files into `dir`,
+/// each dialogue the given turns (text, label as raw JSON) with speakers of
+/// its own split (a conversation repeated across splits is leakage).
+fn write_conversation_splits(dir: &Path, turns: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (split, dialogues) in [("train", 6), ("valid", 2), ("test", 2)] {
+        let mut text = String::new();
+        for d in 0..dialogues {
+            for (turn, (utterance, label)) in turns.iter().enumerate() {
+                let speaker = format!("{}-{split}", if turn % 2 == 0 { "A" } else { "B" });
+                text.push_str(&format!(
+                    "{{\"dialogue\": \"{split}{d}\", \"turn\": {turn}, \"speaker\": \"{speaker}\", \"text\": \"{utterance}\", \"label\": {label}}}\n"
+                ));
+            }
+        }
+        std::fs::write(dir.join(format!("{split}.jsonl")), text).unwrap();
+    }
+}
+
+/// A run on classes it declares (issue 16): the conversation files name
+/// them, and results.json, `eval` and `predict` show them; the checkpoint
+/// carries them, so `predict` needs no config. Skips without MiniLM.
+#[test]
+fn declared_classes_train_evaluate_and_predict_by_name() {
+    let Some(models) = minilm_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mine");
+    write_conversation_splits(
+        &data,
+        &[
+            ("Let us breathe and take our time.", "\"calm\""),
+            ("Why is this still not done?!", "\"tense\""),
+            ("We won, I can't believe it!", "\"Happy\""),
+            ("Everything is quiet tonight.", "\"calm\""),
+            ("You promised, and you lied again.", "\"tense\""),
+            ("Best birthday ever, thank you!", "\"happy\""),
+        ],
+    );
+    let out = dir.path().join("run");
+    let train = |labels: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mmer"))
+            .args(["train", "--dataset", "conversations", "--data"])
+            .arg(&data)
+            .args(["--labels", labels, "--encoder", "minilm", "--seeds", "0"])
+            .args(["--max-epochs", "2", "--out"])
+            .arg(&out)
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .args(extra)
+            .env("MMER_MODELS_DIR", &models)
+            .env("MMER_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+
+    // A class the files use but the run does not declare: file, line,
+    // turn and the declared classes, before anything is embedded.
+    let o = train("calm,tense", &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("train.jsonl:3: utterance train0_utt2: unknown label \"Happy\"")
+            && err.contains("calm, tense"),
+        "{err}"
+    );
+    // Multi-label is declared and read, but not trained yet.
+    let o = train("calm,tense,happy", &["--multi-label"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("multi-label training is not implemented yet"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "a refused run writes nothing");
+
+    let o = train("calm, tense, happy", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let classes = ["calm", "tense", "happy"];
+    let results = read_json(&out.join("results.json"));
+    assert_eq!(results["classes"], serde_json::json!(classes));
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains("[data.labels]") && config.contains("\"calm\""),
+        "{config}"
+    );
+    let checkpoint = read_json(&out.join("seed-0/checkpoint.json"));
+    assert_eq!(
+        checkpoint["labels"],
+        serde_json::json!({"name": "custom", "classes": classes, "multi_label": false})
+    );
+
+    // eval reloads the declared set from config.toml.
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .arg("eval")
+        .arg(&out)
+        .env("MMER_MODELS_DIR", &models)
+        .env("MMER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for class in classes {
+        assert!(stdout(&o).contains(class), "{}", stdout(&o));
+    }
+    let evaluation = read_json(&out.join("eval-test.json"));
+    assert_eq!(evaluation["classes"], serde_json::json!(classes));
+
+    // predict: the checkpoint alone gives the names, for the turns' gold
+    // labels as for the predictions.
+    let conversation = dir.path().join("new.jsonl");
+    std::fs::write(
+        &conversation,
+        "{\"dialogue\": \"n\", \"turn\": 0, \"speaker\": \"Ana\", \"text\": \"What a lovely surprise!\", \"label\": \"happy\"}\n\
+         {\"dialogue\": \"n\", \"turn\": 1, \"speaker\": \"Ben\", \"text\": \"Stop shouting at me.\"}\n",
+    )
+    .unwrap();
+    let predict = |file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_mmer"))
+            .args(["predict", "--format", "jsonl", "--model"])
+            .arg(out.join("seed-0"))
+            .arg(file)
+            .env("MMER_MODELS_DIR", &models)
+            .env("MMER_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let o = predict(&conversation);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let predictions: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(predictions.len(), 2);
+    for p in &predictions {
+        assert!(classes.contains(&p["emotion"].as_str().unwrap()), "{p}");
+        let mut names: Vec<&str> = p["probabilities"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["calm", "happy", "tense"], "{p}");
+    }
+    assert_eq!(predictions[0]["gold"], "happy");
+    // A MELD name is not one of this model's classes.
+    let meld = dir.path().join("meld.jsonl");
+    std::fs::write(
+        &meld,
+        "{\"dialogue\": \"m\", \"turn\": 0, \"speaker\": \"Ana\", \"text\": \"Yay!\", \"label\": \"joy\"}\n",
+    )
+    .unwrap();
+    let o = predict(&meld);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("meld.jsonl:1: utterance m_utt0: unknown label \"joy\"")
+            && stderr(&o).contains("calm, tense, happy"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Multi-label conversations on declared classes: `data stats` counts
+/// every class a turn names (an empty list is a labelled turn with none),
+/// a list in a single-label set is refused naming the turn. Needs no
+/// models: nothing is embedded.
+#[test]
+fn data_stats_reads_declared_multi_label_conversations() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("multi");
+    write_conversation_splits(
+        &data,
+        &[
+            ("Oh wow, you came!", "[\"joy\", \"surprise\"]"),
+            ("Of course I did.", "\"joy\""),
+            ("The train was late.", "[]"),
+            ("Let us sit down.", "null"),
+        ],
+    );
+    let stats = |extra: &[&str]| {
+        let mut args = vec!["data", "stats", "--dataset", "conversations", "--data"];
+        args.push(data.to_str().unwrap());
+        args.extend_from_slice(extra);
+        mmer(&args)
+    };
+    let o = stats(&["--labels", "joy,surprise,anger", "--multi-label", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        json["train"]["classes"],
+        serde_json::json!({"anger": 0, "joy": 12, "surprise": 6})
+    );
+    assert_eq!(json["train"]["utterances"], 24);
+
+    let o = stats(&["--labels", "joy,surprise,anger"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("train.jsonl:1: utterance train0_utt0: label [\"joy\", \"surprise\"] lists several classes")
+            && stderr(&o).contains("give one of joy, surprise, anger"),
+        "{}",
+        stderr(&o)
+    );
+    let o = stats(&["--labels", "meld", "--multi-label"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("the preset meld is single-label"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -68,6 +68,15 @@ pub enum Error {
         /// Comma-separated known names.
         known: String,
     },
+    /// A declared label set that cannot be used: no classes, a repeated
+    /// or blank class name, a name with surrounding whitespace.
+    #[error("label set {space}: {msg}")]
+    InvalidLabelSpace {
+        /// Label space name.
+        space: String,
+        /// What is wrong, naming the class.
+        msg: String,
+    },
     /// A re-split by dialogue-id prefix that would leave a split empty.
     #[error("{0}")]
     HoldOut(String),

@@ -16,6 +16,7 @@ mod error;
 mod label;
 pub mod media_store;
 mod modality;
+mod models_dir;
 pub mod progress;
 pub mod store;
 
@@ -23,3 +24,4 @@ pub use corpus::{Corpus, Dialogue, Features, Split, Utterance};
 pub use error::{Error, Result};
 pub use label::{Label, LabelSpace};
 pub use modality::Modality;
+pub use models_dir::{MODELS_DIR_ENV, default_models_dir};

@@ -7,7 +7,7 @@
 //! | `turn`     | integer ≥ 0      | yes      | position in the conversation              |
 //! | `speaker`  | string           | yes      | who speaks                                |
 //! | `text`     | string           | yes      | transcript, not empty                     |
-//! | `label`    | string           | no       | gold class name of the label space        |
+//! | `label`    | string or list   | no       | gold class name(s) of the run's label set |
 //! | `audio`    | path             | no       | audio clip of the turn                    |
 //! | `video`    | path             | no       | video clip of the turn                    |
 //! | `start`    | seconds ≥ 0      | no       | where the turn starts in its clip         |
@@ -30,8 +30,37 @@
 //! - `dialogue` and `speaker` are trimmed and must not be empty; `text` is
 //!   kept as written and must not be empty or blank (an utterance with no
 //!   words cannot be classified from text, and in a hand-written file it is
-//!   a mistake). A missing, `null` or empty `label` means unlabelled.
-//! - In a multi-label space, `label` lists class names separated by `;`.
+//!   a mistake).
+//!
+//! # Labels
+//! The classes are those of the run's label set: a preset (`meld`,
+//! `iemocap`, `synthetic`) or the classes the run declares (`[data.labels]
+//! classes = [...]` in its config, `--labels calm,tense,happy` on the
+//! command line). Names match case-insensitively, surrounding whitespace
+//! ignored.
+//! - A missing, `null` or empty (`""`) `label` means unlabelled: the turn
+//!   is context, not scored.
+//! - In a single-label set `label` names one class.
+//! - In a multi-label set it names any number of classes: a JSON list
+//!   (`"label": ["joy", "surprise"]`) or a string of names separated by `;`
+//!   (`"joy;surprise"`, the form a CSV cell takes; one name alone is a
+//!   list of one). An empty list — `[]`, or `;` in a CSV cell — means "no
+//!   emotion": every class false, which is a label, unlike a missing one.
+//! - An unknown class name, or a list in a single-label set, is an error
+//!   naming the file, line and utterance (`<dialogue>_utt<turn>`) and
+//!   listing the declared classes.
+//!
+//! ```text
+//! dialogue,turn,speaker,text,label
+//! cafe,0,Ana,You came!,joy;surprise
+//! cafe,1,Ben,I said I would.,;
+//! cafe,2,Ana,Coffee?,
+//! ```
+//!
+//! (multi-label: turn 0 is joy and surprise, turn 1 no emotion, turn 2
+//! unlabelled.)
+//!
+//! # Files
 //! - The file must be UTF-8 (a leading byte-order mark is ignored). Blank
 //!   JSONL lines are skipped.
 //! - CSV quoting must be RFC 4180's, as every CSV writer produces it: a
@@ -170,7 +199,8 @@ pub fn load_conversations(path: &Path, labels: &LabelSpace) -> Result<Vec<Dialog
 /// [`Error::Parse`] (bad JSON or CSV, broken CSV quoting such as an
 /// unterminated quote, invalid UTF-8, a non-integer turn, an unknown key, an
 /// empty dialogue id or speaker), [`Error::EmptyText`],
-/// [`Error::UnknownLabel`], [`Error::DuplicateId`] (a turn given twice),
+/// [`Error::UnknownLabel`], [`Error::LabelList`] (several classes in a
+/// single-label set), [`Error::DuplicateId`] (a turn given twice),
 /// [`Error::Format`] (no utterances). Each names the file and line, and the
 /// dialogue and turn where they are known.
 pub fn read_conversations(path: &Path, labels: &LabelSpace) -> Result<Conversations> {
@@ -195,7 +225,7 @@ struct Record {
     speaker: String,
     text: String,
     #[serde(default)]
-    label: Option<String>,
+    label: Option<RawLabel>,
     #[serde(default)]
     audio: Option<PathBuf>,
     #[serde(default)]
@@ -204,6 +234,58 @@ struct Record {
     start: Option<f64>,
     #[serde(default)]
     end: Option<f64>,
+}
+
+/// A `label` as written: one string (in a multi-label set, names separated
+/// by [`LabelSpace::LIST_SEPARATOR`]) or a JSON list of names.
+#[derive(Debug, Clone, PartialEq)]
+enum RawLabel {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl std::fmt::Display for RawLabel {
+    /// As written: `"joy;fear"` or `["joy", "fear"]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawLabel::Text(text) => write!(f, "{text:?}"),
+            RawLabel::List(names) => write!(f, "{names:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawLabel {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawLabel;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a class name or a list of class names")
+            }
+
+            fn visit_str<E: serde::de::Error>(
+                self,
+                text: &str,
+            ) -> std::result::Result<RawLabel, E> {
+                Ok(RawLabel::Text(text.to_string()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<RawLabel, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(RawLabel::List(names))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The file as UTF-8 without BOM, or a parse error at the first bad line.
@@ -376,7 +458,7 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
                 turn,
                 speaker: field(speaker_col).to_string(),
                 text: field(text_col).to_string(),
-                label: optional(label_col).map(str::to_string),
+                label: optional(label_col).map(|l| RawLabel::Text(l.to_string())),
                 audio: optional(audio_col).map(PathBuf::from),
                 video: optional(video_col).map(PathBuf::from),
                 start,
@@ -390,21 +472,39 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
     Ok(records)
 }
 
-/// The label of a record: single class, or `;`-separated classes in a
-/// multi-label space.
-fn resolve_label(raw: &str, labels: &LabelSpace, unknown: impl Fn(&str) -> Error) -> Result<Label> {
+/// The label of a record, `None` when it is blank (unlabelled); see the
+/// module doc's "Labels".
+fn resolve_label(
+    raw: &RawLabel,
+    labels: &LabelSpace,
+    unknown: impl Fn(&str) -> Error,
+    list: impl Fn() -> Error,
+) -> Result<Option<Label>> {
+    let separator = LabelSpace::LIST_SEPARATOR;
+    if matches!(raw, RawLabel::Text(text) if text.trim().is_empty()) {
+        return Ok(None);
+    }
     if !labels.multi_label {
-        return labels
-            .index_of(raw)
-            .map(Label::Single)
-            .map_err(|_| unknown(raw));
+        return match raw {
+            RawLabel::Text(text) if !text.contains(separator) => labels
+                .index_of(text)
+                .map(|class| Some(Label::Single(class)))
+                .map_err(|_| unknown(text)),
+            _ => Err(list()),
+        };
     }
+    let names: Vec<&str> = match raw {
+        RawLabel::Text(text) => text
+            .split(separator)
+            .filter(|n| !n.trim().is_empty())
+            .collect(),
+        RawLabel::List(names) => names.iter().map(String::as_str).collect(),
+    };
     let mut bits = vec![false; labels.num_classes()];
-    for name in raw.split(';').filter(|n| !n.trim().is_empty()) {
-        let class = labels.index_of(name).map_err(|_| unknown(name))?;
-        bits[class] = true;
+    for name in names {
+        bits[labels.index_of(name).map_err(|_| unknown(name))?] = true;
     }
-    Ok(Label::Multi(bits))
+    Ok(Some(Label::Multi(bits)))
 }
 
 fn assemble(
@@ -460,7 +560,7 @@ fn assemble(
 
         let mut utterance = Utterance::new(id.clone(), 0, speaker);
         utterance.text = Some(r.text);
-        if let Some(raw) = r.label.as_deref().filter(|l| !l.trim().is_empty()) {
+        if let Some(raw) = &r.label {
             let unknown = |label: &str| Error::UnknownLabel {
                 path: path.to_path_buf(),
                 line,
@@ -468,7 +568,14 @@ fn assemble(
                 label: label.to_string(),
                 known: labels.classes.join(", "),
             };
-            utterance.label = Some(resolve_label(raw, labels, unknown)?);
+            let list = || Error::LabelList {
+                path: path.to_path_buf(),
+                line,
+                id: id.clone(),
+                label: raw.to_string(),
+                known: labels.classes.join(", "),
+            };
+            utterance.label = resolve_label(raw, labels, unknown, list)?;
         }
         let segment = match (r.start, r.end) {
             (None, None) => None,
@@ -770,23 +877,245 @@ mod tests {
         );
     }
 
-    #[test]
-    fn multi_label_spaces_take_semicolon_lists() {
+    fn declared(multi_label: bool) -> LabelSpace {
+        let classes = ["calm", "tense", "happy"].map(String::from).to_vec();
+        LabelSpace::declared("mine", classes, multi_label).unwrap()
+    }
+
+    /// Reads `content` as `name` in `space`: the labels in file order.
+    fn labels_in(name: &str, content: &str, space: &LabelSpace) -> Result<Vec<Option<Label>>> {
         let dir = tempfile::tempdir().unwrap();
-        let space = LabelSpace {
-            multi_label: true,
-            ..LabelSpace::single("er", &["joy", "fear", "anger"])
-        };
-        let path = write(
-            dir.path(),
+        let path = write(dir.path(), name, content);
+        let dialogues = load_conversations(&path, space)?;
+        let mut turns: Vec<_> = dialogues
+            .iter()
+            .flat_map(|d| &d.utterances)
+            .map(|u| (u.turn, u.label.clone()))
+            .collect();
+        turns.sort_by_key(|(turn, _)| *turn);
+        Ok(turns.into_iter().map(|(_, label)| label).collect())
+    }
+
+    /// JSONL records of dialogue `d`, one per `label` value (raw JSON, or
+    /// no key for `None`), turns 0, 1, …
+    fn jsonl(labels: &[Option<&str>]) -> String {
+        labels
+            .iter()
+            .enumerate()
+            .map(|(turn, label)| {
+                let label = label.map_or(String::new(), |l| format!(r#", "label": {l}"#));
+                format!(
+                    r#"{{"dialogue": "d", "turn": {turn}, "speaker": "A", "text": "x"{label}}}"#
+                ) + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn declared_classes_are_the_names_a_file_may_use() {
+        let labels = labels_in(
             "c.jsonl",
-            r#"{"dialogue":"d","turn":0,"speaker":"A","text":"x","label":"anger; joy"}"#,
-        );
-        let d = load_conversations(&path, &space).unwrap();
+            &jsonl(&[
+                Some(r#""tense""#),
+                Some(r#"" Happy ""#),
+                None,
+                Some(r#""""#),
+            ]),
+            &declared(false),
+        )
+        .unwrap();
         assert_eq!(
-            d[0].utterances[0].label,
-            Some(Label::Multi(vec![true, false, true]))
+            labels,
+            [Some(Label::Single(1)), Some(Label::Single(2)), None, None]
         );
+        // An unknown name: file, line, turn and the declared classes.
+        let err = labels_in(
+            "c.jsonl",
+            &jsonl(&[Some(r#""calm""#), Some(r#""joy""#)]),
+            &declared(false),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownLabel { line: 2, id, label, .. } if id == "d_utt1" && label == "joy"),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/c.jsonl:2: utterance d_utt1: unknown label \"joy\"")
+                && msg.contains("calm, tense, happy"),
+            "{msg}"
+        );
+        let csv = "dialogue,turn,speaker,text,label\nd,0,A,x,calm\nd,4,B,y,joyful\n";
+        let msg = labels_in("c.csv", csv, &declared(false))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("/c.csv:3: utterance d_utt4: unknown label \"joyful\"")
+                && msg.contains("calm, tense, happy"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_list_in_a_single_label_set_is_refused() {
+        for (name, content, written) in [
+            (
+                "c.jsonl",
+                jsonl(&[Some(r#""calm""#), Some(r#"["calm", "tense"]"#)]),
+                r#"["calm", "tense"]"#,
+            ),
+            (
+                "c.jsonl",
+                jsonl(&[Some(r#""calm""#), Some(r#"["calm"]"#)]),
+                r#"["calm"]"#,
+            ),
+            ("c.jsonl", jsonl(&[None, Some("[]")]), "[]"),
+            (
+                "c.jsonl",
+                jsonl(&[None, Some(r#""calm;tense""#)]),
+                r#""calm;tense""#,
+            ),
+            (
+                "c.csv",
+                "dialogue,turn,speaker,text,label\nd,1,A,x,calm; happy\n".into(),
+                r#""calm; happy""#,
+            ),
+        ] {
+            let err = labels_in(name, &content, &declared(false)).unwrap_err();
+            assert!(
+                matches!(&err, Error::LabelList { line: 2, id, .. } if id == "d_utt1"),
+                "{content}: {err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!(
+                    "/{name}:2: utterance d_utt1: label {written} lists several classes"
+                )) && msg.contains("label set is single-label: give one of calm, tense, happy"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_label_turns_take_lists_and_an_empty_list_is_no_emotion() {
+        let bits = |b: [bool; 3]| Some(Label::Multi(b.to_vec()));
+        let labels = labels_in(
+            "c.jsonl",
+            &jsonl(&[
+                Some(r#"["happy", "calm"]"#),
+                Some(r#""tense""#),
+                Some(r#""happy; tense""#),
+                Some("[]"),
+                Some(r#"";""#),
+                None,
+                Some("null"),
+                Some(r#""""#),
+                Some(r#"["Tense", " tense "]"#),
+            ]),
+            &declared(true),
+        )
+        .unwrap();
+        assert_eq!(
+            labels,
+            [
+                bits([true, false, true]),
+                bits([false, true, false]),
+                bits([false, true, true]),
+                bits([false; 3]),
+                bits([false; 3]),
+                None,
+                None,
+                None,
+                bits([false, true, false]),
+            ]
+        );
+        let csv = "dialogue,turn,speaker,text,label\n\
+                   d,0,A,x,happy;calm\n\
+                   d,1,A,x,tense\n\
+                   d,2,A,x,;\n\
+                   d,3,A,x,\n\
+                   d,4,A,x, ; happy ;\n";
+        assert_eq!(
+            labels_in("c.csv", csv, &declared(true)).unwrap(),
+            [
+                bits([true, false, true]),
+                bits([false, true, false]),
+                bits([false; 3]),
+                None,
+                bits([false, false, true]),
+            ]
+        );
+        // The unknown name of a list is named alone.
+        for (name, content) in [
+            ("c.jsonl", jsonl(&[Some(r#"["calm", "bored"]"#)])),
+            ("c.jsonl", jsonl(&[Some(r#""calm;bored""#)])),
+            (
+                "c.csv",
+                "dialogue,turn,speaker,text,label\nd,0,A,x,calm;bored\n".into(),
+            ),
+        ] {
+            let err = labels_in(name, &content, &declared(true)).unwrap_err();
+            assert!(
+                matches!(&err, Error::UnknownLabel { label, known, .. } if label == "bored" && known == "calm, tense, happy"),
+                "{err:?}"
+            );
+        }
+        // A label that is neither a name nor a list of names.
+        for bad in ["3", r#"["calm", 3]"#, r#"{"calm": true}"#] {
+            let msg = labels_in("c.jsonl", &jsonl(&[Some(bad)]), &declared(true))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("c.jsonl:1: dialogue \"d\" turn 0: invalid type"),
+                "{bad}: {msg}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Any subset of the declared classes, written in any of the three
+        /// forms with odd spacing and case, reads back as the same bits;
+        /// the same turn in a single-label set is refused unless it is
+        /// one plain name.
+        #[test]
+        fn multi_label_subsets_round_trip(
+            picked in proptest::collection::vec(0usize..3, 0..6),
+            form in 0usize..3,
+            upper in proptest::bool::ANY,
+            pad in "[ \t]{0,2}",
+        ) {
+            let classes = ["calm", "tense", "happy"];
+            let names: Vec<String> = picked
+                .iter()
+                .map(|&c| match upper {
+                    true => classes[c].to_uppercase(),
+                    false => classes[c].to_string(),
+                })
+                .collect();
+            let joined = names
+                .iter()
+                .map(|n| format!("{pad}{n}{pad}"))
+                .collect::<Vec<_>>()
+                .join(";");
+            // An empty list must be written as one, not as a blank cell.
+            let cell = if names.is_empty() { ";".to_string() } else { joined.clone() };
+            let (name, content) = match form {
+                0 => ("c.jsonl", jsonl(&[Some(&serde_json::to_string(&names).unwrap())])),
+                1 => ("c.jsonl", jsonl(&[Some(&serde_json::to_string(&cell).unwrap())])),
+                _ => ("c.csv", format!("dialogue,turn,speaker,text,label\nd,0,A,x,\"{cell}\"\n")),
+            };
+            let mut want = vec![false; 3];
+            for &c in &picked {
+                want[c] = true;
+            }
+            let got = labels_in(name, &content, &declared(true)).unwrap();
+            proptest::prop_assert_eq!(got, vec![Some(Label::Multi(want))]);
+            let single = labels_in(name, &content, &declared(false));
+            match (form, picked.as_slice()) {
+                (1 | 2, &[c]) => proptest::prop_assert_eq!(single.unwrap(), vec![Some(Label::Single(c))]),
+                _ => proptest::prop_assert!(matches!(single, Err(Error::LabelList { .. })), "{:?}", single),
+            }
+        }
     }
 
     #[test]

@@ -37,6 +37,22 @@ pub enum Error {
         /// Comma-separated known labels.
         known: String,
     },
+    /// Several class names for one turn in a single-label set.
+    #[error(
+        "{path}:{line}: utterance {id}: label {label} lists several classes, but the label set is single-label: give one of {known} (or declare the set multi_label)"
+    )]
+    LabelList {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u64,
+        /// Utterance id.
+        id: String,
+        /// The label as written (a `;`-separated string or a JSON list).
+        label: String,
+        /// Comma-separated declared classes.
+        known: String,
+    },
     /// A structurally invalid file (pickle layout, missing keys, shapes).
     #[error("{path}: {msg}")]
     Format {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Result, bail};
+use crate::labels::Labels;
 use mmer_core::{Corpus, Features, LabelSpace, Modality, Split};
 use mmer_data::synthetic::SyntheticConfig;
 use mmer_text::{EncoderKind, SentenceEncoder};
@@ -56,12 +57,21 @@ pub struct DataConfig {
     /// Feature-store directory for cached embeddings.
     #[serde(default = "default_store")]
     pub store: PathBuf,
+    /// A media store written by `mmer extract`: its audio, face and body
+    /// frames are attached to the utterances with the same id (a turn whose
+    /// face was not found, or whose track is silent, simply lacks that
+    /// modality).
+    #[serde(default)]
+    pub media_store: Option<PathBuf>,
     /// Generator settings for `synthetic`.
     #[serde(default)]
     pub synthetic: Option<SyntheticConfig>,
-    /// Label space of `conversations` data: meld, iemocap or synthetic.
+    /// Label set of `conversations` data: a preset name (`"meld"`, the
+    /// default; `"iemocap"`, `"synthetic"`), or a `[data.labels]` table
+    /// declaring the classes (`classes = ["calm", "tense"]`, optional
+    /// `name`, `multi_label`); see [`Labels`].
     #[serde(default)]
-    pub labels: Option<String>,
+    pub labels: Option<Labels>,
     /// Validate on the train and valid dialogues whose id starts with this
     /// prefix and train on the others, instead of the dataset's own
     /// validation split (IEMOCAP: `"Ses04"` holds out session 4's two
@@ -102,6 +112,7 @@ impl DataConfig {
             text_tokens: false,
             text_layers: None,
             store: default_store(),
+            media_store: None,
             synthetic: None,
             labels: None,
             valid_prefix: None,
@@ -164,7 +175,20 @@ impl DataConfig {
             );
         }
         self.text_view()?;
+        self.label_space()?;
         Ok(())
+    }
+
+    /// The label space of the data's conversation files: the configured
+    /// set, MELD's when none is.
+    ///
+    /// # Errors
+    /// A preset name that does not exist.
+    pub fn label_space(&self) -> Result<LabelSpace> {
+        match &self.labels {
+            Some(labels) => labels.space(),
+            None => Ok(LabelSpace::meld()),
+        }
     }
 
     /// Loads the corpus and attaches the features the given modalities need.
@@ -177,13 +201,14 @@ impl DataConfig {
                 self.path()?,
                 &mmer_data::feature_pickle::FeaturePickleOptions::default(),
             )?,
-            DatasetKind::Conversations => {
-                load_conversation_dir(self.path()?, self.labels.as_deref().unwrap_or("meld"))?
-            }
+            DatasetKind::Conversations => load_conversation_dir(self.path()?, self.label_space()?)?,
             DatasetKind::Synthetic => {
                 mmer_data::synthetic::generate(&self.synthetic.clone().unwrap_or_default())
             }
         };
+        if let Some(dir) = &self.media_store {
+            attach_media(&mut corpus, dir)?;
+        }
         let needs_text = modalities.contains(&Modality::Text);
         let has_text = corpus.modalities().contains(&Modality::Text);
         if needs_text && (self.text_encoder.is_some() || !has_text) {
@@ -231,9 +256,39 @@ impl DataConfig {
     }
 }
 
+/// Attaches the frames of the media store in `dir` to `corpus` by utterance
+/// id.
+///
+/// # Errors
+/// A store that does not open or holds a damaged record, or one that
+/// shares no utterance id with the corpus (the wrong store).
+fn attach_media(corpus: &mut Corpus, dir: &Path) -> Result<()> {
+    use mmer_core::media_store::{Level, MediaStore};
+    let store = MediaStore::open(dir)
+        .with_context(|| format!("opening the media store {}", dir.display()))?;
+    let report = store
+        .attach(corpus, Level::Frames)
+        .with_context(|| format!("reading the media store {}", dir.display()))?;
+    if report.matched == 0 {
+        bail!(
+            "the media store {} holds none of the {} utterance ids of {} (extract it from the same conversation files)",
+            dir.display(),
+            report.unmatched,
+            corpus.name
+        );
+    }
+    tracing::info!(
+        store = %dir.display(),
+        matched = report.matched,
+        unmatched = report.unmatched,
+        attached = ?report.attached,
+        "media features attached by utterance id"
+    );
+    Ok(())
+}
+
 /// Reads `train`, `valid` and optional `test` conversation files from `dir`.
-fn load_conversation_dir(dir: &Path, labels: &str) -> Result<Corpus> {
-    let labels = label_space(labels)?;
+fn load_conversation_dir(dir: &Path, labels: LabelSpace) -> Result<Corpus> {
     let mut splits = std::collections::BTreeMap::new();
     for split in Split::ALL {
         let found = ["jsonl", "csv"]
@@ -405,16 +460,6 @@ pub fn attach_text_embeddings(
         }
     }
     Ok(())
-}
-
-/// Label space by name, for user conversation files.
-pub fn label_space(name: &str) -> Result<LabelSpace> {
-    match name {
-        "meld" => Ok(LabelSpace::meld()),
-        "iemocap" => Ok(LabelSpace::iemocap()),
-        "synthetic" => Ok(mmer_data::synthetic::label_space()),
-        other => bail!("unknown label space {other:?} (meld, iemocap, synthetic)"),
-    }
 }
 
 /// Suffix of a checkpoint's text source when the model reads token states.

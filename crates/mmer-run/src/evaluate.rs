@@ -23,8 +23,8 @@ pub struct RunEvaluation {
     /// Corpus name.
     #[serde(skip)]
     pub corpus: String,
-    /// Class names, in label order.
-    #[serde(skip)]
+    /// Class names, in label order (the run's preset or declared set):
+    /// what the per-class metrics' indices mean.
     pub classes: Vec<String>,
     /// Metrics over seeds: mean, sample std, per-seed values.
     pub aggregate: ReportAggregate,
@@ -62,6 +62,13 @@ pub fn evaluate_run(run: &Path, split: Split) -> Result<RunEvaluation> {
             dir.display(),
             checkpoint.seed,
             checkpoint.corpus
+        );
+        ensure!(
+            checkpoint.labels == corpus.labels,
+            "{} was trained on the classes {} but config.toml's data has {}; the run directory is inconsistent",
+            dir.display(),
+            checkpoint.labels.classes.join(", "),
+            corpus.labels.classes.join(", ")
         );
         per_seed.push((*seed, checkpoint.evaluate(&model, dialogues)?));
     }

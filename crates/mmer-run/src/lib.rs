@@ -4,6 +4,8 @@
 //!
 //! - [`data`]: where a run's data comes from ([`DataConfig`]) and how
 //!   transcripts become the text modality (frozen encoders, feature store).
+//! - [`labels`]: a run's label set, a preset or declared classes
+//!   ([`Labels`]).
 //! - [`run`]: a run's config ([`RunConfig`]) and its directory
 //!   ([`RunDir`]): training every seed ([`train_run`]), resuming, replacing.
 //! - [`results`]: `results.json` and the table printed after a run.
@@ -36,6 +38,7 @@ pub mod data;
 pub mod emodb;
 pub mod evaluate;
 pub mod explain;
+pub mod labels;
 pub mod predict;
 pub mod report_html;
 pub mod results;
@@ -46,5 +49,6 @@ pub mod transcribe;
 pub use config::RunConfig;
 pub use data::{DataConfig, DatasetKind};
 pub use error::{Context, Error, Result};
+pub use labels::Labels;
 pub use results::RunResults;
 pub use run::{Existing, RunDir, train_run};

@@ -25,7 +25,7 @@ mod sentence_encoder;
 
 pub use encoder_kind::EncoderKind;
 pub use error::{Error, Result};
-pub use model_dir::{MODELS_DIR_ENV, default_models_dir};
+pub use mmer_core::{MODELS_DIR_ENV, default_models_dir};
 pub use sentence_encoder::{
     DEFAULT_BATCH_SIZE, NUMERICS_VERSION, SentenceEncoder, default_workers,
 };

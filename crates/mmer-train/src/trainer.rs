@@ -331,7 +331,11 @@ fn batch_gradients(
 ///
 /// Each shard's loss is scaled by its share of the batch's labelled turns
 /// (class-weighted, as the loss's mean is), so the sum is the batch
-/// gradient up to float summation order. Each thread works on a fork of the
+/// gradient up to float summation order — for losses that are means over
+/// turns. Batch-level terms are not: AM²-EmoJE's NCE contrasts the turns of
+/// one shard only (fewer negatives) and its imputation error is averaged
+/// per shard, so with it `data_parallel` changes the objective slightly,
+/// not only the dropout masks. Each thread works on a fork of the
 /// model — a fork has its own autodiff graph, so the backward passes do not
 /// serialise on one graph's lock — and draws its dropout masks from its own
 /// stream, seeded per batch from the backend generator: deterministic under

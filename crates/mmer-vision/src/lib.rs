@@ -71,4 +71,5 @@ pub use face_detect::{FaceBox, FaceDetector, FaceDetectorConfig, SeetaModel, pri
 pub use face_print::{FACE_PRINT_DIM, face_print, mean_face_print};
 pub use frame::{GrayImage, RgbFrame, luma};
 pub use media_stage::VisualStreams;
-pub use model_dir::{MODELS_DIR_ENV, default_models_dir, fer_weights_path, seeta_model_path};
+pub use mmer_core::{MODELS_DIR_ENV, default_models_dir};
+pub use model_dir::{fer_weights_path, seeta_model_path};

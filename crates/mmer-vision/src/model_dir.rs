@@ -11,20 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-/// Environment variable that overrides the models directory (the same one the
-/// text encoders of `mmer-text` read).
-pub const MODELS_DIR_ENV: &str = "MMER_MODELS_DIR";
-
-/// The models directory: `$MMER_MODELS_DIR` if set and non-empty, else
-/// `./models` relative to the working directory, where `scripts/setup.sh`
-/// installs by default when run from the repository root.
-pub fn default_models_dir() -> PathBuf {
-    match std::env::var_os(MODELS_DIR_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from("models"),
-    }
-}
-
 /// The SeetaFace frontal detector model under `models_dir`.
 pub fn seeta_model_path(models_dir: &Path) -> PathBuf {
     models_dir

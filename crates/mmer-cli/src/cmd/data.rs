@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use mmer_core::{Corpus, Label, Modality, Split};
 use serde::Serialize;
 
+use mmer_run::Labels;
 use mmer_run::data::{DataConfig, DatasetKind};
 
 /// Dataset subcommands.
@@ -26,9 +27,16 @@ pub struct StatsArgs {
     /// Dataset file or directory.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Label space of `conversations` data (meld, iemocap, synthetic).
-    #[arg(long)]
+    /// Label set of `conversations` data: a preset (meld, iemocap,
+    /// synthetic) or your own classes, comma-separated
+    /// (`--labels calm,tense,happy`). [default: meld]
+    #[arg(long, value_name = "PRESET|CLASSES")]
     pub labels: Option<String>,
+    /// The classes of --labels are multi-label: a turn names several
+    /// (`"label": ["calm", "happy"]`, or `calm;happy` in CSV), or none
+    /// (`[]`, `;`).
+    #[arg(long, requires = "labels")]
+    pub multi_label: bool,
     /// Media store written by `mmer extract`: its feature sequences are
     /// attached by utterance id, so coverage counts the extracted modalities.
     #[arg(long)]
@@ -122,22 +130,16 @@ pub fn stats(corpus: &Corpus) -> BTreeMap<Split, SplitStats> {
 /// Entry point of `mmer data`.
 pub fn run(command: DataCommand) -> Result<()> {
     let DataCommand::Stats(args) = command;
+    let labels = match &args.labels {
+        Some(l) => Some(Labels::from_arg(l, args.multi_label)?),
+        None => None,
+    };
     let config = DataConfig {
-        labels: args.labels,
+        labels,
+        media_store: args.media_store,
         ..DataConfig::new(args.dataset, args.data)
     };
-    let mut corpus = config.load(&[])?;
-    if let Some(dir) = &args.media_store {
-        let store = mmer_core::media_store::MediaStore::open(dir)
-            .with_context(|| format!("opening the media store {}", dir.display()))?;
-        let report = store.attach(&mut corpus, mmer_core::media_store::Level::Frames)?;
-        tracing::info!(
-            store = %dir.display(),
-            matched = report.matched,
-            unmatched = report.unmatched,
-            "media features attached by utterance id"
-        );
-    }
+    let corpus = config.load(&[])?;
     let stats = stats(&corpus);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);

@@ -13,7 +13,7 @@ use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
 use mmer_media::{DEFAULT_SCENE_THRESHOLD, Ffmpeg, KeyframeMode, KeyframeOptions};
 use mmer_vision::{VisualExtractorConfig, VisualStreams};
 
-use mmer_run::data::label_space;
+use mmer_run::Labels;
 
 /// Arguments of `mmer extract`.
 #[derive(Debug, Args)]
@@ -54,10 +54,14 @@ pub struct ExtractArgs {
     /// Re-extract files whose record is already current.
     #[arg(long)]
     pub force: bool,
-    /// Label space that conversation files' labels are checked against
-    /// (meld, iemocap, synthetic).
-    #[arg(long, default_value = "meld")]
+    /// Label set that conversation files' labels are checked against: a
+    /// preset (meld, iemocap, synthetic) or your own classes,
+    /// comma-separated (`--labels calm,tense,happy`).
+    #[arg(long, default_value = "meld", value_name = "PRESET|CLASSES")]
     pub labels: String,
+    /// The classes of --labels are multi-label (several per turn).
+    #[arg(long)]
+    pub multi_label: bool,
     /// Print the report as JSON on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -96,6 +100,7 @@ pub fn run(args: ExtractArgs) -> Result<()> {
             args.audio_window_ms
         );
     }
+    let labels = Labels::from_arg(&args.labels, args.multi_label)?.space()?;
     // Models first: a missing one is a setup problem, reported before any
     // file is touched.
     let visual = if args.no_visual {
@@ -106,7 +111,7 @@ pub fn run(args: ExtractArgs) -> Result<()> {
     let ffmpeg = Ffmpeg::from_env();
     let version = ffmpeg.version()?;
     tracing::debug!(%version, "decoding with ffmpeg");
-    let inputs = mmer_media::inputs::collect(&args.inputs, &label_space(&args.labels)?)?;
+    let inputs = mmer_media::inputs::collect(&args.inputs, &labels)?;
     if !inputs.without_media.is_empty() {
         tracing::warn!(
             count = inputs.without_media.len(),

@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mmer_core::Modality;
 use mmer_models::{ContextMode, Fusion, ManResidual, Pooling};
-use mmer_run::RunConfig;
 use mmer_run::data::{DataConfig, DatasetKind};
 use mmer_run::run::{Existing, default_run_name, train_run};
+use mmer_run::{Labels, RunConfig};
 use mmer_text::EncoderKind;
 use mmer_train::TrainConfig;
 
@@ -24,10 +24,18 @@ pub struct TrainArgs {
     /// Dataset file or directory.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Label space of `conversations` data: meld, iemocap, synthetic
-    /// (other datasets have their own). [default: meld]
-    #[arg(long)]
+    /// Label set of `conversations` data (other datasets have their own):
+    /// a preset (meld, iemocap, synthetic), or your own classes,
+    /// comma-separated, e.g. `--labels calm,tense,happy`; the conversation
+    /// files name them, and the checkpoint keeps them for predict and eval.
+    /// [default: meld]
+    #[arg(long, value_name = "PRESET|CLASSES")]
     pub labels: Option<String>,
+    /// The declared classes are multi-label: a turn may have several (or
+    /// none). Multi-label training is not implemented yet, so `train`
+    /// refuses such a set; `mmer data stats` reads it.
+    #[arg(long)]
+    pub multi_label: bool,
     /// Frozen sentence encoder that embeds transcripts. Required for the
     /// transcript datasets (meld, iemocap, conversations) when text is a
     /// modality; feature pickles keep their own text features without it.
@@ -109,6 +117,12 @@ pub struct TrainArgs {
     /// Feature-store directory for cached embeddings. [default: store]
     #[arg(long)]
     pub store: Option<PathBuf>,
+    /// Media store written by `mmer extract` from these conversations: its
+    /// audio, face and body frames become the audio, face and body
+    /// modalities (matched by utterance id; a turn without a face, or with a
+    /// silent track, lacks that modality).
+    #[arg(long)]
+    pub media_store: Option<PathBuf>,
     /// Reuse seeds already finished in --out (`seed-<k>/metrics.json` and a
     /// checkpoint made with the same settings) instead of retraining them:
     /// resumes an interrupted run, or merges seeds trained by parallel
@@ -120,6 +134,12 @@ pub struct TrainArgs {
     /// --force run leaves the old run as it was.
     #[arg(long)]
     pub force: bool,
+    /// Set any config value, applied after the config file and the flags
+    /// above: `KEY=VALUE` with KEY a dotted path into the TOML layout of
+    /// docs/configs/ and VALUE a TOML value. Repeatable, e.g.
+    /// `--set train.model.joint.nce_weight=0 --set train.learning_rate=1e-3`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
 }
 
 impl TrainArgs {
@@ -149,8 +169,17 @@ impl TrainArgs {
         if let Some(p) = self.data {
             config.data.path = Some(p);
         }
-        if let Some(l) = self.labels {
-            config.data.labels = Some(l);
+        match (self.labels, self.multi_label) {
+            (Some(l), multi) => config.data.labels = Some(Labels::from_arg(&l, multi)?),
+            (None, true) => {
+                let declared = config
+                    .data
+                    .labels
+                    .take()
+                    .context("--multi-label needs declared classes: --labels a,b,c")?;
+                config.data.labels = Some(declared.into_multi_label()?);
+            }
+            (None, false) => {}
         }
         if let Some(e) = self.encoder {
             config.data.text_encoder = Some(e);
@@ -176,6 +205,9 @@ impl TrainArgs {
         if let Some(s) = self.store {
             config.data.store = s;
         }
+        if let Some(m) = self.media_store {
+            config.data.media_store = Some(m);
+        }
         if let Some(m) = self.modalities {
             config.train.modalities = m;
         }
@@ -200,6 +232,7 @@ impl TrainArgs {
         if let Some(n) = self.data_parallel {
             config.train.data_parallel = n as usize;
         }
+        let config = config.with_settings(&self.settings)?;
         let out = self
             .out
             .unwrap_or_else(|| PathBuf::from("runs").join(default_run_name(&config)));

@@ -324,6 +324,7 @@ impl EmotionModelConfig {
                     .with_d_query(joint.d_query)
                     .with_impute(joint.impute)
                     .with_query_adaptive(joint.query_adaptive)
+                    .with_align_descriptors(joint.align_descriptors)
                     .init(device)
             }),
             modality_dropout: self.spec.modality_dropout,
@@ -525,7 +526,10 @@ impl EmotionModel {
 
     /// Training only ([`ModelSpec::frame_dropout`] > 0 on an autodiff
     /// device): every modality's frames with whole frames zeroed at that
-    /// rate, survivors rescaled. `None` when nothing is dropped.
+    /// rate, survivors rescaled. A modality with one frame per turn (a
+    /// sentence vector) is left alone: dropping its only frame would hide
+    /// the modality while the mask says it is there — that is modality
+    /// dropout's job. `None` when nothing is dropped.
     fn drop_frames(&self, modalities: &[ModalityFrames]) -> Option<Vec<ModalityFrames>> {
         let device = modalities.first()?.frames.device();
         if self.frame_dropout <= 0.0 || !device.is_autodiff() {
@@ -537,6 +541,9 @@ impl EmotionModel {
                 .iter()
                 .map(|frames| {
                     let [n, f, d] = frames.frames.dims();
+                    if f == 1 {
+                        return frames.clone();
+                    }
                     let mask = dropout(&rate, Tensor::<3>::ones([n, f, 1], &device));
                     ModalityFrames {
                         frames: frames.frames.clone() * mask.expand([n, f, d]),

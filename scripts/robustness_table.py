@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Print docs/RESULTS.md's missing-modality tables from `mmer robustness --out`.
+
+The thesis-style table (full, T+A, T+V, A+V, No Face, No Body; test wF1 %,
+mean ± sample std over seeds) for every run in the JSON, the majority-class
+row, and — with --against RUN — each run's gap to that run per condition:
+the gap over the larger standard deviation, Welch's t, and the paired t over
+the seeds both runs share (same seed, same data, so the seed-to-seed
+variation common to both cancels). With --sweep, the missing-rate table.
+
+Usage: scripts/robustness_table.py REPORT.json [--against RUN] [--sweep]
+       (RUN: a run directory's last component, e.g. man_af)
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+
+# The thesis's rows (Table 5.6), as conditions of `mmer robustness`.
+THESIS_ROWS = [
+    ("full", "full"),
+    ("T+A (no face, no body)", "no face + body"),
+    ("T+V (no audio)", "no audio"),
+    ("A+V (no text)", "no text"),
+    ("No Face", "no face"),
+    ("No Body", "no body"),
+]
+
+
+def cell(score):
+    std = score.get("std")
+    return f"{score['mean']:.2f} ± {std:.2f}" if std is not None else f"{score['mean']:.2f}"
+
+
+def welch_t(a, b):
+    va, vb = a["std"] ** 2 / len(a["per_seed"]), b["std"] ** 2 / len(b["per_seed"])
+    return (a["mean"] - b["mean"]) / math.sqrt(va + vb)
+
+
+def paired_t(a, b, seeds_a, seeds_b):
+    shared = [s for s in seeds_a if s in seeds_b]
+    diffs = [a["per_seed"][seeds_a.index(s)] - b["per_seed"][seeds_b.index(s)] for s in shared]
+    if len(diffs) < 2:
+        return None, len(diffs)
+    mean = sum(diffs) / len(diffs)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    return (mean / (sd / math.sqrt(len(diffs))) if sd > 0 else math.inf), len(diffs)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("report")
+    parser.add_argument("--against", help="run to compare every other run with")
+    parser.add_argument("--sweep", action="store_true", help="also print the missing-rate sweep")
+    args = parser.parse_args()
+    reports = json.loads(Path(args.report).read_text(encoding="utf-8"))
+    name = lambda r: Path(r["run"]).name
+    scores = {name(r): {c["name"]: c["weighted_f1"] for c in r["conditions"]} for r in reports}
+    seeds = {name(r): r["seeds"] for r in reports}
+
+    print("| run | seeds | " + " | ".join(label for label, _ in THESIS_ROWS) + " |")
+    print("|---|---|" + "---|" * len(THESIS_ROWS))
+    for r in reports:
+        row = [cell(scores[name(r)][c]) if c in scores[name(r)] else "—" for _, c in THESIS_ROWS]
+        print(f"| {name(r)} | {len(r['seeds'])} | " + " | ".join(row) + " |")
+    majority = reports[0]["majority_baseline"]["weighted_f1"]["mean"]
+    print(f"| majority class | — | " + " | ".join(f"{majority:.2f}" for _ in THESIS_ROWS) + " |")
+
+    if args.against:
+        base = args.against
+        if base not in scores:
+            raise SystemExit(f"error: no run named {base!r} in {args.report} (runs: {', '.join(scores)})")
+        for other in (n for n in scores if n != base):
+            print(f"\n{other} − {base}:\n")
+            print("| condition | gap | larger std | gap / larger std | Welch t | paired t (seeds) |")
+            print("|---|---|---|---|---|---|")
+            for label, c in THESIS_ROWS:
+                a, b = scores[other].get(c), scores[base].get(c)
+                if a is None or b is None or a["std"] is None or b["std"] is None:
+                    continue
+                gap, larger = a["mean"] - b["mean"], max(a["std"], b["std"])
+                t, n = paired_t(a, b, seeds[other], seeds[base])
+                paired = f"{t:+.1f} ({n})" if t is not None else "—"
+                print(f"| {label} | {gap:+.2f} | {larger:.2f} | {gap / larger:+.1f} | {welch_t(a, b):+.1f} | {paired} |")
+
+    if args.sweep:
+        print("\n| missing rate | " + " | ".join(name(r) for r in reports) + " |")
+        print("|---|" + "---|" * len(reports))
+        for k, point in enumerate(reports[0]["sweep"]):
+            row = [cell(r["sweep"][k]["weighted_f1"]) for r in reports]
+            print(f"| {point['rate']:.1f} ({point['removed_share']:.2f} removed) | " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
