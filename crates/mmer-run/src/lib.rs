@@ -31,6 +31,7 @@
 mod config;
 mod error;
 
+pub mod analysis_output;
 pub mod analyze;
 pub mod audio_model;
 pub mod bench;

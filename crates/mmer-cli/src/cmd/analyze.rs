@@ -5,26 +5,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use mmer_asr::{AsrModel, DecodeOptions, TurnOptions};
-use mmer_run::analyze::{Analysis, AnalyzeConfig, Analyzer, FusionWeights, TurnEmotion};
+use mmer_run::analysis_output::{AnalysisFormat, write_analysis, write_header};
+use mmer_run::analyze::{AnalyzeConfig, Analyzer, FusionWeights};
 use mmer_run::explain::ExplainConfig;
 use mmer_run::transcribe::TranscribeConfig;
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum AnalysisFormat {
-    /// One row per turn: time, speaker, emotion and confidence, what each
-    /// modality said, transcript.
-    Table,
-    /// One JSON object per turn (JSON Lines) with the file, fused and
-    /// per-modality probabilities.
-    Jsonl,
-    /// CSV, one row per turn: file, turn, times, speaker, emotion,
-    /// confidence, one `p_<class>` column per class, each modality's top
-    /// class, faces found, text.
-    Csv,
-}
 
 /// Arguments of `mmer analyze`.
 #[derive(Debug, Args)]
@@ -151,32 +137,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let files = mmer_media::inputs::media_files(&args.inputs)?;
     let mut out = super::open_output(args.out.as_deref())?;
     let classes = analyzer.classes().to_vec();
-    if let AnalysisFormat::Csv = args.format {
-        let mut header = vec![
-            "file",
-            "turn",
-            "start_s",
-            "end_s",
-            "speaker",
-            "emotion",
-            "confidence",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-        header.extend(classes.iter().map(|c| format!("p_{c}")));
-        header.extend(
-            [
-                "text_emotion",
-                "audio_emotion",
-                "face_emotion",
-                "faces",
-                "text",
-            ]
-            .map(String::from),
-        );
-        writeln!(out, "{}", header.join(","))?;
-    }
+    write_header(&mut out, args.format, &classes)?;
     let given = match &args.transcript {
         Some(path) => {
             anyhow::ensure!(
@@ -226,132 +187,4 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         tracing::info!("report: {}", path.display());
     }
     result
-}
-
-/// The strongest words (by |weight|, at most 5) and each modality's
-/// contribution, on one line.
-fn explanation_line(x: &mmer_run::analyze::Explanation) -> String {
-    let mut words: Vec<&mmer_run::analyze::WordWeight> = x.words.iter().collect();
-    words.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
-    words.dedup_by(|a, b| a.word == b.word);
-    let words: Vec<String> = words
-        .iter()
-        .take(5)
-        .map(|w| format!("{} {:+.3}", w.word, w.weight))
-        .collect();
-    let modalities: Vec<String> = x
-        .modalities
-        .iter()
-        .map(|m| format!("{} {:+.2}", m.modality, m.contribution))
-        .collect();
-    format!(
-        "words for {} [{}] (LIME, {} samples, R² {:.2}); modalities [{}]",
-        x.class,
-        words.join(", "),
-        x.samples,
-        x.fit_r2,
-        modalities.join(", ")
-    )
-}
-
-/// The top class of a distribution, or `-`.
-fn top(p: Option<&mmer_train::ClassProbabilities>) -> String {
-    p.and_then(|p| p.0.iter().max_by(|a, b| a.1.total_cmp(&b.1)))
-        .map_or_else(|| "-".to_string(), |(c, v)| format!("{c} {v:.2}"))
-}
-
-fn write_analysis(out: &mut dyn Write, a: &Analysis, format: AnalysisFormat) -> Result<()> {
-    let name = a.file.file_name().map_or_else(
-        || a.file.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    match format {
-        AnalysisFormat::Jsonl => {
-            for turn in &a.turns {
-                #[derive(serde::Serialize)]
-                struct Row<'a> {
-                    file: &'a std::path::Path,
-                    #[serde(flatten)]
-                    turn: &'a TurnEmotion,
-                }
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string(&Row {
-                        file: &a.file,
-                        turn
-                    })?
-                )?;
-            }
-        }
-        AnalysisFormat::Csv => {
-            let mut w = csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(out);
-            for t in &a.turns {
-                let mut row = vec![
-                    a.file.display().to_string(),
-                    t.turn.to_string(),
-                    format!("{:.2}", t.start_s),
-                    format!("{:.2}", t.end_s),
-                    t.speaker.clone(),
-                    t.emotion.clone(),
-                    format!("{:.4}", t.confidence),
-                ];
-                row.extend(t.probabilities.0.iter().map(|(_, p)| format!("{p:.4}")));
-                let e = &t.evidence;
-                row.extend([
-                    top(e.text.as_ref()),
-                    top(e.audio.as_ref()),
-                    top(e.face.as_ref()),
-                ]);
-                row.push(e.faces.to_string());
-                row.push(t.text.clone());
-                w.write_record(&row)?;
-            }
-            w.flush()?;
-        }
-        AnalysisFormat::Table => {
-            writeln!(
-                out,
-                "{name}: {:.1} s, {} turns, {} speakers ({:?} audio)",
-                a.duration_s,
-                a.turns.len(),
-                a.speakers,
-                a.audio
-            )?;
-            if a.turns.is_empty() {
-                writeln!(out, "  no speech recognised")?;
-            }
-            for t in &a.turns {
-                let e = &t.evidence;
-                writeln!(
-                    out,
-                    "  {:>6.2}-{:<6.2} {:<3} {:<9} {:.2}  [text {} | voice {} | face {}]  {}",
-                    t.start_s,
-                    t.end_s,
-                    t.speaker,
-                    t.emotion,
-                    t.confidence,
-                    top(e.text.as_ref()),
-                    top(e.audio.as_ref()),
-                    if e.face.is_some() {
-                        format!(
-                            "{} ({}/{} frames)",
-                            top(e.face.as_ref()),
-                            e.faces,
-                            e.keyframes
-                        )
-                    } else {
-                        "-".to_string()
-                    },
-                    t.text
-                )?;
-                if let Some(x) = &t.explanation {
-                    writeln!(out, "{:>24}{}", "why: ", explanation_line(x))?;
-                }
-            }
-        }
-    }
-    Ok(())
 }
