@@ -8,7 +8,11 @@ the gap over the larger standard deviation, Welch's t, and the paired t over
 the seeds both runs share (same seed, same data, so the seed-to-seed
 variation common to both cancels). With --sweep, the missing-rate table.
 
-Usage: scripts/robustness_table.py REPORT.json [--against RUN] [--sweep]
+With --seeds, every run is restricted to those seeds (mean and std
+recomputed from the per-seed values), to compare runs with different seed
+counts on the seeds they share.
+
+Usage: scripts/robustness_table.py REPORT.json [--against RUN] [--sweep] [--seeds 0,1,2]
        (RUN: a run directory's last component, e.g. man_af)
 """
 import argparse
@@ -47,13 +51,35 @@ def paired_t(a, b, seeds_a, seeds_b):
     return (mean / (sd / math.sqrt(len(diffs))) if sd > 0 else math.inf), len(diffs)
 
 
+def restrict(report, seeds):
+    """The report with every score recomputed over `seeds` only."""
+    missing = [s for s in seeds if s not in report["seeds"]]
+    if missing:
+        raise SystemExit(f"error: {report['run']} has no seed(s) {missing}")
+    keep = [report["seeds"].index(s) for s in seeds]
+
+    def score(agg):
+        values = [agg["per_seed"][k] for k in keep]
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+        return {"mean": mean, "std": std, "per_seed": values}
+
+    out = dict(report, seeds=seeds)
+    out["conditions"] = [dict(c, weighted_f1=score(c["weighted_f1"])) for c in report["conditions"]]
+    out["sweep"] = [dict(p, weighted_f1=score(p["weighted_f1"])) for p in report["sweep"]]
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("report")
     parser.add_argument("--against", help="run to compare every other run with")
     parser.add_argument("--sweep", action="store_true", help="also print the missing-rate sweep")
+    parser.add_argument("--seeds", help="comma-separated seeds every run is restricted to")
     args = parser.parse_args()
     reports = json.loads(Path(args.report).read_text(encoding="utf-8"))
+    if args.seeds:
+        reports = [restrict(r, [int(s) for s in args.seeds.split(",")]) for r in reports]
     name = lambda r: Path(r["run"]).name
     scores = {name(r): {c["name"]: c["weighted_f1"] for c in r["conditions"]} for r in reports}
     seeds = {name(r): r["seeds"] for r in reports}
