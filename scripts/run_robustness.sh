@@ -27,21 +27,18 @@ train() { # name config [flags...]
 AM2=synthetic-redundant-am2emoje.toml
 JOINT=train.model.joint
 mkdir -p "$RUNS"
-# Ablations of single settings: no NCE and no imputation on 5 seeds, the
-# other four on 3 (what fitted the session's CPU time).
-ABLATION3=(--seeds 0,1,2)
 # Two queues of about equal length, one per core, the main rows first.
 { train man_af synthetic-redundant-amuse.toml
   train man_af_dropout synthetic-redundant-amuse-dropout.toml
   train am2_no_impute "$AM2" --set $JOINT.impute=false
-  train am2_global "$AM2" --set $JOINT.query_adaptive=false "${ABLATION3[@]}"
-  train am2_body_face "$AM2" --set $JOINT.positives=body_guided_face "${ABLATION3[@]}"; } &
+  train am2_global "$AM2" --set $JOINT.query_adaptive=false
+  train am2_body_face "$AM2" --set $JOINT.positives=body_guided_face; } &
 [ "$JOBS" -gt 1 ] || wait
 { train early synthetic-redundant-amuse.toml --fusion early
   train am2_emoje "$AM2"
   train am2_no_nce "$AM2" --set $JOINT.nce_weight=0
-  train am2_same_label "$AM2" --set $JOINT.positives=same_label "${ABLATION3[@]}"
-  train am2_aligned "$AM2" --set $JOINT.align_descriptors=true "${ABLATION3[@]}"; } &
+  train am2_same_label "$AM2" --set $JOINT.positives=same_label
+  train am2_aligned "$AM2" --set $JOINT.align_descriptors=true; } &
 wait
 mkdir -p docs/results
 "$MMER" robustness "$RUNS/am2_emoje" "$RUNS/am2_no_nce" "$RUNS/am2_no_impute" \
