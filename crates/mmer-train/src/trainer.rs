@@ -47,7 +47,7 @@ impl PreparedData {
     pub fn new(corpus: &Corpus, config: &TrainConfig) -> Result<Self> {
         if corpus.labels.multi_label {
             return Err(Error::Data(format!(
-                "{} is multi-label; this trainer is single-label",
+                "{} is multi-label, and multi-label training is not implemented yet (issue 16, SeMuL-PCD): train on a single-label set",
                 corpus.name
             )));
         }
