@@ -71,8 +71,8 @@ impl RunConfig {
             }
             table.insert(last.to_string(), value);
         }
-        let text = toml::to_string(&root)?;
-        toml::from_str(&text)
+        toml::Value::Table(root)
+            .try_into()
             .with_context(|| format!("applying --set {}", settings.join(" --set ")))
     }
 }

@@ -88,15 +88,8 @@ pub fn seed_checkpoint(
 /// the configured corpus.
 pub fn prepare(config: &RunConfig) -> Result<(mmer_core::Corpus, PreparedData)> {
     check_seeds(&config.train.seeds)?;
-    // Before the data loads and embeds: the trainer refuses it anyway.
-    if let Some(labels) = &config.data.labels {
-        let space = labels.space()?;
-        ensure!(
-            !space.multi_label,
-            "the label set {} is multi-label, and multi-label training is not implemented yet (issue 16, SeMuL-PCD): train on a single-label set; `mmer data stats` reads multi-label conversations",
-            space.name
-        );
-    }
+    // Before the data loads and embeds, as the trainer would refuse it.
+    mmer_train::ensure_single_label(&config.data.label_space()?)?;
     let corpus = config.data.load(&config.train.modalities)?;
     corpus
         .validate()

@@ -18,4 +18,4 @@ pub mod trainer;
 pub use checkpoint::{Checkpoint, ClassProbabilities, Prediction};
 pub use config::{ClassWeighting, ModelSpec, PretrainSpec, TrainConfig};
 pub use error::{Error, Result};
-pub use trainer::{SeedOutcome, train_seed};
+pub use trainer::{SeedOutcome, ensure_single_label, train_seed};

@@ -45,12 +45,7 @@ impl PreparedData {
     /// # Errors
     /// Empty train or valid split, multi-label corpus, missing modalities.
     pub fn new(corpus: &Corpus, config: &TrainConfig) -> Result<Self> {
-        if corpus.labels.multi_label {
-            return Err(Error::Data(format!(
-                "{} is multi-label, and multi-label training is not implemented yet (issue 16, SeMuL-PCD): train on a single-label set",
-                corpus.name
-            )));
-        }
+        ensure_single_label(&corpus.labels)?;
         for split in [Split::Train, Split::Valid] {
             if corpus.split(split).is_empty() {
                 return Err(Error::Data(format!(
@@ -324,6 +319,21 @@ fn batch_gradients(
     }
     let value = loss.clone().into_scalar::<f32>() as f64;
     Some((value, GradientsParams::from_grads(loss.backward(), model)))
+}
+
+/// Refuses a multi-label set: this trainer fits one class per turn. Run
+/// preparation calls it too, before any data is loaded or embedded.
+///
+/// # Errors
+/// [`Error::Data`] naming the set.
+pub fn ensure_single_label(labels: &LabelSpace) -> Result<()> {
+    if labels.multi_label {
+        return Err(Error::Data(format!(
+            "the label set {} is multi-label, and multi-label training is not implemented yet (issue 16, SeMuL-PCD): train on a single-label set",
+            labels.name
+        )));
+    }
+    Ok(())
 }
 
 /// [`batch_gradients`] of the batch `chunk`, computed as `shards` shards on
