@@ -18,6 +18,11 @@
 #   train-am2emoje the same for AM²-EmoJE (MAN + joint embedding, imputation,
 #                  query-adaptive fusion, modality and frame dropout + context),
 #                  docs/configs/synthetic-am2emoje.toml, pytorch_am2emoje.py
+#   train-semul    the same for SeMuL-PCD (per-modality token streams with
+#                  aggregation tokens + a cross-attending fusion token, peer
+#                  heads, InfoNCE, calibration and peer distillation) on the
+#                  synthetic multi-label clips,
+#                  docs/configs/synthetic-multilabel-semul.toml, pytorch_semul.py
 # Both sides time only the work, not process start or model loading. Peak RSS
 # is the whole process's maximum resident set from `/usr/bin/time -v` (Debian
 # package `time`); without it the processes' own VmHWM / ru_maxrss readings are
@@ -61,7 +66,7 @@ epochs=1
 threads=2
 build=1
 out=""
-workloads="embed-minilm,embed-mpnet,train-epoch,predict-20,train-amuse,train-am2emoje"
+workloads="embed-minilm,embed-mpnet,train-epoch,predict-20,train-amuse,train-am2emoje,train-semul"
 while [ $# -gt 0 ]; do
     case "$1" in
         --workloads) workloads="$2"; shift 2 ;;
@@ -193,9 +198,13 @@ if wanted predict-20; then
     run "predict-20.mmer" "$mmer" bench predict --model "$out/checkpoint" --meld-csv "$meld/test_sent_emo.csv" \
         --turns 20 --repeats 5
 fi
-for model in amuse am2emoje; do
+for model in amuse am2emoje semul; do
     wanted "train-$model" || continue
-    run "train-$model.mmer" "$mmer" bench train-epoch --config "docs/configs/synthetic-$model.toml" \
+    case "$model" in
+        semul) config="docs/configs/synthetic-multilabel-semul.toml" ;;
+        *) config="docs/configs/synthetic-$model.toml" ;;
+    esac
+    run "train-$model.mmer" "$mmer" bench train-epoch --config "$config" \
         --epochs "$epochs" --batch-size 16 --data-parallel "$threads" --export "$out/$model-data" \
         --order-out "$out/$model-order.json"
     run "train-$model.pytorch" "$python" "$root/bench/pytorch_$model.py" --export "$out/$model-data" \
@@ -264,6 +273,7 @@ for name, label in [
     ("train-epoch", f"context model, {epochs} epoch(s) MELD train"),
     ("train-amuse", f"AMuSE (MAN + AF + context, 4 modalities), {epochs} epoch(s) synthetic train"),
     ("train-am2emoje", f"AM²-EmoJE (MAN + joint embedding + context, 4 modalities), {epochs} epoch(s) synthetic train"),
+    ("train-semul", f"SeMuL-PCD (peer transformer + distillation, 4 modalities, multi-label), {epochs} epoch(s) synthetic train"),
 ]:
     if name not in wanted:
         continue

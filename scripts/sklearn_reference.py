@@ -12,14 +12,35 @@ vectors plus expected numbers; crates/mmer-eval/tests/sklearn_parity.rs checks
 the Rust implementation against them to 1e-9.
 
 The vectors are literals (not drawn from an RNG) so the fixture is reproducible
-with any numpy version. Usage, from the repository root:
+with any numpy version. The multi-label probability cases ("multi_label_scores")
+are drawn with Python's random.Random(seed).random(), whose sequence Python
+guarantees stable across versions, and every probability is rounded to an f32
+(the Rust side takes f32) before anything is computed from it. For those cases
+the script stores, per case:
+
+- roc_auc: sklearn's roc_auc_score per label (None where the label has one
+  class, where sklearn raises);
+- ece: the expected calibration error of a plain numpy implementation of the
+  binning documented in mmer_eval::multi_label::expected_calibration_error
+  (bin k holds k/B < p <= (k+1)/B, the first bin also holds 0);
+- thresholds: a plain-Python implementation of tune_thresholds (max F1 over
+  the distinct probabilities plus 0.5, ties to the candidate closest to 0.5,
+  then the lower; 0.5 for a label with no positive);
+- sklearn's metrics of the bits decided with those thresholds (p >= t), and of
+  the two trivial baselines (every probability 1.0; every probability the
+  label's frequency in a separate "train" block of rows), thresholds 0.5.
+
+Usage, from the repository root:
 
     pip install scikit-learn numpy
     python3 scripts/sklearn_reference.py
 """
 
 import json
+import math
 import pathlib
+import random
+from fractions import Fraction
 
 import numpy as np
 import sklearn
@@ -29,6 +50,7 @@ from sklearn.metrics import (
     f1_score,
     hamming_loss,
     precision_recall_fscore_support,
+    roc_auc_score,
 )
 
 OUT = (
@@ -153,6 +175,203 @@ AGGREGATE = [
 ]
 
 
+# Multi-label probability cases: per label, the rate of "present" and how the
+# probability is drawn. "smooth": 0.6·u + 0.35·y quantised to 2^-16; "eighths":
+# the same rounded to k/8 (many ties, values on bin boundaries); "hundredths":
+# rounded to two decimals (ties, and values that are not exact in f32); "never"
+# / "always": the label is never / always present. Every 17th draw of a smooth
+# label is forced to 0.0 or 1.0 so the end bins are exercised.
+SCORE_CASES = [
+    {
+        "name": "scores3_eighths",
+        "seed": 20251,
+        "rows": 40,
+        "train_rows": 30,
+        "labels": [(0.4, "smooth"), (0.5, "eighths"), (0.2, "smooth")],
+    },
+    {
+        "name": "scores5_never",
+        "seed": 20252,
+        "rows": 120,
+        "train_rows": 60,
+        "labels": [
+            (0.3, "smooth"),
+            (0.6, "hundredths"),
+            (0.0, "never"),
+            (0.15, "smooth"),
+            (0.5, "eighths"),
+        ],
+    },
+    {
+        "name": "scores6_always",
+        "seed": 20253,
+        "rows": 200,
+        "train_rows": 80,
+        "labels": [
+            (0.1, "smooth"),
+            (0.7, "smooth"),
+            (1.0, "always"),
+            (0.35, "hundredths"),
+            (0.5, "smooth"),
+            (0.05, "eighths"),
+        ],
+    },
+    {
+        # Seed picked so that tuning ties: label 0's best F1 is reached at
+        # 0.375, 0.625 and 0.75 (0.375 and 0.625 equally close to 0.5 → the
+        # lower), label 2's at 0.55, 0.58 and 0.70 (→ 0.55, the closest).
+        "name": "scores4_threshold_ties",
+        "seed": 320,
+        "rows": 40,
+        "train_rows": 20,
+        "labels": [
+            (0.3, "eighths"),
+            (0.5, "eighths"),
+            (0.4, "hundredths"),
+            (0.25, "eighths"),
+        ],
+    },
+]
+
+# Bin counts of the stored ECEs: 15 is what MultiLabelScores uses; 8 and 10
+# put k/8 and k/10 values exactly on bin boundaries.
+ECE_BINS = [15, 10, 8]
+
+
+def f32(x):
+    """x rounded to the nearest f32, as a Python float."""
+    return float(np.float32(x))
+
+
+def draw_probability(rng, y, kind, draw):
+    u = rng.random()
+    if kind in ("never", "always"):
+        return f32(math.floor((0.3 * u + 0.6 * y * u) * 2**16) / 2**16)
+    raw = 0.6 * u + 0.35 * y
+    if kind == "smooth":
+        if draw % 17 == 0:
+            return 1.0 if y else 0.0
+        return math.floor(raw * 2**16) / 2**16
+    if kind == "eighths":
+        return round(raw * 8) / 8
+    if kind == "hundredths":
+        return f32(round(raw, 2))
+    raise ValueError(kind)
+
+
+def draw_scores(case):
+    rng = random.Random(case["seed"])
+    n_labels = len(case["labels"])
+
+    def gold_row():
+        return [
+            1 if kind == "always" else int(kind != "never" and rng.random() < rate)
+            for rate, kind in case["labels"]
+        ]
+
+    train = [gold_row() for _ in range(case["train_rows"])]
+    y_true, probs = [], []
+    for i in range(case["rows"]):
+        y = gold_row()
+        y_true.append(y)
+        probs.append(
+            [
+                draw_probability(rng, y[l], case["labels"][l][1], i * n_labels + l)
+                for l in range(n_labels)
+            ]
+        )
+    return train, y_true, probs
+
+
+def ece(y_true, probs, bins):
+    """ECE over every (sample, label) probability, bin k holding
+    k/B < p <= (k+1)/B and the first bin also p = 0."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    idx = np.clip(np.ceil(p * bins).astype(np.int64) - 1, 0, bins - 1)
+    total = 0.0
+    for k in range(bins):
+        in_bin = idx == k
+        if in_bin.any():
+            weight = in_bin.sum() / p.size
+            total += weight * abs(y[in_bin].mean() - p[in_bin].mean())
+    return float(total)
+
+
+def tune_threshold(y, p):
+    """The F1-maximising threshold (predict p >= t) of one label."""
+    positives = sum(y)
+    if positives == 0:
+        return 0.5
+    best_key, best_t = None, None
+    for t in sorted(set(p) | {0.5}):
+        tp = sum(1 for yi, pi in zip(y, p) if yi and pi >= t)
+        predicted = sum(1 for pi in p if pi >= t)
+        key = (-Fraction(2 * tp, positives + predicted), abs(t - 0.5), t)
+        if best_key is None or key < best_key:
+            best_key, best_t = key, t
+    return best_t
+
+
+def scored(y_true, probs, thresholds):
+    """What MultiLabelScores holds, computed by sklearn / numpy / Python."""
+    yt = np.array(y_true)
+    pr = np.array(probs, dtype=np.float64)
+    decided = (pr >= np.array(thresholds, dtype=np.float64)).astype(int)
+    labels = list(range(yt.shape[1]))
+    # roc_auc_score raises for a label with one class: None there.
+    auc = [
+        float(roc_auc_score(yt[:, l], pr[:, l]))
+        if 0 < yt[:, l].sum() < len(yt)
+        else None
+        for l in labels
+    ]
+    defined = [a for a in auc if a is not None]
+
+    def f1(avg):
+        return float(f1_score(yt, decided, labels=labels, average=avg, zero_division=0))
+
+    return {
+        "thresholds": [float(t) for t in thresholds],
+        "roc_auc": auc,
+        "mean_roc_auc": float(np.mean(defined)) if defined else None,
+        "ece": [{"bins": b, "ece": ece(y_true, probs, b)} for b in ECE_BINS],
+        "decided": decided.tolist(),
+        "weighted_f1": f1("weighted"),
+        "macro_f1": f1("macro"),
+        "micro_f1": f1("micro"),
+        "hamming_loss": float(hamming_loss(yt, decided)),
+        "subset_accuracy": float(accuracy_score(yt, decided)),
+        "f1": floats(
+            f1_score(yt, decided, labels=labels, average=None, zero_division=0)
+        ),
+    }
+
+
+def scores_case(case):
+    train, y_true, probs = draw_scores(case)
+    n_labels = len(case["labels"])
+    thresholds = [
+        tune_threshold([r[l] for r in y_true], [r[l] for r in probs])
+        for l in range(n_labels)
+    ]
+    prior = [float(np.mean([r[l] for r in train])) for l in range(n_labels)]
+    prior_probs = [[f32(q) for q in prior] for _ in y_true]
+    return {
+        "name": case["name"],
+        "num_labels": n_labels,
+        "y_true": y_true,
+        "probs": probs,
+        "tuned": scored(y_true, probs, thresholds),
+        "train_y_true": train,
+        "prior": prior,
+        "prior_baseline": scored(y_true, prior_probs, [0.5] * n_labels),
+        "all_positive_baseline": scored(
+            y_true, [[1.0] * n_labels for _ in y_true], [0.5] * n_labels
+        ),
+    }
+
+
 def floats(xs):
     return [float(x) for x in xs]
 
@@ -229,6 +448,7 @@ def main():
             }
             for v in AGGREGATE
         ],
+        "multi_label_scores": [scores_case(c) for c in SCORE_CASES],
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")

@@ -1552,15 +1552,38 @@ fn declared_classes_train_evaluate_and_predict_by_name() {
             && err.contains("calm, tense"),
         "{err}"
     );
-    // Multi-label is declared and read, but not trained yet.
-    let o = train("calm,tense,happy", &["--multi-label"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("multi-label training is not implemented yet"),
-        "{}",
-        stderr(&o)
+    // Declared multi-label, the same files train multi-label models (one
+    // class per turn is a one-element set) and report the trivial baselines
+    // beside them.
+    let multi = dir.path().join("multi");
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["train", "--dataset", "conversations", "--data"])
+        .arg(&data)
+        .args(["--labels", "calm,tense,happy", "--multi-label"])
+        .args(["--encoder", "minilm", "--seeds", "0", "--max-epochs", "2"])
+        .arg("--out")
+        .arg(&multi)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .env("MMER_MODELS_DIR", &models)
+        .env("MMER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read_json(&multi.join("results.json"));
+    assert_eq!(
+        results["classes"],
+        serde_json::json!(["calm", "tense", "happy"])
     );
-    assert!(!out.exists(), "a refused run writes nothing");
+    assert!(results["baselines"]["all_positive"]["report"]["macro_f1"].is_number());
+    assert_eq!(
+        results["per_seed"][0]["thresholds"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert!(stdout(&o).contains("all labels"), "{}", stdout(&o));
+    assert!(!out.exists());
 
     let o = train("calm, tense, happy", &[]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -127,6 +127,17 @@ pub enum Error {
         /// The supported extensions.
         expected: String,
     },
+    /// An HDF5 file (a CMU-MultimodalSDK computational sequence) that could
+    /// not be decoded, or lacks an object the format needs.
+    #[error("{path}: HDF5 object {object:?}: {msg}")]
+    Hdf5 {
+        /// The file.
+        path: PathBuf,
+        /// Path of the group or dataset inside the file.
+        object: String,
+        /// What is wrong.
+        msg: String,
+    },
     /// The loaded corpus broke a domain invariant.
     #[error("{path}: {source}")]
     Invalid {

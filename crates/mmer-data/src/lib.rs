@@ -6,11 +6,14 @@
 
 pub mod conversation;
 mod csv_quotes;
+pub mod elderreact;
 mod error;
 pub mod feature_pickle;
 pub mod iemocap;
 pub mod meld;
+pub mod mosei;
 pub mod pickle;
 pub mod synthetic;
+pub mod synthetic_multi;
 
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::multi_label::MultiLabelReport;
+use crate::multi_label::{MultiLabelReport, MultiLabelScores};
 use crate::report::ClassificationReport;
 
 /// One metric over seeds.
@@ -209,14 +209,129 @@ impl MultiLabelAggregate {
     /// `(metric name, aggregate)` rows, per-label rows named as in
     /// [`ReportAggregate::rows`].
     pub fn rows(&self, label_names: &[&str]) -> Vec<(String, &Aggregate)> {
-        let mut rows = vec![
+        let mut rows = self.scalar_rows();
+        rows.extend(class_rows(&self.per_label_f1, label_names));
+        rows
+    }
+
+    /// The rows of the scalar (not per-label) metrics.
+    fn scalar_rows(&self) -> Vec<(String, &Aggregate)> {
+        vec![
             ("subset_accuracy".to_string(), &self.subset_accuracy),
             ("hamming_loss".to_string(), &self.hamming_loss),
             ("micro_f1".to_string(), &self.micro_f1),
             ("macro_f1".to_string(), &self.macro_f1),
             ("weighted_f1".to_string(), &self.weighted_f1),
-        ];
-        rows.extend(class_rows(&self.per_label_f1, label_names));
+        ]
+    }
+
+    /// The table of [`Self::rows`], rendered by [`render_table`].
+    pub fn to_table(&self, label_names: &[&str]) -> String {
+        render_table(&self.rows(label_names))
+    }
+}
+
+/// An optional metric over seeds: `None` when no report has it, an error
+/// when only some do (`what` names it).
+fn over_optional<T>(
+    reports: &[T],
+    what: &str,
+    get: impl Fn(&T) -> Option<f64>,
+) -> Result<Option<Aggregate>> {
+    let Some(first) = reports.first() else {
+        return Err(Error::EmptyInput {
+            what: "no seeds to aggregate",
+        });
+    };
+    let defined = get(first).is_some();
+    if let Some(index) = reports.iter().position(|r| get(r).is_some() != defined) {
+        return Err(Error::ReportMismatch {
+            index,
+            msg: format!("{what} is defined in only some reports"),
+        });
+    }
+    if !defined {
+        return Ok(None);
+    }
+    over(reports, |r| get(r).unwrap_or(f64::NAN)).map(Some)
+}
+
+/// [`MultiLabelScores`] over seeds: the thresholded metrics of
+/// [`MultiLabelAggregate`] plus mean ROC-AUC, expected calibration error and
+/// per-label ROC-AUC.
+///
+/// Whether a label's ROC-AUC is defined depends only on the gold labels, so
+/// runs of one experiment (same test rows, different seeds) agree on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiLabelScoresAggregate {
+    /// The thresholded metrics (and the number of seeds).
+    pub report: MultiLabelAggregate,
+    /// Mean ROC-AUC over seeds; `None` when no label has both classes.
+    pub mean_roc_auc: Option<Aggregate>,
+    /// Expected calibration error over seeds.
+    pub expected_calibration_error: Aggregate,
+    /// ROC-AUC of each label over seeds, in label order; `None` for a label
+    /// with one class in the gold rows.
+    pub per_label_roc_auc: Vec<Option<Aggregate>>,
+}
+
+impl MultiLabelScoresAggregate {
+    /// Aggregates per-seed scores of the same experiment.
+    ///
+    /// # Errors
+    /// [`Error::EmptyInput`] for no scores; [`Error::ReportMismatch`] when
+    /// they disagree on the number of labels or on which ROC-AUCs are
+    /// defined, or when one has a per-label ROC-AUC list of another length
+    /// than its report.
+    pub fn from_scores(scores: &[MultiLabelScores]) -> Result<Self> {
+        let reports: Vec<MultiLabelReport> = scores.iter().map(|s| s.report.clone()).collect();
+        let report = MultiLabelAggregate::from_reports(&reports)?;
+        let num_labels = report.per_label_f1.len();
+        if let Some(index) = scores.iter().position(|s| s.roc_auc.len() != num_labels) {
+            return Err(Error::ReportMismatch {
+                index,
+                msg: format!(
+                    "{} ROC-AUCs for {num_labels} labels",
+                    scores[index].roc_auc.len()
+                ),
+            });
+        }
+        let per_label_roc_auc = (0..num_labels)
+            .map(|l| over_optional(scores, &format!("roc_auc[{l}]"), |s| s.roc_auc[l]))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            report,
+            mean_roc_auc: over_optional(scores, "mean_roc_auc", |s| s.mean_roc_auc)?,
+            expected_calibration_error: over(scores, |s| s.expected_calibration_error)?,
+            per_label_roc_auc,
+        })
+    }
+
+    /// `(metric name, aggregate)` rows: the scalar metrics of
+    /// [`MultiLabelAggregate::rows`], `mean_roc_auc` (when defined) and
+    /// `expected_calibration_error`, then one `f1[<label>]` row per label and
+    /// one `roc_auc[<label>]` row per label with a defined ROC-AUC, labels
+    /// named as in [`ReportAggregate::rows`].
+    pub fn rows(&self, label_names: &[&str]) -> Vec<(String, &Aggregate)> {
+        let mut rows = self.report.scalar_rows();
+        if let Some(auc) = &self.mean_roc_auc {
+            rows.push(("mean_roc_auc".to_string(), auc));
+        }
+        rows.push((
+            "expected_calibration_error".to_string(),
+            &self.expected_calibration_error,
+        ));
+        rows.extend(class_rows(&self.report.per_label_f1, label_names));
+        rows.extend(
+            self.per_label_roc_auc
+                .iter()
+                .enumerate()
+                .filter_map(|(l, a)| {
+                    a.as_ref()
+                        .map(|a| (format!("roc_auc[{}]", label_name(label_names, l)), a))
+                }),
+        );
         rows
     }
 
@@ -224,6 +339,13 @@ impl MultiLabelAggregate {
     pub fn to_table(&self, label_names: &[&str]) -> String {
         render_table(&self.rows(label_names))
     }
+}
+
+/// The name of label `l`: `names[l]` when there is one, the index otherwise.
+fn label_name(names: &[&str], l: usize) -> String {
+    names
+        .get(l)
+        .map_or_else(|| l.to_string(), |n| (*n).to_string())
 }
 
 fn class_rows<'a>(per_class: &'a [Aggregate], names: &[&str]) -> Vec<(String, &'a Aggregate)> {
@@ -359,5 +481,83 @@ mod tests {
         assert_eq!(agg.subset_accuracy.mean, 0.5);
         assert_eq!(agg.per_label_f1.len(), 3);
         assert!(agg.to_table(&[]).contains("f1[2]"));
+    }
+
+    #[test]
+    fn multi_label_scores_aggregate() {
+        // Label 2 never occurs: its ROC-AUC is undefined in every seed.
+        let y = [
+            [true, false, false],
+            [false, true, false],
+            [true, true, false],
+        ];
+        let p1 = [[0.9f32, 0.2, 0.1], [0.3, 0.8, 0.0], [0.6, 0.4, 0.2]];
+        let p2 = [[0.4f32, 0.6, 0.5], [0.5, 0.7, 0.1], [0.8, 0.9, 0.0]];
+        let s1 = MultiLabelScores::new(&y, &p1, 3, &[0.5; 3]).unwrap();
+        let s2 = MultiLabelScores::new(&y, &p2, 3, &[0.5; 3]).unwrap();
+        let agg = MultiLabelScoresAggregate::from_scores(&[s1.clone(), s2.clone()]).unwrap();
+        assert_eq!(agg.report.num_seeds, 2);
+        assert_eq!(agg.per_label_roc_auc.len(), 3);
+        assert!(agg.per_label_roc_auc[2].is_none());
+        assert_eq!(
+            agg.per_label_roc_auc[0].as_ref().unwrap().per_seed,
+            vec![s1.roc_auc[0].unwrap(), s2.roc_auc[0].unwrap()]
+        );
+        assert_eq!(
+            agg.expected_calibration_error.per_seed,
+            vec![s1.expected_calibration_error, s2.expected_calibration_error]
+        );
+        assert_eq!(
+            agg.mean_roc_auc.as_ref().unwrap().mean,
+            (s1.mean_roc_auc.unwrap() + s2.mean_roc_auc.unwrap()) / 2.0
+        );
+        let table = agg.to_table(&["joy", "sad"]);
+        for row in [
+            "| macro_f1 ",
+            "| mean_roc_auc ",
+            "| expected_calibration_error ",
+            "| f1[joy] ",
+            "| f1[2] ",
+            "| roc_auc[sad] ",
+        ] {
+            assert!(table.contains(row), "{row}:\n{table}");
+        }
+        assert!(!table.contains("roc_auc[2]"), "{table}");
+        // serde_json's default float parser may be 1 ulp off: compare the
+        // round trip row by row with a tolerance.
+        let json = serde_json::to_string(&agg).unwrap();
+        let back: MultiLabelScoresAggregate = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.per_label_roc_auc[2], None);
+        let (rows, back_rows) = (agg.rows(&[]), back.rows(&[]));
+        assert_eq!(rows.len(), back_rows.len());
+        for ((name, a), (back_name, b)) in rows.iter().zip(&back_rows) {
+            assert_eq!(name, back_name);
+            assert_eq!(a.per_seed.len(), b.per_seed.len(), "{name}");
+            for (x, y) in a.per_seed.iter().zip(&b.per_seed) {
+                assert!((x - y).abs() < 1e-15, "{name}: {x} vs {y}");
+            }
+        }
+
+        // Same labels, but label 2 occurs in the other run's gold rows.
+        let y3 = [
+            [true, false, true],
+            [false, true, false],
+            [true, true, false],
+        ];
+        let s3 = MultiLabelScores::new(&y3, &p1, 3, &[0.5; 3]).unwrap();
+        assert!(matches!(
+            MultiLabelScoresAggregate::from_scores(&[s1.clone(), s3]),
+            Err(Error::ReportMismatch { index: 1, .. })
+        ));
+        let mut short = s2;
+        short.roc_auc.pop();
+        assert!(matches!(
+            MultiLabelScoresAggregate::from_scores(&[s1, short]),
+            Err(Error::ReportMismatch { index: 1, .. })
+        ));
+        assert!(matches!(
+            MultiLabelScoresAggregate::from_scores(&[]),
+            Err(Error::EmptyInput { .. })
+        ));
     }
 }

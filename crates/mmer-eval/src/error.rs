@@ -81,6 +81,40 @@ pub enum Error {
         /// What differs.
         msg: String,
     },
+    /// A probability that is NaN or outside `[0, 1]`, at `probs[row][label]`.
+    #[error("probs[{row}][{label}] = {value} is not a probability in [0, 1]")]
+    InvalidProbability {
+        /// Row (sample) index.
+        row: usize,
+        /// Label index within the row.
+        label: usize,
+        /// The offending value.
+        value: f32,
+    },
+    /// A number not allowed where it stands: a NaN or infinite ROC score, a
+    /// NaN threshold, a label prior outside `[0, 1]`.
+    #[error("{what}[{index}] = {value} is not {expected}")]
+    InvalidValue {
+        /// Which input holds it (`scores`, `thresholds`, `prior`).
+        what: &'static str,
+        /// Position in that input.
+        index: usize,
+        /// The offending value.
+        value: f64,
+        /// What was expected there.
+        expected: &'static str,
+    },
+    /// A per-label list (thresholds, priors) whose length is not the number
+    /// of labels.
+    #[error("{what} has {got} entries, expected one per label ({expected})")]
+    LabelCountMismatch {
+        /// Which list.
+        what: &'static str,
+        /// Number of labels.
+        expected: usize,
+        /// Entries in the list.
+        got: usize,
+    },
     /// A deserialised confusion matrix that is not square.
     #[error("confusion matrix row {row} has {got} columns, expected {expected}")]
     RaggedConfusion {

@@ -4,9 +4,12 @@
 //! ([`single_label`]: accuracy, weighted and macro F1, per-class
 //! precision/recall/F1, confusion matrix, MELD's 5-class weighted F1),
 //! multi-label metrics ([`multi_label`]: weighted/macro/micro F1, Hamming
-//! loss, subset accuracy), the serde records written to `metrics.json`
-//! ([`ClassificationReport`], [`MultiLabelReport`]) and seed aggregation
-//! ([`aggregate`]: mean ± sample std over seeds, rendered as a table).
+//! loss, subset accuracy; on probabilities also per-label ROC-AUC, expected
+//! calibration error, per-label thresholds tuned on validation and the
+//! all-positive and label-prior baselines), the serde records written to
+//! `metrics.json` ([`ClassificationReport`], [`MultiLabelReport`],
+//! [`MultiLabelScores`]) and seed aggregation ([`aggregate`]: mean ± sample
+//! std over seeds, rendered as a table).
 //!
 //! It takes class indices and bit vectors, not models or files: producing
 //! predictions is `mmer-train`'s job, writing run directories too.
@@ -32,9 +35,11 @@ pub mod multi_label;
 mod report;
 pub mod single_label;
 
-pub use aggregate::{Aggregate, MultiLabelAggregate, ReportAggregate, render_table};
+pub use aggregate::{
+    Aggregate, MultiLabelAggregate, MultiLabelScoresAggregate, ReportAggregate, render_table,
+};
 pub use error::{Error, Result, Side};
-pub use multi_label::MultiLabelReport;
+pub use multi_label::{MultiLabelReport, MultiLabelScores};
 pub use report::ClassificationReport;
 pub use single_label::{
     ClassMetrics, ConfusionMatrix, MELD_FIVE_CLASSES, accuracy, confusion_matrix, macro_f1,

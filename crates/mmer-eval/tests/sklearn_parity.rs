@@ -2,8 +2,16 @@
 //! were computed by `scripts/sklearn_reference.py` (scikit-learn with
 //! `labels=range(C), zero_division=0`) on the label vectors stored beside
 //! them. Regenerate with `python3 scripts/sklearn_reference.py`.
+//!
+//! The multi-label probability cases (`multi_label_scores`) hold
+//! scikit-learn's `roc_auc_score` per label, a plain numpy ECE with the
+//! binning of [`multi_label::expected_calibration_error`], thresholds tuned
+//! by a plain-Python version of [`multi_label::tune_thresholds`] and
+//! scikit-learn's metrics of the bits those thresholds decide.
 
-use mmer_eval::{Aggregate, ClassificationReport, MultiLabelReport, multi_label, single_label};
+use mmer_eval::{
+    Aggregate, ClassificationReport, MultiLabelReport, MultiLabelScores, multi_label, single_label,
+};
 use serde::Deserialize;
 
 const TOL: f64 = 1e-9;
@@ -14,6 +22,44 @@ struct Fixture {
     single_label: Vec<SingleCase>,
     multi_label: Vec<MultiCase>,
     aggregate: Vec<AggregateCase>,
+    multi_label_scores: Vec<ScoresCase>,
+}
+
+#[derive(Deserialize)]
+struct ScoresCase {
+    name: String,
+    num_labels: usize,
+    y_true: Vec<Vec<u8>>,
+    probs: Vec<Vec<f32>>,
+    tuned: Scored,
+    train_y_true: Vec<Vec<u8>>,
+    prior: Vec<f64>,
+    prior_baseline: Scored,
+    all_positive_baseline: Scored,
+}
+
+/// What one [`MultiLabelScores`] should hold, by scikit-learn / numpy.
+#[derive(Deserialize)]
+struct Scored {
+    /// Stored as the f64 of an f32; read as f32 so that a 1-ulp error of
+    /// serde_json's float parser cannot matter.
+    thresholds: Vec<f32>,
+    roc_auc: Vec<Option<f64>>,
+    mean_roc_auc: Option<f64>,
+    ece: Vec<EceCase>,
+    decided: Vec<Vec<u8>>,
+    weighted_f1: f64,
+    macro_f1: f64,
+    micro_f1: f64,
+    hamming_loss: f64,
+    subset_accuracy: f64,
+    f1: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+struct EceCase {
+    bins: usize,
+    ece: f64,
 }
 
 #[derive(Deserialize)]
@@ -235,5 +281,102 @@ fn seed_aggregation_matches_numpy_ddof1() {
         close("mean", &name, a.mean, c.mean);
         close("std", &name, a.std.unwrap(), c.std);
         assert_eq!(a.per_seed, c.values);
+    }
+}
+
+/// Checks `scores` (built from `probs`) against the reference `want`.
+fn check_scored(
+    what: &str,
+    c: &ScoresCase,
+    y: &[Vec<bool>],
+    probs: &[Vec<f32>],
+    scores: &MultiLabelScores,
+    want: &Scored,
+) {
+    let name = format!("{}/{what}", c.name);
+    let name = name.as_str();
+    assert_eq!(scores.thresholds, want.thresholds, "{name}: thresholds");
+    let decided = multi_label::decide(probs, &scores.thresholds).unwrap();
+    assert_eq!(decided, bits(&want.decided), "{name}: decided bits");
+
+    let r = &scores.report;
+    assert_eq!(r.num_samples, c.y_true.len(), "{name}: num_samples");
+    close("weighted_f1", name, r.weighted_f1, want.weighted_f1);
+    close("macro_f1", name, r.macro_f1, want.macro_f1);
+    close("micro_f1", name, r.micro_f1, want.micro_f1);
+    close("hamming_loss", name, r.hamming_loss, want.hamming_loss);
+    close(
+        "subset_accuracy",
+        name,
+        r.subset_accuracy,
+        want.subset_accuracy,
+    );
+    close_all("f1", name, r.per_label.iter().map(|m| m.f1), &want.f1);
+
+    assert_eq!(scores.roc_auc.len(), want.roc_auc.len(), "{name}: roc_auc");
+    for (l, (got, w)) in scores.roc_auc.iter().zip(&want.roc_auc).enumerate() {
+        match (got, w) {
+            (Some(g), Some(w)) => close(&format!("roc_auc[{l}]"), name, *g, *w),
+            (None, None) => {}
+            _ => panic!("{name}: roc_auc[{l}] = {got:?}, scikit-learn says {w:?}"),
+        }
+    }
+    match (scores.mean_roc_auc, want.mean_roc_auc) {
+        (Some(g), Some(w)) => close("mean_roc_auc", name, g, w),
+        (g, w) => assert_eq!(g, w, "{name}: mean_roc_auc"),
+    }
+
+    let fifteen = want.ece.iter().find(|e| e.bins == multi_label::ECE_BINS);
+    let fifteen = fifteen.expect("the fixture has the ECE with ECE_BINS bins");
+    close(
+        "expected_calibration_error",
+        name,
+        scores.expected_calibration_error,
+        fifteen.ece,
+    );
+    for e in &want.ece {
+        let got = multi_label::expected_calibration_error(y, probs, c.num_labels, e.bins).unwrap();
+        close(&format!("ece({} bins)", e.bins), name, got, e.ece);
+    }
+}
+
+#[test]
+fn multi_label_scores_match_sklearn() {
+    let fx = fixture();
+    assert!(fx.multi_label_scores.len() >= 3);
+    for c in &fx.multi_label_scores {
+        let n = c.num_labels;
+        let y = bits(&c.y_true);
+
+        // Tuned on these very rows (the fixture checks the rule, not a split).
+        let tuned = multi_label::tune_thresholds(&y, &c.probs, n).unwrap();
+        let scores = MultiLabelScores::new(&y, &c.probs, n, &tuned).unwrap();
+        check_scored("tuned", c, &y, &c.probs, &scores, &c.tuned);
+        let per_label = multi_label::roc_auc_per_label(&y, &c.probs, n).unwrap();
+        assert_eq!(per_label, scores.roc_auc, "{}: roc_auc_per_label", c.name);
+
+        let prior = multi_label::label_prior(&bits(&c.train_y_true), n).unwrap();
+        close_all("label_prior", &c.name, prior.iter().copied(), &c.prior);
+        let prior_probs: Vec<Vec<f32>> = vec![prior.iter().map(|&p| p as f32).collect(); y.len()];
+        let scores = MultiLabelScores::prior(&y, n, &prior).unwrap();
+        check_scored(
+            "prior_baseline",
+            c,
+            &y,
+            &prior_probs,
+            &scores,
+            &c.prior_baseline,
+        );
+
+        let ones = vec![vec![1.0f32; n]; y.len()];
+        let scores = MultiLabelScores::all_positive(&y, n).unwrap();
+        check_scored(
+            "all_positive_baseline",
+            c,
+            &y,
+            &ones,
+            &scores,
+            &c.all_positive_baseline,
+        );
     }
 }

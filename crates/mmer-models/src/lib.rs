@@ -9,6 +9,7 @@
 pub mod blocks;
 pub mod erc;
 pub mod loss;
+pub mod multi_label_loss;
 pub mod multimodal;
 pub mod nce;
 

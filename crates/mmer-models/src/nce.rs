@@ -9,8 +9,23 @@
 //! (Wu et al. 2018) during training, or from the rest of the batch for a
 //! deterministic validation score.
 
+use burn::module::Param;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+/// A learned InfoNCE scale `ln(1/τ)`, initialised as CLIP's (τ = 0.07);
+/// [`clip_scale`] reads it.
+pub fn clip_log_scale(device: &Device) -> Param<Tensor<1>> {
+    Param::from_tensor(Tensor::from_data(
+        TensorData::new(vec![(1.0f32 / 0.07).ln()], [1]),
+        device,
+    ))
+}
+
+/// The scale `1/τ = exp(log_scale)`, clamped at 100 as CLIP does.
+pub fn clip_scale(log_scale: &Param<Tensor<1>>) -> Tensor<1> {
+    log_scale.val().exp().clamp_max(100.0)
+}
 
 /// Rows scaled to unit L2 norm.
 ///

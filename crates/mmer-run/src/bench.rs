@@ -476,7 +476,8 @@ struct TrainingExport<'a> {
 struct ExportedDialogue<'a> {
     id: &'a str,
     speakers: &'a [usize],
-    labels: &'a [Option<usize>],
+    /// A class index per labelled turn, or (multi-label) a list of 0/1 bits.
+    labels: Vec<Option<serde_json::Value>>,
 }
 
 /// Writes the z-scored training inputs as `train.safetensors` — per modality
@@ -555,7 +556,20 @@ fn export_training_data(dir: &Path, data: &PreparedData, config: &TrainConfig) -
             .map(|d| ExportedDialogue {
                 id: &d.id,
                 speakers: &d.speakers,
-                labels: &d.labels,
+                labels: d
+                    .labels
+                    .iter()
+                    .map(|label| {
+                        label.as_ref().map(|label| match label {
+                            mmer_core::Label::Single(c) => serde_json::json!(c),
+                            mmer_core::Label::Multi(bits) => {
+                                serde_json::json!(
+                                    bits.iter().map(|&b| u8::from(b)).collect::<Vec<_>>()
+                                )
+                            }
+                        })
+                    })
+                    .collect(),
             })
             .collect(),
     };

@@ -10,6 +10,7 @@ use crate::error::{Context, Result, bail};
 use crate::labels::Labels;
 use mmer_core::{Corpus, Features, LabelSpace, Modality, Split};
 use mmer_data::synthetic::SyntheticConfig;
+use mmer_data::synthetic_multi::MultiLabelSyntheticConfig;
 use mmer_text::{EncoderKind, SentenceEncoder};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,20 @@ pub enum DatasetKind {
     Conversations,
     /// Seeded synthetic multimodal conversations (the demo's data).
     Synthetic,
+    /// Seeded synthetic multi-label multimodal clips (SeMuL-PCD's
+    /// benchmark; `mmer_data::synthetic_multi` documents what is planted).
+    SyntheticMultiLabel,
+    /// ElderReact: a directory with `{train,dev,test}_labels.txt` and
+    /// `{train,dev,test}_audio.txt` (6 emotions, multi-label; COVAREP
+    /// audio statistics).
+    ElderReact,
+    /// CMU-MOSEI as MMSA's aligned or unaligned feature pickle (the
+    /// emotion labels must have been merged in under `emotion_labels`:
+    /// MMSA ships sentiment only; `mmer_data::mosei`).
+    MoseiMmsa,
+    /// CMU-MOSEI as CMU-MultimodalSDK computational sequences (`.csd`),
+    /// named in `[data.mosei_csd]`.
+    MoseiCsd,
 }
 
 /// The data half of a run config.
@@ -66,6 +81,18 @@ pub struct DataConfig {
     /// Generator settings for `synthetic`.
     #[serde(default)]
     pub synthetic: Option<SyntheticConfig>,
+    /// Generator settings for `synthetic_multi_label`.
+    #[serde(default)]
+    pub synthetic_multi_label: Option<MultiLabelSyntheticConfig>,
+    /// The computational sequences of `mosei_csd`.
+    #[serde(default)]
+    pub mosei_csd: Option<MoseiCsdConfig>,
+    /// CMU-MOSEI (both formats): replace NaN / infinite feature values
+    /// (COVAREP and MMSA audio have some) by 0, every segment so touched
+    /// logged; `false` refuses them with an error naming file, segment,
+    /// frame and column.
+    #[serde(default)]
+    pub mosei_zero_non_finite: bool,
     /// Label set of `conversations` data: a preset name (`"meld"`, the
     /// default; `"iemocap"`, `"synthetic"`), or a `[data.labels]` table
     /// declaring the classes (`classes = ["calm", "tense"]`, optional
@@ -94,6 +121,10 @@ impl std::fmt::Display for DatasetKind {
             DatasetKind::FeaturePickle => "feature-pickle",
             DatasetKind::Conversations => "conversations",
             DatasetKind::Synthetic => "synthetic",
+            DatasetKind::SyntheticMultiLabel => "synthetic-multi-label",
+            DatasetKind::ElderReact => "elder-react",
+            DatasetKind::MoseiMmsa => "mosei-mmsa",
+            DatasetKind::MoseiCsd => "mosei-csd",
         })
     }
 }
@@ -114,6 +145,9 @@ impl DataConfig {
             store: default_store(),
             media_store: None,
             synthetic: None,
+            synthetic_multi_label: None,
+            mosei_csd: None,
+            mosei_zero_non_finite: false,
             labels: None,
             valid_prefix: None,
             test_prefix: None,
@@ -179,6 +213,25 @@ impl DataConfig {
         Ok(())
     }
 
+    fn mosei_non_finite(&self) -> mmer_data::mosei::NonFinite {
+        match self.mosei_zero_non_finite {
+            true => mmer_data::mosei::NonFinite::Zero,
+            false => mmer_data::mosei::NonFinite::Error,
+        }
+    }
+
+    /// Whether the dataset has a multi-label set of its own (ElderReact,
+    /// the synthetic multi-label clips), whatever `labels` says.
+    pub fn is_multi_label_dataset(&self) -> bool {
+        matches!(
+            self.dataset,
+            DatasetKind::ElderReact
+                | DatasetKind::SyntheticMultiLabel
+                | DatasetKind::MoseiMmsa
+                | DatasetKind::MoseiCsd
+        )
+    }
+
     /// The label space of the data's conversation files: the configured
     /// set, MELD's when none is.
     ///
@@ -204,6 +257,42 @@ impl DataConfig {
             DatasetKind::Conversations => load_conversation_dir(self.path()?, self.label_space()?)?,
             DatasetKind::Synthetic => {
                 mmer_data::synthetic::generate(&self.synthetic.clone().unwrap_or_default())
+            }
+            DatasetKind::SyntheticMultiLabel => mmer_data::synthetic_multi::generate(
+                &self.synthetic_multi_label.clone().unwrap_or_default(),
+            ),
+            DatasetKind::ElderReact => {
+                let (corpus, report) = mmer_data::elderreact::load_with_report(self.path()?)?;
+                if !report.imputed.is_empty() {
+                    tracing::warn!(
+                        clips = report.imputed.len(),
+                        "ElderReact: non-finite audio statistics replaced by the train-split column means"
+                    );
+                }
+                corpus
+            }
+            DatasetKind::MoseiMmsa => {
+                let options = mmer_data::mosei::MmsaOptions {
+                    require_labels: true,
+                    non_finite: self.mosei_non_finite(),
+                    ..Default::default()
+                };
+                report_mosei(mmer_data::mosei::load_mmsa(self.path()?, &options)?)
+            }
+            DatasetKind::MoseiCsd => {
+                let csd = self.mosei_csd.as_ref().with_context(|| {
+                    "mosei_csd data needs a [data.mosei_csd] table naming its labels, features and folds files".to_string()
+                })?;
+                let sources = mmer_data::mosei::CsdSources {
+                    labels: csd.labels.clone(),
+                    features: csd.features.iter().map(|(m, p)| (*m, p.clone())).collect(),
+                    words: csd.words.clone(),
+                    folds: mmer_data::mosei::read_folds(&csd.folds)?,
+                };
+                report_mosei(mmer_data::mosei::load_csd(
+                    &sources,
+                    self.mosei_non_finite(),
+                )?)
             }
         };
         if let Some(dir) = &self.media_store {
@@ -254,6 +343,44 @@ impl DataConfig {
         }
         Ok(corpus)
     }
+}
+
+/// The files of CMU-MOSEI as CMU-MultimodalSDK computational sequences
+/// (`[data.mosei_csd]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoseiCsdConfig {
+    /// `CMU_MOSEI_Labels.csd`.
+    pub labels: PathBuf,
+    /// One feature sequence per modality, e.g. `audio =
+    /// "CMU_MOSEI_COVAREP.csd"`, `face = "CMU_MOSEI_VisualFacet42.csd"`.
+    pub features: std::collections::BTreeMap<Modality, PathBuf>,
+    /// `CMU_MOSEI_TimestampedWords.csd`, for the transcripts.
+    #[serde(default)]
+    pub words: Option<PathBuf>,
+    /// The standard folds: the SDK's `cmu_mosei_std_folds.py`, or JSON
+    /// `{"train": [...], "valid": [...], "test": [...]}` of video ids.
+    pub folds: PathBuf,
+}
+
+/// The corpus of a MOSEI load, with what the loader replaced or skipped
+/// logged.
+fn report_mosei((corpus, report): (Corpus, mmer_data::mosei::MoseiReport)) -> Corpus {
+    if !report.replaced.is_empty() {
+        tracing::warn!(
+            segments = report.replaced.len(),
+            values = report.values_replaced(),
+            "CMU-MOSEI: non-finite feature values replaced by 0"
+        );
+    }
+    if !report.skipped.is_empty() || report.above_scale > 0 {
+        tracing::warn!(
+            skipped = report.skipped.len(),
+            above_scale = report.above_scale,
+            "CMU-MOSEI: segments skipped (zero length or in no fold) and intensities above 3 kept as present"
+        );
+    }
+    corpus
 }
 
 /// Attaches the frames of the media store in `dir` to `corpus` by utterance
@@ -662,6 +789,45 @@ mod tests {
                 .to_string()
                 .contains("not both")
         );
+    }
+
+    /// The multi-label datasets load through a run's `[data]` table, from
+    /// the MOSEI fixtures `mmer-data` commits (generated in both formats).
+    #[test]
+    fn mosei_loads_from_a_run_config_in_both_formats() {
+        let fixtures =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../mmer-data/tests/fixtures/mosei");
+        let text = format!(
+            r#"
+            dataset = "mosei_csd"
+            [mosei_csd]
+            labels = "{dir}/labels.csd"
+            features = {{ audio = "{dir}/covarep.csd" }}
+            folds = "{dir}/folds.json"
+            "#,
+            dir = fixtures.display()
+        );
+        let mut config: DataConfig = toml::from_str(&text).unwrap();
+        assert!(config.is_multi_label_dataset());
+        // The fixture's COVAREP holds a NaN: refused unless asked.
+        let err = config.load(&[Modality::Audio]).unwrap_err().to_string();
+        assert!(err.contains("covarep.csd") && err.contains("NaN"), "{err}");
+        config.mosei_zero_non_finite = true;
+        let corpus = config.load(&[Modality::Audio]).unwrap();
+        assert!(corpus.labels.multi_label && corpus.num_utterances(Split::Train) > 0);
+        // MMSA's own pickles have no emotion labels: training refuses them.
+        let mmsa = |file: &str| {
+            let mut config = DataConfig::new(DatasetKind::MoseiMmsa, Some(fixtures.join(file)));
+            config.mosei_zero_non_finite = true;
+            config.load(&[Modality::Audio, Modality::Face])
+        };
+        let err = mmsa("mmsa_aligned.pkl").unwrap_err().to_string();
+        assert!(err.contains("no emotion labels"), "{err}");
+        assert_eq!(mmsa("mmsa_unaligned.pkl").unwrap().labels.name, "mosei");
+        // A [data] table without the files it needs says which.
+        let bare = DataConfig::new(DatasetKind::MoseiCsd, None);
+        let err = bare.load(&[Modality::Audio]).unwrap_err().to_string();
+        assert!(err.contains("[data.mosei_csd]"), "{err}");
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub struct RunEvaluation {
 pub fn evaluate_run(run: &Path, split: Split) -> Result<RunEvaluation> {
     let config = RunConfig::read(&run.join("config.toml"))?;
     check_complete(run, &config)?;
+    ensure!(
+        !config.data.label_space()?.multi_label && !config.data.is_multi_label_dataset(),
+        "{}: `mmer eval` re-scores single-label runs for now; this run is multi-label, and its results.json holds every seed's valid and test scores (at 0.5 and at thresholds tuned on validation)",
+        run.display()
+    );
     let corpus = config.data.load(&config.train.modalities)?;
     let dialogues = corpus.split(split);
     if dialogues.is_empty() {

@@ -8,8 +8,12 @@
 //!   ([`Labels`]).
 //! - [`run`]: a run's config ([`RunConfig`]) and its directory
 //!   ([`RunDir`]): training every seed ([`train_run`]), resuming, replacing.
-//! - [`results`]: `results.json` and the table printed after a run.
+//! - [`results`]: `results.json` and the table printed after a run;
+//!   [`multi_label_results`] for multi-label runs (with the trivial
+//!   baselines beside the model).
 //! - [`evaluate`]: a finished run's seeds re-evaluated on a split.
+//! - [`cross_dataset`]: a run's seeds scored on another corpus (or its own)
+//!   through an explicit label-mapping file.
 //! - [`robustness`]: a finished run with modalities missing at test time
 //!   (fixed conditions and a random missing-rate sweep, plotted).
 //! - [`predict`]: a trained model on a user's conversation file.
@@ -35,11 +39,13 @@ pub mod analysis_output;
 pub mod analyze;
 pub mod audio_model;
 pub mod bench;
+pub mod cross_dataset;
 pub mod data;
 pub mod emodb;
 pub mod evaluate;
 pub mod explain;
 pub mod labels;
+pub mod multi_label_results;
 pub mod predict;
 pub mod report_html;
 pub mod results;
@@ -51,5 +57,6 @@ pub use config::RunConfig;
 pub use data::{DataConfig, DatasetKind};
 pub use error::{Context, Error, Result};
 pub use labels::Labels;
+pub use multi_label_results::MultiLabelRunResults;
 pub use results::RunResults;
-pub use run::{Existing, RunDir, train_run};
+pub use run::{Existing, RunDir, TrainedRun, train_run};

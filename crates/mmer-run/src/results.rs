@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 
-const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// One seed's metrics in the results file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +80,21 @@ pub fn git_revision() -> String {
     }
 }
 
+/// The model family and context of `config`: `erc-context-<context>` for
+/// early fusion, `<fusion>-context-<context>` otherwise.
+pub(crate) fn model_name(config: &RunConfig) -> String {
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let context = name(serde_json::to_value(config.train.model.context));
+    match config.train.model.fusion {
+        mmer_models::Fusion::Early => format!("erc-context-{context}"),
+        fusion => format!("{}-context-{context}", name(serde_json::to_value(fusion))),
+    }
+}
+
 impl RunResults {
     /// Collects a finished run.
     pub fn new(
@@ -91,23 +106,13 @@ impl RunResults {
         let valid: Vec<ClassificationReport> = outcomes.iter().map(|o| o.valid.clone()).collect();
         let test: Vec<ClassificationReport> =
             outcomes.iter().filter_map(|o| o.test.clone()).collect();
-        let name = |v: serde_json::Result<serde_json::Value>| {
-            v.ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        };
-        let context = name(serde_json::to_value(config.train.model.context));
-        let model = match config.train.model.fusion {
-            mmer_models::Fusion::Early => format!("erc-context-{context}"),
-            fusion => format!("{}-context-{context}", name(serde_json::to_value(fusion))),
-        };
         Ok(Self {
             schema_version: SCHEMA_VERSION,
             dataset: corpus.name.clone(),
             split: Split::Test,
             modalities: config.train.modalities.clone(),
             encoder,
-            model,
+            model: model_name(config),
             seeds: outcomes.iter().map(|o| o.seed).collect(),
             git_revision: git_revision(),
             split_sizes: Split::ALL

@@ -119,6 +119,11 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
     let run_config = RunConfig::read(&run.join("config.toml"))?;
     check_complete(run, &run_config)?;
     let modalities = run_config.train.modalities.clone();
+    ensure!(
+        !run_config.data.label_space()?.multi_label && !run_config.data.is_multi_label_dataset(),
+        "{}: robustness scores single-label runs for now; this run is multi-label (its results.json holds its multi-label scores)",
+        run.display()
+    );
     let corpus = run_config.data.load(&modalities)?;
     let dialogues = corpus.split(config.split);
     ensure!(

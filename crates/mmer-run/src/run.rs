@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use mmer_models::Fusion;
 use mmer_train::pretrain::{PretrainOutcome, pretrain_seed};
 use mmer_train::trainer::PreparedData;
-use mmer_train::{Checkpoint, TrainConfig, train_seed};
+use mmer_train::{Checkpoint, TrainConfig, train_seed, train_seed_multi_label};
 
 use crate::config::RunConfig;
 use crate::error::{Context, Result, bail, ensure};
+use crate::multi_label_results::MultiLabelRunResults;
 use crate::results::RunResults;
 
 /// What `train` does when `--out` already holds a run.
@@ -88,8 +89,7 @@ pub fn seed_checkpoint(
 /// the configured corpus.
 pub fn prepare(config: &RunConfig) -> Result<(mmer_core::Corpus, PreparedData)> {
     check_seeds(&config.train.seeds)?;
-    // Before the data loads and embeds, as the trainer would refuse it.
-    mmer_train::ensure_single_label(&config.data.label_space()?)?;
+    config.data.label_space()?;
     let corpus = config.data.load(&config.train.modalities)?;
     corpus
         .validate()
@@ -252,17 +252,119 @@ fn check_resumable(out: &Path, config: &RunConfig) -> Result<()> {
     Ok(())
 }
 
+/// The results of a finished run: single-label or multi-label.
+#[derive(Debug, Clone)]
+pub enum TrainedRun {
+    /// One class per turn.
+    Single(Box<RunResults>),
+    /// Several classes per turn.
+    Multi(Box<MultiLabelRunResults>),
+}
+
+impl TrainedRun {
+    /// The seeds trained.
+    pub fn seeds(&self) -> &[u64] {
+        match self {
+            TrainedRun::Single(results) => &results.seeds,
+            TrainedRun::Multi(results) => &results.seeds,
+        }
+    }
+
+    /// The readable table of the results.
+    pub fn table(&self) -> String {
+        match self {
+            TrainedRun::Single(results) => results.table(),
+            TrainedRun::Multi(results) => results.table(),
+        }
+    }
+}
+
+/// A seed's outcome as `metrics.json` holds it, and what `results.json`
+/// is collected from.
+trait Outcome: serde::Serialize + serde::de::DeserializeOwned {
+    fn best_epoch(&self) -> usize;
+}
+
+impl Outcome for mmer_train::SeedOutcome {
+    fn best_epoch(&self) -> usize {
+        self.best_epoch
+    }
+}
+
+impl Outcome for mmer_train::MultiLabelOutcome {
+    fn best_epoch(&self) -> usize {
+        self.best_epoch
+    }
+}
+
 /// Trains every seed of `config`, writing checkpoints and results under
 /// `out` as [`RunDir`] describes. With [`Existing::Resume`] the run's
 /// seeds are the requested ones plus those finished in `out` before or
-/// meanwhile, and `config.toml` and `results.json` list them all.
+/// meanwhile, and `config.toml` and `results.json` list them all. A
+/// multi-label set trains multi-label models
+/// ([`mmer_train::multi_label`]) and reports [`MultiLabelRunResults`].
 pub fn train_run(
     config: &RunConfig,
     out: &Path,
     show_progress: bool,
     existing: Existing,
-) -> Result<RunResults> {
+) -> Result<TrainedRun> {
     let (corpus, data) = prepare(config)?;
+    if data.labels.multi_label {
+        let (config, outcomes, run) = train_seeds(
+            &corpus,
+            &data,
+            config,
+            out,
+            show_progress,
+            existing,
+            train_seed_multi_label,
+        )?;
+        let results = MultiLabelRunResults::new(
+            &corpus,
+            &data,
+            &config,
+            config.data.text_source(),
+            &outcomes,
+        )?;
+        run.write("results.json", &serde_json::to_vec_pretty(&results)?)?;
+        run.finish()?;
+        return Ok(TrainedRun::Multi(Box::new(results)));
+    }
+    let (config, outcomes, run) = train_seeds(
+        &corpus,
+        &data,
+        config,
+        out,
+        show_progress,
+        existing,
+        train_seed,
+    )?;
+    let results = RunResults::new(&corpus, &config, config.data.text_source(), &outcomes)?;
+    run.write("results.json", &serde_json::to_vec_pretty(&results)?)?;
+    run.finish()?;
+    Ok(TrainedRun::Single(Box::new(results)))
+}
+
+/// Every seed of `config` trained with `train` (or reused, resuming) into
+/// an open run directory; returns the config with the run's full seed
+/// list (written as `config.toml`), the outcomes and the directory, to
+/// which the caller adds `results.json` before finishing it.
+#[allow(clippy::type_complexity)]
+fn train_seeds<O: Outcome>(
+    corpus: &mmer_core::Corpus,
+    data: &PreparedData,
+    config: &RunConfig,
+    out: &Path,
+    show_progress: bool,
+    existing: Existing,
+    train: fn(
+        &PreparedData,
+        &TrainConfig,
+        u64,
+        bool,
+    ) -> mmer_train::Result<(O, mmer_models::EmotionModel)>,
+) -> Result<(RunConfig, Vec<O>, RunDir)> {
     let run = RunDir::open(out, existing, config)?;
     // Seeds already finished in a run being resumed stay part of it.
     let mut config = config.clone();
@@ -276,8 +378,7 @@ pub fn train_run(
         d_input = data.layout.d_input(),
         "training"
     );
-    let text_encoder = config.data.text_source();
-    let mut outcomes = Vec::new();
+    let mut outcomes: Vec<O> = Vec::new();
     for seed in config.train.seeds.clone() {
         if existing == Existing::Resume
             && let Some(outcome) = run.finished(seed, &config.train, "metrics.json")?
@@ -286,9 +387,9 @@ pub fn train_run(
             outcomes.push(outcome);
             continue;
         }
-        let (outcome, model) = train_seed(&data, &config.train, seed, show_progress)?;
+        let (outcome, model) = train(data, &config.train, seed, show_progress)?;
         let metrics = serde_json::to_vec_pretty(&outcome)?;
-        seed_checkpoint(&corpus, &data, &config, seed, outcome.best_epoch).save_with(
+        seed_checkpoint(corpus, data, &config, seed, outcome.best_epoch()).save_with(
             &model,
             &run.seed_dir(seed),
             &[("metrics.json", metrics)],
@@ -307,10 +408,7 @@ pub fn train_run(
         }
     }
     run.write("config.toml", toml::to_string_pretty(&config)?.as_bytes())?;
-    let results = RunResults::new(&corpus, &config, text_encoder, &outcomes)?;
-    run.write("results.json", &serde_json::to_vec_pretty(&results)?)?;
-    run.finish()?;
-    Ok(results)
+    Ok((config, outcomes, run))
 }
 
 /// The summary `summary` of a seed already trained in `dir` with the same

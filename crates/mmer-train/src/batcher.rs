@@ -295,8 +295,9 @@ pub struct EncodedDialogue {
     pub present: Vec<bool>,
     /// Speaker index per turn (order of first appearance).
     pub speakers: Vec<usize>,
-    /// Gold class per turn, when labelled.
-    pub labels: Vec<Option<usize>>,
+    /// Gold class (or, in a multi-label set, classes) per turn, when
+    /// labelled.
+    pub labels: Vec<Option<Label>>,
 }
 
 impl EncodedDialogue {
@@ -315,7 +316,7 @@ impl EncodedDialogue {
 ///
 /// # Errors
 /// Empty dialogues, a turn with none of the layout's modalities,
-/// mismatched widths, multi-label labels.
+/// mismatched widths.
 pub fn encode(dialogues: &[Dialogue], layout: &FeatureLayout) -> Result<Vec<EncodedDialogue>> {
     dialogues
         .iter()
@@ -340,16 +341,7 @@ pub fn encode(dialogues: &[Dialogue], layout: &FeatureLayout) -> Result<Vec<Enco
                     present.extend(has);
                 }
                 speakers.push(names.iter().position(|s| *s == u.speaker).unwrap_or(0));
-                labels.push(match &u.label {
-                    None => None,
-                    Some(Label::Single(c)) => Some(*c),
-                    Some(Label::Multi(_)) => {
-                        return Err(Error::Data(format!(
-                            "utterance {} has a multi-label target; this model is single-label",
-                            u.id
-                        )));
-                    }
-                });
+                labels.push(u.label.clone());
             }
             Ok(EncodedDialogue {
                 id: d.id.clone(),
@@ -363,6 +355,38 @@ pub fn encode(dialogues: &[Dialogue], layout: &FeatureLayout) -> Result<Vec<Enco
         .collect()
 }
 
+/// The gold labels of a batch's labelled turns.
+#[derive(Debug, Clone)]
+pub enum Targets {
+    /// One class index per turn, `[n]`.
+    Classes(Tensor<1, Int>),
+    /// One 0/1 bit per turn and class (multi-label), `[n, C]`.
+    Bits(Tensor<2>),
+}
+
+impl Targets {
+    /// The targets of the labelled turns `labels`, all of one kind.
+    fn new<'l>(labels: impl Iterator<Item = &'l Label>, device: &Device) -> Self {
+        let (mut classes, mut bits, mut width) = (Vec::new(), Vec::new(), 0);
+        for label in labels {
+            match label {
+                Label::Single(c) => classes.push(*c as i64),
+                Label::Multi(b) => {
+                    width = b.len();
+                    bits.extend(b.iter().map(|&on| if on { 1.0f32 } else { 0.0 }));
+                }
+            }
+        }
+        match bits.len().checked_div(width) {
+            Some(n) => Targets::Bits(Tensor::from_data(TensorData::new(bits, [n, width]), device)),
+            None => {
+                let n = classes.len();
+                Targets::Classes(Tensor::from_data(TensorData::new(classes, [n]), device))
+            }
+        }
+    }
+}
+
 /// A padded batch plus the rows that carry labels.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -370,16 +394,20 @@ pub struct Batch {
     pub input: DialogueBatch,
     /// Flat `[b * turns]` rows of labelled turns.
     pub labelled_rows: Tensor<1, Int>,
-    /// Their gold classes.
-    pub targets: Tensor<1, Int>,
+    /// Their gold labels.
+    pub targets: Targets,
     /// Number of labelled turns.
     pub num_labelled: usize,
+    /// Which modalities each labelled turn has, `[num_labelled, M]`, 1/0;
+    /// `None` when every turn has every modality.
+    pub labelled_present: Option<Tensor<2>>,
     /// Per modality, the labelled rows whose turn has it and their gold
-    /// classes (for the per-modality heads); `None` when every turn has
+    /// labels (for the per-modality heads); `None` when every turn has
     /// every modality (then they are `labelled_rows` and `targets`).
-    pub labelled_by_modality: Option<Vec<(Tensor<1, Int>, Tensor<1, Int>)>>,
-    /// Gold class of every real turn, in the order the sequence layouts lay
-    /// them out (dialogue by dialogue).
+    pub labelled_by_modality: Option<Vec<(Tensor<1, Int>, Targets)>>,
+    /// Gold class of every real turn of a single-label set, in the order
+    /// the sequence layouts lay them out (dialogue by dialogue); `None` for
+    /// unlabelled turns and multi-label sets.
     pub turn_labels: Vec<Option<usize>>,
 }
 
@@ -401,18 +429,21 @@ pub fn make_batch(
     let modalities = layout.modalities.len();
     let complete = dialogues.iter().all(|d| d.present.iter().all(|&p| p));
     let mut rows = Vec::new();
-    let mut targets = Vec::new();
-    let mut by_modality = vec![(Vec::new(), Vec::new()); modalities];
+    let mut targets: Vec<&Label> = Vec::new();
+    let mut presence = Vec::new();
+    let mut by_modality: Vec<(Vec<i64>, Vec<&Label>)> = vec![(Vec::new(), Vec::new()); modalities];
     for (i, d) in dialogues.iter().enumerate() {
         for (t, label) in d.labels.iter().enumerate() {
-            if let Some(c) = label {
+            if let Some(label) = label {
                 let row = (i * turns + t) as i64;
                 rows.push(row);
-                targets.push(*c as i64);
+                targets.push(label);
                 for (m, (rows, targets)) in by_modality.iter_mut().enumerate() {
-                    if d.has(t, m, modalities) {
+                    let has = d.has(t, m, modalities);
+                    presence.push(if has { 1.0f32 } else { 0.0 });
+                    if has {
                         rows.push(row);
-                        targets.push(*c as i64);
+                        targets.push(label);
                     }
                 }
             }
@@ -425,10 +456,14 @@ pub fn make_batch(
                 let n = rows.len();
                 (
                     Tensor::from_data(TensorData::new(rows, [n]), device),
-                    Tensor::from_data(TensorData::new(targets, [n]), device),
+                    Targets::new(targets.into_iter(), device),
                 )
             })
             .collect()
+    });
+    let labelled_present = (!complete).then(|| {
+        let n = rows.len();
+        Tensor::from_data(TensorData::new(presence, [n, modalities]), device)
     });
     let input = if layout.sequences {
         sequence_input(dialogues, turns, layout, !complete, device)
@@ -473,12 +508,13 @@ pub fn make_batch(
             speakers: SpeakerIndex::new(&speakers, turns, device),
         },
         labelled_rows: Tensor::from_data(TensorData::new(rows, [n]), device),
-        targets: Tensor::from_data(TensorData::new(targets, [n]), device),
+        targets: Targets::new(targets.into_iter(), device),
         num_labelled: n,
+        labelled_present,
         labelled_by_modality,
         turn_labels: dialogues
             .iter()
-            .flat_map(|d| d.labels.iter().copied())
+            .flat_map(|d| d.labels.iter().map(|l| l.as_ref().and_then(Label::single)))
             .collect(),
     }
 }

@@ -314,6 +314,45 @@ impl Checkpoint {
         Ok((encoded, probs))
     }
 
+    /// Per-turn label probabilities of `dialogues` (`[dialogue][turn][class]`,
+    /// label-space order), checked finite: the softmax of the logits for a
+    /// single-label model, each label's own sigmoid for a multi-label one
+    /// (what its training loss and thresholds read).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::evaluate`], less the need for labelled turns.
+    pub fn label_probabilities(
+        &self,
+        model: &EmotionModel,
+        dialogues: &[Dialogue],
+    ) -> Result<Vec<DialogueProbabilities>> {
+        if !self.labels.multi_label {
+            return Ok(self.probabilities(model, dialogues)?.1);
+        }
+        let encoded = encode(dialogues, &self.layout)?;
+        let mut probs = vec![Vec::new(); encoded.len()];
+        crate::trainer::predict_with(
+            &encoded,
+            &self.layout,
+            32,
+            &Device::flex(),
+            |batch, chunk| {
+                let p = burn::tensor::activation::sigmoid(model.forward(&batch.input));
+                crate::trainer::scatter(&p, chunk, &encoded, &mut probs);
+            },
+        );
+        for (d, dialogue_probs) in dialogues.iter().zip(&probs) {
+            for (u, p) in d.utterances.iter().zip(dialogue_probs) {
+                if p.iter().any(|x| !x.is_finite()) {
+                    return Err(Error::NonFinite {
+                        utterance: u.id.clone(),
+                    });
+                }
+            }
+        }
+        Ok(probs)
+    }
+
     /// Predicts every utterance of `dialogues`.
     ///
     /// # Errors

@@ -58,9 +58,11 @@ pub struct TrainConfig {
     pub modalities: Vec<Modality>,
     /// Model hyper-parameters.
     pub model: ModelSpec,
-    /// Loss function (AMuSE: focal, γ = 1).
+    /// Loss function of single-label sets (AMuSE: focal, γ = 1).
+    /// Multi-label sets train with binary cross-entropy per label
+    /// (`mmer_train::multi_label`), whatever this says.
     pub loss: LossKind,
-    /// Class weighting of the loss.
+    /// Class weighting of the loss (single-label sets only).
     pub class_weighting: ClassWeighting,
     /// Adam learning rate (AMuSE: 5e-4).
     pub learning_rate: f64,

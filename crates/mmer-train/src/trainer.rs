@@ -8,20 +8,24 @@ use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use mmer_core::progress::Progress;
-use mmer_core::{Corpus, LabelSpace, Split};
+use mmer_core::{Corpus, Label, LabelSpace, Split};
 use mmer_eval::{ClassificationReport, MELD_FIVE_CLASSES};
 use mmer_models::EmotionModel;
+use mmer_models::Fusion;
 use mmer_models::blocks::{backend_seed, with_dropout_stream};
 use mmer_models::loss::classification_loss;
+use mmer_models::multi_label_loss::{
+    bce_with_logits, bernoulli_distillation, calibration_loss, peer_teacher,
+};
 use mmer_models::multimodal::NceTargets;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::batcher::{Batch, EncodedDialogue, FeatureLayout, encode, make_batch};
+use crate::batcher::{Batch, EncodedDialogue, FeatureLayout, Targets, encode, make_batch};
 use crate::{Error, Result, TrainConfig};
 
 /// A corpus encoded for one input layout.
@@ -43,9 +47,17 @@ impl PreparedData {
     /// Encodes every split of `corpus` with a layout fitted on its train split.
     ///
     /// # Errors
-    /// Empty train or valid split, multi-label corpus, missing modalities.
+    /// Empty train or valid split, a label of the other kind than the
+    /// label set's (a multi-label row in a single-label set or the
+    /// reverse), class weighting on a multi-label set, missing modalities.
     pub fn new(corpus: &Corpus, config: &TrainConfig) -> Result<Self> {
-        ensure_single_label(&corpus.labels)?;
+        check_label_kinds(corpus)?;
+        if corpus.labels.multi_label && config.class_weighting != crate::ClassWeighting::None {
+            return Err(Error::Data(format!(
+                "class_weighting applies to single-label sets; {} is multi-label (its loss weighs every label alike)",
+                corpus.labels.name
+            )));
+        }
         for split in [Split::Train, Split::Valid] {
             if corpus.split(split).is_empty() {
                 return Err(Error::Data(format!(
@@ -70,13 +82,42 @@ impl PreparedData {
 
     fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.labels.num_classes()];
-        for c in self.train.iter().flat_map(|d| d.labels.iter().flatten()) {
-            if let Some(n) = counts.get_mut(*c) {
+        for label in self.train.iter().flat_map(|d| d.labels.iter().flatten()) {
+            if let Some(n) = label.single().and_then(|c| counts.get_mut(c)) {
                 *n += 1;
             }
         }
         counts
     }
+}
+
+/// Every label of `corpus` is of its label set's kind: one class in a
+/// single-label set, a bit per class in a multi-label one.
+///
+/// # Errors
+/// [`Error::Data`] naming the first utterance of the other kind.
+fn check_label_kinds(corpus: &Corpus) -> Result<()> {
+    let multi = corpus.labels.multi_label;
+    for (split, dialogues) in &corpus.splits {
+        for u in dialogues.iter().flat_map(|d| &d.utterances) {
+            match (&u.label, multi) {
+                (Some(Label::Multi(_)), false) => {
+                    return Err(Error::Data(format!(
+                        "{split} utterance {}: several classes in the single-label set {} (declare it multi-label to train on several classes per turn)",
+                        u.id, corpus.labels.name
+                    )));
+                }
+                (Some(Label::Single(_)), true) => {
+                    return Err(Error::Data(format!(
+                        "{split} utterance {}: one class index in the multi-label set {}",
+                        u.id, corpus.labels.name
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One epoch of the learning curve.
@@ -120,27 +161,51 @@ pub fn predict_probabilities(
     batch_size: usize,
     device: &Device,
 ) -> Vec<Vec<Vec<f32>>> {
-    // Length-sorted batches waste less padding; results are put back in order.
+    let mut out = vec![Vec::new(); dialogues.len()];
+    predict_with(dialogues, layout, batch_size, device, |batch, chunk| {
+        let probs = softmax(model.forward(&batch.input), 2); // [b, t, c]
+        scatter(&probs, chunk, dialogues, &mut out);
+    });
+    out
+}
+
+/// Runs `step` on length-sorted batches of `dialogues` (less padding),
+/// with the dialogue indices of each batch.
+pub(crate) fn predict_with(
+    dialogues: &[EncodedDialogue],
+    layout: &FeatureLayout,
+    batch_size: usize,
+    device: &Device,
+    mut step: impl FnMut(&Batch, &[usize]),
+) {
     let mut order: Vec<usize> = (0..dialogues.len()).collect();
     order.sort_by_key(|&i| dialogues[i].len());
-    let mut out = vec![Vec::new(); dialogues.len()];
     for chunk in order.chunks(batch_size.max(1)) {
         let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &dialogues[i]).collect();
-        let batch = make_batch(&members, layout, device);
-        let logits = model.forward(&batch.input); // [b, t, c]
-        let [b, t, c] = logits.dims();
-        let probs: Vec<f32> = softmax(logits, 2)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("the CPU backend computes softmax in f32");
-        debug_assert_eq!(probs.len(), b * t * c);
-        for (k, &i) in chunk.iter().enumerate() {
-            out[i] = (0..dialogues[i].len())
-                .map(|turn| probs[(k * t + turn) * c..(k * t + turn + 1) * c].to_vec())
-                .collect();
-        }
+        step(&make_batch(&members, layout, device), chunk);
     }
-    out
+}
+
+/// Puts the per-turn rows of `values` (`[b, t, c]`, batch `chunk`) back in
+/// input order: `out[dialogue][turn]`.
+pub(crate) fn scatter(
+    values: &Tensor<3>,
+    chunk: &[usize],
+    dialogues: &[EncodedDialogue],
+    out: &mut [Vec<Vec<f32>>],
+) {
+    let [b, t, c] = values.dims();
+    let flat: Vec<f32> = values
+        .clone()
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("the CPU backend computes in f32");
+    debug_assert_eq!(flat.len(), b * t * c);
+    for (k, &i) in chunk.iter().enumerate() {
+        out[i] = (0..dialogues[i].len())
+            .map(|turn| flat[(k * t + turn) * c..(k * t + turn + 1) * c].to_vec())
+            .collect();
+    }
 }
 
 fn argmax(p: &[f32]) -> usize {
@@ -175,8 +240,8 @@ pub(crate) fn report(
     let (mut gold, mut pred) = (Vec::new(), Vec::new());
     for (d, p) in dialogues.iter().zip(probs) {
         for (label, turn) in d.labels.iter().zip(p) {
-            if let Some(c) = label {
-                gold.push(*c);
+            if let Some(c) = label.as_ref().and_then(Label::single) {
+                gold.push(c);
                 pred.push(argmax(turn));
             }
         }
@@ -189,73 +254,98 @@ pub(crate) fn report(
     Ok(report)
 }
 
-/// The training loss of one batch: the focal (or cross-entropy) loss of
-/// the fused head, plus, with mode heads, the mean of the per-modality
-/// heads' losses (AMuSE Eq. 5).
+/// The training loss of one batch.
+///
+/// Single-label: the focal (or cross-entropy) loss of the fused head, plus,
+/// with mode heads, the mean of the per-modality heads' losses (AMuSE
+/// Eq. 5). Multi-label: binary cross-entropy on the fused head plus the
+/// mean over the mode heads; SeMuL-PCD (thesis §3.2) weighs the peers'
+/// mean by `peer_weight` and adds the calibration loss of the fused head
+/// and the peer-ensemble → fusion distillation, each with its weight.
+/// Either way the fusion's NCE (AM²-EmoJE's or SeMuL-PCD's) and
+/// AM²-EmoJE's imputation error are added with their weights.
 fn batch_loss(
     model: &EmotionModel,
     batch: &Batch,
     config: &TrainConfig,
     class_weights: Option<&Tensor<1>>,
 ) -> Tensor<1> {
-    let joint = &config.model.joint;
+    let spec = &config.model;
+    let semul = spec.fusion == Fusion::SemulPcd;
     let out = model.forward_train(
         &batch.input,
         NceTargets {
-            positives: joint.positives,
+            positives: spec.joint.positives,
             labels: &batch.turn_labels,
             face_body: face_body(&config.modalities),
         },
     );
     let (logits, mode_logits) = (out.logits, out.modes); // [b, t, c]
     let [b, t, c] = logits.dims();
-    let labelled = |logits: Tensor<3>| {
-        let rows = logits
-            .reshape([b * t, c])
-            .select(0, batch.labelled_rows.clone()); // [n, c]
-        classification_loss(
-            rows,
-            batch.targets.clone(),
-            class_weights.cloned(),
-            config.loss,
-        )
+    let rows_of = |logits: Tensor<3>, rows: &Tensor<1, Int>| {
+        logits.reshape([b * t, c]).select(0, rows.clone()) // [n, c]
     };
-    let loss = labelled(logits);
+    let score = |rows: Tensor<2>, targets: &Targets| match targets {
+        Targets::Classes(classes) => {
+            classification_loss(rows, classes.clone(), class_weights.cloned(), config.loss)
+        }
+        Targets::Bits(bits) => bce_with_logits(rows, bits.clone()),
+    };
+    let fused = rows_of(logits, &batch.labelled_rows);
+    let mut loss = score(fused.clone(), &batch.targets);
     // Each modality's head is scored on the labelled turns that have that
     // modality; a head without such a turn in the batch adds nothing.
+    let mut peers = Vec::new();
     let terms: Vec<Tensor<1>> = mode_logits
         .into_iter()
         .enumerate()
-        .filter_map(|(m, logits)| match &batch.labelled_by_modality {
-            None => Some(labelled(logits)),
-            Some(by_modality) => {
-                let (rows, targets) = &by_modality[m];
-                (rows.dims()[0] > 0).then(|| {
-                    classification_loss(
-                        logits.reshape([b * t, c]).select(0, rows.clone()),
-                        targets.clone(),
-                        class_weights.cloned(),
-                        config.loss,
-                    )
-                })
+        .filter_map(|(m, logits)| {
+            if semul {
+                peers.push(rows_of(logits.clone(), &batch.labelled_rows));
+            }
+            match &batch.labelled_by_modality {
+                None => Some(score(rows_of(logits, &batch.labelled_rows), &batch.targets)),
+                Some(by_modality) => {
+                    let (rows, targets) = &by_modality[m];
+                    (rows.dims()[0] > 0).then(|| score(rows_of(logits, rows), targets))
+                }
             }
         })
         .collect();
     let modes = terms.len();
-    let loss = match terms.into_iter().reduce(|a, b| a + b) {
-        Some(sum) => loss + sum.div_scalar(modes as f32),
-        None => loss,
-    };
-    // AM²-EmoJE: + λ_JE · joint NCE + λ_imp · imputation error.
-    [
-        (out.joint_nce, joint.nce_weight),
-        (out.imputation, joint.imputation_weight),
-    ]
-    .into_iter()
-    .fold(loss, |loss, (term, weight)| match term {
-        Some(term) if weight > 0.0 => loss + term.mul_scalar(weight as f32),
-        _ => loss,
-    })
+    if let Some(sum) = terms.into_iter().reduce(|a, b| a + b) {
+        let weight = if semul { spec.peers.peer_weight } else { 1.0 };
+        loss = loss + sum.div_scalar(modes as f32).mul_scalar(weight as f32);
+    }
+    let mut extra = vec![
+        (out.imputation, spec.joint.imputation_weight),
+        (
+            out.nce,
+            if semul {
+                spec.peers.nce_weight
+            } else {
+                spec.joint.nce_weight
+            },
+        ),
+    ];
+    if let (true, Targets::Bits(bits)) = (semul, &batch.targets) {
+        let temperature = spec.peers.distill_temperature;
+        let teacher = peer_teacher(&peers, batch.labelled_present.as_ref(), temperature);
+        extra.push((
+            Some(calibration_loss(fused.clone(), bits.clone())),
+            spec.peers.calibration_weight,
+        ));
+        extra.push((
+            Some(bernoulli_distillation(fused, teacher, temperature)),
+            spec.peers.distill_weight,
+        ));
+    }
+    extra
+        .into_iter()
+        .fold(loss, |loss, (term, weight)| match term {
+            Some(term) if weight > 0.0 => loss + term.mul_scalar(weight as f32),
+            _ => loss,
+        })
 }
 
 /// The model indices of Face and Body when the model reads both.
@@ -321,15 +411,15 @@ fn batch_gradients(
     Some((value, GradientsParams::from_grads(loss.backward(), model)))
 }
 
-/// Refuses a multi-label set: this trainer fits one class per turn. Run
-/// preparation calls it too, before any data is loaded or embedded.
+/// Refuses a multi-label set where a single-label model is asked for
+/// ([`train_seed`], single-label evaluation).
 ///
 /// # Errors
 /// [`Error::Data`] naming the set.
 pub fn ensure_single_label(labels: &LabelSpace) -> Result<()> {
     if labels.multi_label {
         return Err(Error::Data(format!(
-            "the label set {} is multi-label, and multi-label training is not implemented yet (issue 16, SeMuL-PCD): train on a single-label set",
+            "the label set {} is multi-label; this step handles single-label sets only (multi-label runs train with `mmer train` and report multi-label metrics)",
             labels.name
         )));
     }
@@ -365,10 +455,9 @@ fn sharded_gradients(
         dialogues
             .iter()
             .flat_map(|&i| data.train[i].labels.iter().flatten())
-            .map(|&c| {
-                weights
-                    .as_ref()
-                    .map_or(1.0, |w| f64::from(w.get(c).copied().unwrap_or(0.0)))
+            .map(|label| match (label.single(), &weights) {
+                (Some(c), Some(w)) => f64::from(w.get(c).copied().unwrap_or(0.0)),
+                _ => 1.0,
             })
             .sum()
     };
@@ -452,30 +541,43 @@ pub(crate) fn epoch_bar(show: bool, epochs: usize, what: &str, seed: u64) -> Pro
     Progress::new(format!("{what} {seed}"), "epochs", epochs as u64, show)
 }
 
-/// Trains one model with `seed`; returns its outcome and the best-validation model.
+/// The model validation selected, and how training went.
+pub(crate) struct Fitted {
+    /// The best-validation model (inference device).
+    pub model: EmotionModel,
+    /// Its epoch, from 1.
+    pub best_epoch: usize,
+    /// `(epoch, mean training loss, validation score)` per epoch.
+    pub history: Vec<(usize, f64, f64)>,
+}
+
+/// Trains with `seed`, scoring each epoch's model on validation with
+/// `score` (higher is better; its name labels the progress), and keeps the
+/// best: early stopping after `patience` epochs without improvement, never
+/// before `min_epochs`.
 ///
 /// # Errors
-/// Data problems found while batching or scoring.
-pub fn train_seed(
+/// `max_epochs` 0, pre-trained weights that do not load, and whatever
+/// `score` reports.
+pub(crate) fn fit(
     data: &PreparedData,
     config: &TrainConfig,
     seed: u64,
     show_progress: bool,
-) -> Result<(SeedOutcome, EmotionModel)> {
-    let started = Instant::now();
+    score_name: &str,
+    mut score: impl FnMut(&EmotionModel) -> Result<f64>,
+) -> Result<Fitted> {
     let device = training_device();
     device.seed(seed);
-    let layout = &data.layout;
     let (mut model, mut optim) = init_model(data, config, &device);
     if let Some(dir) = &config.init_from {
         let dir = dir.join(format!("seed-{seed}"));
-        model = crate::Checkpoint::load_weights_into(&dir, model, layout, &config.model)?;
+        model = crate::Checkpoint::load_weights_into(&dir, model, &data.layout, &config.model)?;
         tracing::info!(seed, from = %dir.display(), "starting from pre-trained weights");
     }
     let class_weights = class_weight_tensor(data, config, &device);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
-    let eval_device = device.clone().inner();
 
     let bar = epoch_bar(show_progress, config.max_epochs, "seed", seed);
 
@@ -494,19 +596,14 @@ pub fn train_seed(
         );
         model = trained;
         let snapshot = model.valid();
-        let valid = evaluate(&snapshot, &data.valid, &data.labels, layout, &eval_device)?;
-        let wf1 = valid.weighted_f1;
-        history.push(EpochRecord {
-            epoch,
-            train_loss,
-            valid_weighted_f1: wf1,
-        });
-        tracing::debug!(seed, epoch, train_loss, valid_wf1 = wf1, "epoch");
-        bar.set_message(format!("valid wF1 {wf1:.4}"));
+        let valid = score(&snapshot)?;
+        history.push((epoch, train_loss, valid));
+        tracing::debug!(seed, epoch, train_loss, valid, score = score_name, "epoch");
+        bar.set_message(format!("valid {score_name} {valid:.4}"));
         bar.inc(1);
-        let improved = best.as_ref().is_none_or(|(score, _, _)| wf1 > *score);
+        let improved = best.as_ref().is_none_or(|(best, _, _)| valid > *best);
         if improved {
-            best = Some((wf1, epoch, snapshot));
+            best = Some((valid, epoch, snapshot));
         } else if best
             .as_ref()
             .is_some_and(|(_, e, _)| epoch >= config.min_epochs && epoch - e >= config.patience)
@@ -515,35 +612,65 @@ pub fn train_seed(
         }
     }
     bar.finish();
-    let (_, best_epoch, best_model) =
+    let (_, best_epoch, model) =
         best.ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))?;
-    let valid = evaluate(&best_model, &data.valid, &data.labels, layout, &eval_device)?;
-    let test = if data.test.is_empty() {
-        None
-    } else {
-        Some(evaluate(
-            &best_model,
-            &data.test,
-            &data.labels,
-            layout,
-            &eval_device,
-        )?)
+    Ok(Fitted {
+        model,
+        best_epoch,
+        history,
+    })
+}
+
+/// Trains one model with `seed`, selected on the validation weighted F1;
+/// returns its outcome and the best-validation model.
+///
+/// # Errors
+/// A multi-label set (see [`crate::multi_label::train_seed_multi_label`]),
+/// data problems found while batching or scoring.
+pub fn train_seed(
+    data: &PreparedData,
+    config: &TrainConfig,
+    seed: u64,
+    show_progress: bool,
+) -> Result<(SeedOutcome, EmotionModel)> {
+    ensure_single_label(&data.labels)?;
+    let started = Instant::now();
+    let layout = &data.layout;
+    let eval_device = training_device().inner();
+    let evaluate_on = |model: &EmotionModel, dialogues: &[EncodedDialogue]| {
+        evaluate(model, dialogues, &data.labels, layout, &eval_device)
+    };
+    let fitted = fit(data, config, seed, show_progress, "wF1", |model| {
+        Ok(evaluate_on(model, &data.valid)?.weighted_f1)
+    })?;
+    let valid = evaluate_on(&fitted.model, &data.valid)?;
+    let test = match data.test.is_empty() {
+        true => None,
+        false => Some(evaluate_on(&fitted.model, &data.test)?),
     };
     tracing::info!(
         seed,
-        best_epoch,
+        best_epoch = fitted.best_epoch,
         valid_wf1 = valid.weighted_f1,
         "seed finished"
     );
     let outcome = SeedOutcome {
         seed,
-        best_epoch,
+        best_epoch: fitted.best_epoch,
         valid,
         test,
-        history,
+        history: fitted
+            .history
+            .into_iter()
+            .map(|(epoch, train_loss, valid_weighted_f1)| EpochRecord {
+                epoch,
+                train_loss,
+                valid_weighted_f1,
+            })
+            .collect(),
         train_seconds: started.elapsed().as_secs_f64(),
     };
-    Ok((outcome, best_model))
+    Ok((outcome, fitted.model))
 }
 
 #[cfg(test)]
@@ -596,6 +723,7 @@ mod tests {
     /// data-parallel training.
     #[test]
     fn same_seed_same_model_and_selection_on_valid() {
+        let _serial = crate::training_lock();
         // AMuSE: pre-train, then train from the pre-trained weights, twice.
         let (data, mut config) = tiny_amuse();
         let (pre, model) = crate::pretrain::pretrain_seed(&data, &config, 3, false).unwrap();

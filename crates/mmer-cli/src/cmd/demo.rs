@@ -53,7 +53,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     // Predict one held-out conversation turn by turn with the first seed's model.
     let seed_dir = args.out.join(format!(
         "seed-{}",
-        results.seeds.first().copied().unwrap_or(0)
+        results.seeds().first().copied().unwrap_or(0)
     ));
     let (checkpoint, model) =
         Checkpoint::load(&seed_dir).with_context(|| format!("loading {}", seed_dir.display()))?;

@@ -32,8 +32,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PRESET|CLASSES")]
     pub labels: Option<String>,
     /// The declared classes are multi-label: a turn may have several (or
-    /// none). Multi-label training is not implemented yet, so `train`
-    /// refuses such a set; `mmer data stats` reads it.
+    /// none; `joy;surprise` in a conversation file). The run trains with
+    /// binary cross-entropy per label, selects on the validation macro F1
+    /// at 0.5, tunes per-label thresholds on validation, and reports
+    /// multi-label metrics beside two trivial baselines.
     #[arg(long)]
     pub multi_label: bool,
     /// Frozen sentence encoder that embeds transcripts. Required for the
@@ -84,7 +86,10 @@ pub struct TrainArgs {
     /// Modality fusion: early (pooled features concatenated), concat
     /// (per-modality encoders), man-concat, man-af (AMuSE), am2-emoje
     /// (AM²-EmoJE: joint embedding, imputation, query-adaptive fusion; its
-    /// settings are `[train.model.joint]` in a --config). [default: early]
+    /// settings are `[train.model.joint]`), semul-pcd (SeMuL-PCD: token
+    /// streams per modality, peer heads distilled into a fusion token,
+    /// for multi-label sets; settings `[train.model.peers]`). Settings go
+    /// in a --config or `--set`. [default: early]
     #[arg(long, value_enum)]
     pub fusion: Option<Fusion>,
     /// How MAN's sub-layers join the residual stream: post-norm (the

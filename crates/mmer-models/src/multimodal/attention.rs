@@ -51,7 +51,7 @@ pub struct MaskedAttention {
 }
 
 impl MaskedAttention {
-    fn init(d_model: usize, heads: usize, dropout: f64, device: &Device) -> Self {
+    pub(crate) fn init(d_model: usize, heads: usize, dropout: f64, device: &Device) -> Self {
         assert!(
             heads > 0 && d_model.is_multiple_of(heads),
             "{heads} heads must divide the width {d_model}"

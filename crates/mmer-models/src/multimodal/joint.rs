@@ -51,7 +51,7 @@ use burn::tensor::activation::{gelu, log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::nce::l2_normalize;
+use crate::nce::{clip_log_scale, clip_scale, l2_normalize};
 
 /// What counts as a positive in the joint-embedding NCE (the paper's
 /// "guided NCE" is one of the latter two, unstated which).
@@ -213,12 +213,7 @@ impl JointFusionConfig {
                     .with_initializer(Initializer::Zeros)
                     .init(device),
             }),
-            log_scale: (self.modalities > 1).then(|| {
-                Param::from_tensor(Tensor::from_data(
-                    TensorData::new(vec![(1.0f32 / 0.07).ln()], [1]),
-                    device,
-                ))
-            }),
+            log_scale: (self.modalities > 1).then(|| clip_log_scale(device)),
             align_descriptors: self.align_descriptors,
         }
     }
@@ -227,9 +222,7 @@ impl JointFusionConfig {
 impl JointFusion {
     /// The NCE scale `1/τ`, clamped at 100 (CLIP); `None` for one modality.
     pub fn scale(&self) -> Option<Tensor<1>> {
-        self.log_scale
-            .as_ref()
-            .map(|s| s.val().exp().clamp_max(100.0))
+        self.log_scale.as_ref().map(clip_scale)
     }
 
     /// Fuses the descriptors of `n` turns.
@@ -583,6 +576,49 @@ mod tests {
             let projection = fusion.projections[0].weight.grad(&grads);
             assert!(projection.is_some_and(|g| g.abs().sum().into_scalar::<f32>() > 0.0));
         }
+    }
+
+    /// The same-turn NCE equals the hand-computed symmetric InfoNCE: the
+    /// mean of the row-wise (a → b) and column-wise (b → a) cross-entropy
+    /// of `scale · a bᵀ` with the diagonal as targets. The similarities
+    /// are asymmetric, so one direction counted twice (the authors' bug,
+    /// methods-detail §2.3) would give another value.
+    #[test]
+    fn nce_is_the_symmetric_infonce_both_directions() {
+        let device = Device::default();
+        let a = [[1.0f32, 0.0], [0.6, 0.8], [0.0, 1.0]];
+        let b = [[0.8f32, 0.6], [0.0, 1.0], [-0.6, 0.8]];
+        let scale = 3.0f64;
+        let sim = |i: usize, j: usize| {
+            scale * (a[i][0] as f64 * b[j][0] as f64 + a[i][1] as f64 * b[j][1] as f64)
+        };
+        let ce = |logit: &dyn Fn(usize, usize) -> f64| {
+            (0..3)
+                .map(|i| {
+                    let lse = (0..3).map(|j| logit(i, j).exp()).sum::<f64>().ln();
+                    lse - logit(i, i)
+                })
+                .sum::<f64>()
+                / 3.0
+        };
+        let a_to_b = ce(&|i, j| sim(i, j));
+        let b_to_a = ce(&|i, j| sim(j, i));
+        assert!((a_to_b - b_to_a).abs() > 1e-3, "pick asymmetric pairs");
+        let got = joint_nce(
+            &[
+                Tensor::<2>::from_floats(a, &device),
+                Tensor::<2>::from_floats(b, &device),
+            ],
+            None,
+            Tensor::<1>::from_floats([scale as f32], &device),
+            JointPositives::SameTurn,
+            &[],
+            None,
+        )
+        .unwrap()
+        .into_scalar::<f32>() as f64;
+        let expected = (a_to_b + b_to_a) / 2.0;
+        assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
     }
 
     #[test]

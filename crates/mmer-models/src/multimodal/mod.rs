@@ -9,6 +9,7 @@ mod attention;
 mod encoder;
 mod joint;
 mod model;
+mod peers;
 
 pub use adaptive::{AdaptiveFusion, AdaptiveFusionConfig};
 pub use attention::{ManResidual, MultimodalAttention, MultimodalAttentionConfig};
@@ -22,3 +23,4 @@ pub use model::{
     DialogueBatch, EmotionModel, EmotionModelConfig, Fusion, ModelSpec, NceTargets, TrainForward,
     UtteranceInput, fuse_present,
 };
+pub use peers::{PeerOutput, PeerSpec, PeerTransformer, PeerTransformerConfig};

@@ -14,6 +14,7 @@ use super::encoder::{
     AttentionPooling, ModalityEncoder, ModalityEncoderConfig, ModalityFrames, Pooling,
 };
 use super::joint::{JointFusion, JointFusionConfig, JointPositives, JointSpec, joint_nce};
+use super::peers::{PeerSpec, PeerTransformer, PeerTransformerConfig};
 use crate::blocks::{SequenceIndex, SpeakerIndex, dropout};
 use crate::erc::{ContextMode, ErcModel, ErcModelConfig};
 
@@ -40,6 +41,13 @@ pub enum Fusion {
     #[cfg_attr(feature = "clap", value(name = "am2-emoje", alias = "am2_emoje"))]
     #[serde(rename = "am2_emoje")]
     Am2EmoJe,
+    /// Encoders → SeMuL-PCD's multimodal transformer: a token stream per
+    /// modality with an aggregation token whose peer head classifies it
+    /// alone, and a fusion token that cross-attends to every modality's
+    /// tokens (the student; see `multimodal::peers`). Made for multi-label
+    /// sets, where the peers are distilled into the fusion head.
+    #[cfg_attr(feature = "clap", value(name = "semul-pcd", alias = "semul_pcd"))]
+    SemulPcd,
 }
 
 impl Fusion {
@@ -166,6 +174,8 @@ pub struct ModelSpec {
     /// AM²-EmoJE's joint embedding, imputation, fusion and losses
     /// (`fusion = "am2_emoje"` only).
     pub joint: JointSpec,
+    /// SeMuL-PCD's transformer and losses (`fusion = "semul_pcd"` only).
+    pub peers: PeerSpec,
 }
 
 impl Default for ModelSpec {
@@ -188,6 +198,7 @@ impl Default for ModelSpec {
             modality_dropout: 0.0,
             frame_dropout: 0.0,
             joint: JointSpec::default(),
+            peers: PeerSpec::default(),
         }
     }
 }
@@ -227,6 +238,7 @@ pub struct EmotionModel {
     attention: Option<MultimodalAttention>,
     adaptive_fusion: Option<AdaptiveFusion>,
     joint_fusion: Option<JointFusion>,
+    peer_transformer: Option<PeerTransformer>,
     erc: ErcModel,
     /// [`ModelSpec::modality_dropout`] (a constant of the module).
     modality_dropout: f64,
@@ -241,8 +253,9 @@ pub struct TrainForward {
     pub logits: Tensor<3>,
     /// Per-modality logits with mode heads (else empty).
     pub modes: Vec<Tensor<3>>,
-    /// AM²-EmoJE's joint-embedding NCE (unweighted), when it has one.
-    pub joint_nce: Option<Tensor<1>>,
+    /// The fusion's cross-modal NCE (unweighted), when it has one:
+    /// AM²-EmoJE's joint embedding, or SeMuL-PCD's peers.
+    pub nce: Option<Tensor<1>>,
     /// AM²-EmoJE's imputation error (unweighted), when it has one.
     pub imputation: Option<Tensor<1>>,
 }
@@ -263,7 +276,9 @@ pub struct NceTargets<'a> {
 impl EmotionModelConfig {
     /// Width of the fused utterance vector the context model reads.
     pub fn d_fused(&self) -> usize {
-        if self.spec.fusion.uses_sequences() {
+        if self.spec.fusion == Fusion::SemulPcd {
+            self.spec.d_modality
+        } else if self.spec.fusion.uses_sequences() {
             self.modality_widths.len() * self.spec.d_modality
         } else {
             self.modality_widths.iter().sum()
@@ -294,7 +309,10 @@ impl EmotionModelConfig {
             } else {
                 Vec::new()
             };
-        let mode_heads = if self.spec.fusion.uses_sequences() && self.spec.mode_heads {
+        // SeMuL-PCD's peers are mode heads it cannot do without.
+        let mode_heads = if self.spec.fusion == Fusion::SemulPcd
+            || (self.spec.fusion.uses_sequences() && self.spec.mode_heads)
+        {
             (0..modalities)
                 .map(|_| LinearConfig::new(self.spec.d_modality, self.num_classes).init(device))
                 .collect()
@@ -325,6 +343,16 @@ impl EmotionModelConfig {
                     .with_impute(joint.impute)
                     .with_query_adaptive(joint.query_adaptive)
                     .with_align_descriptors(joint.align_descriptors)
+                    .init(device)
+            }),
+            peer_transformer: (self.spec.fusion == Fusion::SemulPcd).then(|| {
+                let peers = &self.spec.peers;
+                PeerTransformerConfig::new(modalities, self.spec.d_modality)
+                    .with_heads(self.spec.man_heads)
+                    .with_layers(peers.layers)
+                    .with_share_layers(peers.share_layers)
+                    .with_d_projection(peers.d_projection)
+                    .with_dropout(self.spec.dropout.min(0.1))
                     .init(device)
             }),
             modality_dropout: self.spec.modality_dropout,
@@ -435,7 +463,7 @@ impl EmotionModel {
                 .select(0, grid_rows.clone())
                 .reshape([b, t, w])
         };
-        let (mut joint_loss, mut imputation) = (None, None);
+        let (mut nce_loss, mut imputation) = (None, None);
         let (grid, mode_logits) = match &batch.input {
             UtteranceInput::Pooled(x) => (x.clone(), Vec::new()),
             UtteranceInput::Sequences {
@@ -452,7 +480,33 @@ impl EmotionModel {
                 let present = hidden.as_ref().or(present.as_ref());
                 let dropped = self.drop_frames(modalities);
                 let modalities = dropped.as_deref().unwrap_or(modalities);
-                let descriptors = self.descriptors(modalities, present);
+                let mut peer_fused = None;
+                let descriptors = match &self.peer_transformer {
+                    Some(peers) => {
+                        let encoded = self
+                            .encoders
+                            .iter()
+                            .zip(modalities)
+                            .map(|(encoder, frames)| encoder.forward(frames))
+                            .collect();
+                        let out = peers.forward(encoded, modalities, present);
+                        if modes {
+                            nce_loss = peers.scale().and_then(|scale| {
+                                joint_nce(
+                                    &out.embeddings,
+                                    present,
+                                    scale,
+                                    JointPositives::SameTurn,
+                                    &[],
+                                    None,
+                                )
+                            });
+                        }
+                        peer_fused = Some(out.fused);
+                        out.peers
+                    }
+                    None => self.descriptors(modalities, present),
+                };
                 let mode_logits = if modes {
                     self.mode_heads
                         .iter()
@@ -462,11 +516,17 @@ impl EmotionModel {
                 } else {
                     Vec::new()
                 };
-                let fused = match (&self.joint_fusion, &self.adaptive_fusion, present) {
-                    (Some(joint), _, _) => {
+                let fused = match (
+                    peer_fused,
+                    &self.joint_fusion,
+                    &self.adaptive_fusion,
+                    present,
+                ) {
+                    (Some(fused), ..) => fused,
+                    (None, Some(joint), _, _) => {
                         let out = joint.forward(descriptors, present, truth.as_ref());
                         if modes {
-                            joint_loss = joint.scale().and_then(|scale| {
+                            nce_loss = joint.scale().and_then(|scale| {
                                 joint_nce(
                                     &out.joint,
                                     present,
@@ -480,9 +540,11 @@ impl EmotionModel {
                         }
                         out.fused
                     }
-                    (None, Some(af), _) => af.forward(descriptors, present),
-                    (None, None, None) => Tensor::cat(descriptors, 1),
-                    (None, None, Some(_)) => fuse_present(Tensor::stack(descriptors, 1), present),
+                    (None, None, Some(af), _) => af.forward(descriptors, present),
+                    (None, None, None, None) => Tensor::cat(descriptors, 1),
+                    (None, None, None, Some(_)) => {
+                        fuse_present(Tensor::stack(descriptors, 1), present)
+                    }
                 }; // [n, d]
                 (to_grid(fused, grid_rows), mode_logits)
             }
@@ -490,7 +552,7 @@ impl EmotionModel {
         TrainForward {
             logits: self.erc.forward(grid, &batch.turns, &batch.speakers),
             modes: mode_logits,
-            joint_nce: joint_loss,
+            nce: nce_loss,
             imputation,
         }
     }
@@ -586,12 +648,13 @@ mod tests {
     use burn::tensor::{Distribution, TensorData};
 
     const WIDTHS: [usize; 4] = [6, 5, 4, 3];
-    const FUSIONS: [Fusion; 5] = [
+    const FUSIONS: [Fusion; 6] = [
         Fusion::Early,
         Fusion::Concat,
         Fusion::ManConcat,
         Fusion::ManAf,
         Fusion::Am2EmoJe,
+        Fusion::SemulPcd,
     ];
 
     /// Two dialogues (5 and 3 turns, 8 real utterances); modality `m` of
@@ -759,13 +822,15 @@ mod tests {
                 device.seed(3);
                 let mut model = config(fusion, m).init(&device);
                 let input = batch(fusion, m, &device);
-                // The full training loss: AM²-EmoJE adds its NCE and
-                // imputation terms.
+                // The full training loss: the mode heads (SeMuL-PCD's
+                // peers), and AM²-EmoJE's or SeMuL-PCD's NCE and
+                // AM²-EmoJE's imputation terms.
                 let loss = |model: &EmotionModel| {
                     let out = model.forward_train(&input, NceTargets::default());
-                    [out.joint_nce, out.imputation]
+                    out.modes
                         .into_iter()
-                        .flatten()
+                        .map(|logits| batch_loss(logits, &device))
+                        .chain([out.nce, out.imputation].into_iter().flatten())
                         .fold(batch_loss(out.logits, &device), |a, b| a + b)
                 };
                 if fusion == Fusion::Am2EmoJe {
@@ -905,6 +970,7 @@ mod tests {
             Fusion::ManConcat,
             Fusion::ManAf,
             Fusion::Am2EmoJe,
+            Fusion::SemulPcd,
         ] {
             device.seed(8);
             let model = config(fusion, 3).init(&device);
@@ -962,7 +1028,7 @@ mod tests {
         let global =
             config_with(Fusion::Am2EmoJe, 3, |s| s.joint.query_adaptive = false).init(&device);
         let out = global.forward_train(&input, NceTargets::default());
-        let loss = [out.joint_nce, out.imputation]
+        let loss = [out.nce, out.imputation]
             .into_iter()
             .flatten()
             .fold(batch_loss(out.logits, &device), |a, b| a + b);
@@ -979,6 +1045,7 @@ mod tests {
             Fusion::ManConcat,
             Fusion::ManAf,
             Fusion::Am2EmoJe,
+            Fusion::SemulPcd,
         ] {
             device.seed(9);
             let model = config(fusion, 3).init(&device);
@@ -1003,6 +1070,7 @@ mod tests {
             Fusion::ManConcat,
             Fusion::ManAf,
             Fusion::Am2EmoJe,
+            Fusion::SemulPcd,
         ] {
             device.seed(5);
             let model = config(fusion, 3).init(&device);
