@@ -1584,6 +1584,31 @@ fn declared_classes_train_evaluate_and_predict_by_name() {
     );
     assert!(stdout(&o).contains("all labels"), "{}", stdout(&o));
     assert!(!out.exists());
+    // predict: a label set per turn at the thresholds tuned on validation,
+    // which the checkpoint keeps.
+    let checkpoint = read_json(&multi.join("seed-0/checkpoint.json"));
+    assert_eq!(checkpoint["thresholds"].as_array().map(Vec::len), Some(3));
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["predict", "--format", "jsonl", "--model"])
+        .arg(multi.join("seed-0"))
+        .arg(data.join("test.jsonl"))
+        .env("MMER_MODELS_DIR", &models)
+        .env("MMER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for line in stdout(&o).lines() {
+        let p: serde_json::Value = serde_json::from_str(line).unwrap();
+        let set = p["emotion"].as_str().unwrap();
+        assert!(
+            set.split(';')
+                .all(|c| c.is_empty() || ["calm", "tense", "happy"].contains(&c)),
+            "{line}"
+        );
+        let confidence = p["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&confidence), "{line}");
+        assert_eq!(p["probabilities"].as_object().map(|o| o.len()), Some(3));
+    }
 
     let o = train("calm, tense, happy", &[]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -9,7 +9,7 @@ use mmer_models::EmotionModel;
 use mmer_train::{Checkpoint, Prediction};
 
 use crate::data::{TextFeaturizer, checkpoint_encoder};
-use crate::error::{Context, Result, bail, ensure};
+use crate::error::{Context, Result};
 
 /// A loaded model (`seed-<k>` directory of a run) with the text encoder
 /// its checkpoint names, ready to predict conversations.
@@ -39,11 +39,6 @@ impl Predictor {
     pub fn load_with(dir: &Path, models_dir: &Path) -> Result<Self> {
         let (checkpoint, model) =
             Checkpoint::load(dir).with_context(|| format!("loading model {}", dir.display()))?;
-        ensure!(
-            !checkpoint.labels.multi_label,
-            "{}: predicting label sets with a multi-label model is not implemented yet; its run's results.json holds its scores",
-            dir.display()
-        );
         let text = checkpoint_encoder(&checkpoint, dir, models_dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),

@@ -283,6 +283,10 @@ impl TrainedRun {
 /// is collected from.
 trait Outcome: serde::Serialize + serde::de::DeserializeOwned {
     fn best_epoch(&self) -> usize;
+    /// Multi-label decision thresholds, kept in the checkpoint for predict.
+    fn thresholds(&self) -> Option<Vec<f32>> {
+        None
+    }
 }
 
 impl Outcome for mmer_train::SeedOutcome {
@@ -294,6 +298,9 @@ impl Outcome for mmer_train::SeedOutcome {
 impl Outcome for mmer_train::MultiLabelOutcome {
     fn best_epoch(&self) -> usize {
         self.best_epoch
+    }
+    fn thresholds(&self) -> Option<Vec<f32>> {
+        Some(self.thresholds.clone())
     }
 }
 
@@ -389,11 +396,9 @@ fn train_seeds<O: Outcome>(
         }
         let (outcome, model) = train(data, &config.train, seed, show_progress)?;
         let metrics = serde_json::to_vec_pretty(&outcome)?;
-        seed_checkpoint(corpus, data, &config, seed, outcome.best_epoch()).save_with(
-            &model,
-            &run.seed_dir(seed),
-            &[("metrics.json", metrics)],
-        )?;
+        seed_checkpoint(corpus, data, &config, seed, outcome.best_epoch())
+            .with_thresholds(outcome.thresholds())
+            .save_with(&model, &run.seed_dir(seed), &[("metrics.json", metrics)])?;
         outcomes.push(outcome);
     }
     // Seeds that parallel `--resume` processes finished meanwhile belong to

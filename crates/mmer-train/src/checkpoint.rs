@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
-use mmer_core::{Dialogue, LabelSpace};
+use mmer_core::{Dialogue, Label, LabelSpace};
 use mmer_models::EmotionModel;
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,12 @@ pub struct Checkpoint {
     /// `None` only in schema-1 checkpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_sha256: Option<String>,
+    /// Multi-label models: each label's decision threshold, tuned on
+    /// validation (a label is predicted when its probability is at least
+    /// its threshold); `None` for single-label models, and 0.5 for every
+    /// label of a multi-label checkpoint without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Vec<f32>>,
 }
 
 /// The prediction for one utterance.
@@ -72,9 +78,11 @@ pub struct Prediction {
     pub speaker: String,
     /// Transcript, when known.
     pub text: Option<String>,
-    /// Predicted class name.
+    /// Predicted class name; for a multi-label model the predicted set,
+    /// `;`-separated in label order (empty for none).
     pub emotion: String,
-    /// Probability of the predicted class.
+    /// Probability of the predicted class (multi-label: of exactly the
+    /// predicted set).
     pub confidence: f32,
     /// Probability per class name, in label-space order.
     pub probabilities: ClassProbabilities,
@@ -103,7 +111,13 @@ impl Checkpoint {
             layout,
             labels,
             weights_sha256: None,
+            thresholds: None,
         }
+    }
+
+    /// The checkpoint with multi-label decision thresholds.
+    pub fn with_thresholds(self, thresholds: Option<Vec<f32>>) -> Self {
+        Self { thresholds, ..self }
     }
 
     /// Writes `checkpoint.json` and `model.bpk` into `dir`, replacing it
@@ -359,6 +373,9 @@ impl Checkpoint {
     /// Missing modalities or mismatched widths, naming the utterance; a
     /// non-finite probability ([`Error::NonFinite`]).
     pub fn predict(&self, model: &EmotionModel, dialogues: &[Dialogue]) -> Result<Vec<Prediction>> {
+        if self.labels.multi_label {
+            return self.predict_label_sets(model, dialogues);
+        }
         let (_, probs) = self.probabilities(model, dialogues)?;
         let mut out = Vec::new();
         for (d, dialogue_probs) in dialogues.iter().zip(probs) {
@@ -385,6 +402,60 @@ impl Checkpoint {
                         .as_ref()
                         .and_then(|l| l.single())
                         .map(|c| self.labels.name_of(c).to_string()),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Checkpoint {
+    /// [`Checkpoint::predict`] of a multi-label model: `emotion` is the
+    /// set of labels whose probability reaches its threshold, in label
+    /// order, joined by [`LabelSpace::LIST_SEPARATOR`] (empty for none);
+    /// `confidence` is the model's probability of exactly that set,
+    /// `Π_l p_l` over predicted labels × `Π_l (1 − p_l)` over the others
+    /// (its labels are independent Bernoullis); `gold` is the gold set,
+    /// written the same way.
+    fn predict_label_sets(
+        &self,
+        model: &EmotionModel,
+        dialogues: &[Dialogue],
+    ) -> Result<Vec<Prediction>> {
+        let probs = self.label_probabilities(model, dialogues)?;
+        let n = self.labels.num_classes();
+        let thresholds = self.thresholds.clone().unwrap_or_else(|| vec![0.5; n]);
+        let separator = LabelSpace::LIST_SEPARATOR.to_string();
+        let set = |on: &mut dyn Iterator<Item = bool>| {
+            on.zip(&self.labels.classes)
+                .filter_map(|(on, class)| on.then_some(class.as_str()))
+                .collect::<Vec<_>>()
+                .join(&separator)
+        };
+        let mut out = Vec::new();
+        for (d, dialogue_probs) in dialogues.iter().zip(probs) {
+            for (u, p) in d.utterances.iter().zip(dialogue_probs) {
+                let decided: Vec<bool> = p.iter().zip(&thresholds).map(|(p, t)| p >= t).collect();
+                let confidence = p
+                    .iter()
+                    .zip(&decided)
+                    .map(|(&p, &on)| if on { p } else { 1.0 - p })
+                    .product();
+                out.push(Prediction {
+                    dialogue: d.id.clone(),
+                    utterance: u.id.clone(),
+                    turn: u.turn.unwrap_or(u.index as u64),
+                    speaker: u.speaker.clone(),
+                    text: u.text.clone(),
+                    emotion: set(&mut decided.iter().copied()),
+                    confidence,
+                    probabilities: ClassProbabilities(
+                        self.labels.classes.iter().cloned().zip(p).collect(),
+                    ),
+                    gold: match &u.label {
+                        Some(Label::Multi(bits)) => Some(set(&mut bits.iter().copied())),
+                        _ => None,
+                    },
                 });
             }
         }

@@ -330,6 +330,56 @@ mod tests {
         assert!(err.to_string().contains("multi-label"), "{err}");
     }
 
+    /// A multi-label checkpoint predicts the set of labels at or above
+    /// their thresholds, with the probability of exactly that set.
+    #[test]
+    fn a_checkpoint_predicts_label_sets_at_its_thresholds() {
+        let _serial = crate::training_lock();
+        let corpus = corpus();
+        let mut config = config(Fusion::Concat);
+        config.max_epochs = 1;
+        let data = PreparedData::new(&corpus, &config).unwrap();
+        let (outcome, model) = train_seed_multi_label(&data, &config, 0, false).unwrap();
+        let checkpoint = crate::Checkpoint::new(
+            &corpus.name,
+            None,
+            &config,
+            0,
+            outcome.best_epoch,
+            data.layout.clone(),
+            data.labels.clone(),
+        )
+        .with_thresholds(Some(vec![0.3, 0.4, 0.5, 0.5, 0.6, 0.7]));
+        let test = corpus.split(Split::Test);
+        let predictions = checkpoint.predict(&model, test).unwrap();
+        assert_eq!(predictions.len(), test.len());
+        for (p, d) in predictions.iter().zip(test) {
+            let probs: Vec<f32> = p.probabilities.0.iter().map(|(_, x)| *x).collect();
+            let thresholds = checkpoint.thresholds.as_ref().unwrap();
+            let expected: Vec<&str> = mmer_data::synthetic_multi::CLASSES
+                .iter()
+                .zip(probs.iter().zip(thresholds))
+                .filter_map(|(c, (p, t))| (p >= t).then_some(*c))
+                .collect();
+            assert_eq!(p.emotion, expected.join(";"));
+            let exact: f32 = probs
+                .iter()
+                .zip(thresholds)
+                .map(|(&p, t)| if p >= *t { p } else { 1.0 - p })
+                .product();
+            assert!((p.confidence - exact).abs() < 1e-6);
+            let Some(Label::Multi(bits)) = &d.utterances[0].label else {
+                panic!("multi-label gold expected");
+            };
+            assert_eq!(
+                p.gold
+                    .as_deref()
+                    .map(|g| g.split(';').filter(|c| !c.is_empty()).count()),
+                Some(bits.iter().filter(|&&b| b).count())
+            );
+        }
+    }
+
     /// A label of the other kind than the set's is an error naming the
     /// utterance, both ways round.
     #[test]
