@@ -1,7 +1,10 @@
 //! Fuzz harness for every parser this crate feeds user files to: MELD CSV
 //! ([`load_meld_split`]), conversations as CSV and JSONL
-//! ([`read_conversations`]), and pickles ([`pickle::load`],
-//! [`load_iemocap_pickle`], [`load_feature_pickle`]).
+//! ([`read_conversations`]), pickles ([`pickle::load`],
+//! [`load_iemocap_pickle`], [`load_feature_pickle`]), and ElderReact's six
+//! label and audio files (`mmer_data::elderreact`; edits of any one of them,
+//! at the end of this file). The MOSEI loaders' HDF5 reader has its own
+//! mutation test in `mosei::csd`.
 //!
 //! Three layers, none of which needs Python:
 //! - a regression corpus of hostile files, `tests/corpus/`, each run through
@@ -1009,6 +1012,69 @@ proptest! {
         let cut = &jsonl.as_bytes()[..cut.index(jsonl.len() + 1)];
         if let Ok(part) = outcome_of_bytes(Parser::Conversation, "c.jsonl", cut) {
             assert_prefix_load(&from_jsonl, &part, false, "truncated JSONL");
+        }
+    }
+}
+
+// -- ElderReact: six files read together ----------------------------------------
+
+/// The six files of a small valid ElderReact directory: `(name, text)`.
+fn elderreact_files() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for (split, clips) in [("train", 4), ("dev", 2), ("test", 2)] {
+        let (mut labels, mut audio) = (String::new(), String::new());
+        for k in 0..clips {
+            let id = format!("{split}_{k}");
+            let bits: Vec<String> = (0..6).map(|l| ((k + l) % 2).to_string()).collect();
+            labels.push_str(&format!("{id}.mp4 {} f 2.5\n", bits.join(" ")));
+            let values: Vec<String> = (0..mmer_data::elderreact::AUDIO_DIM)
+                .map(|c| format!("{}", (c * 7 + k) as f64 * 0.01))
+                .collect();
+            audio.push_str(&format!("{id}\t{}\n", values.join(" ")));
+        }
+        files.push((format!("{split}_labels.txt"), labels));
+        files.push((format!("{split}_audio.txt"), audio));
+    }
+    files
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    /// Edits of any one of ElderReact's six files never panic the loader;
+    /// an error names a file of the directory; a load is a valid corpus
+    /// whose features are all finite (non-finite values are replaced by
+    /// the train column mean, or refused).
+    #[test]
+    fn elderreact_files_with_edits_load_or_name_the_file(
+        which in 0usize..6,
+        edits in prop::collection::vec(edit(), 1..4),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        for (k, (name, text)) in elderreact_files().into_iter().enumerate() {
+            let mut bytes = text.into_bytes();
+            if k == which {
+                for e in &edits {
+                    apply(&mut bytes, e);
+                }
+            }
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        match mmer_data::elderreact::load_with_report(dir.path()) {
+            Ok((corpus, _)) => {
+                prop_assert!(corpus.validate().is_ok());
+                for u in corpus.splits.values().flatten().flat_map(|d| &d.utterances) {
+                    prop_assert!(u.features.values().all(|f| f.first_non_finite().is_none()));
+                    prop_assert!(matches!(&u.label, Some(Label::Multi(bits)) if bits.len() == 6));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                prop_assert!(
+                    message.contains(&*dir.path().to_string_lossy()),
+                    "no file named: {}", message
+                );
+            }
         }
     }
 }
