@@ -43,3 +43,9 @@ if [ -d "$ELDERREACT" ]; then
 else
   echo "no ElderReact data at $ELDERREACT: skipping its rows" >&2
 fi
+# Sensitivity of the calibration weight (1.0 above, 0 in the ablation):
+# 0.1 and 0.3, to pick a weight on the validation macro F1.
+{ train semul_calibration_0.1 "$SEMUL" --set $PEERS.calibration_weight=0.1; } &
+[ "$JOBS" -gt 1 ] || wait
+{ train semul_calibration_0.3 "$SEMUL" --set $PEERS.calibration_weight=0.3; } &
+wait

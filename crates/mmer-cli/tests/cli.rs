@@ -1584,6 +1584,20 @@ fn declared_classes_train_evaluate_and_predict_by_name() {
     );
     assert!(stdout(&o).contains("all labels"), "{}", stdout(&o));
     assert!(!out.exists());
+    // eval re-scores it the way results.json did, at 0.5 and tuned.
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .arg("eval")
+        .arg(&multi)
+        .env("MMER_MODELS_DIR", &models)
+        .env("MMER_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let evaluation = read_json(&multi.join("eval-test.json"));
+    assert_eq!(
+        evaluation["tuned"]["report"]["macro_f1"]["mean"],
+        results["test"]["tuned"]["report"]["macro_f1"]["mean"]
+    );
     // predict: a label set per turn at the thresholds tuned on validation,
     // which the checkpoint keeps.
     let checkpoint = read_json(&multi.join("seed-0/checkpoint.json"));

@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use mmer_core::Split;
-use mmer_eval::{ClassificationReport, ReportAggregate};
+use mmer_eval::{ClassificationReport, MultiLabelScoresAggregate, ReportAggregate};
+use mmer_models::EmotionModel;
 use mmer_train::Checkpoint;
+use mmer_train::multi_label::HeadScores;
 use serde::Serialize;
 
 use crate::config::RunConfig;
@@ -39,22 +41,123 @@ pub struct RunEvaluation {
 /// every seed on `split` and writes `eval-<split>.json` (atomically).
 ///
 /// # Errors
-/// An unreadable or inconsistent run, a damaged checkpoint, data that
-/// cannot be loaded, or an empty split.
+/// An unreadable or inconsistent run, a multi-label run (see
+/// [`evaluate_multi_label_run`]), a damaged checkpoint, data that cannot be
+/// loaded, or an empty split.
 pub fn evaluate_run(run: &Path, split: Split) -> Result<RunEvaluation> {
+    let (corpus, models) = load_run(run, split, false)?;
+    let mut per_seed = Vec::new();
+    for (seed, checkpoint, model) in &models {
+        per_seed.push((*seed, checkpoint.evaluate(model, corpus.split(split))?));
+    }
+    let reports: Vec<_> = per_seed.iter().map(|(_, r)| r.clone()).collect();
+    let evaluation = RunEvaluation {
+        split,
+        corpus: corpus.name.clone(),
+        classes: corpus.labels.classes.clone(),
+        aggregate: ReportAggregate::from_reports(&reports)?,
+        per_seed,
+        written: run.join(format!("eval-{split}.json")),
+    };
+    mmer_core::atomic::write_file(
+        &evaluation.written,
+        &serde_json::to_vec_pretty(&evaluation)?,
+    )?;
+    Ok(evaluation)
+}
+
+/// The metrics of every seed of a multi-label run on one split, written to
+/// `eval-<split>.json` in the run: each seed's fused head decided at 0.5
+/// and at the per-label thresholds it tuned on validation (kept in its
+/// checkpoint).
+#[derive(Debug, Clone, Serialize)]
+pub struct MultiLabelRunEvaluation {
+    /// The split evaluated.
+    pub split: Split,
+    /// Corpus name.
+    #[serde(skip)]
+    pub corpus: String,
+    /// Label names, in label order.
+    pub classes: Vec<String>,
+    /// At 0.5, over seeds.
+    pub at_half: MultiLabelScoresAggregate,
+    /// At the tuned thresholds, over seeds.
+    pub tuned: MultiLabelScoresAggregate,
+    /// Each seed's scores.
+    pub per_seed: Vec<(u64, HeadScores)>,
+    /// Where the evaluation was written.
+    #[serde(skip)]
+    pub written: PathBuf,
+}
+
+/// [`evaluate_run`] for a multi-label run.
+///
+/// # Errors
+/// As [`evaluate_run`]; a single-label run.
+pub fn evaluate_multi_label_run(run: &Path, split: Split) -> Result<MultiLabelRunEvaluation> {
+    let (corpus, models) = load_run(run, split, true)?;
+    let mut per_seed = Vec::new();
+    for (seed, checkpoint, model) in &models {
+        per_seed.push((
+            *seed,
+            checkpoint.evaluate_multi_label(model, corpus.split(split))?,
+        ));
+    }
+    let (at_half, tuned): (Vec<_>, Vec<_>) = per_seed
+        .iter()
+        .map(|(_, h)| (h.at_half.clone(), h.tuned.clone()))
+        .unzip();
+    let evaluation = MultiLabelRunEvaluation {
+        split,
+        corpus: corpus.name.clone(),
+        classes: corpus.labels.classes.clone(),
+        at_half: MultiLabelScoresAggregate::from_scores(&at_half)?,
+        tuned: MultiLabelScoresAggregate::from_scores(&tuned)?,
+        per_seed,
+        written: run.join(format!("eval-{split}.json")),
+    };
+    mmer_core::atomic::write_file(
+        &evaluation.written,
+        &serde_json::to_vec_pretty(&evaluation)?,
+    )?;
+    Ok(evaluation)
+}
+
+/// Whether the run in `run` trained on a multi-label set.
+///
+/// # Errors
+/// An unreadable `config.toml`, or a preset that does not exist.
+pub fn is_multi_label_run(run: &Path) -> Result<bool> {
+    let config = RunConfig::read(&run.join("config.toml"))?;
+    Ok(config.data.label_space()?.multi_label || config.data.is_multi_label_dataset())
+}
+
+/// One seed of a run: its seed, checkpoint metadata and model.
+type SeedModel = (u64, Checkpoint, EmotionModel);
+
+/// A complete, consistent run's corpus (`split` non-empty) and every
+/// seed's checkpoint and model, checked against `config.toml`; `multi`
+/// says which kind of label set the caller scores.
+fn load_run(run: &Path, split: Split, multi: bool) -> Result<(mmer_core::Corpus, Vec<SeedModel>)> {
     let config = RunConfig::read(&run.join("config.toml"))?;
     check_complete(run, &config)?;
-    ensure!(
-        !config.data.label_space()?.multi_label && !config.data.is_multi_label_dataset(),
-        "{}: `mmer eval` re-scores single-label runs for now; this run is multi-label, and its results.json holds every seed's valid and test scores (at 0.5 and at thresholds tuned on validation)",
-        run.display()
-    );
     let corpus = config.data.load(&config.train.modalities)?;
-    let dialogues = corpus.split(split);
-    if dialogues.is_empty() {
+    ensure!(
+        corpus.labels.multi_label == multi,
+        "{} trained on the {} set {}: {}",
+        run.display(),
+        if multi { "single-label" } else { "multi-label" },
+        corpus.labels.name,
+        if multi {
+            "evaluate it with evaluate_run"
+        } else {
+            "evaluate it with evaluate_multi_label_run"
+        }
+    );
+    if corpus.split(split).is_empty() {
         bail!("{} has no {split} split", corpus.name);
     }
-    let mut per_seed = Vec::new();
+    let mut models = Vec::new();
     for seed in &config.train.seeds {
         let dir = run.join(format!("seed-{seed}"));
         let (checkpoint, model) =
@@ -75,22 +178,9 @@ pub fn evaluate_run(run: &Path, split: Split) -> Result<RunEvaluation> {
             checkpoint.labels.classes.join(", "),
             corpus.labels.classes.join(", ")
         );
-        per_seed.push((*seed, checkpoint.evaluate(&model, dialogues)?));
+        models.push((*seed, checkpoint, model));
     }
-    let reports: Vec<_> = per_seed.iter().map(|(_, r)| r.clone()).collect();
-    let evaluation = RunEvaluation {
-        split,
-        corpus: corpus.name.clone(),
-        classes: corpus.labels.classes.clone(),
-        aggregate: ReportAggregate::from_reports(&reports)?,
-        per_seed,
-        written: run.join(format!("eval-{split}.json")),
-    };
-    mmer_core::atomic::write_file(
-        &evaluation.written,
-        &serde_json::to_vec_pretty(&evaluation)?,
-    )?;
-    Ok(evaluation)
+    Ok((corpus, models))
 }
 
 /// A run is complete when `results.json` exists and lists exactly the seeds

@@ -121,7 +121,7 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
     let modalities = run_config.train.modalities.clone();
     ensure!(
         !run_config.data.label_space()?.multi_label && !run_config.data.is_multi_label_dataset(),
-        "{}: robustness scores single-label runs for now; this run is multi-label (its results.json holds its multi-label scores)",
+        "{}: robustness scores single-label runs for now; this run is multi-label (`mmer eval` re-scores it)",
         run.display()
     );
     let corpus = run_config.data.load(&modalities)?;

@@ -410,6 +410,39 @@ impl Checkpoint {
 }
 
 impl Checkpoint {
+    /// A multi-label model's scores on the labelled turns of `dialogues`,
+    /// decided at 0.5 and at the checkpoint's thresholds (0.5 without
+    /// them).
+    ///
+    /// # Errors
+    /// A single-label checkpoint, missing modalities, mismatched widths, a
+    /// non-finite probability, or no labelled turn.
+    pub fn evaluate_multi_label(
+        &self,
+        model: &EmotionModel,
+        dialogues: &[Dialogue],
+    ) -> Result<crate::multi_label::HeadScores> {
+        if !self.labels.multi_label {
+            return Err(Error::Data(format!(
+                "the label set {} is single-label: use Checkpoint::evaluate",
+                self.labels.name
+            )));
+        }
+        let probs = self.label_probabilities(model, dialogues)?;
+        let (mut gold, mut rows) = (Vec::new(), Vec::new());
+        for (d, dialogue_probs) in dialogues.iter().zip(probs) {
+            for (u, p) in d.utterances.iter().zip(dialogue_probs) {
+                if let Some(Label::Multi(bits)) = &u.label {
+                    gold.push(bits.clone());
+                    rows.push(p);
+                }
+            }
+        }
+        let n = self.labels.num_classes();
+        let thresholds = self.thresholds.clone().unwrap_or_else(|| vec![0.5; n]);
+        crate::multi_label::score_head(&gold, &rows, n, &thresholds)
+    }
+
     /// [`Checkpoint::predict`] of a multi-label model: `emotion` is the
     /// set of labels whose probability reaches its threshold, in label
     /// order, joined by [`LabelSpace::LIST_SEPARATOR`] (empty for none);

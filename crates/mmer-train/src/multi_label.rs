@@ -151,7 +151,20 @@ fn probabilities(
 
 /// The scores of a head at 0.5 and at `thresholds`.
 fn head_scores(head: &Scored, num_labels: usize, thresholds: &[f32]) -> Result<HeadScores> {
-    let (gold, probs) = (&head.gold, &head.probs);
+    score_head(&head.gold, &head.probs, num_labels, thresholds)
+}
+
+/// A head's scores: `probs` (a row of label probabilities per turn)
+/// against the gold bits, decided at 0.5 and at `thresholds`.
+///
+/// # Errors
+/// Mismatched rows or widths, a probability outside [0, 1], no turns.
+pub fn score_head(
+    gold: &[Vec<bool>],
+    probs: &[Vec<f32>],
+    num_labels: usize,
+    thresholds: &[f32],
+) -> Result<HeadScores> {
     Ok(HeadScores {
         at_half: MultiLabelScores::new(gold, probs, num_labels, &vec![0.5; num_labels])?,
         tuned: MultiLabelScores::new(gold, probs, num_labels, thresholds)?,

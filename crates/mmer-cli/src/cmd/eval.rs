@@ -50,6 +50,29 @@ pub fn run(args: EvalArgs) -> Result<()> {
         println!("\nwritten: {}", evaluation.written.display());
         return Ok(());
     }
+    if mmer_run::evaluate::is_multi_label_run(&args.run)? {
+        anyhow::ensure!(
+            args.report.is_none(),
+            "--report draws single-label runs; {} is multi-label",
+            args.run.display()
+        );
+        let evaluation = mmer_run::evaluate::evaluate_multi_label_run(&args.run, args.split)?;
+        let names: Vec<&str> = evaluation.classes.iter().map(String::as_str).collect();
+        for (what, aggregate) in [
+            ("threshold 0.5", &evaluation.at_half),
+            ("thresholds tuned on validation", &evaluation.tuned),
+        ] {
+            println!(
+                "{} | {} split | {} seed(s) | {what}\n",
+                evaluation.corpus,
+                evaluation.split,
+                evaluation.per_seed.len()
+            );
+            println!("{}\n", aggregate.to_table(&names));
+        }
+        println!("written: {}", evaluation.written.display());
+        return Ok(());
+    }
     let evaluation = mmer_run::evaluate::evaluate_run(&args.run, args.split)?;
     let names: Vec<&str> = evaluation.classes.iter().map(String::as_str).collect();
     println!(
