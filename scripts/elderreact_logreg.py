@@ -12,7 +12,11 @@ candidate among its dev probabilities and 0.5, ties to the one closest to
 0.5), and scores test at 0.5 and at the tuned thresholds. Deterministic.
 
     ~/.cache/mmer/bench-venv/bin/python scripts/elderreact_logreg.py \
-        [--data ../shared/data/elderreact] [--out docs/results/elderreact-logreg.json]
+        [--data ../shared/data/elderreact] [--out docs/results/elderreact-logreg.json] \
+        [--features all|baseline72]
+
+`--features baseline72` keeps the 36 statistics the dataset's own baseline
+used from each half (means 0-35, stds 74-109) instead of all 148.
 """
 
 import argparse
@@ -84,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/elderreact"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/elderreact-logreg.json"))
+    parser.add_argument("--features", choices=["all", "baseline72"], default="all")
     args = parser.parse_args()
     x, y = {}, {}
     for split, name in SPLITS.items():
@@ -94,6 +99,9 @@ def main() -> None:
         bad = ~np.isfinite(x[split])
         replaced += int(bad.sum())
         x[split] = np.where(bad, train_mean[None, :], x[split])
+    if args.features == "baseline72":
+        columns = list(range(36)) + list(range(74, 110))
+        x = {s: v[:, columns] for s, v in x.items()}
     mean, std = x["train"].mean(axis=0), x["train"].std(axis=0)
     std[std == 0] = 1.0
     z = {s: (v - mean) / std for s, v in x.items()}
@@ -117,6 +125,7 @@ def main() -> None:
     tuned = tune(y["valid"], valid_probs)
     result = {
         "model": "per-label logistic regression (scikit-learn, L2, lbfgs) on z-scored COVAREP statistics",
+        "features": args.features,
         "classes": CLASSES,
         "split_sizes": {s: int(len(v)) for s, v in y.items()},
         "non_finite_values_replaced": replaced,
