@@ -41,6 +41,11 @@ enum Command {
     Robustness(cmd::robustness::RobustnessArgs),
     /// Predict the emotion of every turn of a conversation file.
     Predict(cmd::predict::PredictArgs),
+    /// Serve a trained model over HTTP: POST /v1/emotions (JSON turns in,
+    /// per-turn emotions out), /health, /info, Prometheus /metrics; a
+    /// bounded queue (429 when full), per-request timeouts, graceful
+    /// shutdown on Ctrl-C / SIGTERM.
+    Serve(cmd::serve::ServeArgs),
     /// Extract per-utterance Audio, Face and Body feature sequences from
     /// media files (decoded by the ffmpeg program) into a resumable feature
     /// store, with a per-file report.
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Robustness(args) => cmd::robustness::run(args),
         Command::Predict(args) => cmd::predict::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Extract(args) => cmd::extract::run(args),
         Command::Data { command } => cmd::data::run(command),
         Command::Demo(args) => cmd::demo::run(args),

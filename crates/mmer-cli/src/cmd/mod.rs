@@ -9,6 +9,7 @@ pub mod extract;
 pub mod predict;
 pub mod pretrain;
 pub mod robustness;
+pub mod serve;
 pub mod train;
 pub mod transcribe;
 

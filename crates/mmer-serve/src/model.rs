@@ -1,0 +1,95 @@
+//! What the server asks of a loaded model ([`Predict`], which
+//! [`Predictor`] is), and what `GET /info` says about it ([`ModelInfo`]).
+
+use std::path::Path;
+
+use mmer_core::{Dialogue, LabelSpace};
+use mmer_run::predict::Predictor;
+use mmer_train::{Checkpoint, Prediction};
+use serde::Serialize;
+
+use crate::config::ServeConfig;
+
+/// A model loaded once and shared by every request: [`Predictor`] in
+/// `mmer serve`; a test may wrap one (to hold a request in flight).
+pub trait Predict: Send + Sync + 'static {
+    /// The model's checkpoint metadata (label space, layout, encoder).
+    fn checkpoint(&self) -> &Checkpoint;
+
+    /// The emotion of every turn of `dialogues`. Blocking and CPU-bound:
+    /// the server calls it on a blocking thread, never on the async
+    /// executor.
+    ///
+    /// # Errors
+    /// A turn the model cannot read, or a failure of the model.
+    fn predict(&self, dialogues: Vec<Dialogue>) -> Result<Vec<Prediction>, Box<mmer_run::Error>>;
+}
+
+impl Predict for Predictor {
+    fn checkpoint(&self) -> &Checkpoint {
+        Predictor::checkpoint(self)
+    }
+
+    fn predict(&self, dialogues: Vec<Dialogue>) -> Result<Vec<Prediction>, Box<mmer_run::Error>> {
+        Predictor::predict(self, dialogues).map_err(Box::new)
+    }
+}
+
+/// The body of `GET /info`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    /// The model directory given to `--model`, as given.
+    pub model_dir: String,
+    /// SHA-256 of the model's weights, as the checkpoint records it.
+    pub model_sha256: Option<String>,
+    /// Corpus the model was trained on.
+    pub corpus: String,
+    /// The seed of this model.
+    pub seed: u64,
+    /// The label set: name, classes in output order, multi-label or not.
+    pub labels: LabelSpace,
+    /// The text encoder that embeds transcripts (`minilm`, …), when the
+    /// model reads text.
+    pub text_encoder: Option<String>,
+    /// The modalities the model reads, in model order.
+    pub modalities: Vec<&'static str>,
+    /// mmer's version.
+    pub version: &'static str,
+    /// `--max-body-bytes`.
+    pub max_body_bytes: usize,
+    /// `--max-turns`.
+    pub max_turns: usize,
+    /// `--queue`.
+    pub max_concurrent_requests: usize,
+    /// `--workers`.
+    pub workers: usize,
+    /// `--timeout-ms`.
+    pub timeout_ms: u64,
+}
+
+impl ModelInfo {
+    /// What `/info` says of `checkpoint`, loaded from `model_dir`, served
+    /// with `config`.
+    pub fn new(model_dir: &Path, checkpoint: &Checkpoint, config: &ServeConfig) -> Self {
+        Self {
+            model_dir: model_dir.display().to_string(),
+            model_sha256: checkpoint.weights_sha256.clone(),
+            corpus: checkpoint.corpus.clone(),
+            seed: checkpoint.seed,
+            labels: checkpoint.labels.clone(),
+            text_encoder: checkpoint.text_encoder.clone(),
+            modalities: checkpoint
+                .layout
+                .modalities
+                .iter()
+                .map(|(m, _)| m.as_str())
+                .collect(),
+            version: env!("CARGO_PKG_VERSION"),
+            max_body_bytes: config.max_body_bytes,
+            max_turns: config.max_turns,
+            max_concurrent_requests: config.queue,
+            workers: config.workers,
+            timeout_ms: config.timeout_ms,
+        }
+    }
+}
