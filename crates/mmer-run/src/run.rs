@@ -89,7 +89,6 @@ pub fn seed_checkpoint(
 /// the configured corpus.
 pub fn prepare(config: &RunConfig) -> Result<(mmer_core::Corpus, PreparedData)> {
     check_seeds(&config.train.seeds)?;
-    config.data.label_space()?;
     let corpus = config.data.load(&config.train.modalities)?;
     corpus
         .validate()

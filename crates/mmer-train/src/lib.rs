@@ -21,7 +21,7 @@ pub use checkpoint::{Checkpoint, ClassProbabilities, Prediction};
 pub use config::{ClassWeighting, ModelSpec, PretrainSpec, TrainConfig};
 pub use error::{Error, Result};
 pub use multi_label::{MultiLabelOutcome, train_seed_multi_label};
-pub use trainer::{SeedOutcome, ensure_single_label, train_seed};
+pub use trainer::{SeedOutcome, train_seed};
 
 /// Serialises the tests that train: burn's CPU backend draws every
 /// parameter initialisation from one process-wide generator, so two tests

@@ -416,7 +416,7 @@ fn batch_gradients(
 ///
 /// # Errors
 /// [`Error::Data`] naming the set.
-pub fn ensure_single_label(labels: &LabelSpace) -> Result<()> {
+pub(crate) fn ensure_single_label(labels: &LabelSpace) -> Result<()> {
     if labels.multi_label {
         return Err(Error::Data(format!(
             "the label set {} is multi-label; this step handles single-label sets only (multi-label runs train with `mmer train` and report multi-label metrics)",
