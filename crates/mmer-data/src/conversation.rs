@@ -237,10 +237,14 @@ struct Record {
 }
 
 /// A `label` as written: one string (in a multi-label set, names separated
-/// by [`LabelSpace::LIST_SEPARATOR`]) or a JSON list of names.
+/// by [`LabelSpace::LIST_SEPARATOR`]) or a JSON list of names. Other
+/// readers of conversation records (the server) resolve it with
+/// [`resolve_label`], so the rules stay one.
 #[derive(Debug, Clone, PartialEq)]
-enum RawLabel {
+pub enum RawLabel {
+    /// One string.
     Text(String),
+    /// A list of class names.
     List(Vec<String>),
 }
 
@@ -473,13 +477,19 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
 }
 
 /// The label of a record, `None` when it is blank (unlabelled); see the
-/// module doc's "Labels".
-fn resolve_label(
+/// module doc's "Labels". `unknown` builds the error for a name the set
+/// does not declare, `list` the one for several names in a single-label
+/// set, each in the caller's error type (a file names its line, the server
+/// a turn's place in the request).
+///
+/// # Errors
+/// Those two.
+pub fn resolve_label<E>(
     raw: &RawLabel,
     labels: &LabelSpace,
-    unknown: impl Fn(&str) -> Error,
-    list: impl Fn() -> Error,
-) -> Result<Option<Label>> {
+    unknown: impl Fn(&str) -> E,
+    list: impl Fn() -> E,
+) -> std::result::Result<Option<Label>, E> {
     let separator = LabelSpace::LIST_SEPARATOR;
     if matches!(raw, RawLabel::Text(text) if text.trim().is_empty()) {
         return Ok(None);
@@ -507,6 +517,38 @@ fn resolve_label(
     Ok(Some(Label::Multi(bits)))
 }
 
+/// Turns `(dialogue id, turn number, utterance)` grouped into dialogues in
+/// order of first appearance, each sorted by turn number, with `index` the
+/// rank and `turn` the number (how every reader of conversation records
+/// lays them out).
+pub fn group_turns(turns: impl IntoIterator<Item = (String, u64, Utterance)>) -> Vec<Dialogue> {
+    let mut order: Vec<(String, Vec<(u64, Utterance)>)> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for (dialogue, turn, utterance) in turns {
+        let slot = *position.entry(dialogue.clone()).or_insert_with(|| {
+            order.push((dialogue, Vec::new()));
+            order.len() - 1
+        });
+        order[slot].1.push((turn, utterance));
+    }
+    order
+        .into_iter()
+        .map(|(id, mut turns)| {
+            turns.sort_by_key(|(turn, _)| *turn);
+            let utterances = turns
+                .into_iter()
+                .enumerate()
+                .map(|(index, (turn, u))| Utterance {
+                    index,
+                    turn: Some(turn),
+                    ..u
+                })
+                .collect();
+            Dialogue { id, utterances }
+        })
+        .collect()
+}
+
 fn assemble(
     records: Vec<(u64, Record)>,
     path: &Path,
@@ -519,8 +561,7 @@ fn assemble(
         });
     }
     let base = path.parent().unwrap_or(Path::new(""));
-    let mut order: Vec<(String, Vec<(u64, Utterance)>)> = Vec::new();
-    let mut position: HashMap<String, usize> = HashMap::new();
+    let mut turns = Vec::new();
     let mut first_seen: HashMap<(String, u64), u64> = HashMap::new();
     let mut media = BTreeMap::new();
     for (line, r) in records {
@@ -612,29 +653,12 @@ fn assemble(
         if refs.audio.is_some() || refs.video.is_some() {
             media.insert(id, refs);
         }
-        let slot = *position.entry(dialogue.clone()).or_insert_with(|| {
-            order.push((dialogue, Vec::new()));
-            order.len() - 1
-        });
-        order[slot].1.push((r.turn, utterance));
+        turns.push((dialogue, r.turn, utterance));
     }
-    let dialogues = order
-        .into_iter()
-        .map(|(id, mut turns)| {
-            turns.sort_by_key(|(turn, _)| *turn);
-            let utterances = turns
-                .into_iter()
-                .enumerate()
-                .map(|(index, (turn, u))| Utterance {
-                    index,
-                    turn: Some(turn),
-                    ..u
-                })
-                .collect();
-            Dialogue { id, utterances }
-        })
-        .collect();
-    Ok(Conversations { dialogues, media })
+    Ok(Conversations {
+        dialogues: group_turns(turns),
+        media,
+    })
 }
 
 #[cfg(test)]

@@ -13,14 +13,16 @@
 //! place in the list (`turns[3]`) where a file names its line. Records
 //! group into dialogues in order of first appearance and sort by `turn`.
 //!
-//! `mmer_data` reads records from files only, so the rules are applied here
-//! to the typed records; a shared parser is a follow-up. The media keys of
+//! The label rules and the grouping into dialogues are `mmer_data`'s own
+//! ([`resolve_label`], [`group_turns`]); the record checks are repeated
+//! here because their errors name a turn's place in the list. The media keys of
 //! the file format (`audio`, `video`, `start`, `end`) are refused: the
 //! server never opens a path a client names.
 
 use std::collections::HashMap;
 
-use mmer_core::{Dialogue, Label, LabelSpace, Utterance};
+use mmer_core::{Dialogue, LabelSpace, Utterance};
+use mmer_data::conversation::{RawLabel, group_turns, resolve_label};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -39,24 +41,6 @@ struct TurnRecord {
     text: String,
     #[serde(default)]
     label: Option<Value>,
-}
-
-/// A `label` as written: one name (in a multi-label set, names separated
-/// by [`LabelSpace::LIST_SEPARATOR`]) or a list of names.
-#[derive(Debug)]
-enum RawLabel {
-    Text(String),
-    List(Vec<String>),
-}
-
-impl std::fmt::Display for RawLabel {
-    /// As written: `"joy;fear"` or `["joy", "fear"]`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RawLabel::Text(text) => write!(f, "{text:?}"),
-            RawLabel::List(names) => write!(f, "{names:?}"),
-        }
-    }
 }
 
 /// The dialogues of a request body, with their number of turns.
@@ -153,44 +137,6 @@ fn record(i: usize, value: Value) -> Result<TurnRecord, ApiError> {
     serde_json::from_value(value).map_err(|e| at(format!("{whose}{e}")))
 }
 
-/// A record's label, `None` when blank (unlabelled), with the rules of
-/// the conversation format.
-fn resolve_label(
-    raw: &RawLabel,
-    labels: &LabelSpace,
-    unknown: impl Fn(&str) -> ApiError,
-    list: impl Fn() -> ApiError,
-) -> Result<Option<Label>, ApiError> {
-    let separator = LabelSpace::LIST_SEPARATOR;
-    if matches!(raw, RawLabel::Text(text) if text.trim().is_empty()) {
-        return Ok(None);
-    }
-    if !labels.multi_label {
-        return match raw {
-            RawLabel::Text(text) if !text.contains(separator) => labels
-                .index_of(text)
-                .map(|class| Some(Label::Single(class)))
-                .map_err(|_| unknown(text)),
-            _ => Err(list()),
-        };
-    }
-    let names: Vec<&str> = match raw {
-        RawLabel::Text(text) => text
-            .split(separator)
-            .filter(|n| !n.trim().is_empty())
-            .collect(),
-        RawLabel::List(names) => names.iter().map(String::as_str).collect(),
-    };
-    let mut bits = vec![false; labels.num_classes()];
-    for name in names {
-        let class = labels.index_of(name).map_err(|_| unknown(name))?;
-        if let Some(bit) = bits.get_mut(class) {
-            *bit = true;
-        }
-    }
-    Ok(Some(Label::Multi(bits)))
-}
-
 /// A `label` value as written, or an error for one that is neither a name
 /// nor a list of names.
 fn raw_label(value: &Value) -> Option<Result<RawLabel, String>> {
@@ -219,8 +165,7 @@ fn raw_label(value: &Value) -> Option<Result<RawLabel, String>> {
 
 /// The records as dialogues: validated as a conversation file's are.
 fn assemble(records: Vec<TurnRecord>, labels: &LabelSpace) -> Result<Vec<Dialogue>, ApiError> {
-    let mut order: Vec<(String, Vec<(u64, Utterance)>)> = Vec::new();
-    let mut position: HashMap<String, usize> = HashMap::new();
+    let mut turns = Vec::with_capacity(records.len());
     let mut first_seen: HashMap<(String, u64), usize> = HashMap::new();
     for (i, r) in records.into_iter().enumerate() {
         let at = |msg: String| ApiError::validation(format!("turns[{i}]: {msg}"));
@@ -264,36 +209,16 @@ fn assemble(records: Vec<TurnRecord>, labels: &LabelSpace) -> Result<Vec<Dialogu
             };
             utterance.label = resolve_label(&raw, labels, unknown, list)?;
         }
-        let slot = *position.entry(dialogue.clone()).or_insert_with(|| {
-            order.push((dialogue, Vec::new()));
-            order.len() - 1
-        });
-        if let Some((_, turns)) = order.get_mut(slot) {
-            turns.push((r.turn, utterance));
-        }
+        turns.push((dialogue, r.turn, utterance));
     }
-    Ok(order
-        .into_iter()
-        .map(|(id, mut turns)| {
-            turns.sort_by_key(|(turn, _)| *turn);
-            let utterances = turns
-                .into_iter()
-                .enumerate()
-                .map(|(index, (turn, u))| Utterance {
-                    index,
-                    turn: Some(turn),
-                    ..u
-                })
-                .collect();
-            Dialogue { id, utterances }
-        })
-        .collect())
+    Ok(group_turns(turns))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::ErrorType;
+    use mmer_core::Label;
 
     fn labels(multi: bool) -> LabelSpace {
         LabelSpace::declared(
