@@ -292,18 +292,32 @@ fn read_labels(path: &Path) -> Result<Vec<LabelRow>> {
         if valence.parse::<f64>().is_err() {
             return Err(parse_err(format!("valence {valence:?} is not a number")));
         }
-        if let Some(&first) = first_line.get(&id) {
-            return Err(Error::DuplicateId {
-                path: path.to_path_buf(),
-                line,
-                first_line: first,
-                id,
-            });
-        }
-        first_line.insert(id.clone(), line);
+        check_first(&mut first_line, path, line, &id)?;
         rows.push(LabelRow { id, line, labels });
     }
     Ok(rows)
+}
+
+/// Records that `id` appears at `line` of `path`.
+///
+/// # Errors
+/// [`Error::DuplicateId`] naming both lines when it appeared before.
+fn check_first(
+    first_line: &mut HashMap<String, u64>,
+    path: &Path,
+    line: u64,
+    id: &str,
+) -> Result<()> {
+    if let Some(&first) = first_line.get(id) {
+        return Err(Error::DuplicateId {
+            path: path.to_path_buf(),
+            line,
+            first_line: first,
+            id: id.to_string(),
+        });
+    }
+    first_line.insert(id.to_string(), line);
+    Ok(())
 }
 
 /// Audio rows by clip id, in file order.
@@ -336,15 +350,7 @@ fn read_audio(path: &Path) -> Result<Vec<(String, AudioRow)>> {
                 })
             })
             .collect::<Result<Vec<f32>>>()?;
-        if let Some(&first) = first_line.get(&id) {
-            return Err(Error::DuplicateId {
-                path: path.to_path_buf(),
-                line,
-                first_line: first,
-                id,
-            });
-        }
-        first_line.insert(id.clone(), line);
+        check_first(&mut first_line, path, line, &id)?;
         rows.push((id, AudioRow { line, values }));
     }
     Ok(rows)
