@@ -6,13 +6,17 @@ Starts the server itself (`mmer serve --model MODEL --addr 127.0.0.1:PORT`),
 waits for /health, runs the clients (threads, keep-alive HTTP/1.1 with the
 standard library), then reports requests, errors by status, throughput
 (requests and turns per second), latency p50/p90/p99 and the server's
-resident memory before and after (/proc/<pid>/status VmRSS), and stops the
-server with SIGTERM. The conversations are the first 20-turn windows of
+resident memory before, during (every --sample-seconds) and after
+(/proc/<pid>/status VmRSS), and stops the server with SIGTERM. With
+--requests N the run ends after N requests instead of after --seconds (the
+memory-over-10,000-requests check). The server's log goes to --server-log
+(a file, never an unread pipe: a server blocked on a full pipe looks hung). The conversations are the first 20-turn windows of
 MELD's test transcripts when available, else generated sentences. Writes
 JSON to --out.
 
     python3 bench/serve_load.py --model assets/models/text-meld-minilm \
         --clients 8 --seconds 60 --out bench/runs/serve-load.json
+    python3 bench/serve_load.py --requests 10000 --out bench/runs/serve-10k.json
 """
 
 import argparse
@@ -56,9 +60,9 @@ def conversations(meld: Path, turns: int, count: int) -> list[bytes]:
     return bodies
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float | None:
     values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))] if values else None
 
 
 def main() -> None:
@@ -68,16 +72,22 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--requests", type=int, help="stop after this many requests (overrides --seconds)")
+    parser.add_argument("--sample-seconds", type=float, default=10, help="RSS sampling period")
+    parser.add_argument("--server-log", type=Path, help="server stderr (default: --out with .log, else /dev/null)")
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--meld", type=Path, default=Path("../shared/data/meld"))
     parser.add_argument("--out", type=Path)
     parser.add_argument("serve_args", nargs="*", help="extra `mmer serve` flags after --")
     args = parser.parse_args()
 
+    log_path = args.server_log or (args.out.with_suffix(".log") if args.out else Path(os.devnull))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("wb")
     server = subprocess.Popen(
         [args.mmer, "serve", "--model", args.model, "--addr", f"127.0.0.1:{args.port}", *args.serve_args],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     try:
         deadline = time.time() + 120
@@ -92,7 +102,7 @@ def main() -> None:
             except OSError:
                 pass
             if time.time() > deadline or server.poll() is not None:
-                sys.exit("the server did not become healthy: " + server.stderr.read().decode()[-2000:])
+                sys.exit(f"the server did not become healthy; its log: {log_path}")
             time.sleep(0.2)
         bodies = conversations(args.meld, args.turns, 64)
         # Warm-up: one request, not counted.
@@ -103,12 +113,33 @@ def main() -> None:
         lock = threading.Lock()
         latencies: list[float] = []
         statuses: dict[int, int] = {}
-        stop_at = time.time() + args.seconds
+        stop_at = time.time() + (1e9 if args.requests else args.seconds)
+        sent = [0]
+        finished = threading.Event()
+
+        def take() -> bool:
+            """Whether this client may send one more request."""
+            if time.time() >= stop_at:
+                return False
+            with lock:
+                if args.requests and sent[0] >= args.requests:
+                    return False
+                sent[0] += 1
+                return True
+
+        samples = []
+
+        def sampler() -> None:
+            begun = time.perf_counter()
+            while not finished.wait(args.sample_seconds):
+                with lock:
+                    done = sum(statuses.values())
+                samples.append({"seconds": round(time.perf_counter() - begun, 1), "requests": done, "rss_mib": round(rss_mib(server.pid), 1)})
 
         def client(k: int) -> None:
             conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
             i = k
-            while time.time() < stop_at:
+            while take():
                 body = bodies[i % len(bodies)]
                 i += args.clients
                 started = time.perf_counter()
@@ -131,11 +162,15 @@ def main() -> None:
 
         started = time.perf_counter()
         threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
+        watcher = threading.Thread(target=sampler)
+        watcher.start()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
+        finished.set()
+        watcher.join()
         rss_after = rss_mib(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -143,6 +178,7 @@ def main() -> None:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
 
     ok = statuses.get(200, 0)
     report = {
@@ -157,12 +193,11 @@ def main() -> None:
         "requests_per_second": round(ok / wall, 2),
         "turns_per_second": round(ok * args.turns / wall, 1),
         "latency_ms": {
-            "p50": round(1000 * percentile(latencies, 0.50), 1),
-            "p90": round(1000 * percentile(latencies, 0.90), 1),
-            "p99": round(1000 * percentile(latencies, 0.99), 1),
+            **{f"p{round(100 * q)}": None if (v := percentile(latencies, q)) is None else round(1000 * v, 1) for q in (0.50, 0.90, 0.99)},
             "mean": round(1000 * statistics.mean(latencies), 1) if latencies else None,
         },
-        "server_rss_mib": {"before": round(rss_before, 1), "after": round(rss_after, 1)},
+        "server_rss_mib": {"before": round(rss_before, 1), "after": round(rss_after, 1), "samples": samples},
+        "server_log": str(log_path),
         "server_exit_code": server.returncode,
         "cpus": os.cpu_count(),
     }

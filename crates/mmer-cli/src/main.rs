@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// Emotion recognition in conversation: train, evaluate and predict the
 /// emotion of every utterance from transcripts or precomputed features.
@@ -74,9 +75,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    // The server must never stall on a slow reader of its log (a full
+    // pipe would block every handler that logs): its lines go through an
+    // in-memory queue, written by a thread of their own, and are dropped
+    // when 128k lines are waiting. The other verbs write synchronously, so
+    // their lines interleave with progress bars and end before exit.
+    let (writer, _flush_on_exit) = if matches!(cli.command, Command::Serve(_)) {
+        let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+        (BoxMakeWriter::new(writer), Some(guard))
+    } else {
+        (BoxMakeWriter::new(std::io::stderr), None)
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();

@@ -7,7 +7,9 @@
 //! `--workers` prediction threads and predicts there (`spawn_blocking`),
 //! all within `--timeout-ms` (504 past it). A prediction that outlives its
 //! request's timeout runs to its end and keeps its slot until then, so the
-//! queue bounds the CPU work, not only the answers still owed.
+//! queue bounds the CPU work, not only the answers still owed. A request
+//! refused before its body is read (429, 503, a declared length over the
+//! limit) is answered with `Connection: close`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -132,49 +134,35 @@ struct EmotionsResponse {
 
 /// `POST /v1/emotions`.
 pub(crate) async fn emotions(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    match admit(&state, request).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
+    let admitted = match admission(&state, &request) {
+        Ok(admitted) => admitted,
+        Err(err) => return closing(err.into_response()),
+    };
+    let timeout = state.config.timeout();
+    match tokio::time::timeout(timeout, answer(state.clone(), request, admitted)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => err.into_response(),
+        Err(_) => ApiError::new(
+            ErrorType::Timeout,
+            format!(
+                "no answer within {} ms (--timeout-ms); send fewer turns, or retry when the server is less busy",
+                state.config.timeout_ms
+            ),
+        )
+        .into_response(),
     }
 }
 
-/// Admits the request (or refuses it at once) and answers it within the
-/// timeout.
-async fn admit(state: &Arc<AppState>, request: Request) -> Result<Response, ApiError> {
+/// Admits the request, or refuses it at once, before its body is read:
+/// 503 while shutting down, 413 for a declared `Content-Length` over
+/// `--max-body-bytes`, 429 when `--queue` requests are in flight.
+fn admission(state: &AppState, request: &Request) -> Result<OwnedSemaphorePermit, ApiError> {
     if state.draining() {
         return Err(ApiError::new(
             ErrorType::Unhealthy,
             "the server is shutting down; send the request again elsewhere or later",
         ));
     }
-    let Ok(admitted) = state.queue.clone().try_acquire_owned() else {
-        return Err(ApiError::new(
-            ErrorType::Overloaded,
-            format!(
-                "the server is busy: {} requests are in flight (--queue); retry later",
-                state.config.queue
-            ),
-        ));
-    };
-    let timeout = state.config.timeout();
-    match tokio::time::timeout(timeout, answer(state.clone(), request, admitted)).await {
-        Ok(answer) => answer,
-        Err(_) => Err(ApiError::new(
-            ErrorType::Timeout,
-            format!(
-                "no answer within {} ms (--timeout-ms); send fewer turns, or retry when the server is less busy",
-                state.config.timeout_ms
-            ),
-        )),
-    }
-}
-
-/// Reads, validates and predicts an admitted request.
-async fn answer(
-    state: Arc<AppState>,
-    request: Request,
-    admitted: OwnedSemaphorePermit,
-) -> Result<Response, ApiError> {
     let limit = state.config.max_body_bytes;
     let declared = request
         .headers()
@@ -186,7 +174,36 @@ async fn answer(
     {
         return Err(too_large_body(Some(length), limit));
     }
-    let body = read_body(request.into_body(), limit).await?;
+    state.queue.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            ErrorType::Overloaded,
+            format!(
+                "the server is busy: {} requests are in flight (--queue); retry later",
+                state.config.queue
+            ),
+        )
+    })
+}
+
+/// `response` with `Connection: close`: the answer to a request whose
+/// body was not read. The server cannot reuse such a connection (the
+/// unread body is in the way), and says so, so that a keep-alive client
+/// opens a new one instead of writing its next request into a closed
+/// socket.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Reads, validates and predicts an admitted request.
+async fn answer(
+    state: Arc<AppState>,
+    request: Request,
+    admitted: OwnedSemaphorePermit,
+) -> Result<Response, ApiError> {
+    let body = read_body(request.into_body(), state.config.max_body_bytes).await?;
     let dialogues = crate::request::parse(&body, &state.info.labels, state.config.max_turns)?;
     let worker = state
         .workers

@@ -144,6 +144,20 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
     )
 }
 
+/// `post` on a keep-alive connection: the answer must end the connection
+/// itself (`Connection: close`) for [`exchange`] to return.
+fn post_keep_alive(addr: SocketAddr, path: &str, body: &str) -> Reply {
+    exchange(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
 /// A body of `dialogues` × `turns` valid turns.
 fn conversation(dialogues: usize, turns: usize) -> String {
     let records: Vec<Value> = (0..dialogues)
@@ -613,6 +627,11 @@ fn a_full_queue_answers_429_and_the_server_recovers() {
             "1 requests are in flight",
         );
     }
+    // A keep-alive client is told that the connection ends (its body was
+    // not read), rather than finding out by writing into a closed socket.
+    let refused = post_keep_alive(addr, "/v1/emotions", &conversation(1, 1));
+    refused.assert_error(429, "Overloaded", "retry later");
+    assert_eq!(refused.header("connection"), Some("close"));
     assert!(started.elapsed() < Duration::from_secs(10));
     // Cheap endpoints still answer while the queue is full.
     assert_eq!(get(addr, "/health").status, 200);
@@ -629,7 +648,7 @@ fn a_full_queue_answers_429_and_the_server_recovers() {
     );
     assert_eq!(
         server.metric("mmer_requests_total{endpoint=\"/v1/emotions\",status=\"429\"}"),
-        Some(3.0)
+        Some(4.0)
     );
     server.stop();
 }
