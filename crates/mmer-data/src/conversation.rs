@@ -63,6 +63,8 @@
 //! # Files
 //! - The file must be UTF-8 (a leading byte-order mark is ignored). Blank
 //!   JSONL lines are skipped.
+//! - Records that are not in a file (the Python package's) are parsed from
+//!   memory by [`parse_conversations`], with the same rules and messages.
 //! - CSV quoting must be RFC 4180's, as every CSV writer produces it: a
 //!   field containing quotes, commas or line breaks is quoted as a whole,
 //!   with its quotes doubled (`"He said ""hi"""`). A quoted field that is
@@ -209,11 +211,33 @@ pub fn read_conversations(path: &Path, labels: &LabelSpace) -> Result<Conversati
         path: path.to_path_buf(),
         source,
     })?;
+    parse_conversations(&bytes, format, path, labels)
+}
+
+/// Parses conversation records already in memory — the content of a file
+/// in `format` — by the rules of [`read_conversations`], for callers whose
+/// records do not come from a file (the Python package serialises its
+/// records to JSON Lines, one per line).
+///
+/// `source` stands for the file: errors name it as they would the path
+/// (`<source>:<line>: …`), and relative media paths are resolved against
+/// its parent directory (a bare name such as `conversation` leaves them
+/// relative to the working directory).
+///
+/// # Errors
+/// As [`read_conversations`], less [`Error::UnsupportedFormat`] and
+/// [`Error::Io`].
+pub fn parse_conversations(
+    bytes: &[u8],
+    format: ConversationFormat,
+    source: &Path,
+    labels: &LabelSpace,
+) -> Result<Conversations> {
     let records = match format {
-        ConversationFormat::Jsonl => parse_jsonl(&bytes, path)?,
-        ConversationFormat::Csv => parse_csv(&bytes, path)?,
+        ConversationFormat::Jsonl => parse_jsonl(bytes, source)?,
+        ConversationFormat::Csv => parse_csv(bytes, source)?,
     };
-    assemble(records, path, labels)
+    assemble(records, source, labels)
 }
 
 /// One utterance as written.
@@ -1140,6 +1164,50 @@ mod tests {
                 _ => proptest::prop_assert!(matches!(single, Err(Error::LabelList { .. })), "{:?}", single),
             }
         }
+    }
+
+    #[test]
+    fn records_in_memory_parse_as_the_file_would() {
+        let content = "{\"dialogue\": \"d\", \"turn\": 1, \"speaker\": \"A\", \"text\": \"Bye\", \"audio\": \"b.wav\"}\n\
+                       {\"dialogue\": \"d\", \"turn\": 0, \"speaker\": \"B\", \"text\": \"Hi\", \"label\": \"joy\"}\n";
+        let source = Path::new("conversation");
+        let parsed = parse_conversations(
+            content.as_bytes(),
+            ConversationFormat::Jsonl,
+            source,
+            &LabelSpace::meld(),
+        )
+        .unwrap();
+        let from_file = load("c.jsonl", content).unwrap();
+        assert_eq!(parsed.dialogues, from_file.dialogues);
+        // A bare source name leaves relative media paths as written.
+        assert_eq!(
+            parsed.media["d_utt1"].audio.as_deref(),
+            Some(Path::new("b.wav"))
+        );
+        // Errors name the source where a file's would name its path.
+        let err = parse_conversations(
+            b"dialogue,turn,text\nd,0,x\n",
+            ConversationFormat::Csv,
+            source,
+            &LabelSpace::meld(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "conversation: missing column(s) [\"speaker\"] (header has [\"dialogue\", \"turn\", \"text\"])"
+        );
+        let err = parse_conversations(
+            content.replace("Bye", " ").as_bytes(),
+            ConversationFormat::Jsonl,
+            source,
+            &LabelSpace::meld(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "conversation:1: utterance d_utt1 has empty text"
+        );
     }
 
     #[test]

@@ -959,6 +959,88 @@ impl Analyzer {
         Ok(out)
     }
 
+    /// The ffmpeg programs in use.
+    pub fn ffmpeg(&self) -> &Ffmpeg {
+        &self.ffmpeg
+    }
+
+    /// Turn `index` of a live stream ([`crate::stream`]): its words from
+    /// Whisper, read by the text model in the context of the turns of
+    /// `dialogue` before it (one speaker, `S1`: a stream is not
+    /// clustered), its voice by the speech model, fused with the
+    /// configured weights (no face). A turn with words joins `dialogue`,
+    /// embedded, as the context of the next.
+    ///
+    /// # Errors
+    /// Recognition or a model fails.
+    pub fn analyze_live_turn(
+        &self,
+        dialogue: &mut Dialogue,
+        index: usize,
+        turn: &crate::stream::SpeechTurn,
+    ) -> Result<TurnEmotion> {
+        let speech =
+            self.transcriber
+                .transcribe_samples(Path::new(&dialogue.id), &turn.samples, false)?;
+        let words: Vec<&str> = speech.segments.iter().map(|s| s.text.trim()).collect();
+        let words = words.join(" ").trim().to_string();
+        let text = if words.is_empty() {
+            None
+        } else {
+            // Only the new turn is embedded: the turns before keep theirs.
+            let mut utterance = Utterance::new(format!("{}-{index}", dialogue.id), index, "S1");
+            utterance.turn = Some(index as u64);
+            utterance.text = Some(words.clone());
+            let mut new = Dialogue {
+                id: dialogue.id.clone(),
+                utterances: vec![utterance],
+            };
+            self.text.embed(std::slice::from_mut(&mut new))?;
+            dialogue.utterances.extend(new.utterances);
+            let predictions = self.text.predict_embedded(std::slice::from_ref(dialogue))?;
+            predictions.last().map(|p| {
+                p.probabilities
+                    .0
+                    .iter()
+                    .map(|(_, v)| *v)
+                    .collect::<Vec<f32>>()
+            })
+        };
+        let audio = self
+            .audio
+            .predict(&turn.samples)?
+            .map(|p| map_into(&p, &self.audio_map, self.classes.len()));
+        let w = self.config.weights;
+        let fused = fuse(
+            &[(text.as_deref(), w.text), (audio.as_deref(), w.audio)],
+            self.classes.len(),
+        );
+        let (best, confidence) = argmax(&fused);
+        Ok(TurnEmotion {
+            turn: index,
+            start_s: turn.start_s,
+            end_s: turn.end_s,
+            speaker: "S1".to_string(),
+            text: words,
+            emotion: if confidence > 0.0 {
+                self.classes[best].clone()
+            } else {
+                UNKNOWN.to_string()
+            },
+            confidence,
+            probabilities: self.named(&fused),
+            evidence: Evidence {
+                text: text.as_ref().map(|p| self.named(p)),
+                audio: audio.as_ref().map(|p| self.named(p)),
+                face: None,
+                keyframes: 0,
+                faces: 0,
+                face_thumbnail: None,
+            },
+            explanation: None,
+        })
+    }
+
     fn named(&self, p: &[f32]) -> ClassProbabilities {
         ClassProbabilities(
             self.classes

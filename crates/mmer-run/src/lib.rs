@@ -28,6 +28,8 @@
 //! - [`report_html`]: analyses as one self-contained HTML page.
 //! - [`transcribe`]: a recording's speech as text and turns (Whisper), and
 //!   the word-error-rate benchmark.
+//! - [`stream`]: a live stream of audio cut into turns at pauses, each
+//!   turn analysed as it closes (`mmer serve`'s WebSocket).
 //!
 //! Dependencies point down the pipeline: core, data, audio, features,
 //! models, eval, train ← run ← cli.
@@ -51,6 +53,7 @@ pub mod report_html;
 pub mod results;
 pub mod robustness;
 pub mod run;
+pub mod stream;
 pub mod transcribe;
 
 pub use config::RunConfig;

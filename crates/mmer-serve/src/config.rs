@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 /// How `mmer serve` listens and how much work it admits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct ServeConfig {
     /// Address to listen on. The default is loopback only; give
@@ -38,6 +38,25 @@ pub struct ServeConfig {
     /// interrupted.
     #[cfg_attr(feature = "clap", arg(long, value_name = "MS", default_value_t = ServeConfig::DEFAULT_TIMEOUT_MS))]
     pub timeout_ms: u64,
+    /// Also load the speech, face and Whisper models that ship with mmer
+    /// (as `mmer analyze` does, with `--model` as the text model), which
+    /// enables `POST /v1/analyze` (an uploaded recording) and the
+    /// `/v1/stream` WebSocket (live 16 kHz audio). Needs ffmpeg and the
+    /// models of `scripts/setup.sh`.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub media: bool,
+    /// Largest upload to `POST /v1/analyze`, bytes; a larger one is
+    /// answered 413.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "BYTES", default_value_t = ServeConfig::DEFAULT_MAX_UPLOAD_BYTES))]
+    pub max_upload_bytes: usize,
+    /// Longest recording `POST /v1/analyze` takes, seconds; a longer one
+    /// is answered 413.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS", default_value_t = ServeConfig::DEFAULT_MAX_MEDIA_S))]
+    pub max_media_s: f64,
+    /// Most `/v1/stream` connections open at once; one more is answered
+    /// 429. Each closed turn is analysed by one of the `--workers`.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = ServeConfig::DEFAULT_MAX_STREAMS))]
+    pub max_streams: usize,
 }
 
 impl ServeConfig {
@@ -54,6 +73,12 @@ impl ServeConfig {
     pub const DEFAULT_WORKERS: usize = 1;
     /// Default `timeout_ms`: 30 s.
     pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+    /// Default `max_upload_bytes`: 64 MiB.
+    pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 64 << 20;
+    /// Default `max_media_s`: 10 minutes.
+    pub const DEFAULT_MAX_MEDIA_S: f64 = 600.0;
+    /// Default `max_streams`.
+    pub const DEFAULT_MAX_STREAMS: usize = 4;
 
     /// The per-request time limit.
     pub fn timeout(&self) -> Duration {
@@ -72,10 +97,18 @@ impl ServeConfig {
             ("--queue", self.queue as u64),
             ("--workers", self.workers as u64),
             ("--timeout-ms", self.timeout_ms),
+            ("--max-upload-bytes", self.max_upload_bytes as u64),
+            ("--max-streams", self.max_streams as u64),
         ] {
             if value == 0 {
                 return Err(Error::Config(format!("{name} must be at least 1")));
             }
+        }
+        if !(self.max_media_s > 0.0 && self.max_media_s.is_finite()) {
+            return Err(Error::Config(format!(
+                "--max-media-s must be a positive number of seconds, got {}",
+                self.max_media_s
+            )));
         }
         if self.workers > self.queue {
             return Err(Error::Config(format!(
@@ -96,6 +129,10 @@ impl Default for ServeConfig {
             queue: Self::DEFAULT_QUEUE,
             workers: Self::DEFAULT_WORKERS,
             timeout_ms: Self::DEFAULT_TIMEOUT_MS,
+            media: false,
+            max_upload_bytes: Self::DEFAULT_MAX_UPLOAD_BYTES,
+            max_media_s: Self::DEFAULT_MAX_MEDIA_S,
+            max_streams: Self::DEFAULT_MAX_STREAMS,
         }
     }
 }

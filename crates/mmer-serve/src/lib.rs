@@ -4,9 +4,12 @@
 //! | endpoint | answer |
 //! |---|---|
 //! | `POST /v1/emotions` | `{"turns": [...]}` → `{"predictions": [...]}` |
+//! | `POST /v1/analyze` | (`--media`) a recording's bytes → `mmer analyze --format json`'s answer |
+//! | `GET /v1/stream` | (`--media`) WebSocket: 16 kHz PCM in, each turn's transcript and emotion out as the turn closes |
 //! | `GET /health` | 200 `{"status": "ok"}`; 503 once shutting down |
 //! | `GET /info` | the model ([`ModelInfo`]): directory, weights' SHA-256, label set, text encoder, modalities, version, limits |
-//! | `GET /metrics` | Prometheus text: requests by endpoint and status, turns predicted, latency histogram, queue occupancy |
+//! | `GET /metrics` | Prometheus text: requests by endpoint and status, turns predicted, latency histograms, queue occupancy |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of this API |
 //!
 //! `POST /v1/emotions` takes the records of a conversation file as one
 //! JSON list (the [`request`] module states the rules) and answers one
@@ -25,7 +28,10 @@
 //! `Backend`, 404 / 405 for unknown endpoints and methods.
 //!
 //! The server opens no file a request names: the model is the one given at
-//! startup, and the media keys of the conversation format are refused.
+//! startup, and the media keys of the conversation format are refused; an
+//! upload is written to a temporary file of the server's naming. The
+//! media endpoints are described in the `media` module (private; the
+//! OpenAPI document and the README describe them too).
 //!
 //! - [`config`]: the settings and their defaults ([`ServeConfig`]).
 //! - [`request`]: the request body read into dialogues.
@@ -39,6 +45,7 @@
 
 pub mod config;
 mod error;
+mod media;
 pub mod metrics;
 pub mod model;
 pub mod request;
@@ -47,6 +54,8 @@ pub mod server;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use mmer_run::analyze::{AnalyzeConfig, Analyzer};
 
 pub use config::ServeConfig;
 pub use error::{ApiError, Error, ErrorType, Result};
@@ -72,6 +81,22 @@ pub fn run(model_dir: &Path, config: ServeConfig) -> Result<()> {
         seconds = started.elapsed().as_secs_f64(),
         "model loaded"
     );
+    let media = if config.media {
+        let started = Instant::now();
+        let analyze = AnalyzeConfig {
+            text_model: model_dir.to_path_buf(),
+            models_dir: mmer_text::default_models_dir(),
+            ..AnalyzeConfig::default()
+        };
+        let analyzer = Analyzer::new(analyze, mmer_media::Ffmpeg::from_env())?;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "media models loaded (speech, face, Whisper): /v1/analyze and /v1/stream are served"
+        );
+        Some(Arc::new(analyzer))
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,7 +106,7 @@ pub fn run(model_dir: &Path, config: ServeConfig) -> Result<()> {
         })?;
     let result = runtime.block_on(async {
         let signal = shutdown_signal()?;
-        let server = Server::bind(Arc::new(predictor), model_dir, config).await?;
+        let server = Server::bind(Arc::new(predictor), media, model_dir, config).await?;
         server.serve(signal).await
     });
     // Every request has been answered; a prediction still running belongs

@@ -1,7 +1,7 @@
 //! The server's counters, and their Prometheus text exposition (`GET
 //! /metrics`, format 0.0.4): requests by endpoint and status, turns
-//! predicted, a latency histogram of `POST /v1/emotions`, and the queue's
-//! occupancy.
+//! predicted, latency histograms of `POST /v1/emotions` and of stream
+//! turns, and the queue's occupancy.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -16,7 +16,15 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
 
 /// The endpoints counted by name; any other path counts as `other`, so a
 /// client cannot grow the metrics by inventing paths.
-pub const ENDPOINTS: [&str; 4] = ["/v1/emotions", "/health", "/info", "/metrics"];
+pub const ENDPOINTS: [&str; 7] = [
+    "/v1/emotions",
+    "/v1/analyze",
+    "/v1/stream",
+    "/health",
+    "/info",
+    "/metrics",
+    "/openapi.json",
+];
 
 /// The endpoint label of a request path.
 pub fn endpoint_label(path: &str) -> &'static str {
@@ -41,6 +49,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     turns: AtomicU64,
     latency: Mutex<Histogram>,
+    stream_latency: Mutex<Histogram>,
 }
 
 impl Metrics {
@@ -52,17 +61,12 @@ impl Metrics {
 
     /// Adds the time `POST /v1/emotions` took to the histogram.
     pub fn record_latency(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = latency.counts.get_mut(bucket) {
-            *count += 1;
-        }
-        latency.sum += seconds;
-        latency.count += 1;
+        observe(&self.latency, elapsed);
+    }
+
+    /// Adds the time from a stream turn's close to its answer.
+    pub fn record_stream_latency(&self, elapsed: Duration) {
+        observe(&self.stream_latency, elapsed);
     }
 
     /// Counts turns given a prediction.
@@ -94,28 +98,18 @@ impl Metrics {
              mmer_turns_predicted_total {}\n",
             self.turns.load(Ordering::Relaxed)
         );
-        out.push_str(
-            "# HELP mmer_request_duration_seconds Time to answer POST /v1/emotions, any status.\n\
-             # TYPE mmer_request_duration_seconds histogram\n",
+        histogram(
+            &mut out,
+            "mmer_request_duration_seconds",
+            "Time to answer POST /v1/emotions, any status.",
+            &self.latency,
         );
-        {
-            let latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-            let mut cumulative = 0;
-            for (le, n) in LATENCY_BUCKETS.iter().zip(latency.counts.iter()) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "mmer_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let _ = write!(
-                out,
-                "mmer_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n\
-                 mmer_request_duration_seconds_sum {}\n\
-                 mmer_request_duration_seconds_count {}\n",
-                latency.count, latency.sum, latency.count
-            );
-        }
+        histogram(
+            &mut out,
+            "mmer_stream_turn_latency_seconds",
+            "Time from a /v1/stream turn's close (the audio that closed it arrived) to its answer.",
+            &self.stream_latency,
+        );
         let _ = write!(
             out,
             "# HELP mmer_queue_requests Requests admitted now (read, waiting or predicted).\n\
@@ -127,6 +121,37 @@ impl Metrics {
         );
         out
     }
+}
+
+/// Counts `elapsed` in `histogram`.
+fn observe(histogram: &Mutex<Histogram>, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64();
+    let bucket = LATENCY_BUCKETS
+        .iter()
+        .position(|&le| seconds <= le)
+        .unwrap_or(LATENCY_BUCKETS.len());
+    let mut histogram = histogram.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(count) = histogram.counts.get_mut(bucket) {
+        *count += 1;
+    }
+    histogram.sum += seconds;
+    histogram.count += 1;
+}
+
+/// The Prometheus text of one histogram.
+fn histogram(out: &mut String, name: &str, help: &str, histogram: &Mutex<Histogram>) {
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} histogram\n");
+    let histogram = histogram.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cumulative = 0;
+    for (le, n) in LATENCY_BUCKETS.iter().zip(histogram.counts.iter()) {
+        cumulative += n;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    let _ = write!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}\n",
+        histogram.count, histogram.sum, histogram.count
+    );
 }
 
 #[cfg(test)]
@@ -167,7 +192,7 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
-        assert_eq!(text.matches("# TYPE").count(), 5);
-        assert_eq!(text.matches("# HELP").count(), 5);
+        assert_eq!(text.matches("# TYPE").count(), 6);
+        assert_eq!(text.matches("# HELP").count(), 6);
     }
 }

@@ -65,12 +65,25 @@ pub struct ModelInfo {
     pub workers: usize,
     /// `--timeout-ms`.
     pub timeout_ms: u64,
+    /// `--media`: whether `POST /v1/analyze` and `/v1/stream` are served.
+    pub media: bool,
+    /// `--max-upload-bytes`.
+    pub max_upload_bytes: usize,
+    /// `--max-media-s`.
+    pub max_media_s: f64,
+    /// `--max-streams`.
+    pub max_streams: usize,
 }
 
 impl ModelInfo {
     /// What `/info` says of `checkpoint`, loaded from `model_dir`, served
-    /// with `config`.
-    pub fn new(model_dir: &Path, checkpoint: &Checkpoint, config: &ServeConfig) -> Self {
+    /// with `config`, with or without the `media` endpoints.
+    pub fn new(
+        model_dir: &Path,
+        checkpoint: &Checkpoint,
+        media: bool,
+        config: &ServeConfig,
+    ) -> Self {
         Self {
             model_dir: model_dir.display().to_string(),
             model_sha256: checkpoint.weights_sha256.clone(),
@@ -90,6 +103,10 @@ impl ModelInfo {
             max_concurrent_requests: config.queue,
             workers: config.workers,
             timeout_ms: config.timeout_ms,
+            media,
+            max_upload_bytes: config.max_upload_bytes,
+            max_media_s: config.max_media_s,
+            max_streams: config.max_streams,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! `--workers` prediction threads and predicts there (`spawn_blocking`),
 //! all within `--timeout-ms` (504 past it). A prediction that outlives its
 //! request's timeout runs to its end and keeps its slot until then, so the
-//! queue bounds the CPU work, not only the answers still owed. A request
+//! queue bounds the CPU work, not only the answers still owed. The media
+//! endpoints (`--media`) are in `crate::media`. A request
 //! refused before its body is read (429, 503, a declared length over the
 //! limit) is answered with `Connection: close`.
 
@@ -25,6 +26,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use mmer_run::analyze::Analyzer;
 use mmer_train::Prediction;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -39,27 +41,42 @@ use crate::model::{ModelInfo, Predict};
 pub(crate) struct AppState {
     model: Arc<dyn Predict>,
     info: ModelInfo,
-    config: ServeConfig,
+    pub(crate) config: ServeConfig,
     /// Admitted requests (`--queue`).
     queue: Arc<Semaphore>,
     /// Predictions running (`--workers`).
-    workers: Arc<Semaphore>,
-    metrics: Metrics,
+    pub(crate) workers: Arc<Semaphore>,
+    /// Open `/v1/stream` connections (`--max-streams`).
+    pub(crate) streams: Arc<Semaphore>,
+    /// The recording analyser (`--media`).
+    pub(crate) media: Option<Arc<Analyzer>>,
+    pub(crate) metrics: Metrics,
     /// Set once shutdown has begun: new requests are answered 503.
     draining: AtomicBool,
+    /// Told when shutdown begins, so that open streams finish their turns
+    /// and close.
+    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
-    pub(crate) fn new(model: Arc<dyn Predict>, model_dir: &Path, config: ServeConfig) -> Self {
-        let info = ModelInfo::new(model_dir, model.checkpoint(), &config);
+    pub(crate) fn new(
+        model: Arc<dyn Predict>,
+        media: Option<Arc<Analyzer>>,
+        model_dir: &Path,
+        config: ServeConfig,
+    ) -> Self {
+        let info = ModelInfo::new(model_dir, model.checkpoint(), media.is_some(), &config);
         Self {
             model,
             info,
             queue: Arc::new(Semaphore::new(config.queue)),
             workers: Arc::new(Semaphore::new(config.workers)),
+            streams: Arc::new(Semaphore::new(config.max_streams)),
+            media,
             config,
             metrics: Metrics::default(),
             draining: AtomicBool::new(false),
+            shutdown: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -72,9 +89,10 @@ impl AppState {
 
     pub(crate) fn begin_shutdown(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        self.shutdown.send_replace(true);
     }
 
-    fn draining(&self) -> bool {
+    pub(crate) fn draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
 }
@@ -101,9 +119,12 @@ pub(crate) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Resp
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/emotions", post(emotions))
+        .route("/v1/analyze", post(crate::media::analyze))
+        .route("/v1/stream", get(crate::media::stream))
         .route("/health", get(health))
         .route("/info", get(info))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
@@ -134,7 +155,8 @@ struct EmotionsResponse {
 
 /// `POST /v1/emotions`.
 pub(crate) async fn emotions(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let admitted = match admission(&state, &request) {
+    let limit = state.config.max_body_bytes;
+    let admitted = match admit(&state, &request, limit, "--max-body-bytes") {
         Ok(admitted) => admitted,
         Err(err) => return closing(err.into_response()),
     };
@@ -155,15 +177,19 @@ pub(crate) async fn emotions(State(state): State<Arc<AppState>>, request: Reques
 
 /// Admits the request, or refuses it at once, before its body is read:
 /// 503 while shutting down, 413 for a declared `Content-Length` over
-/// `--max-body-bytes`, 429 when `--queue` requests are in flight.
-fn admission(state: &AppState, request: &Request) -> Result<OwnedSemaphorePermit, ApiError> {
+/// `limit` (the setting `flag`), 429 when `--queue` requests are in flight.
+pub(crate) fn admit(
+    state: &AppState,
+    request: &Request,
+    limit: usize,
+    flag: &str,
+) -> Result<OwnedSemaphorePermit, ApiError> {
     if state.draining() {
         return Err(ApiError::new(
             ErrorType::Unhealthy,
             "the server is shutting down; send the request again elsewhere or later",
         ));
     }
-    let limit = state.config.max_body_bytes;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -172,7 +198,7 @@ fn admission(state: &AppState, request: &Request) -> Result<OwnedSemaphorePermit
     if let Some(length) = declared
         && length > limit as u64
     {
-        return Err(too_large_body(Some(length), limit));
+        return Err(too_large_body(Some(length), limit, flag));
     }
     state.queue.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
@@ -190,7 +216,7 @@ fn admission(state: &AppState, request: &Request) -> Result<OwnedSemaphorePermit
 /// unread body is in the way), and says so, so that a keep-alive client
 /// opens a new one instead of writing its next request into a closed
 /// socket.
-fn closing(mut response: Response) -> Response {
+pub(crate) fn closing(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -203,7 +229,12 @@ async fn answer(
     request: Request,
     admitted: OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
-    let body = read_body(request.into_body(), state.config.max_body_bytes).await?;
+    let body = read_body(
+        request.into_body(),
+        state.config.max_body_bytes,
+        "--max-body-bytes",
+    )
+    .await?;
     let dialogues = crate::request::parse(&body, &state.info.labels, state.config.max_turns)?;
     let worker = state
         .workers
@@ -228,12 +259,17 @@ async fn answer(
     ))
 }
 
-/// The body, or 413 past `limit` bytes (400 when it cannot be read).
-async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+/// The body, or 413 past `limit` bytes (the setting `flag`; 400 when it
+/// cannot be read).
+pub(crate) async fn read_body(
+    body: Body,
+    limit: usize,
+    flag: &str,
+) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|err| {
         let inner = err.into_inner();
         if inner.is::<http_body_util::LengthLimitError>() {
-            too_large_body(None, limit)
+            too_large_body(None, limit, flag)
         } else {
             ApiError::new(
                 ErrorType::BadRequest,
@@ -243,13 +279,13 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiErr
     })
 }
 
-fn too_large_body(length: Option<u64>, limit: usize) -> ApiError {
+fn too_large_body(length: Option<u64>, limit: usize, flag: &str) -> ApiError {
     let size = match length {
         Some(length) => format!("{length} bytes"),
         None => format!("over {limit} bytes"),
     };
     ApiError::too_large(format!(
-        "the body is {size}, more than the {limit} this server takes (--max-body-bytes)"
+        "the body is {size}, more than the {limit} this server takes ({flag})"
     ))
 }
 
@@ -281,11 +317,28 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// The OpenAPI 3.1 document of this API (written by hand next to this
+/// file; a test holds it to the routes, the error kinds and `/info`).
+pub(crate) const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /openapi.json`.
+async fn openapi() -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
+}
+
 async fn not_found(request: Request) -> Response {
     ApiError::new(
         ErrorType::NotFound,
         format!(
-            "no endpoint {} {}; there are POST /v1/emotions, GET /health, GET /info, GET /metrics",
+            "no endpoint {} {}; there are POST /v1/emotions, POST /v1/analyze, GET /v1/stream (WebSocket), GET /health, GET /info, GET /metrics, GET /openapi.json",
             request.method(),
             request.uri().path()
         ),
@@ -329,6 +382,7 @@ impl Server {
     /// [`Error::Bind`] when the address cannot be listened on.
     pub async fn bind(
         model: Arc<dyn Predict>,
+        media: Option<Arc<Analyzer>>,
         model_dir: &Path,
         config: ServeConfig,
     ) -> Result<Self> {
@@ -339,7 +393,7 @@ impl Server {
             .map_err(|source| Error::Bind { addr, source })?;
         Ok(Self {
             listener,
-            state: Arc::new(AppState::new(model, model_dir, config)),
+            state: Arc::new(AppState::new(model, media, model_dir, config)),
         })
     }
 
@@ -381,6 +435,7 @@ impl Server {
             classes = %self.state.info.labels.classes.join(","),
             "listening on http://{addr}"
         );
+        let state = self.state.clone();
         axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(signal)
             .await
@@ -388,6 +443,16 @@ impl Server {
                 what: "serving",
                 source,
             })?;
+        // Streams outlive their HTTP connection (the upgrade hands the
+        // socket over): wait, up to one request timeout, for each to answer
+        // its last turn and close.
+        let all = u32::try_from(state.config.max_streams).unwrap_or(u32::MAX);
+        if tokio::time::timeout(state.config.timeout(), state.streams.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("a stream did not finish within --timeout-ms of the shutdown");
+        }
         tracing::info!("stopped: every request in flight was answered");
         Ok(())
     }
@@ -470,6 +535,7 @@ mod tests {
         );
         Arc::new(AppState::new(
             Arc::new(Stub(checkpoint)),
+            None,
             Path::new("stub"),
             ServeConfig::default(),
         ))
@@ -488,6 +554,42 @@ mod tests {
             .await
             .unwrap();
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// The OpenAPI document names every endpoint, every error kind and
+    /// every field of `/info`, and this version.
+    #[test]
+    fn the_openapi_document_matches_the_server() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        for endpoint in crate::metrics::ENDPOINTS {
+            assert!(
+                doc["paths"][endpoint].is_object(),
+                "{endpoint} not documented"
+            );
+        }
+        assert_eq!(
+            doc["paths"].as_object().unwrap().len(),
+            crate::metrics::ENDPOINTS.len()
+        );
+        let kinds = [
+            ErrorType::Validation,
+            ErrorType::PayloadTooLarge,
+            ErrorType::Overloaded,
+            ErrorType::Unhealthy,
+            ErrorType::Timeout,
+            ErrorType::Backend,
+            ErrorType::BadRequest,
+            ErrorType::NotFound,
+            ErrorType::MethodNotAllowed,
+        ];
+        let documented = &doc["components"]["schemas"]["Error"]["properties"]["error_type"]["enum"];
+        assert_eq!(documented, &serde_json::to_value(kinds).unwrap());
+        let info = serde_json::to_value(&state().info).unwrap();
+        let properties = &doc["components"]["schemas"]["ModelInfo"]["properties"];
+        for key in info.as_object().unwrap().keys() {
+            assert!(properties[key].is_object(), "/info's {key} not documented");
+        }
     }
 
     /// Connections still open when shutdown begins get 503 for a new

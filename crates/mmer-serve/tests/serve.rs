@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mmer_core::{Dialogue, Features, Modality};
+use mmer_run::analyze::{AnalyzeConfig, Analyzer};
 use mmer_run::predict::Predictor;
 use mmer_serve::{Predict, ServeConfig, Server};
 use mmer_train::{Checkpoint, Prediction};
@@ -304,6 +305,15 @@ struct Running {
 
 impl Running {
     fn start(model: Arc<dyn Predict>, model_dir: &Path, config: ServeConfig) -> Self {
+        Self::start_with(model, None, model_dir, config)
+    }
+
+    fn start_with(
+        model: Arc<dyn Predict>,
+        media: Option<Arc<Analyzer>>,
+        model_dir: &Path,
+        config: ServeConfig,
+    ) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -314,7 +324,7 @@ impl Running {
             ..config
         };
         let server = runtime
-            .block_on(Server::bind(model, model_dir, config))
+            .block_on(Server::bind(model, media, model_dir, config))
             .unwrap();
         let addr = server.local_addr().unwrap();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -438,6 +448,10 @@ fn health_info_metrics_and_a_prediction() {
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["max_turns"], ServeConfig::DEFAULT_MAX_TURNS);
     assert_eq!(info["max_concurrent_requests"], ServeConfig::DEFAULT_QUEUE);
+    // Without --media the media endpoints say how to get them.
+    assert_eq!(info["media"], false);
+    post_bytes(server.addr, "/v1/analyze", b"RIFF").assert_error(503, "Unhealthy", "--media");
+    get(server.addr, "/v1/stream").assert_error(503, "Unhealthy", "--media");
     assert_eq!(info["model_sha256"].as_str().map(str::len), Some(64));
 
     // Two dialogues, given out of order: grouped by first appearance,
@@ -801,4 +815,297 @@ fn the_shipped_text_model_answers_as_predict_does() {
     let again = assert_predictions(&post(addr, "/v1/emotions", &body), turns.len(), &classes);
     assert_eq!(again, served);
     server.stop();
+}
+
+// ---------------------------------------------------------------- media
+
+/// The shipped models for `--media` (MiniLM, Whisper, face models) and
+/// ffmpeg, or `None` (skipped, with a message).
+fn media_analyzer() -> Option<(Arc<Analyzer>, PathBuf)> {
+    let models = minilm_models()?;
+    if !models.join("whisper-tiny.en").exists() || !models.join("seetaface").exists() {
+        eprintln!("skipping: Whisper or the face models not installed (run scripts/setup.sh)");
+        return None;
+    }
+    let ffmpeg = mmer_media::Ffmpeg::from_env();
+    if ffmpeg.version().is_err() {
+        eprintln!("skipping: ffmpeg not found");
+        return None;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let config = AnalyzeConfig {
+        text_model: root.join("assets/models/text-meld-minilm"),
+        audio_model: root.join("assets/models/audio-emodb"),
+        models_dir: models,
+        ..AnalyzeConfig::default()
+    };
+    Some((Arc::new(Analyzer::new(config, ffmpeg).unwrap()), root))
+}
+
+fn post_bytes(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    exchange(addr, &raw)
+}
+
+/// 16-bit PCM of `samples`.
+fn pcm(samples: &[f32]) -> Vec<u8> {
+    samples
+        .iter()
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
+        .collect()
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_json(socket: &mut Socket) -> Option<Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(120), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return None,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("no message from the stream within 120 s"),
+        }
+    }
+}
+
+/// `--media`: an upload is analysed as `mmer analyze` analyses the file;
+/// truncated media is 422, a long recording or a large body 413; a live
+/// stream of two utterances gets one answer per turn, then `end`; bad
+/// audio is an error message and a close; a client that disconnects
+/// mid-stream leaves the server answering the next one.
+#[test]
+fn media_uploads_and_live_streams() {
+    let Some((analyzer, root)) = media_analyzer() else {
+        return;
+    };
+    let clip_path = root.join("assets/examples/1001_DFA_ANG_XX.flv");
+    let clip = std::fs::read(&clip_path).unwrap();
+    let text_dir = root.join("assets/models/text-meld-minilm");
+    let predictor = Arc::new(Predictor::load_with(&text_dir, &minilm_models().unwrap()).unwrap());
+    let config = ServeConfig {
+        max_upload_bytes: 1 << 20,
+        max_media_s: 5.0,
+        max_streams: 2,
+        ..config()
+    };
+    let server = Running::start_with(predictor, Some(analyzer.clone()), &text_dir, config);
+    let addr = server.addr;
+    assert_eq!(get(addr, "/info").json()["media"], true);
+
+    // The upload, as the library analyses the file.
+    let reply = post_bytes(addr, "/v1/analyze", &clip);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let served = reply.json();
+    let direct = serde_json::to_value(analyzer.analyze(&clip_path, false).unwrap()).unwrap();
+    assert_eq!(served["file"], "upload");
+    assert_eq!(
+        served["turns"].as_array().unwrap().len(),
+        direct["turns"].as_array().unwrap().len()
+    );
+    for (s, d) in served["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(direct["turns"].as_array().unwrap())
+    {
+        for key in ["text", "emotion", "speaker"] {
+            assert_eq!(s[key], d[key], "{key}");
+        }
+        // Numbers to float noise (the models run on other threads here).
+        assert_close(&s["probabilities"], &d["probabilities"]);
+        assert_close(&s["evidence"], &d["evidence"]);
+    }
+
+    // Damaged and oversized uploads; the server answers the next request.
+    post_bytes(addr, "/v1/analyze", &clip[..clip.len() / 3]).assert_error(
+        422,
+        "Validation",
+        "not a recording ffmpeg can read",
+    );
+    post_bytes(addr, "/v1/analyze", b"").assert_error(422, "Validation", "empty");
+    post_bytes(addr, "/v1/analyze", &vec![0u8; (1 << 20) + 1]).assert_error(
+        413,
+        "PayloadTooLarge",
+        "--max-upload-bytes",
+    );
+    let seconds = 8;
+    let mut wav = mmer_wav_header(seconds * 16_000);
+    wav.extend(vec![0u8; seconds * 32_000]);
+    post_bytes(addr, "/v1/analyze", &wav).assert_error(413, "PayloadTooLarge", "--max-media-s");
+    assert_eq!(get(addr, "/health").status, 200);
+
+    // A live stream: the clip's speech twice, with a pause between.
+    let audio = analyzer
+        .ffmpeg()
+        .decode_audio(&analyzer.ffmpeg().probe(&clip_path).unwrap())
+        .unwrap()
+        .samples;
+    let silence = |s: f64| vec![0.0f32; (s * 16_000.0) as usize];
+    let stream = [
+        silence(0.5),
+        audio.clone(),
+        silence(1.5),
+        audio.clone(),
+        silence(0.3),
+    ]
+    .concat();
+    let url = format!("ws://{addr}/v1/stream");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let ready = next_json(&mut socket).await.unwrap();
+        assert_eq!(ready["type"], "ready");
+        assert_eq!(ready["sample_rate"], 16_000);
+        for chunk in pcm(&stream).chunks(3_200) {
+            socket
+                .send(Message::Binary(chunk.to_vec().into()))
+                .await
+                .unwrap();
+        }
+        socket
+            .send(Message::Text(r#"{"type": "end"}"#.into()))
+            .await
+            .unwrap();
+        let mut turns = Vec::new();
+        let end = loop {
+            let message = next_json(&mut socket)
+                .await
+                .expect("the stream ended early");
+            match message["type"].as_str() {
+                Some("turn") => turns.push(message),
+                Some("end") => break message,
+                other => panic!("unexpected {other:?}: {message}"),
+            }
+        };
+        assert_eq!(end["turns"], turns.len());
+        assert_eq!(turns.len(), 2, "{turns:?}");
+        for (k, turn) in turns.iter().enumerate() {
+            assert_eq!(turn["turn"], k);
+            let text = turn["text"].as_str().unwrap().to_lowercase();
+            assert!(text.contains("jacket"), "{text}");
+            assert!(turn["latency_ms"].as_f64().unwrap() >= 0.0);
+            assert!(turn["evidence"]["text"].is_object() && turn["evidence"]["audio"].is_object());
+            let total: f64 = turn["probabilities"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_f64().unwrap())
+                .sum();
+            assert!((total - 1.0).abs() < 1e-3, "{total}");
+        }
+        // The second turn starts after the first ends, both inside the stream.
+        assert!(turns[1]["start_s"].as_f64().unwrap() > turns[0]["end_s"].as_f64().unwrap());
+        assert!(turns[1]["end_s"].as_f64().unwrap() <= stream.len() as f64 / 16_000.0 + 1e-6);
+        assert!(next_json(&mut socket).await.is_none(), "closed after end");
+
+        // Bad audio: an error, then the close.
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        next_json(&mut socket).await.unwrap();
+        socket
+            .send(Message::Binary(vec![0u8; 3].into()))
+            .await
+            .unwrap();
+        let error = next_json(&mut socket).await.unwrap();
+        assert_eq!(error["type"], "error");
+        assert_eq!(error["error_type"], "Validation");
+        assert!(
+            error["error"].as_str().unwrap().contains("even number"),
+            "{error}"
+        );
+        assert!(next_json(&mut socket).await.is_none());
+
+        // A client gone mid-stream, mid-turn.
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        next_json(&mut socket).await.unwrap();
+        socket
+            .send(Message::Binary(pcm(&stream[..stream.len() / 2]).into()))
+            .await
+            .unwrap();
+        drop(socket);
+    });
+    // The server is still right: a fresh stream slot and a prediction.
+    server.wait_idle();
+    runtime.block_on(async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        assert_eq!(next_json(&mut socket).await.unwrap()["type"], "ready");
+    });
+    assert_eq!(post_bytes(addr, "/v1/analyze", &clip).status, 200);
+
+    // Shutdown with a stream mid-turn: the turn is answered, then `end`.
+    let mut server = server;
+    runtime.block_on(async {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        next_json(&mut socket).await.unwrap();
+        let speech = [silence(0.3), audio.clone()].concat();
+        socket
+            .send(Message::Binary(pcm(&speech).into()))
+            .await
+            .unwrap();
+        socket.send(Message::Ping(Vec::new().into())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.begin_shutdown();
+        let turn = next_json(&mut socket).await.expect("the open turn");
+        assert_eq!(turn["type"], "turn", "{turn}");
+        assert_eq!(
+            next_json(&mut socket).await.unwrap(),
+            json!({"type": "end", "turns": 1})
+        );
+    });
+    server.stop();
+}
+
+/// A 16 kHz mono 16-bit WAV header for `samples` samples.
+fn mmer_wav_header(samples: usize) -> Vec<u8> {
+    let data = (samples * 2) as u32;
+    let mut h = Vec::new();
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&(36 + data).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&16_000u32.to_le_bytes());
+    h.extend_from_slice(&32_000u32.to_le_bytes());
+    h.extend_from_slice(&2u16.to_le_bytes());
+    h.extend_from_slice(&16u16.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data.to_le_bytes());
+    h
+}
+
+/// `a` and `b` equal, numbers within 1e-4.
+fn assert_close(a: &Value, b: &Value) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+            x.values()
+                .zip(y.values())
+                .for_each(|(x, y)| assert_close(x, y));
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len());
+            x.iter().zip(y).for_each(|(x, y)| assert_close(x, y));
+        }
+        _ => assert_eq!(a, b),
+    }
 }

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""End-of-turn latency of `mmer serve --media`'s `/v1/stream` (issue 18),
+against loopback only.
+
+Starts the server (`mmer serve --media --model MODEL`), builds a stream of
+turns from real speech (the CREMA-D clips in ../shared/data/crema-d, two
+clips per turn, each trimmed of its leading and trailing silence, with a
+0.15 s gap, so a turn is 3-5 s of speech; clips are added until a turn
+reaches --turn-seconds; 1.2 s of silence between turns), sends it as 16 kHz s16le PCM in 100 ms messages paced in
+real time, and times each turn's answer:
+
+- from close: from the moment the client sent the audio that closed the
+  turn (the stream time `closed_at_s` the server reports: the last speech
+  plus the 600 ms pause) to the answer's arrival — what the server adds;
+- from end of speech: from the sending of the turn's last speech to the
+  answer (adds the pause the segmenter waits for);
+- the server's own `latency_ms`.
+
+Needs the `websockets` package (pip install websockets) and ffmpeg. Writes
+JSON to --out.
+
+    python3 bench/stream_latency.py --turns 20 --out bench/runs/stream-latency.json
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import websockets
+
+RATE = 16_000
+CHUNK_S = 0.1
+
+
+def decode(path: Path) -> bytes:
+    return subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", str(RATE), "-f", "s16le", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+
+
+def trimmed(pcm: bytes, gate_db: float = -45.0) -> bytes:
+    """`pcm` without its leading and trailing silence (20 ms frames under
+    `gate_db` dBFS, the server's own gate), so that a gap between clips is
+    the gap written here."""
+    import array
+    import math
+
+    samples = array.array("h", pcm)
+    frame = RATE // 50
+    loud = []
+    for start in range(0, len(samples) - frame + 1, frame):
+        power = sum((v / 32768.0) ** 2 for v in samples[start : start + frame]) / frame
+        loud.append(10 * math.log10(power + 1e-10) >= gate_db)
+    if not any(loud):
+        return pcm
+    first = loud.index(True)
+    last = len(loud) - 1 - loud[::-1].index(True)
+    return samples[first * frame : (last + 1) * frame].tobytes()
+
+
+def silence(seconds: float) -> bytes:
+    return bytes(2 * int(seconds * RATE))
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else None
+
+
+def summary(values):
+    return {
+        "p50": round(percentile(values, 0.5), 1),
+        "p90": round(percentile(values, 0.9), 1),
+        "p99": round(percentile(values, 0.99), 1),
+        "max": round(max(values), 1),
+        "mean": round(statistics.mean(values), 1),
+    }
+
+
+async def stream(url: str, audio: bytes, speech_ends: list[float]) -> list[dict]:
+    sent_at: list[float] = []  # wall time each chunk was sent
+    answers: list[dict] = []
+    chunk = int(CHUNK_S * RATE) * 2
+    async with websockets.connect(url, max_size=None) as socket:
+        ready = json.loads(await socket.recv())
+        assert ready["type"] == "ready", ready
+
+        async def receive():
+            async for message in socket:
+                body = json.loads(message)
+                body["_arrived"] = time.perf_counter()
+                if body["type"] == "turn":
+                    answers.append(body)
+                elif body["type"] == "end":
+                    return
+                else:
+                    raise RuntimeError(body)
+
+        receiver = asyncio.create_task(receive())
+        t0 = time.perf_counter()
+        for k, start in enumerate(range(0, len(audio), chunk)):
+            # Real time: chunk k goes out when its audio has been "spoken".
+            delay = t0 + (k + 1) * CHUNK_S - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await socket.send(audio[start : start + chunk])
+            sent_at.append(time.perf_counter())
+        await socket.send(json.dumps({"type": "end"}))
+        await receiver
+
+    def sent(stream_s: float) -> float:
+        """Wall time the chunk holding stream time `stream_s` was sent."""
+        k = min(len(sent_at) - 1, max(0, int(stream_s / CHUNK_S - 1e-9)))
+        return sent_at[k]
+
+    rows = []
+    for answer in answers:
+        speech_end = min(speech_ends, key=lambda e: abs(e - answer["end_s"]))
+        rows.append(
+            {
+                "turn": answer["turn"],
+                "start_s": answer["start_s"],
+                "end_s": answer["end_s"],
+                "text": answer["text"],
+                "emotion": answer["emotion"],
+                "closed_at_s": answer["closed_at_s"],
+                "server_ms": answer["latency_ms"],
+                "from_close_ms": 1000 * (answer["_arrived"] - sent(answer["closed_at_s"])),
+                "from_speech_end_ms": 1000 * (answer["_arrived"] - sent(speech_end)),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mmer", default="target/release/mmer")
+    parser.add_argument("--model", default="assets/models/text-meld-minilm")
+    parser.add_argument("--clips", type=Path, default=Path("../shared/data/crema-d"))
+    parser.add_argument("--port", type=int, default=18081)
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--turn-seconds", type=float, default=4.5, help="each turn: clips until at least this long")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    clips = sorted(args.clips.glob("*.flv"))
+    if not clips:
+        sys.exit(f"no .flv clips in {args.clips}")
+    decoded = [trimmed(decode(c)) for c in clips]
+    audio = bytearray(silence(1.0))
+    speech_ends = []
+    durations = []
+    next_clip = 0
+    for t in range(args.turns):
+        turn = b""
+        while len(turn) / 2 / RATE < args.turn_seconds:
+            if turn:
+                turn += silence(0.15)
+            turn += decoded[next_clip % len(decoded)]
+            next_clip += 1
+        audio += turn
+        durations.append(len(turn) / 2 / RATE)
+        speech_ends.append(len(audio) / 2 / RATE)
+        audio += silence(1.2)
+
+    log_path = args.out.with_suffix(".log") if args.out else Path(os.devnull)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [args.mmer, "serve", "--media", "--model", args.model, "--addr", f"127.0.0.1:{args.port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            import http.client
+
+            deadline = time.time() + 120
+            while True:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=5)
+                    conn.request("GET", "/health")
+                    if conn.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                if time.time() > deadline or server.poll() is not None:
+                    sys.exit(f"the server did not become healthy; its log: {log_path}")
+                time.sleep(0.2)
+            rows = asyncio.run(stream(f"ws://127.0.0.1:{args.port}/v1/stream", bytes(audio), speech_ends))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    report = {
+        "model": args.model,
+        "clips": [c.name for c in clips],
+        "turns_sent": args.turns,
+        "turns_answered": len(rows),
+        "turn_seconds": summary(durations) if durations else None,
+        "stream_seconds": round(len(audio) / 2 / RATE, 1),
+        "latency_ms": {
+            "from_close": summary([r["from_close_ms"] for r in rows]),
+            "server": summary([r["server_ms"] for r in rows]),
+            "from_speech_end": summary([r["from_speech_end_ms"] for r in rows]),
+        },
+        "cpus": os.cpu_count(),
+        "turns": rows,
+    }
+    print(json.dumps({k: v for k, v in report.items() if k != "turns"}, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+//! Live analysis of a conversation as it is spoken: 16 kHz mono samples
+//! arrive in chunks of any size, a turn closes at a pause in the speech
+//! ([`TurnSegmenter`], an energy gate over 20 ms frames), and each closed
+//! turn is transcribed (Whisper) and read by the text and voice models of
+//! an [`Analyzer`], with the turns before it as its dialogue context
+//! ([`LiveConversation`]). `mmer serve`'s WebSocket stream is this module
+//! behind a socket.
+//!
+//! The gate is a simple energy detector (as `mmer_audio::activity`), not a
+//! trained voice-activity model: a frame is speech when its energy is at
+//! least [`SegmenterConfig::gate_db`] dBFS. Background noise above the gate
+//! keeps a turn open until [`SegmenterConfig::max_turn_s`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::{Analyzer, TurnEmotion};
+use crate::error::Result;
+
+/// Sample rate of a stream, Hz.
+pub use mmer_audio::SAMPLE_RATE;
+
+/// Frame of the energy gate, samples (20 ms at 16 kHz).
+pub const GATE_FRAME: usize = 320;
+
+/// How a stream is cut into turns.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmenterConfig {
+    /// A frame at least this loud (dBFS) is speech.
+    pub gate_db: f32,
+    /// Silence that closes a turn, milliseconds.
+    pub pause_ms: u32,
+    /// Shortest speech kept as a turn, milliseconds (a click or a cough
+    /// shorter than this is dropped).
+    pub min_speech_ms: u32,
+    /// Longest turn, seconds: a turn still open this long is closed there.
+    pub max_turn_s: f64,
+    /// Audio kept before the first and after the last speech frame,
+    /// milliseconds.
+    pub pad_ms: u32,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        Self {
+            gate_db: -45.0,
+            pause_ms: 600,
+            min_speech_ms: 250,
+            max_turn_s: 30.0,
+            pad_ms: 100,
+        }
+    }
+}
+
+/// A turn cut from the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechTurn {
+    /// Start, seconds since the stream began (padding included).
+    pub start_s: f64,
+    /// End, seconds (padding included).
+    pub end_s: f64,
+    /// The samples from `start_s` to `end_s`.
+    pub samples: Vec<f32>,
+    /// When the turn closed, seconds of stream: its last speech plus the
+    /// pause that closed it (or the end of the stream, or the length
+    /// limit). The latency of a live answer counts from here.
+    pub closed_at_s: f64,
+}
+
+/// Cuts a stream of samples into turns at pauses; holds at most one open
+/// turn (bounded by `max_turn_s`) plus the padding before it.
+#[derive(Debug, Clone)]
+pub struct TurnSegmenter {
+    config: SegmenterConfig,
+    /// Samples not yet judged (less than one frame).
+    pending: Vec<f32>,
+    /// Samples since `buffer_start`: the padding before speech, or the
+    /// open turn.
+    buffer: Vec<f32>,
+    /// Stream index of `buffer[0]`.
+    buffer_start: usize,
+    /// Stream index of the next sample to be judged.
+    position: usize,
+    /// Stream indices of the open turn's first and last speech frames
+    /// (end exclusive).
+    speech: Option<(usize, usize)>,
+}
+
+impl TurnSegmenter {
+    /// A segmenter with `config`.
+    pub fn new(config: SegmenterConfig) -> Self {
+        Self {
+            config,
+            pending: Vec::new(),
+            buffer: Vec::new(),
+            buffer_start: 0,
+            position: 0,
+            speech: None,
+        }
+    }
+
+    /// Seconds of stream seen.
+    pub fn seconds(&self) -> f64 {
+        seconds(self.position + self.pending.len())
+    }
+
+    fn samples_of_ms(ms: u32) -> usize {
+        (ms as usize) * (mmer_audio::SAMPLE_RATE as usize) / 1000
+    }
+
+    /// Adds `samples` and returns the turns they close, in order.
+    pub fn push(&mut self, samples: &[f32]) -> Vec<SpeechTurn> {
+        let mut closed = Vec::new();
+        self.pending.extend_from_slice(samples);
+        let frames = self.pending.len() / GATE_FRAME;
+        let judged: Vec<f32> = self.pending.drain(..frames * GATE_FRAME).collect();
+        for frame in judged.chunks_exact(GATE_FRAME) {
+            let start = self.position;
+            self.position += GATE_FRAME;
+            self.buffer.extend_from_slice(frame);
+            let loud = mmer_audio::waveform::energy_db(frame) >= self.config.gate_db;
+            match (&mut self.speech, loud) {
+                (Some((_, last)), true) => *last = self.position,
+                (None, true) => self.speech = Some((start, self.position)),
+                _ => {}
+            }
+            if let Some(turn) = self.close_if_due() {
+                closed.push(turn);
+            }
+            if self.speech.is_none() {
+                self.keep_padding_only();
+            }
+        }
+        closed
+    }
+
+    /// Ends the stream: the open turn, if its speech is long enough.
+    pub fn finish(&mut self) -> Option<SpeechTurn> {
+        let rest = std::mem::take(&mut self.pending);
+        self.position += rest.len();
+        self.buffer.extend_from_slice(&rest);
+        let (first, last) = self.speech.take()?;
+        self.cut(first, last)
+    }
+
+    /// Closes the open turn when a pause (or the length limit) ends it.
+    fn close_if_due(&mut self) -> Option<SpeechTurn> {
+        let (first, last) = self.speech?;
+        let paused = self.position - last >= Self::samples_of_ms(self.config.pause_ms);
+        let too_long = seconds(self.position - first) >= self.config.max_turn_s;
+        if !(paused || too_long) {
+            return None;
+        }
+        self.speech = None;
+        let turn = self.cut(first, if too_long { self.position } else { last });
+        self.keep_padding_only();
+        turn
+    }
+
+    /// The turn from speech `first` to `last` with padding, taken out of
+    /// the buffer; `None` when the speech is shorter than `min_speech_ms`.
+    fn cut(&mut self, first: usize, last: usize) -> Option<SpeechTurn> {
+        if last - first < Self::samples_of_ms(self.config.min_speech_ms) {
+            return None;
+        }
+        let pad = Self::samples_of_ms(self.config.pad_ms);
+        let start = first.saturating_sub(pad).max(self.buffer_start);
+        let end = (last + pad).min(self.buffer_start + self.buffer.len());
+        let samples = self.buffer[start - self.buffer_start..end - self.buffer_start].to_vec();
+        Some(SpeechTurn {
+            start_s: seconds(start),
+            end_s: seconds(end),
+            samples,
+            closed_at_s: seconds(self.position),
+        })
+    }
+
+    /// Drops the buffer but the last `pad_ms`, the padding of a turn that
+    /// may start next.
+    fn keep_padding_only(&mut self) {
+        let keep = Self::samples_of_ms(self.config.pad_ms);
+        if self.buffer.len() > keep {
+            let drop = self.buffer.len() - keep;
+            self.buffer.drain(..drop);
+            self.buffer_start += drop;
+        }
+    }
+}
+
+fn seconds(samples: usize) -> f64 {
+    samples as f64 / f64::from(mmer_audio::SAMPLE_RATE)
+}
+
+/// One live conversation so far: its turns with words, embedded, are the
+/// dialogue context of the next turn.
+#[derive(Debug, Clone)]
+pub struct LiveConversation {
+    dialogue: mmer_core::Dialogue,
+    turns: usize,
+}
+
+impl Default for LiveConversation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LiveConversation {
+    /// A conversation with no turns yet.
+    pub fn new() -> Self {
+        Self {
+            dialogue: mmer_core::Dialogue {
+                id: "stream".into(),
+                utterances: Vec::new(),
+            },
+            turns: 0,
+        }
+    }
+
+    /// Turns analysed so far.
+    pub fn len(&self) -> usize {
+        self.turns
+    }
+
+    /// Whether no turn has been analysed.
+    pub fn is_empty(&self) -> bool {
+        self.turns == 0
+    }
+
+    /// Transcribes `turn` and reads its emotion from its words (in the
+    /// context of the turns before it) and its voice; the turn joins the
+    /// conversation.
+    ///
+    /// # Errors
+    /// Recognition or a model fails (a non-finite sample, a model error).
+    pub fn analyze(&mut self, analyzer: &Analyzer, turn: &SpeechTurn) -> Result<TurnEmotion> {
+        let emotion = analyzer.analyze_live_turn(&mut self.dialogue, self.turns, turn)?;
+        self.turns += 1;
+        Ok(emotion)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: usize = 16_000;
+
+    /// `seconds` of a 200 Hz tone at amplitude 0.3 (about −13 dBFS).
+    fn tone(seconds: f64) -> Vec<f32> {
+        (0..(seconds * RATE as f64) as usize)
+            .map(|i| 0.3 * (i as f32 * 2.0 * std::f32::consts::PI * 200.0 / RATE as f32).sin())
+            .collect()
+    }
+
+    fn silence(seconds: f64) -> Vec<f32> {
+        vec![0.0; (seconds * RATE as f64) as usize]
+    }
+
+    /// Two utterances with a 1 s pause, fed in odd-sized chunks.
+    fn stream() -> Vec<f32> {
+        [
+            silence(0.5),
+            tone(1.0),
+            silence(0.3), // shorter than the pause: same turn
+            tone(0.5),
+            silence(1.0),
+            tone(2.0),
+            silence(1.0),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn turns_close_at_pauses_with_their_bounds() {
+        let mut segmenter = TurnSegmenter::new(SegmenterConfig::default());
+        let mut turns = Vec::new();
+        for chunk in stream().chunks(777) {
+            turns.extend(segmenter.push(chunk));
+        }
+        assert!(segmenter.finish().is_none());
+        assert_eq!(
+            turns.len(),
+            2,
+            "{:?}",
+            turns
+                .iter()
+                .map(|t| (t.start_s, t.end_s))
+                .collect::<Vec<_>>()
+        );
+        let frame = GATE_FRAME as f64 / RATE as f64;
+        let pad = 0.1;
+        // Speech 0.5–2.3 s, then 3.3–5.3 s; bounds to a frame, padded.
+        for (turn, (start, end)) in turns.iter().zip([(0.5, 2.3), (3.3, 5.3)]) {
+            assert!(
+                (turn.start_s - (start - pad)).abs() <= frame,
+                "{}",
+                turn.start_s
+            );
+            assert!((turn.end_s - (end + pad)).abs() <= frame, "{}", turn.end_s);
+            assert_eq!(
+                turn.samples.len(),
+                ((turn.end_s - turn.start_s) * RATE as f64).round() as usize
+            );
+            // Closed one pause after the speech ended.
+            assert!(
+                (turn.closed_at_s - (end + 0.6)).abs() <= 2.0 * frame,
+                "{}",
+                turn.closed_at_s
+            );
+        }
+        // The samples are the stream's own.
+        let all = stream();
+        let a = (turns[1].start_s * RATE as f64).round() as usize;
+        assert_eq!(turns[1].samples[..], all[a..a + turns[1].samples.len()]);
+    }
+
+    #[test]
+    fn the_end_of_the_stream_closes_the_open_turn_and_clicks_are_dropped() {
+        let mut segmenter = TurnSegmenter::new(SegmenterConfig::default());
+        // A 60 ms click, then speech still going when the stream ends.
+        let audio = [silence(0.5), tone(0.06), silence(1.0), tone(1.0)].concat();
+        assert!(segmenter.push(&audio).is_empty());
+        let last = segmenter.finish().expect("the open turn");
+        assert!((last.start_s - 1.46).abs() < 0.03, "{}", last.start_s);
+        assert!(
+            (last.closed_at_s - 2.56).abs() < 0.03,
+            "{}",
+            last.closed_at_s
+        );
+        assert!(segmenter.finish().is_none());
+    }
+
+    #[test]
+    fn a_turn_longer_than_the_limit_is_cut_and_memory_stays_bounded() {
+        let config = SegmenterConfig {
+            max_turn_s: 2.0,
+            ..SegmenterConfig::default()
+        };
+        let mut segmenter = TurnSegmenter::new(config);
+        let turns = segmenter.push(&tone(5.0));
+        assert_eq!(turns.len(), 2);
+        assert!(turns.iter().all(|t| t.end_s - t.start_s <= 2.2));
+        // Long silence keeps only the padding.
+        segmenter.finish();
+        segmenter.push(&silence(60.0));
+        assert!(segmenter.buffer.len() <= RATE / 10);
+    }
+}
