@@ -48,7 +48,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, ErrorType};
-use crate::server::{AppState, admit, closing, json_response, read_body};
+use crate::server::{AppState, admit, closing, json_response, on_worker, read_body};
 
 /// The analyser, or 503 naming the flag that loads it.
 fn analyzer(state: &AppState) -> Result<Arc<Analyzer>, ApiError> {
@@ -104,19 +104,11 @@ async fn analyze_upload(
             "the body is empty: send the recording's bytes as the body",
         ));
     }
-    let worker = state
-        .workers
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::new(ErrorType::Unhealthy, "the server is shutting down"))?;
     let max_media_s = state.config.max_media_s;
-    let analysis = tokio::task::spawn_blocking(move || {
-        let _slots = (admitted, worker);
+    let analysis = on_worker(&state, admitted, move || {
         analyze_bytes(&analyzer, &body, max_media_s)
     })
-    .await
-    .map_err(|err| ApiError::new(ErrorType::Backend, format!("analysis failed: {err}")))??;
+    .await?;
     state.metrics.record_turns(analysis.turns.len());
     Ok(json_response(StatusCode::OK, &analysis))
 }

@@ -236,27 +236,44 @@ async fn answer(
     )
     .await?;
     let dialogues = crate::request::parse(&body, &state.info.labels, state.config.max_turns)?;
+    let model = state.model.clone();
+    let predictions = on_worker(&state, admitted, move || {
+        model
+            .predict(dialogues)
+            .map_err(|err| ApiError::from_prediction(&err))
+    })
+    .await?;
+    state.metrics.record_turns(predictions.len());
+    Ok(json_response(
+        StatusCode::OK,
+        &EmotionsResponse { predictions },
+    ))
+}
+
+/// Runs `work` on one of the `--workers` threads, once one is free. The
+/// request's queue slot (`admitted`) and the worker are given back when
+/// the work ends, even if the request has timed out meanwhile: CPU work is
+/// not interrupted, and the queue bounds it.
+///
+/// # Errors
+/// `work`'s error; 503 when shutting down, 500 when it panics.
+pub(crate) async fn on_worker<T: Send + 'static>(
+    state: &AppState,
+    admitted: OwnedSemaphorePermit,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     let worker = state
         .workers
         .clone()
         .acquire_owned()
         .await
         .map_err(|_| ApiError::new(ErrorType::Unhealthy, "the server is shutting down"))?;
-    let model = state.model.clone();
-    let predictions = tokio::task::spawn_blocking(move || {
-        // Both slots are given back when the prediction ends, even if the
-        // request has timed out meanwhile.
+    tokio::task::spawn_blocking(move || {
         let _slots = (admitted, worker);
-        model.predict(dialogues)
+        work()
     })
     .await
-    .map_err(|err| ApiError::new(ErrorType::Backend, format!("prediction failed: {err}")))?
-    .map_err(|err| ApiError::from_prediction(&err))?;
-    state.metrics.record_turns(predictions.len());
-    Ok(json_response(
-        StatusCode::OK,
-        &EmotionsResponse { predictions },
-    ))
+    .map_err(|err| ApiError::new(ErrorType::Backend, format!("the work failed: {err}")))?
 }
 
 /// The body, or 413 past `limit` bytes (the setting `flag`; 400 when it
