@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use mmer_run::predict::Predictor as RunPredictor;
 use pyo3::prelude::*;
-use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::records::{self, Source};
@@ -16,20 +15,6 @@ use crate::records::{self, Source};
 pub struct Predictor {
     inner: RunPredictor,
     dir: PathBuf,
-}
-
-/// What `Predictor.info` says of a model: the model part of the server's
-/// `GET /info`.
-#[derive(Debug, Serialize)]
-struct ModelInfo<'a> {
-    model_dir: String,
-    model_sha256: Option<&'a str>,
-    corpus: &'a str,
-    seed: u64,
-    labels: &'a mmer_core::LabelSpace,
-    text_encoder: Option<&'a str>,
-    modalities: Vec<&'static str>,
-    version: &'static str,
 }
 
 impl Predictor {
@@ -81,22 +66,7 @@ impl Predictor {
     /// `seed`, `labels` (`name`, `classes`, `multi_label`), `text_encoder`,
     /// `modalities`, `version`.
     fn info_json(&self) -> PyResult<String> {
-        let checkpoint = self.inner.checkpoint();
-        let info = ModelInfo {
-            model_dir: self.dir.display().to_string(),
-            model_sha256: checkpoint.weights_sha256.as_deref(),
-            corpus: &checkpoint.corpus,
-            seed: checkpoint.seed,
-            labels: &checkpoint.labels,
-            text_encoder: checkpoint.text_encoder.as_deref(),
-            modalities: checkpoint
-                .layout
-                .modalities
-                .iter()
-                .map(|(m, _)| m.as_str())
-                .collect(),
-            version: env!("CARGO_PKG_VERSION"),
-        };
+        let info = self.inner.summary();
         Ok(serde_json::to_string(&info).map_err(Error::from)?)
     }
 

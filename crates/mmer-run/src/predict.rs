@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use mmer_core::Dialogue;
+use mmer_core::{Dialogue, LabelSpace};
 use mmer_models::EmotionModel;
 use mmer_train::{Checkpoint, Prediction};
+use serde::Serialize;
 
 use crate::data::{TextFeaturizer, checkpoint_encoder};
 use crate::error::{Context, Result};
@@ -46,6 +47,11 @@ impl Predictor {
             model,
             text,
         })
+    }
+
+    /// What the model is ([`ModelSummary`]).
+    pub fn summary(&self) -> ModelSummary {
+        ModelSummary::new(&self.dir, &self.checkpoint)
     }
 
     /// The model's checkpoint metadata (label space, layout, training config).
@@ -101,5 +107,49 @@ impl Predictor {
         self.checkpoint
             .predict(&self.model, dialogues)
             .with_context(|| format!("predicting with {}", self.dir.display()))
+    }
+}
+
+/// What a loaded model is, as the server's `GET /info` and the Python
+/// package's `Predictor.info` say it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSummary {
+    /// The model directory, as given.
+    pub model_dir: String,
+    /// SHA-256 of the model's weights, as the checkpoint records it.
+    pub model_sha256: Option<String>,
+    /// Corpus the model was trained on.
+    pub corpus: String,
+    /// The seed of this model.
+    pub seed: u64,
+    /// The label set: name, classes in output order, multi-label or not.
+    pub labels: LabelSpace,
+    /// The text encoder that embeds transcripts (`minilm`, …), when the
+    /// model reads text.
+    pub text_encoder: Option<String>,
+    /// The modalities the model reads, in model order.
+    pub modalities: Vec<&'static str>,
+    /// mmer's version.
+    pub version: &'static str,
+}
+
+impl ModelSummary {
+    /// The summary of `checkpoint`, loaded from `dir`.
+    pub fn new(dir: &Path, checkpoint: &Checkpoint) -> Self {
+        Self {
+            model_dir: dir.display().to_string(),
+            model_sha256: checkpoint.weights_sha256.clone(),
+            corpus: checkpoint.corpus.clone(),
+            seed: checkpoint.seed,
+            labels: checkpoint.labels.clone(),
+            text_encoder: checkpoint.text_encoder.clone(),
+            modalities: checkpoint
+                .layout
+                .modalities
+                .iter()
+                .map(|(m, _)| m.as_str())
+                .collect(),
+            version: env!("CARGO_PKG_VERSION"),
+        }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use mmer_core::{Dialogue, LabelSpace};
-use mmer_run::predict::Predictor;
+use mmer_core::Dialogue;
+use mmer_run::predict::{ModelSummary, Predictor};
 use mmer_train::{Checkpoint, Prediction};
 use serde::Serialize;
 
@@ -38,23 +38,10 @@ impl Predict for Predictor {
 /// The body of `GET /info`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelInfo {
-    /// The model directory given to `--model`, as given.
-    pub model_dir: String,
-    /// SHA-256 of the model's weights, as the checkpoint records it.
-    pub model_sha256: Option<String>,
-    /// Corpus the model was trained on.
-    pub corpus: String,
-    /// The seed of this model.
-    pub seed: u64,
-    /// The label set: name, classes in output order, multi-label or not.
-    pub labels: LabelSpace,
-    /// The text encoder that embeds transcripts (`minilm`, …), when the
-    /// model reads text.
-    pub text_encoder: Option<String>,
-    /// The modalities the model reads, in model order.
-    pub modalities: Vec<&'static str>,
-    /// mmer's version.
-    pub version: &'static str,
+    /// The model: directory (as given to `--model`), weights' SHA-256,
+    /// corpus, seed, label set, text encoder, modalities, version.
+    #[serde(flatten)]
+    pub model: ModelSummary,
     /// `--max-body-bytes`.
     pub max_body_bytes: usize,
     /// `--max-turns`.
@@ -85,19 +72,7 @@ impl ModelInfo {
         config: &ServeConfig,
     ) -> Self {
         Self {
-            model_dir: model_dir.display().to_string(),
-            model_sha256: checkpoint.weights_sha256.clone(),
-            corpus: checkpoint.corpus.clone(),
-            seed: checkpoint.seed,
-            labels: checkpoint.labels.clone(),
-            text_encoder: checkpoint.text_encoder.clone(),
-            modalities: checkpoint
-                .layout
-                .modalities
-                .iter()
-                .map(|(m, _)| m.as_str())
-                .collect(),
-            version: env!("CARGO_PKG_VERSION"),
+            model: ModelSummary::new(model_dir, checkpoint),
             max_body_bytes: config.max_body_bytes,
             max_turns: config.max_turns,
             max_concurrent_requests: config.queue,

@@ -235,7 +235,7 @@ async fn answer(
         "--max-body-bytes",
     )
     .await?;
-    let dialogues = crate::request::parse(&body, &state.info.labels, state.config.max_turns)?;
+    let dialogues = crate::request::parse(&body, &state.info.model.labels, state.config.max_turns)?;
     let model = state.model.clone();
     let predictions = on_worker(&state, admitted, move || {
         model
@@ -448,8 +448,8 @@ impl Server {
             );
         };
         tracing::info!(
-            model = %self.state.info.model_dir,
-            classes = %self.state.info.labels.classes.join(","),
+            model = %self.state.info.model.model_dir,
+            classes = %self.state.info.model.labels.classes.join(","),
             "listening on http://{addr}"
         );
         let state = self.state.clone();
