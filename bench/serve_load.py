@@ -60,6 +60,25 @@ def conversations(meld: Path, turns: int, count: int) -> list[bytes]:
     return bodies
 
 
+def wait_healthy(port: int, server: subprocess.Popen, log_path: Path) -> http.client.HTTPConnection:
+    """Waits (at most 120 s) for the server on `port` to answer /health 200
+    and returns that connection; exits naming its log if it dies first."""
+    deadline = time.time() + 120
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/health")
+            health = conn.getresponse()
+            health.read()
+            if health.status == 200:
+                return conn
+        except OSError:
+            pass
+        if time.time() > deadline or server.poll() is not None:
+            sys.exit(f"the server did not become healthy; its log: {log_path}")
+        time.sleep(0.2)
+
+
 def percentile(values: list[float], q: float) -> float | None:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] if values else None
@@ -90,20 +109,7 @@ def main() -> None:
         stderr=log,
     )
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=5)
-                conn.request("GET", "/health")
-                health = conn.getresponse()
-                health.read()
-                if health.status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                sys.exit(f"the server did not become healthy; its log: {log_path}")
-            time.sleep(0.2)
+        conn = wait_healthy(args.port, server, log_path)
         bodies = conversations(args.meld, args.turns, 64)
         # Warm-up: one request, not counted.
         conn.request("POST", "/v1/emotions", body=bodies[0], headers={"Content-Type": "application/json"})

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import websockets
+from serve_load import wait_healthy  # bench/ is on the path when run as a script
 
 RATE = 16_000
 CHUNK_S = 0.1
@@ -181,20 +182,7 @@ def main() -> None:
             stderr=log,
         )
         try:
-            import http.client
-
-            deadline = time.time() + 120
-            while True:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=5)
-                    conn.request("GET", "/health")
-                    if conn.getresponse().status == 200:
-                        break
-                except OSError:
-                    pass
-                if time.time() > deadline or server.poll() is not None:
-                    sys.exit(f"the server did not become healthy; its log: {log_path}")
-                time.sleep(0.2)
+            wait_healthy(args.port, server, log_path)
             rows = asyncio.run(stream(f"ws://127.0.0.1:{args.port}/v1/stream", bytes(audio), speech_ends))
         finally:
             server.send_signal(signal.SIGTERM)
