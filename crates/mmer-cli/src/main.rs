@@ -51,6 +51,11 @@ enum Command {
     /// media files (decoded by the ffmpeg program) into a resumable feature
     /// store, with a per-file report.
     Extract(cmd::extract::ExtractArgs),
+    /// Media feature stores: merge the shards of `extract --shard` into one.
+    Store {
+        #[command(subcommand)]
+        command: cmd::store::StoreCommand,
+    },
     /// Inspect datasets.
     Data {
         #[command(subcommand)]
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cmd::predict::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Extract(args) => cmd::extract::run(args),
+        Command::Store { command } => cmd::store::run(command),
         Command::Data { command } => cmd::data::run(command),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),

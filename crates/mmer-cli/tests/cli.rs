@@ -583,6 +583,272 @@ fn ffmpeg(args: &[&str]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// A folder of media for the sharding tests: `n` generated clips (a tone of
+/// its own pitch, testsrc video), the CREMA-D clips when present, and one
+/// file ffmpeg cannot read. `None` without ffmpeg.
+fn shard_media(dir: &Path, n: usize) -> Option<std::path::PathBuf> {
+    let media = dir.join("media");
+    std::fs::create_dir_all(media.join("gen")).unwrap();
+    for i in 0..n {
+        let clip = media.join(format!("gen/clip{i:02}.mkv"));
+        let tone = format!("sine=frequency={}:duration=1.5", 150 + 40 * i);
+        if !ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=1.5:size=160x120:rate=10",
+            "-f",
+            "lavfi",
+            "-i",
+            &tone,
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "pcm_s16le",
+            "-shortest",
+            clip.to_str().unwrap(),
+        ]) {
+            return None;
+        }
+    }
+    let crema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/crema-d");
+    if let Ok(entries) = std::fs::read_dir(&crema) {
+        std::fs::create_dir_all(media.join("crema")).unwrap();
+        for entry in entries {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, media.join("crema").join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(media.join("broken.mp4"), b"not a video").unwrap();
+    Some(media)
+}
+
+/// `mmer` with the installed models, not yet run.
+fn mmer_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mmer"));
+    command.args(args).env("MMER_LOG", "warn");
+    if let Some(models) = face_models() {
+        command.env("MMER_MODELS_DIR", models);
+    }
+    command
+}
+
+/// A store's identity: `manifest.json`, `index.json` and every record,
+/// with their bytes (not the per-run reports, shard plans or temporaries).
+fn store_bytes(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for name in ["manifest.json", "index.json"] {
+        out.insert(name.to_string(), std::fs::read(root.join(name)).unwrap());
+    }
+    for entry in std::fs::read_dir(root.join("utterances")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            out.insert(name, std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+/// Issue 19: `extract --shard i/n` in n concurrent processes, then `store
+/// merge` in a shuffled order, is the single process's store byte for
+/// byte, for every n from 1 to 8 (audio; generated clips plus the CREMA-D
+/// ones when present), and with the Face and Body streams for n = 3 when
+/// the face models are installed. The unreadable file fails its shard and
+/// the merge (exit 2, named), and is in neither store.
+#[test]
+fn sharded_extraction_merges_into_the_single_process_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(media) = shard_media(dir.path(), 6) else {
+        eprintln!("sharded extraction: skipped, needs ffmpeg");
+        return;
+    };
+    let media_s = media.to_str().unwrap();
+    let extract = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["extract", media_s, "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        mmer_command(&args).output().unwrap()
+    };
+    let mut settings: Vec<(&str, Vec<u32>)> = vec![("--no-visual", (1..=8).collect())];
+    if face_models().is_some() {
+        settings.push(("--keyframes=4", vec![3]));
+    } else {
+        eprintln!("sharded extraction: Face/Body part skipped, face models not installed");
+    }
+    for (setting, counts) in settings {
+        let single = dir.path().join(format!("single{setting}"));
+        let o = extract(&single, &["--jobs", "2", setting]);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "broken.mp4 fails the run: {}",
+            stderr(&o)
+        );
+        let expected = store_bytes(&single);
+        assert!(!expected.contains_key("broken.safetensors"));
+        for count in counts {
+            let shards: Vec<std::path::PathBuf> = (0..count)
+                .map(|i| dir.path().join(format!("n{count}{setting}-{i}")))
+                .collect();
+            let running: Vec<_> = shards
+                .iter()
+                .enumerate()
+                .map(|(i, out)| {
+                    let shard = format!("{i}/{count}");
+                    let args = ["extract", media_s, "--out", out.to_str().unwrap()];
+                    mmer_command(&args)
+                        .args(["--shard", &shard, "--jobs", "1", setting])
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            let mut failed_shards = 0;
+            for mut child in running {
+                if !child.wait().unwrap().success() {
+                    failed_shards += 1;
+                }
+            }
+            assert_eq!(
+                failed_shards, 1,
+                "only broken.mp4's shard fails ({count} shards)"
+            );
+            let mut order: Vec<&str> = shards.iter().map(|p| p.to_str().unwrap()).collect();
+            order.reverse();
+            order.rotate_left(count as usize / 2);
+            let merged = dir.path().join(format!("merged{count}{setting}"));
+            let mut args = vec!["store", "merge"];
+            args.extend(&order);
+            args.extend(["--out", merged.to_str().unwrap()]);
+            let o = mmer(&args);
+            assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+            assert!(stdout(&o).contains("FAILED broken"), "{}", stdout(&o));
+            assert!(stderr(&o).contains("1 utterances failed"), "{}", stderr(&o));
+            let got = store_bytes(&merged);
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                expected.keys().collect::<Vec<_>>(),
+                "{count} shards {setting}"
+            );
+            for (name, bytes) in &expected {
+                assert!(
+                    &got[name] == bytes,
+                    "{name} differs ({count} shards {setting})"
+                );
+            }
+        }
+    }
+}
+
+/// Issue 19: a shard killed mid-run leaves an incomplete store that the
+/// merge refuses, naming it; re-running the same command skips every
+/// record already written and extracts only the rest (no work lost or
+/// done twice), and the merge then equals the single process's store.
+#[test]
+fn a_killed_shard_resumes_and_then_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(media) = shard_media(dir.path(), 16) else {
+        eprintln!("killed shard: skipped, needs ffmpeg");
+        return;
+    };
+    std::fs::remove_file(media.join("broken.mp4")).unwrap();
+    let media_s = media.to_str().unwrap();
+    let store = |name: &str| dir.path().join(name);
+    let shard_args = |i: u32| {
+        let out = store(&format!("s{i}"));
+        let args: Vec<String> = ["extract", media_s, "--out", out.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                "--shard".into(),
+                format!("{i}/2"),
+                "--jobs".into(),
+                "1".into(),
+            ])
+            .chain(["--no-visual".into()])
+            .collect();
+        args
+    };
+    let records = |root: &Path| -> usize {
+        std::fs::read_dir(root.join("utterances")).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
+                .count()
+        })
+    };
+    let args0 = shard_args(0);
+    let args0: Vec<&str> = args0.iter().map(String::as_str).collect();
+    let mut child = mmer_command(&args0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while records(&store("s0")) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let args1 = shard_args(1);
+    let o = mmer(&args1.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let owned = read_json(&store("s0").join("shard.json"))["utterances"]
+        .as_array()
+        .unwrap()
+        .len();
+    let done = records(&store("s0"));
+    assert!(done >= 2, "{done} records before the kill");
+    let merged = store("merged");
+    let merge = || {
+        mmer(&[
+            "store",
+            "merge",
+            store("s0").to_str().unwrap(),
+            store("s1").to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ])
+    };
+    if done < owned {
+        let o = merge();
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("did not finish") && stderr(&o).contains("s0"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!merged.exists());
+    } else {
+        eprintln!("killed shard: the shard finished before the kill; resume not exercised");
+    }
+
+    let o = mmer(&args0);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = read_json(&store("s0").join("report.json"));
+    assert_eq!(
+        report["skipped"], done,
+        "records written before the kill are kept"
+    );
+    assert_eq!(report["ok"], owned - done, "only the rest is extracted");
+    let o = merge();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let single = store("single");
+    let o = mmer(&[
+        "extract",
+        media_s,
+        "--out",
+        single.to_str().unwrap(),
+        "--no-visual",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        store_bytes(&merged) == store_bytes(&single),
+        "merged ≠ single"
+    );
+}
+
 /// Issue 4 (visual): `mmer extract` writes Face and Body next to Audio. The
 /// six CREMA-D clips have all three, with a face in ≥ 95 % of keyframes; a
 /// generated video without a face and without sound has Body only (Face

@@ -88,6 +88,9 @@ pub enum Error {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// A `--shard` that names no shard (`3/2`, `0/0`, `x`).
+    #[error("shard {0}")]
+    InvalidShard(String),
     /// The feature store's files are unreadable or inconsistent.
     #[error("feature store {path}: {msg}")]
     Store {

@@ -4,7 +4,7 @@
 //! [`Dialogue`] → [`Utterance`] — the [`Modality`] and [`LabelSpace`]
 //! vocabularies, and the on-disk formats of the feature store: text
 //! embedding tables ([`store`]) and per-utterance media feature sequences
-//! ([`media_store`]), plus two services every stage shares: writes that
+//! ([`media_store`]) with its sharding and merging ([`sharding`]), plus two services every stage shares: writes that
 //! never leave half an artefact ([`atomic`]) and progress that reaches a
 //! terminal or a log ([`progress`]). It has no ML framework and no media
 //! dependency: loaders live in `mmer-data`, extraction in `mmer-media`,
@@ -18,6 +18,7 @@ pub mod media_store;
 mod modality;
 mod models_dir;
 pub mod progress;
+pub mod sharding;
 pub mod store;
 
 pub use corpus::{Corpus, Dialogue, Features, Split, Utterance};

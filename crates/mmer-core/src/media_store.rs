@@ -508,6 +508,7 @@ impl MediaStore {
             (RECORD_SHA256.to_string(), sha256),
         ]);
         let bytes = safetensors::serialize(views, Some(metadata))
+            .and_then(with_sorted_metadata)
             .map_err(|e| store_err(&path, e.to_string()))?;
         crate::atomic::write_file(&path, &bytes)
     }
@@ -766,6 +767,37 @@ impl MediaStore {
         }
         Ok(report)
     }
+}
+
+/// `file` (a safetensors serialisation) with the `__metadata__` entries of
+/// its header in key order. safetensors writes them from a `HashMap`, whose
+/// order changes from one process to the next: without this, two runs
+/// extracting the same file would write different bytes, and a store merged
+/// from shards ([`crate::sharding::merge`]) could not be compared with a
+/// single run's byte for byte. Tensor offsets are relative to the end of
+/// the header, so they stay valid when its length changes.
+fn with_sorted_metadata(
+    file: Vec<u8>,
+) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
+    use safetensors::SafeTensorError;
+    let (len, rest) = file
+        .split_first_chunk::<8>()
+        .ok_or(SafeTensorError::HeaderTooSmall)?;
+    let n = usize::try_from(u64::from_le_bytes(*len))
+        .map_err(|_| SafeTensorError::InvalidHeaderLength)?;
+    let header = rest.get(..n).ok_or(SafeTensorError::InvalidHeaderLength)?;
+    let mut header: serde_json::Value = serde_json::from_slice(header)?;
+    if let Some(serde_json::Value::Object(metadata)) = header.get_mut("__metadata__") {
+        metadata.sort_keys();
+    }
+    let mut header = serde_json::to_vec(&header)?;
+    // safetensors aligns the data to 8 bytes with spaces after the JSON.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + rest.len() - n);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&rest[n..]);
+    Ok(out)
 }
 
 /// [`RECORD_SHA256`] of a header's JSON and tensors given as (name, dtype,
@@ -1058,6 +1090,33 @@ mod tests {
                 (StreamKey::utterance(Modality::Audio), vector),
             ]),
         }
+    }
+
+    /// safetensors writes its metadata from a `HashMap` (a new order per
+    /// map): the store sorts it, so the same record is the same bytes.
+    #[test]
+    fn the_same_record_is_written_as_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MediaStore::create(dir.path(), manifest("fp1")).unwrap();
+        let rec = record("u1", "fp1");
+        let mut written = std::collections::BTreeSet::new();
+        for _ in 0..16 {
+            store.write(&rec).unwrap();
+            written.insert(std::fs::read(store.record_path("u1")).unwrap());
+        }
+        assert_eq!(written.len(), 1, "the bytes changed between writes");
+        let bytes = written.pop_first().unwrap();
+        let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
+        let keys: Vec<&String> = metadata.metadata().as_ref().unwrap().keys().collect();
+        assert_eq!(keys.len(), 3);
+        assert_eq!(store.read("u1").unwrap().unwrap(), rec);
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        let at = |key: &str| header.find(&format!("\"{key}\"")).unwrap();
+        assert!(
+            at(RECORD_HEADER) < at(RECORD_HEADER_SHA256)
+                && at(RECORD_HEADER_SHA256) < at(RECORD_SHA256)
+        );
     }
 
     #[test]

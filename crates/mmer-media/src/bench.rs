@@ -261,6 +261,7 @@ pub fn run(
             out: work.join(format!("store-{i}")),
             jobs: 1,
             force: true,
+            shard: None,
         };
         let started = std::time::Instant::now();
         let report = extract::run(

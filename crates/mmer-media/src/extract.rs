@@ -8,7 +8,8 @@
 //! that fails is reported with its reason and the batch goes on; a file
 //! whose current record already exists (same extractor fingerprint, same
 //! source size and mtime) is skipped, so an interrupted run loses at most
-//! the files that were in flight.
+//! the files that were in flight. `--shard i/n` runs one shard of the
+//! inputs into its own store, for clusters ([`mmer_core::sharding`]).
 //!
 //! Extractors are pluggable so the visual ones (mmer-vision: faces, body)
 //! join the same pass without this crate depending on them: they consume
@@ -23,6 +24,7 @@ use mmer_core::media_store::{
     Manifest, MediaStore, Presence, Record, RecordHeader, SCHEMA_VERSION, SourceStamp, Stream,
     StreamInfo, StreamKey,
 };
+use mmer_core::sharding::{Shard, ShardPlan};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -141,6 +143,9 @@ pub struct RunReport {
     pub fingerprint: String,
     /// Parallel jobs.
     pub jobs: usize,
+    /// The shard this run extracted, and of how many inputs in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardOf>,
     /// Wall time of the run, seconds.
     pub wall_s: f64,
     /// Files extracted now.
@@ -181,6 +186,9 @@ impl RunReport {
                 "; {media_s:.1} s of media (real-time factor {:.3})",
                 self.wall_s / media_s
             ));
+        }
+        if let Some(ShardOf { shard, inputs }) = &self.shard {
+            out.push_str(&format!(" (shard {shard} of {inputs} inputs)"));
         }
         out.push('\n');
         let mut missing: BTreeMap<(Modality, Presence), usize> = BTreeMap::new();
@@ -233,6 +241,9 @@ pub struct ExtractOptions {
     pub jobs: usize,
     /// Re-extract files even when their record is current.
     pub force: bool,
+    /// Extract only this shard of the inputs, and record its plan and
+    /// outcome in the store's `shard.json` ([`mmer_core::sharding`]).
+    pub shard: Option<Shard>,
 }
 
 /// Combined fingerprint of a set of extractors (order-independent).
@@ -262,10 +273,14 @@ pub fn manifest(extractors: &[&dyn StreamExtractor]) -> Manifest {
 /// Extracts `jobs` into the store at `opts.out`, calling `on_file` as each
 /// file finishes (from worker threads; for a progress bar). Rebuilds the
 /// store index at the end. Per-file failures are in the report, not `Err`.
+/// With [`ExtractOptions::shard`], only the jobs of that shard are run, and
+/// the store's `shard.json` says which (written first, marked complete at
+/// the end: see [`mmer_core::sharding`]).
 ///
 /// # Errors
 /// [`Error::InvalidOption`] (no extractor, 0 jobs), store errors creating
-/// the store or rebuilding its index.
+/// the store or writing `shard.json`, ffmpeg's version not readable (for a
+/// shard).
 pub fn run(
     ffmpeg: &Ffmpeg,
     extractors: &[&dyn StreamExtractor],
@@ -281,6 +296,23 @@ pub fn run(
     }
     let started = Instant::now();
     let store = MediaStore::create(&opts.out, manifest(extractors))?;
+    let (jobs, mut plan): (Vec<&Job>, _) = match opts.shard {
+        None => (jobs.iter().collect(), None),
+        Some(shard) => {
+            let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+            let plan = ShardPlan::new(
+                shard,
+                &store.manifest().fingerprint,
+                &ffmpeg.version()?,
+                &ids,
+            );
+            // Written before any record: a shard killed from here on is
+            // found incomplete by the merge.
+            plan.write(&opts.out)?;
+            let owned = jobs.iter().filter(|j| shard.owns(&j.id)).collect();
+            (owned, Some(plan))
+        }
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs)
         .thread_name(|i| format!("mmer-extract-{i}"))
@@ -308,12 +340,28 @@ pub fn run(
     // A damaged record (of this run or an earlier one) fails the index, but
     // not the run: the report of every file is still returned and written.
     let index_error = store.rebuild_index().err().map(|e| e.to_string());
+    let shard = plan.as_mut().map(|plan| {
+        plan.complete = true;
+        plan.failed = files
+            .iter()
+            .filter(|f| f.outcome == Outcome::Failed)
+            .map(|f| (f.id.clone(), f.reason.clone().unwrap_or_default()))
+            .collect();
+        ShardOf {
+            shard: plan.shard,
+            inputs: plan.inputs,
+        }
+    });
+    if let Some(plan) = &plan {
+        plan.write(&opts.out)?;
+    }
     let count = |o: Outcome| files.iter().filter(|f| f.outcome == o).count();
     Ok(RunReport {
         schema_version: SCHEMA_VERSION,
         store: opts.out.display().to_string(),
         fingerprint: store.manifest().fingerprint.clone(),
         jobs: opts.jobs,
+        shard,
         wall_s: started.elapsed().as_secs_f64(),
         ok: count(Outcome::Ok),
         skipped: count(Outcome::Skipped),
@@ -321,6 +369,15 @@ pub fn run(
         index_error,
         files,
     })
+}
+
+/// The shard a run extracted ([`RunReport::shard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardOf {
+    /// Which shard.
+    pub shard: Shard,
+    /// Inputs of the whole run (all shards).
+    pub inputs: usize,
 }
 
 fn failed(job: &Job, reason: String) -> FileReport {

@@ -496,6 +496,7 @@ fn extraction_batch_reports_skips_and_resumes() {
         out: dir.path().join("store"),
         jobs: 2,
         force: false,
+        shard: None,
     };
     let report = extract::run(&ff, &extractors, &inputs.jobs, &opts, &|_| {}).unwrap();
     let by_id = |id: &str| report.files.iter().find(|f| f.id == id).unwrap().clone();
@@ -746,6 +747,7 @@ fn conversation_media_mismatches_fail_per_turn_and_the_batch_continues() {
         out: dir.path().join("store"),
         jobs: 2,
         force: false,
+        shard: None,
     };
     let report = extract::run(
         &ff,
@@ -804,6 +806,7 @@ fn extract_audio(
         out: dir.join("store"),
         jobs: 2,
         force: true,
+        shard: None,
     };
     extract::run(ff, &[&audio as &dyn StreamExtractor], jobs, &opts, &|_| {}).unwrap()
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use mmer_core::sharding::Shard;
 use mmer_media::audio_features::{AudioFeatures, AudioFeaturesConfig};
 use mmer_media::extract::{self, ExtractOptions, Outcome, StreamExtractor};
 use mmer_media::{DEFAULT_SCENE_THRESHOLD, Ffmpeg, KeyframeMode, KeyframeOptions};
@@ -54,6 +55,13 @@ pub struct ExtractArgs {
     /// Re-extract files whose record is already current.
     #[arg(long)]
     pub force: bool,
+    /// Extract only shard INDEX of COUNT (0-based, e.g. `--shard
+    /// $SLURM_ARRAY_TASK_ID/8`) into its own --out: an utterance's shard is a
+    /// hash of its id, so every shard must be given the same inputs. Then
+    /// `mmer store merge` joins the shard stores into the store one process
+    /// would have written. Re-running a shard resumes it.
+    #[arg(long, value_name = "INDEX/COUNT", env = "MMER_SHARD")]
+    pub shard: Option<Shard>,
     /// Label set that conversation files' labels are checked against: a
     /// preset (meld, iemocap, synthetic) or your own classes,
     /// comma-separated (`--labels calm,tense,happy`).
@@ -134,9 +142,13 @@ pub fn run(args: ExtractArgs) -> Result<()> {
         out: args.out.clone(),
         jobs,
         force: args.force,
+        shard: args.shard,
     };
-    let bar =
-        mmer_core::progress::Progress::new("extracting", "files", inputs.jobs.len() as u64, true);
+    let owned = match args.shard {
+        Some(shard) => inputs.jobs.iter().filter(|j| shard.owns(&j.id)).count(),
+        None => inputs.jobs.len(),
+    };
+    let bar = mmer_core::progress::Progress::new("extracting", "files", owned as u64, true);
     let report = extract::run(&ffmpeg, &extractors, &inputs.jobs, &opts, &|file| {
         if file.outcome == Outcome::Failed {
             let reason = file.reason.as_deref().unwrap_or(&file.path);

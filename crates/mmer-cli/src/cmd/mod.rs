@@ -10,6 +10,7 @@ pub mod predict;
 pub mod pretrain;
 pub mod robustness;
 pub mod serve;
+pub mod store;
 pub mod train;
 pub mod transcribe;
 
