@@ -16,6 +16,17 @@ real time, and times each turn's answer:
   answer (adds the pause the segmenter waits for);
 - the server's own `latency_ms`.
 
+It also records the server's early analyses (`mmer_stream_early_analyses_total`:
+turns analysed from 200 ms into their pause, used as the answer or dropped
+when speech resumed) and each turn's word error rate against the words
+spoken, so that Whisper repeating itself shows.
+
+--speech picks the speech: `crema-d` (default; real speech, but every clip
+is the sentence "Don't forget a jacket", which makes Whisper tiny.en repeat
+itself) or `meld-espeak` (MELD test utterances in dialogue order, 4-30
+words, spoken by espeak-ng with the en-us and en-gb voices in turn:
+varied words, synthetic voice; needs espeak-ng).
+
 Needs the `websockets` package (pip install websockets) and ffmpeg. Writes
 JSON to --out.
 
@@ -68,6 +79,51 @@ def trimmed(pcm: bytes, gate_db: float = -45.0) -> bytes:
     return samples[first * frame : (last + 1) * frame].tobytes()
 
 
+def meld_espeak(meld: Path, count: int) -> list[tuple[bytes, str]]:
+    """The first `count` MELD test utterances of 4-30 ASCII words, in
+    dialogue order, spoken by espeak-ng (en-us and en-gb in turn), as
+    trimmed 16 kHz PCM with their text."""
+    import csv
+    import re
+
+    out = []
+    with meld.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            text = re.sub(r"\s+", " ", row["Utterance"].replace("\u2019", "'")).strip()
+            if not (4 <= len(text.split()) <= 30 and text.isascii()):
+                continue
+            voice = "en-us" if len(out) % 2 == 0 else "en-gb"
+            wav = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], check=True, capture_output=True).stdout
+            pcm = subprocess.run(
+                ["ffmpeg", "-v", "error", "-i", "-", "-ac", "1", "-ar", str(RATE), "-f", "s16le", "-"],
+                input=wav,
+                check=True,
+                capture_output=True,
+            ).stdout
+            out.append((trimmed(pcm), text))
+            if len(out) == count:
+                break
+    return out
+
+
+def words(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: edits (substitutions, insertions, deletions) over
+    the reference's words."""
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[len(hyp)] / max(1, len(ref))
+
+
 def silence(seconds: float) -> bytes:
     return bytes(2 * int(seconds * RATE))
 
@@ -87,7 +143,7 @@ def summary(values):
     }
 
 
-async def stream(url: str, audio: bytes, speech_ends: list[float]) -> list[dict]:
+async def stream(url: str, audio: bytes, speech_ends: list[float], spoken: list[str]) -> list[dict]:
     sent_at: list[float] = []  # wall time each chunk was sent
     answers: list[dict] = []
     chunk = int(CHUNK_S * RATE) * 2
@@ -125,13 +181,16 @@ async def stream(url: str, audio: bytes, speech_ends: list[float]) -> list[dict]
 
     rows = []
     for answer in answers:
-        speech_end = min(speech_ends, key=lambda e: abs(e - answer["end_s"]))
+        nearest = min(range(len(speech_ends)), key=lambda k: abs(speech_ends[k] - answer["end_s"]))
+        speech_end = speech_ends[nearest]
         rows.append(
             {
                 "turn": answer["turn"],
                 "start_s": answer["start_s"],
                 "end_s": answer["end_s"],
                 "text": answer["text"],
+                "spoken": spoken[nearest],
+                "wer": wer(spoken[nearest], answer["text"]),
                 "emotion": answer["emotion"],
                 "closed_at_s": answer["closed_at_s"],
                 "server_ms": answer["latency_ms"],
@@ -150,24 +209,36 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18081)
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--turn-seconds", type=float, default=4.5, help="each turn: clips until at least this long")
+    parser.add_argument("--speech", choices=["crema-d", "meld-espeak"], default="crema-d")
+    parser.add_argument("--meld", type=Path, default=Path("../shared/data/meld/test_sent_emo.csv"))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    clips = sorted(args.clips.glob("*.flv"))
-    if not clips:
-        sys.exit(f"no .flv clips in {args.clips}")
-    decoded = [trimmed(decode(c)) for c in clips]
+    if args.speech == "crema-d":
+        clips = sorted(args.clips.glob("*.flv"))
+        if not clips:
+            sys.exit(f"no .flv clips in {args.clips}")
+        decoded = [(trimmed(decode(c)), "Don't forget a jacket.") for c in clips]
+        sources = [c.name for c in clips]
+    else:
+        decoded = meld_espeak(args.meld, args.turns * 4)
+        sources = [text for _, text in decoded]
     audio = bytearray(silence(1.0))
     speech_ends = []
     durations = []
+    spoken = []
     next_clip = 0
     for t in range(args.turns):
         turn = b""
+        words = []
         while len(turn) / 2 / RATE < args.turn_seconds:
             if turn:
                 turn += silence(0.15)
-            turn += decoded[next_clip % len(decoded)]
+            pcm, text = decoded[next_clip % len(decoded)]
+            turn += pcm
+            words.append(text)
             next_clip += 1
+        spoken.append(" ".join(words))
         audio += turn
         durations.append(len(turn) / 2 / RATE)
         speech_ends.append(len(audio) / 2 / RATE)
@@ -182,8 +253,17 @@ def main() -> None:
             stderr=log,
         )
         try:
-            wait_healthy(args.port, server, log_path)
-            rows = asyncio.run(stream(f"ws://127.0.0.1:{args.port}/v1/stream", bytes(audio), speech_ends))
+            conn = wait_healthy(args.port, server, log_path)
+            url = f"ws://127.0.0.1:{args.port}/v1/stream"
+            rows = asyncio.run(stream(url, bytes(audio), speech_ends, spoken))
+            conn.request("GET", "/metrics")
+            metrics = conn.getresponse().read().decode()
+            early = {
+                outcome: float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                for outcome in ("used", "dropped")
+                if line.startswith(f'mmer_stream_early_analyses_total{{outcome="{outcome}"}}')
+            }
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -193,7 +273,7 @@ def main() -> None:
 
     report = {
         "model": args.model,
-        "clips": [c.name for c in clips],
+        "sources": sources,
         "turns_sent": args.turns,
         "turns_answered": len(rows),
         "turn_seconds": summary(durations) if durations else None,
@@ -202,6 +282,12 @@ def main() -> None:
             "from_close": summary([r["from_close_ms"] for r in rows]),
             "server": summary([r["server_ms"] for r in rows]),
             "from_speech_end": summary([r["from_speech_end_ms"] for r in rows]),
+        },
+        "early_analyses": early,
+        "speech": args.speech,
+        "wer": {
+            "mean": round(statistics.mean(r["wer"] for r in rows), 3) if rows else None,
+            "turns_over_0.5": sum(r["wer"] > 0.5 for r in rows),
         },
         "cpus": os.cpu_count(),
         "turns": rows,

@@ -15,14 +15,17 @@ recording with the shipped text, voice and face models::
 
     mmer.analyze("assets/examples/1001_DFA_ANG_XX.flv")["turns"]
 
+    analyzer = mmer.Analyzer.load()      # the models load once
+    [analyzer.analyze(path) for path in ["call-1.wav", "call-2.wav"]]
+
 The models run in Rust (the native module ``mmer._mmer``); the GIL is
 released while they do. Records follow the rules of mmer's conversation
 files, and errors in them raise :class:`MmerError` with the message the
 ``mmer`` command prints, naming the record (or DataFrame row) by its index.
 """
 
-from mmer._analyze import analyze
+from mmer._analyze import Analyzer, analyze
 from mmer._mmer import MmerError, __version__
 from mmer._predictor import Predictor
 
-__all__ = ["MmerError", "Predictor", "__version__", "analyze"]
+__all__ = ["Analyzer", "MmerError", "Predictor", "__version__", "analyze"]

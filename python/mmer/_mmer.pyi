@@ -41,25 +41,28 @@ def check_columns(columns: Sequence[str], source: str) -> None:
     """Raises ``MmerError`` unless ``columns`` pass mmer's conversation
     CSV header check."""
 
-def analyze_json(
-    path: _StrPath,
-    *,
-    transcript: Optional[_StrPath] = None,
-    speakers: Optional[int] = None,
-    max_speakers: Optional[int] = None,
-    face_speaker_weight: Optional[float] = None,
-    asr_model: Optional[str] = None,
-    temperature_fallback: bool = False,
-    max_pause: Optional[float] = None,
-    text_model: Optional[_StrPath] = None,
-    audio_model: Optional[_StrPath] = None,
-    face: bool = True,
-    keyframes_per_second: Optional[float] = None,
-    weights: Optional[Sequence[float]] = None,
-    explain: bool = False,
-    explain_samples: Optional[int] = None,
-    seed: Optional[int] = None,
-    models_dir: Optional[_StrPath] = None,
-) -> str:
-    """Analyses one recording with the shipped models; the analysis as a
-    JSON object."""
+class Analyzer:
+    """The shipped models, loaded once (``mmer.Analyzer`` wraps it)."""
+
+    @staticmethod
+    def load(
+        *,
+        speakers: Optional[int] = None,
+        max_speakers: Optional[int] = None,
+        face_speaker_weight: Optional[float] = None,
+        asr_model: Optional[str] = None,
+        temperature_fallback: bool = False,
+        max_pause: Optional[float] = None,
+        text_model: Optional[_StrPath] = None,
+        audio_model: Optional[_StrPath] = None,
+        face: bool = True,
+        keyframes_per_second: Optional[float] = None,
+        weights: Optional[Sequence[float]] = None,
+        explain: bool = False,
+        explain_samples: Optional[int] = None,
+        seed: Optional[int] = None,
+        models_dir: Optional[_StrPath] = None,
+    ) -> Analyzer:
+        """Loads the models the options (``mmer analyze``'s flags) name."""
+    def analyze_json(self, path: _StrPath, *, transcript: Optional[_StrPath] = None) -> str:
+        """Analyses one recording; the analysis as a JSON object."""

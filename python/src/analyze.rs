@@ -1,7 +1,9 @@
-//! `mmer.analyze`: one recording analysed with the models that ship with
-//! mmer, as `mmer analyze` does it. The options are the command's flags
-//! (snake_case; `face=False` for `--no-face`), each defaulting to the
-//! command's default, and build the same [`AnalyzeConfig`].
+//! `mmer.Analyzer` (and `mmer.analyze`): recordings analysed with the
+//! models that ship with mmer, as `mmer analyze` does it. The options are
+//! the command's flags (snake_case; `face=False` for `--no-face`), each
+//! defaulting to the command's default, and build the same
+//! [`AnalyzeConfig`]. The models load once per `Analyzer`, which then
+//! analyses any number of recordings.
 
 use std::path::{Path, PathBuf};
 
@@ -17,9 +19,6 @@ use crate::error::{Error, Result};
 /// default.
 #[derive(Debug, Clone, Default)]
 pub struct AnalyzeOptions {
-    /// `--transcript`: a conversation file used instead of speech
-    /// recognition and speaker clustering.
-    pub transcript: Option<PathBuf>,
     /// `--speakers`.
     pub speakers: Option<usize>,
     /// `--max-speakers`.
@@ -120,88 +119,111 @@ impl AnalyzeOptions {
                 .unwrap_or_else(mmer_text::default_models_dir),
         })
     }
+}
 
-    /// Loads the models and analyses `recording`.
-    ///
-    /// # Errors
-    /// As `mmer analyze`: a bad option, a missing model, a transcript that
-    /// does not read, a recording ffmpeg cannot decode.
-    pub fn analyze(&self, recording: &Path) -> Result<Analysis> {
-        let analyzer = Analyzer::new(self.config()?, mmer_media::Ffmpeg::from_env())?;
-        let given = match &self.transcript {
-            Some(path) => Some(analyzer.read_transcript(path, recording)?),
-            None => None,
+/// The shipped models, loaded once (`mmer.Analyzer` wraps it).
+#[pyclass(frozen, module = "mmer._mmer", name = "Analyzer")]
+pub struct PyAnalyzer {
+    analyzer: Analyzer,
+}
+
+#[pymethods]
+impl PyAnalyzer {
+    /// Loads the models the options name (`mmer analyze`'s flags).
+    #[staticmethod]
+    #[pyo3(signature = (
+        *,
+        speakers = None,
+        max_speakers = None,
+        face_speaker_weight = None,
+        asr_model = None,
+        temperature_fallback = false,
+        max_pause = None,
+        text_model = None,
+        audio_model = None,
+        face = true,
+        keyframes_per_second = None,
+        weights = None,
+        explain = false,
+        explain_samples = None,
+        seed = None,
+        models_dir = None,
+    ))]
+    #[allow(clippy::too_many_arguments, reason = "one keyword argument per flag")]
+    fn load(
+        py: Python<'_>,
+        speakers: Option<usize>,
+        max_speakers: Option<usize>,
+        face_speaker_weight: Option<f64>,
+        asr_model: Option<String>,
+        temperature_fallback: bool,
+        max_pause: Option<f64>,
+        text_model: Option<PathBuf>,
+        audio_model: Option<PathBuf>,
+        face: bool,
+        keyframes_per_second: Option<f64>,
+        weights: Option<Vec<f32>>,
+        explain: bool,
+        explain_samples: Option<usize>,
+        seed: Option<u64>,
+        models_dir: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let options = AnalyzeOptions {
+            speakers,
+            max_speakers,
+            face_speaker_weight,
+            asr_model,
+            temperature_fallback,
+            max_pause,
+            text_model,
+            audio_model,
+            face,
+            keyframes_per_second,
+            weights,
+            explain,
+            explain_samples,
+            seed,
+            models_dir,
         };
-        Ok(analyzer.analyze_with(recording, given.as_deref(), false)?)
+        let analyzer = py.detach(|| -> Result<Analyzer> {
+            Ok(Analyzer::new(
+                options.config()?,
+                mmer_media::Ffmpeg::from_env(),
+            )?)
+        })?;
+        Ok(Self { analyzer })
+    }
+
+    /// Analyses the recording `path` (with `transcript`, a conversation
+    /// file read instead of speech recognition and speaker clustering) and
+    /// answers the analysis as JSON: `file`, `audio`, `duration_s`,
+    /// `speakers`, `turns` (each with the fields of a line of `mmer analyze
+    /// --format jsonl` but `file`), `seconds`.
+    #[pyo3(signature = (path, *, transcript = None))]
+    fn analyze_json(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        transcript: Option<PathBuf>,
+    ) -> PyResult<String> {
+        let json = py.detach(|| -> Result<String> {
+            let analysis = self.analyze(&path, transcript.as_deref())?;
+            Ok(serde_json::to_string(&analysis)?)
+        })?;
+        Ok(json)
     }
 }
 
-/// Analyses the recording `path` and answers the analysis as JSON: `file`,
-/// `audio`, `duration_s`, `speakers`, `turns` (each with the fields of a
-/// line of `mmer analyze --format jsonl` but `file`), `seconds`.
-#[pyfunction]
-#[pyo3(signature = (
-    path,
-    *,
-    transcript = None,
-    speakers = None,
-    max_speakers = None,
-    face_speaker_weight = None,
-    asr_model = None,
-    temperature_fallback = false,
-    max_pause = None,
-    text_model = None,
-    audio_model = None,
-    face = true,
-    keyframes_per_second = None,
-    weights = None,
-    explain = false,
-    explain_samples = None,
-    seed = None,
-    models_dir = None,
-))]
-#[allow(clippy::too_many_arguments, reason = "one keyword argument per flag")]
-pub fn analyze_json(
-    py: Python<'_>,
-    path: PathBuf,
-    transcript: Option<PathBuf>,
-    speakers: Option<usize>,
-    max_speakers: Option<usize>,
-    face_speaker_weight: Option<f64>,
-    asr_model: Option<String>,
-    temperature_fallback: bool,
-    max_pause: Option<f64>,
-    text_model: Option<PathBuf>,
-    audio_model: Option<PathBuf>,
-    face: bool,
-    keyframes_per_second: Option<f64>,
-    weights: Option<Vec<f32>>,
-    explain: bool,
-    explain_samples: Option<usize>,
-    seed: Option<u64>,
-    models_dir: Option<PathBuf>,
-) -> PyResult<String> {
-    let options = AnalyzeOptions {
-        transcript,
-        speakers,
-        max_speakers,
-        face_speaker_weight,
-        asr_model,
-        temperature_fallback,
-        max_pause,
-        text_model,
-        audio_model,
-        face,
-        keyframes_per_second,
-        weights,
-        explain,
-        explain_samples,
-        seed,
-        models_dir,
-    };
-    let json = py.detach(|| -> Result<String> {
-        let analysis = options.analyze(&path)?;
-        Ok(serde_json::to_string(&analysis)?)
-    })?;
-    Ok(json)
+impl PyAnalyzer {
+    /// As `mmer analyze`: a transcript that does not read, a recording
+    /// ffmpeg cannot decode.
+    fn analyze(&self, recording: &Path, transcript: Option<&Path>) -> Result<Analysis> {
+        let given = match transcript {
+            Some(path) => Some(self.analyzer.read_transcript(path, recording)?),
+            None => None,
+        };
+        Ok(self
+            .analyzer
+            .analyze_with(recording, given.as_deref(), false)?)
+    }
 }

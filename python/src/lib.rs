@@ -10,8 +10,8 @@
 //!   ([`mmer_data::conversation::parse_conversations`]), errors naming the
 //!   record by its place in the caller's list or DataFrame, and the
 //!   predictions put back in the caller's order.
-//! - [`analyze`](mod@analyze): a recording analysed with the shipped models
-//!   ([`mmer_run::analyze::Analyzer`]), as `mmer analyze` does.
+//! - [`analyze`](mod@analyze): recordings analysed with the shipped models
+//!   ([`mmer_run::analyze::Analyzer`], loaded once), as `mmer analyze` does.
 //! - [`error`]: `mmer.MmerError` and how mmer's errors become it.
 //!
 //! Records come in and results go out as JSON text: the Python layer
@@ -38,7 +38,7 @@ mod _mmer {
     use crate::records::check_columns;
 
     #[pymodule_export]
-    use crate::analyze::analyze_json;
+    use crate::analyze::PyAnalyzer;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

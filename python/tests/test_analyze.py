@@ -67,3 +67,21 @@ def test_analyze_answers_as_the_cli(analysis: dict[str, Any]) -> None:
             assert ours["probabilities"][name] == pytest.approx(p, abs=1e-5)
         for modality in ("text", "audio", "face"):
             assert (ours["evidence"][modality] is None) == (theirs["evidence"][modality] is None)
+
+
+def test_an_analyzer_loads_once_and_reads_recordings_again(
+    analysis: dict[str, Any], tmp_path: Any
+) -> None:
+    analyzer = mmer.Analyzer.load(models_dir=MODELS_DIR)
+    copy = tmp_path / "again.flv"
+    shutil.copyfile(CLIP, copy)
+    first, second = analyzer.analyze(CLIP), analyzer.analyze(copy)
+    assert second["file"] == str(copy)
+    for ours in (first, second):
+        assert [t["text"] for t in ours["turns"]] == [t["text"] for t in analysis["turns"]]
+        for a, b in zip(ours["turns"], analysis["turns"]):
+            assert a["emotion"] == b["emotion"]
+            for name, p in b["probabilities"].items():
+                assert a["probabilities"][name] == pytest.approx(p, abs=1e-5)
+    with pytest.raises(mmer.MmerError, match="missing.flv"):
+        analyzer.analyze(tmp_path / "missing.flv")

@@ -182,3 +182,5 @@ def test_bad_analyze_options() -> None:
         mmer.analyze("x.wav", colour=True)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         mmer.analyze("x.wav", speakers="two")  # type: ignore[arg-type]
+    with pytest.raises(mmer.MmerError, match=r'^asr_model "huge"'):
+        mmer.Analyzer.load(asr_model="huge")

@@ -6,6 +6,16 @@
 //! ([`LiveConversation`]). `mmer serve`'s WebSocket stream is this module
 //! behind a socket.
 //!
+//! A turn can be analysed before it closes: once its speech has been
+//! silent for [`SegmenterConfig::early_ms`], [`TurnSegmenter::early`]
+//! offers the turn as it would close if the silence lasts. A caller that
+//! starts its analysis then, on a copy of the conversation, has most of the
+//! work done when the pause closes the turn; if speech resumes instead, the
+//! turn that closes later is another one ([`SpeechTurn::same_speech`]) and
+//! the early analysis is thrown away. The live conversation keeps the last
+//! [`MAX_CONTEXT_TURNS`] turns as context, so memory and the context
+//! model's work per turn stay bounded on a stream of any length.
+//!
 //! The gate is a simple energy detector (as `mmer_audio::activity`), not a
 //! trained voice-activity model: a frame is speech when its energy is at
 //! least [`SegmenterConfig::gate_db`] dBFS. Background noise above the gate
@@ -38,6 +48,10 @@ pub struct SegmenterConfig {
     /// Audio kept before the first and after the last speech frame,
     /// milliseconds.
     pub pad_ms: u32,
+    /// Silence after which the open turn is offered for analysis ahead of
+    /// its close ([`TurnSegmenter::early`]), milliseconds; 0 never offers.
+    /// Below `pause_ms` to be of use; at least `pad_ms` is waited anyway.
+    pub early_ms: u32,
 }
 
 impl Default for SegmenterConfig {
@@ -48,6 +62,7 @@ impl Default for SegmenterConfig {
             min_speech_ms: 250,
             max_turn_s: 30.0,
             pad_ms: 100,
+            early_ms: 200,
         }
     }
 }
@@ -67,6 +82,15 @@ pub struct SpeechTurn {
     pub closed_at_s: f64,
 }
 
+impl SpeechTurn {
+    /// Whether `other` is this turn's speech: the same samples of the
+    /// stream (an early offer and the turn that closed later, when speech
+    /// did not resume in between).
+    pub fn same_speech(&self, other: &SpeechTurn) -> bool {
+        self.start_s == other.start_s && self.end_s == other.end_s && self.samples == other.samples
+    }
+}
+
 /// Cuts a stream of samples into turns at pauses; holds at most one open
 /// turn (bounded by `max_turn_s`) plus the padding before it.
 #[derive(Debug, Clone)]
@@ -84,6 +108,8 @@ pub struct TurnSegmenter {
     /// Stream indices of the open turn's first and last speech frames
     /// (end exclusive).
     speech: Option<(usize, usize)>,
+    /// The speech last offered by [`TurnSegmenter::early`].
+    offered: Option<(usize, usize)>,
 }
 
 impl TurnSegmenter {
@@ -96,6 +122,7 @@ impl TurnSegmenter {
             buffer_start: 0,
             position: 0,
             speech: None,
+            offered: None,
         }
     }
 
@@ -134,6 +161,21 @@ impl TurnSegmenter {
         closed
     }
 
+    /// The open turn as it will close if the silence after its speech
+    /// lasts, once that silence is [`SegmenterConfig::early_ms`] long (and
+    /// at least the padding): offered once per stretch of speech, and only
+    /// when the speech is long enough to be a turn.
+    pub fn early(&mut self) -> Option<SpeechTurn> {
+        let (first, last) = self.speech?;
+        let config = &self.config;
+        let wait = Self::samples_of_ms(config.early_ms.max(config.pad_ms));
+        if config.early_ms == 0 || self.position - last < wait || self.offered == self.speech {
+            return None;
+        }
+        self.offered = self.speech;
+        self.cut(first, last)
+    }
+
     /// Ends the stream: the open turn, if its speech is long enough.
     pub fn finish(&mut self) -> Option<SpeechTurn> {
         let rest = std::mem::take(&mut self.pending);
@@ -159,7 +201,7 @@ impl TurnSegmenter {
 
     /// The turn from speech `first` to `last` with padding, taken out of
     /// the buffer; `None` when the speech is shorter than `min_speech_ms`.
-    fn cut(&mut self, first: usize, last: usize) -> Option<SpeechTurn> {
+    fn cut(&self, first: usize, last: usize) -> Option<SpeechTurn> {
         if last - first < Self::samples_of_ms(self.config.min_speech_ms) {
             return None;
         }
@@ -191,8 +233,11 @@ fn seconds(samples: usize) -> f64 {
     samples as f64 / f64::from(mmer_audio::SAMPLE_RATE)
 }
 
-/// One live conversation so far: its turns with words, embedded, are the
-/// dialogue context of the next turn.
+/// Turns a [`LiveConversation`] keeps as the context of the next one.
+pub const MAX_CONTEXT_TURNS: usize = 64;
+
+/// One live conversation so far: its last [`MAX_CONTEXT_TURNS`] turns with
+/// words, embedded, are the dialogue context of the next turn.
 #[derive(Debug, Clone)]
 pub struct LiveConversation {
     dialogue: mmer_core::Dialogue,
@@ -229,13 +274,18 @@ impl LiveConversation {
 
     /// Transcribes `turn` and reads its emotion from its words (in the
     /// context of the turns before it) and its voice; the turn joins the
-    /// conversation.
+    /// conversation, and the oldest turn leaves the context past
+    /// [`MAX_CONTEXT_TURNS`].
     ///
     /// # Errors
     /// Recognition or a model fails (a non-finite sample, a model error).
     pub fn analyze(&mut self, analyzer: &Analyzer, turn: &SpeechTurn) -> Result<TurnEmotion> {
         let emotion = analyzer.analyze_live_turn(&mut self.dialogue, self.turns, turn)?;
         self.turns += 1;
+        let utterances = &mut self.dialogue.utterances;
+        if utterances.len() > MAX_CONTEXT_TURNS {
+            utterances.drain(..utterances.len() - MAX_CONTEXT_TURNS);
+        }
         Ok(emotion)
     }
 }
@@ -313,6 +363,48 @@ mod tests {
         let all = stream();
         let a = (turns[1].start_s * RATE as f64).round() as usize;
         assert_eq!(turns[1].samples[..], all[a..a + turns[1].samples.len()]);
+    }
+
+    /// The early offer is the turn that closes when the silence lasts,
+    /// made once, `early_ms` into the silence; when speech resumes, the
+    /// turn that closes is another one.
+    #[test]
+    fn a_turn_is_offered_early_and_closes_as_offered_unless_speech_resumes() {
+        let mut segmenter = TurnSegmenter::new(SegmenterConfig::default());
+        assert!(
+            segmenter
+                .push(&[silence(0.5), tone(1.0), silence(0.1)].concat())
+                .is_empty()
+        );
+        assert!(
+            segmenter.early().is_none(),
+            "100 ms of silence is too early"
+        );
+        assert!(segmenter.push(&silence(0.12)).is_empty());
+        let offer = segmenter.early().expect("offered 200 ms into the silence");
+        assert!(segmenter.early().is_none(), "offered once");
+        let closed = segmenter.push(&silence(0.5));
+        assert_eq!(closed.len(), 1);
+        assert!(closed[0].same_speech(&offer));
+        assert!(closed[0].closed_at_s > offer.closed_at_s + 0.3);
+
+        // Speech resumes 300 ms into the silence: the offer is stale.
+        segmenter.push(&tone(0.5));
+        segmenter.push(&silence(0.3));
+        let offer = segmenter.early().expect("offered");
+        segmenter.push(&tone(0.4));
+        let closed = segmenter.push(&silence(0.7));
+        assert_eq!(closed.len(), 1);
+        assert!(!closed[0].same_speech(&offer));
+        assert!(closed[0].end_s > offer.end_s + 0.5);
+
+        let off = SegmenterConfig {
+            early_ms: 0,
+            ..SegmenterConfig::default()
+        };
+        let mut segmenter = TurnSegmenter::new(off);
+        segmenter.push(&[tone(1.0), silence(0.5)].concat());
+        assert!(segmenter.early().is_none(), "early_ms = 0 never offers");
     }
 
     #[test]

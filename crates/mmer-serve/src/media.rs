@@ -29,6 +29,13 @@
 //! is answered `{"type": "error", "error": ..., "error_type": ...}` and the
 //! connection is closed. Video frames are not taken (yet): a stream is
 //! read from its words and voice.
+//!
+//! To answer sooner, the open turn is analysed early, once its speech has
+//! paused for the segmenter's `early_ms` (200 ms) and no closed turn is
+//! waiting: when the pause then closes the same turn (600 ms), most of the
+//! work is done; when speech resumes, the early analysis is dropped (it
+//! cost a worker's time, nothing else: it ran on a copy of the
+//! conversation).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -239,11 +246,80 @@ struct ClosedTurn {
     closed: Instant,
 }
 
-/// A turn being analysed on a worker.
-type Running = JoinHandle<(LiveConversation, Result<TurnEmotion, ApiError>)>;
+/// What a finished analysis hands back: the conversation with the turn in
+/// it, and the answer.
+type Analysed = (LiveConversation, Result<TurnEmotion, ApiError>);
+
+/// An analysis on a worker: of a closed turn, or of the open turn ahead of
+/// its close ([`TurnSegmenter::early`]) on a copy of the conversation.
+struct Analysis {
+    handle: JoinHandle<Analysed>,
+    turn: SpeechTurn,
+    /// The turn's close (instant, stream seconds); `None` while early.
+    closed: Option<(Instant, f64)>,
+}
+
+/// Analyses `turn` on a worker, as the next turn of `live`.
+fn analyse(
+    state: &AppState,
+    analyzer: &Arc<Analyzer>,
+    mut live: LiveConversation,
+    turn: &SpeechTurn,
+) -> JoinHandle<Analysed> {
+    let (analyzer, workers, turn) = (analyzer.clone(), state.workers.clone(), turn.clone());
+    tokio::spawn(async move {
+        let Ok(worker) = workers.acquire_owned().await else {
+            let err = ApiError::new(ErrorType::Unhealthy, "the server is shutting down");
+            return (live, Err(err));
+        };
+        tokio::task::spawn_blocking(move || {
+            let _worker = worker;
+            let result = live.analyze(&analyzer, &turn).map_err(|err| {
+                ApiError::new(ErrorType::Backend, format!("analysis failed: {err}"))
+            });
+            (live, result)
+        })
+        .await
+        .unwrap_or_else(|err| {
+            let err = ApiError::new(ErrorType::Backend, format!("analysis failed: {err}"));
+            (LiveConversation::new(), Err(err))
+        })
+    })
+}
+
+/// The message answering a closed turn, counted in the metrics.
+fn answer(
+    state: &AppState,
+    result: Result<TurnEmotion, ApiError>,
+    closed: (Instant, f64),
+    answered: &mut usize,
+) -> Message {
+    let message = match result {
+        Ok(turn) => {
+            *answered += 1;
+            state.metrics.record_turns(1);
+            state.metrics.record_stream_latency(closed.0.elapsed());
+            let latency_ms = closed.0.elapsed().as_secs_f64() * 1e3;
+            StreamMessage::Turn {
+                turn: Box::new(turn),
+                closed_at_s: closed.1,
+                latency_ms,
+            }
+        }
+        Err(error) => {
+            tracing::error!("stream: {error}");
+            StreamMessage::Error { error }
+        }
+    };
+    message.into_message()
+}
 
 /// One stream: reads audio, cuts turns, analyses them one at a time in
-/// order (reading on while a turn is analysed), answers each.
+/// order (reading on while a turn is analysed), answers each. While
+/// nothing waits, the open turn is analysed early, on a copy of the
+/// conversation, once its speech has paused for `early_ms`: when the
+/// pause closes that same turn, the analysis (done or under way) is its
+/// answer; when speech resumed instead, it is dropped.
 async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket: WebSocket) {
     let config = SegmenterConfig::default();
     let ready = StreamMessage::Ready {
@@ -255,70 +331,105 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
         return;
     }
     let mut segmenter = TurnSegmenter::new(config);
+    // `None` while a closed turn's analysis holds it.
     let mut conversation = Some(LiveConversation::new());
     let mut waiting: VecDeque<ClosedTurn> = VecDeque::new();
-    let mut running: Option<(Running, Instant, f64)> = None;
+    let mut running: Option<Analysis> = None;
+    // The open turn offered early, not yet started; an early analysis that
+    // finished before its turn closed.
+    let mut offered: Option<SpeechTurn> = None;
+    let mut early_done: Option<(SpeechTurn, Analysed)> = None;
     let mut ended = false;
     let mut answered = 0usize;
     let mut shutdown = state.shutdown.subscribe();
     loop {
-        // Start the next turn's analysis when none is running.
-        if running.is_none()
-            && let Some(next) = waiting.pop_front()
-            && let Some(mut live) = conversation.take()
-        {
-            let analyzer = analyzer.clone();
-            let workers = state.workers.clone();
-            let closed_at_s = next.turn.closed_at_s;
-            let handle = tokio::spawn(async move {
-                let Ok(worker) = workers.acquire_owned().await else {
-                    let err = ApiError::new(ErrorType::Unhealthy, "the server is shutting down");
-                    return (live, Err(err));
-                };
-                tokio::task::spawn_blocking(move || {
-                    let _worker = worker;
-                    let result = live.analyze(&analyzer, &next.turn).map_err(|err| {
-                        ApiError::new(ErrorType::Backend, format!("analysis failed: {err}"))
-                    });
-                    (live, result)
-                })
-                .await
-                .unwrap_or_else(|err| {
-                    let err = ApiError::new(ErrorType::Backend, format!("analysis failed: {err}"));
-                    (LiveConversation::new(), Err(err))
-                })
-            });
-            running = Some((handle, next.closed, closed_at_s));
+        // A closed turn takes over the early analysis of its own speech
+        // (answered at once when it is done); any other early one is stale.
+        if let Some(front) = waiting.front() {
+            let same = |turn: &SpeechTurn| turn.same_speech(&front.turn);
+            let done_is_front = early_done.as_ref().is_some_and(|(turn, _)| same(turn));
+            let running_early = running.as_ref().filter(|r| r.closed.is_none());
+            let running_is_front = running_early.map(|r| same(&r.turn));
+            let next = (front.closed, front.turn.closed_at_s);
+            match early_done.take() {
+                Some((_, (live, result))) if done_is_front => {
+                    state.metrics.record_early(true);
+                    waiting.pop_front();
+                    conversation = Some(live);
+                    if socket
+                        .send(answer(&state, result, next, &mut answered))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Some(_) => state.metrics.record_early(false),
+                None => {}
+            }
+            match running_is_front {
+                Some(true) => {
+                    state.metrics.record_early(true);
+                    waiting.pop_front();
+                    if let Some(early) = &mut running {
+                        early.closed = Some(next);
+                    }
+                }
+                // Detached: it finishes on its worker, unread.
+                Some(false) => {
+                    state.metrics.record_early(false);
+                    running = None;
+                }
+                None => {}
+            }
         }
-        if ended && running.is_none() && waiting.is_empty() {
+        if running.is_none() {
+            if !waiting.is_empty()
+                && let Some(live) = conversation.take()
+            {
+                let next = waiting.pop_front().expect("front");
+                running = Some(Analysis {
+                    handle: analyse(&state, &analyzer, live, &next.turn),
+                    closed: Some((next.closed, next.turn.closed_at_s)),
+                    turn: next.turn,
+                });
+            } else if let Some(turn) = offered.take()
+                && let Some(live) = &conversation
+                && !ended
+            {
+                running = Some(Analysis {
+                    handle: analyse(&state, &analyzer, live.clone(), &turn),
+                    closed: None,
+                    turn,
+                });
+            }
+        }
+        if ended && waiting.is_empty() && running.as_ref().is_none_or(|r| r.closed.is_none()) {
+            if running.is_some() || early_done.is_some() {
+                state.metrics.record_early(false);
+            }
             let end = StreamMessage::End { turns: answered };
             let _ = socket.send(end.into_message()).await;
             let _ = socket.send(Message::Close(None)).await;
             return;
         }
         tokio::select! {
-            done = async { (&mut running.as_mut().expect("guarded").0).await }, if running.is_some() => {
-                let (_, closed, closed_at_s) = running.take().expect("guarded");
-                let (live, result) = match done {
-                    Ok(done) => done,
-                    Err(err) => (LiveConversation::new(), Err(ApiError::new(ErrorType::Backend, format!("analysis failed: {err}")))),
-                };
-                conversation = Some(live);
-                let message = match result {
-                    Ok(turn) => {
-                        answered += 1;
-                        state.metrics.record_turns(1);
-                        let latency_ms = closed.elapsed().as_secs_f64() * 1e3;
-                        state.metrics.record_stream_latency(closed.elapsed());
-                        StreamMessage::Turn { turn: Box::new(turn), closed_at_s, latency_ms }
+            done = async { (&mut running.as_mut().expect("guarded").handle).await }, if running.is_some() => {
+                let analysis = running.take().expect("guarded");
+                let done = done.unwrap_or_else(|err| {
+                    let err = ApiError::new(ErrorType::Backend, format!("analysis failed: {err}"));
+                    (LiveConversation::new(), Err(err))
+                });
+                match analysis.closed {
+                    Some(closed) => {
+                        let (live, result) = done;
+                        conversation = Some(live);
+                        if socket.send(answer(&state, result, closed, &mut answered)).await.is_err() {
+                            return;
+                        }
                     }
-                    Err(error) => {
-                        tracing::error!("stream: {error}");
-                        StreamMessage::Error { error }
-                    }
-                };
-                if socket.send(message.into_message()).await.is_err() {
-                    return;
+                    None => early_done = Some((analysis.turn, done)),
                 }
             }
             // Shutting down: the open turn is closed and answered, as if
@@ -339,10 +450,26 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
                 match read_message(message, &mut segmenter) {
                     Ok(Read::Audio(turns)) => {
                         let closed = Instant::now();
+                        if !turns.is_empty() {
+                            offered = None;
+                        }
                         waiting.extend(turns.into_iter().map(|turn| ClosedTurn { turn, closed }));
+                        if let Some(turn) = segmenter.early() {
+                            // A new offer means the speech went on since
+                            // the last: its early analysis is stale.
+                            if running.as_ref().is_some_and(|r| r.closed.is_none()) {
+                                state.metrics.record_early(false);
+                                running = None;
+                            }
+                            if early_done.take().is_some() {
+                                state.metrics.record_early(false);
+                            }
+                            offered = Some(turn);
+                        }
                     }
                     Ok(Read::End) => {
                         ended = true;
+                        offered = None;
                         if let Some(turn) = segmenter.finish() {
                             waiting.push_back(ClosedTurn { turn, closed: Instant::now() });
                         }

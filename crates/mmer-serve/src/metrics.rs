@@ -1,7 +1,8 @@
 //! The server's counters, and their Prometheus text exposition (`GET
 //! /metrics`, format 0.0.4): requests by endpoint and status, turns
 //! predicted, latency histograms of `POST /v1/emotions` and of stream
-//! turns, and the queue's occupancy.
+//! turns, early analyses of stream turns used or dropped, and the queue's
+//! occupancy.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -50,6 +51,8 @@ pub struct Metrics {
     turns: AtomicU64,
     latency: Mutex<Histogram>,
     stream_latency: Mutex<Histogram>,
+    early_used: AtomicU64,
+    early_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -67,6 +70,17 @@ impl Metrics {
     /// Adds the time from a stream turn's close to its answer.
     pub fn record_stream_latency(&self, elapsed: Duration) {
         observe(&self.stream_latency, elapsed);
+    }
+
+    /// Counts an early analysis of a stream turn: `used` as the turn's
+    /// answer, or dropped because speech resumed.
+    pub fn record_early(&self, used: bool) {
+        let counter = if used {
+            &self.early_used
+        } else {
+            &self.early_dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts turns given a prediction.
@@ -109,6 +123,15 @@ impl Metrics {
             "mmer_stream_turn_latency_seconds",
             "Time from a /v1/stream turn's close (the audio that closed it arrived) to its answer.",
             &self.stream_latency,
+        );
+        let _ = write!(
+            out,
+            "# HELP mmer_stream_early_analyses_total Stream turns analysed before their pause closed them: used as the answer, or dropped because speech resumed.\n\
+             # TYPE mmer_stream_early_analyses_total counter\n\
+             mmer_stream_early_analyses_total{{outcome=\"used\"}} {}\n\
+             mmer_stream_early_analyses_total{{outcome=\"dropped\"}} {}\n",
+            self.early_used.load(Ordering::Relaxed),
+            self.early_dropped.load(Ordering::Relaxed)
         );
         let _ = write!(
             out,

@@ -943,16 +943,21 @@ fn media_uploads_and_live_streams() {
     post_bytes(addr, "/v1/analyze", &wav).assert_error(413, "PayloadTooLarge", "--max-media-s");
     assert_eq!(get(addr, "/health").status, 200);
 
-    // A live stream: the clip's speech twice, with a pause between.
+    // A live stream: the clip's speech twice, the first cut in the middle
+    // by a short pause (an early analysis, dropped when speech resumes),
+    // then a long pause (an early analysis that becomes the answer).
     let audio = analyzer
         .ffmpeg()
         .decode_audio(&analyzer.ffmpeg().probe(&clip_path).unwrap())
         .unwrap()
         .samples;
     let silence = |s: f64| vec![0.0f32; (s * 16_000.0) as usize];
+    let mid = audio.len() / 2;
     let stream = [
         silence(0.5),
-        audio.clone(),
+        audio[..mid].to_vec(),
+        silence(0.35),
+        audio[mid..].to_vec(),
         silence(1.5),
         audio.clone(),
         silence(0.3),
@@ -1007,6 +1012,13 @@ fn media_uploads_and_live_streams() {
                 .sum();
             assert!((total - 1.0).abs() < 1e-3, "{total}");
         }
+        // The short pause did not close the first turn.
+        let pause_end = 0.5 + mid as f64 / 16_000.0 + 0.35;
+        assert!(
+            turns[0]["end_s"].as_f64().unwrap() > pause_end,
+            "{}",
+            turns[0]
+        );
         // The second turn starts after the first ends, both inside the stream.
         assert!(turns[1]["start_s"].as_f64().unwrap() > turns[0]["end_s"].as_f64().unwrap());
         assert!(turns[1]["end_s"].as_f64().unwrap() <= stream.len() as f64 / 16_000.0 + 1e-6);
@@ -1039,6 +1051,15 @@ fn media_uploads_and_live_streams() {
     });
     // The server is still right: a fresh stream slot and a prediction.
     server.wait_idle();
+    let early = |outcome: &str| {
+        let name = format!("mmer_stream_early_analyses_total{{outcome=\"{outcome}\"}}");
+        server.metric(&name).unwrap_or(0.0)
+    };
+    assert!(early("used") >= 1.0, "no early analysis was used");
+    assert!(
+        early("dropped") >= 1.0,
+        "the short pause's early analysis was not dropped"
+    );
     runtime.block_on(async {
         let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
         assert_eq!(next_json(&mut socket).await.unwrap()["type"], "ready");
