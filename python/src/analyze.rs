@@ -124,7 +124,9 @@ impl AnalyzeOptions {
 /// The shipped models, loaded once (`mmer.Analyzer` wraps it).
 #[pyclass(frozen, module = "mmer._mmer", name = "Analyzer")]
 pub struct PyAnalyzer {
-    analyzer: Analyzer,
+    /// Boxed: `Analyzer` is aligned to 64 bytes (cache-padded parts), more
+    /// than Python's allocator guarantees for the object PyO3 embeds it in.
+    analyzer: Box<Analyzer>,
 }
 
 #[pymethods]
@@ -191,7 +193,9 @@ impl PyAnalyzer {
                 mmer_media::Ffmpeg::from_env(),
             )?)
         })?;
-        Ok(Self { analyzer })
+        Ok(Self {
+            analyzer: Box::new(analyzer),
+        })
     }
 
     /// Analyses the recording `path` (with `transcript`, a conversation

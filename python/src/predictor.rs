@@ -17,6 +17,12 @@ pub struct Predictor {
     dir: PathBuf,
 }
 
+// PyO3 places a pyclass inside a Python object, which Python's allocator
+// aligns to 16 bytes: a more aligned type must be boxed (as
+// `crate::analyze::PyAnalyzer` boxes the analyser).
+const _: () = assert!(std::mem::align_of::<Predictor>() <= 16);
+const _: () = assert!(std::mem::align_of::<crate::analyze::PyAnalyzer>() <= 16);
+
 impl Predictor {
     fn load_from(dir: PathBuf, models_dir: Option<PathBuf>) -> Result<Self> {
         let models_dir = models_dir.unwrap_or_else(mmer_text::default_models_dir);

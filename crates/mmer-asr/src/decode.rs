@@ -274,7 +274,7 @@ impl Whisper {
     /// [`Error::Options`] for invalid fallback settings; inference and
     /// detokenisation errors.
     pub fn decode_window(&self, audio: &Tensor, options: &DecodeOptions) -> Result<WindowDecode> {
-        self.decode_with_fallback(audio, options, &mut window_rng(options.seed, 0))
+        self.decode_with_fallback(audio, options, &mut window_rng(options.seed, 0), &|| false)
     }
 
     fn decode_with_fallback(
@@ -282,10 +282,11 @@ impl Whisper {
         audio: &Tensor,
         options: &DecodeOptions,
         rng: &mut ChaCha8Rng,
+        cancelled: &dyn Fn() -> bool,
     ) -> Result<WindowDecode> {
         let start = self.start_window(audio, options)?;
         generate_with_fallback(options, |temperature| {
-            self.decode_at(&start, options, temperature, rng)
+            self.decode_at(&start, options, temperature, rng, cancelled)
         })
     }
 
@@ -310,18 +311,22 @@ impl Whisper {
         options: &DecodeOptions,
         temperature: f32,
         rng: &mut ChaCha8Rng,
+        cancelled: &dyn Fn() -> bool,
     ) -> Result<WindowDecode> {
         let (tokens, sum_logprob) = if temperature > 0.0 {
             let mut candidates = Vec::with_capacity(options.best_of);
             for _ in 0..options.best_of {
-                candidates.push(
-                    self.generate(start, options, |logits| sample(logits, temperature, rng))?,
-                );
+                candidates.push(self.generate(
+                    start,
+                    options,
+                    |logits| sample(logits, temperature, rng),
+                    cancelled,
+                )?);
             }
             let best = best_candidate(&candidates);
             candidates.swap_remove(best)
         } else {
-            self.generate(start, options, argmax)?
+            self.generate(start, options, argmax, cancelled)?
         };
         let text = self.detokenize(&tokens)?;
         Ok(WindowDecode {
@@ -337,12 +342,15 @@ impl Whisper {
     /// Generates from `start` until end-of-text or half the decoder's
     /// context (as CTranslate2 allows), taking at each step the token `pick`
     /// chooses among the logits after the rules. Returns the tokens (without
-    /// end-of-text) and the sum of their log probabilities (with it).
+    /// end-of-text) and the sum of their log probabilities (with it), or
+    /// [`Error::Cancelled`] as soon as `cancelled()` says so (checked before
+    /// every step).
     fn generate(
         &self,
         start: &WindowStart,
         options: &DecodeOptions,
         mut pick: impl FnMut(&[f32]) -> usize,
+        cancelled: &dyn Fn() -> bool,
     ) -> Result<(Vec<u32>, f64)> {
         let max_initial = self.tokens.timestamp_begin as usize
             + (options.max_initial_timestamp_s / TIME_PRECISION).round() as usize;
@@ -352,6 +360,9 @@ impl Whisper {
         let mut generated: Vec<u32> = Vec::new();
         let mut sum_logprob = 0.0f64;
         for step in 0..max_tokens {
+            if cancelled() {
+                return Err(Error::Cancelled);
+            }
             if step > 0 {
                 logits = self.next_logits(&mut state, &generated[step - 1..])?;
             }
@@ -466,6 +477,23 @@ impl Whisper {
         options: &DecodeOptions,
         on_window: &mut dyn FnMut(f64, f64),
     ) -> Result<Transcript> {
+        self.transcribe_until(samples, options, on_window, &|| false)
+    }
+
+    /// [`Whisper::transcribe`], giving up with [`Error::Cancelled`] as soon
+    /// as `cancelled()` says so: it is asked before each window and each
+    /// decoder step, so a transcription that is no longer wanted (a live
+    /// turn whose speech went on) frees its thread within a step.
+    ///
+    /// # Errors
+    /// Those of [`Whisper::transcribe`], and [`Error::Cancelled`].
+    pub fn transcribe_until(
+        &self,
+        samples: &[f32],
+        options: &DecodeOptions,
+        on_window: &mut dyn FnMut(f64, f64),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Transcript> {
         options.validate()?;
         let mel = self.log_mel(samples)?;
         let content = mel.frames.saturating_sub(1);
@@ -474,12 +502,15 @@ impl Whisper {
         let mut silent_windows = 0;
         let mut seek = 0usize;
         while seek < content {
+            if cancelled() {
+                return Err(Error::Cancelled);
+            }
             let size = WINDOW_FRAMES.min(content - seek);
             let audio = self.encode(&mel.window(seek, size))?;
             // Each window samples from its own stream: its draws depend on
             // the seed and where it starts, not on the windows before it.
             let mut rng = window_rng(options.seed, seek as u64);
-            let window = self.decode_with_fallback(&audio, options, &mut rng)?;
+            let window = self.decode_with_fallback(&audio, options, &mut rng, cancelled)?;
             let previous = seek;
             if is_silent(&window, options) {
                 silent_windows += 1;

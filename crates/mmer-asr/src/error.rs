@@ -81,6 +81,10 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The caller cancelled the transcription
+    /// ([`crate::Whisper::transcribe_until`]).
+    #[error("speech recognition cancelled")]
+    Cancelled,
 }
 
 /// Result alias for this crate.

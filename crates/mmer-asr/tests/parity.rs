@@ -144,6 +144,24 @@ fn check_model(kind: AsrModel) {
         let transcript = whisper
             .transcribe(&samples, &options, &mut |_, _| {})
             .expect("transcribe");
+        // Cancelled after three decoder steps: it stops there.
+        let asked = std::cell::Cell::new(0);
+        let cancelled = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 4
+        };
+        let stopped = whisper.transcribe_until(&samples, &options, &mut |_, _| {}, &cancelled);
+        assert!(
+            matches!(stopped, Err(mmer_asr::Error::Cancelled)),
+            "{}: {stopped:?}",
+            clip.clip
+        );
+        assert_eq!(
+            asked.get(),
+            5,
+            "{}: asked once per window and step",
+            clip.clip
+        );
         let got: Vec<(f64, f64, &str)> = transcript
             .segments
             .iter()

@@ -586,7 +586,7 @@ impl Analyzer {
                 .collect(),
             None if decoded.state.is_present() => {
                 self.transcriber
-                    .transcribe_samples(path, &samples, show)?
+                    .transcribe_samples(path, &samples, show, &|| false)?
                     .turns
             }
             // No speech: a video is one turn read from its faces.
@@ -969,19 +969,24 @@ impl Analyzer {
     /// `dialogue` before it (one speaker, `S1`: a stream is not
     /// clustered), its voice by the speech model, fused with the
     /// configured weights (no face). A turn with words joins `dialogue`,
-    /// embedded, as the context of the next.
+    /// embedded, as the context of the next. Recognition gives up when
+    /// `cancelled()` says so (the caller no longer wants the turn).
     ///
     /// # Errors
-    /// Recognition or a model fails.
+    /// Recognition or a model fails, or recognition was cancelled.
     pub fn analyze_live_turn(
         &self,
         dialogue: &mut Dialogue,
         index: usize,
         turn: &crate::stream::SpeechTurn,
+        cancelled: &dyn Fn() -> bool,
     ) -> Result<TurnEmotion> {
-        let speech =
-            self.transcriber
-                .transcribe_samples(Path::new(&dialogue.id), &turn.samples, false)?;
+        let speech = self.transcriber.transcribe_samples(
+            Path::new(&dialogue.id),
+            &turn.samples,
+            false,
+            cancelled,
+        )?;
         let words: Vec<&str> = speech.segments.iter().map(|s| s.text.trim()).collect();
         let words = words.join(" ").trim().to_string();
         let text = if words.is_empty() {

@@ -12,7 +12,8 @@
 //! starts its analysis then, on a copy of the conversation, has most of the
 //! work done when the pause closes the turn; if speech resumes instead, the
 //! turn that closes later is another one ([`SpeechTurn::same_speech`]) and
-//! the early analysis is thrown away. The live conversation keeps the last
+//! the early analysis is thrown away (cancelled: recognition checks a flag
+//! before every decoder step). The live conversation keeps the last
 //! [`MAX_CONTEXT_TURNS`] turns as context, so memory and the context
 //! model's work per turn stay bounded on a stream of any length.
 //!
@@ -275,12 +276,20 @@ impl LiveConversation {
     /// Transcribes `turn` and reads its emotion from its words (in the
     /// context of the turns before it) and its voice; the turn joins the
     /// conversation, and the oldest turn leaves the context past
-    /// [`MAX_CONTEXT_TURNS`].
+    /// [`MAX_CONTEXT_TURNS`]. Gives up when `cancelled()` says so (an early
+    /// analysis whose speech went on), the conversation unchanged.
     ///
     /// # Errors
-    /// Recognition or a model fails (a non-finite sample, a model error).
-    pub fn analyze(&mut self, analyzer: &Analyzer, turn: &SpeechTurn) -> Result<TurnEmotion> {
-        let emotion = analyzer.analyze_live_turn(&mut self.dialogue, self.turns, turn)?;
+    /// Recognition or a model fails (a non-finite sample, a model error),
+    /// or it was cancelled.
+    pub fn analyze(
+        &mut self,
+        analyzer: &Analyzer,
+        turn: &SpeechTurn,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<TurnEmotion> {
+        let emotion =
+            analyzer.analyze_live_turn(&mut self.dialogue, self.turns, turn, cancelled)?;
         self.turns += 1;
         let utterances = &mut self.dialogue.utterances;
         if utterances.len() > MAX_CONTEXT_TURNS {

@@ -134,25 +134,36 @@ impl Transcriber {
             return Ok(transcript);
         }
         let started = Instant::now();
-        transcript.speech = self.transcribe_samples(path, &samples, show)?;
+        transcript.speech = self.transcribe_samples(path, &samples, show, &|| false)?;
         transcript.seconds.asr_s = started.elapsed().as_secs_f64();
         Ok(transcript)
     }
 
     /// Recognises already decoded 16 kHz samples of `path` (named in
-    /// progress and errors) and groups the segments into turns.
+    /// progress and errors) and groups the segments into turns, giving up
+    /// when `cancelled()` says so (asked before every decoder step).
     ///
     /// # Errors
-    /// Recognition fails (a non-finite sample, a model error).
-    pub fn transcribe_samples(&self, path: &Path, samples: &[f32], show: bool) -> Result<Speech> {
+    /// Recognition fails (a non-finite sample, a model error) or was
+    /// cancelled.
+    pub fn transcribe_samples(
+        &self,
+        path: &Path,
+        samples: &[f32],
+        show: bool,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Speech> {
         let duration_s = samples.len() as f64 / f64::from(mmer_audio::SAMPLE_RATE);
         let what = format!("transcribing {}", path.display());
         let progress = Progress::new(what, "s", duration_s.ceil() as u64, show);
         let result = self
             .whisper
-            .transcribe(samples, &self.config.decode, &mut |done, _| {
-                progress.set_position(done as u64)
-            })
+            .transcribe_until(
+                samples,
+                &self.config.decode,
+                &mut |done, _| progress.set_position(done as u64),
+                cancelled,
+            )
             .with_context(|| format!("{}: speech recognition", path.display()))?;
         progress.set_position(duration_s.ceil() as u64);
         progress.finish();

@@ -33,13 +33,14 @@
 //! To answer sooner, the open turn is analysed early, once its speech has
 //! paused for the segmenter's `early_ms` (200 ms) and no closed turn is
 //! waiting: when the pause then closes the same turn (600 ms), most of the
-//! work is done; when speech resumes, the early analysis is dropped (it
-//! cost a worker's time, nothing else: it ran on a copy of the
-//! conversation).
+//! work is done; when speech resumes, the early analysis is cancelled
+//! (recognition stops at its next decoder step; it ran on a copy of the
+//! conversation, which is dropped).
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::extract::ws::{
@@ -257,14 +258,46 @@ struct Analysis {
     turn: SpeechTurn,
     /// The turn's close (instant, stream seconds); `None` while early.
     closed: Option<(Instant, f64)>,
+    /// Set to stop the recognition at its next decoder step.
+    cancel: Arc<AtomicBool>,
 }
 
-/// Analyses `turn` on a worker, as the next turn of `live`.
+impl Analysis {
+    /// Analyses `turn` on a worker, as the next turn of `live`.
+    fn start(
+        state: &AppState,
+        analyzer: &Arc<Analyzer>,
+        live: LiveConversation,
+        turn: SpeechTurn,
+        closed: Option<(Instant, f64)>,
+    ) -> Self {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let handle = analyse(state, analyzer, live, &turn, cancel.clone());
+        Self {
+            handle,
+            turn,
+            closed,
+            cancel,
+        }
+    }
+}
+
+/// Stops the running analysis at its next decoder step, unread (a turn
+/// whose speech went on, or a client gone), so that its worker is free
+/// sooner.
+fn cancel(running: &mut Option<Analysis>) {
+    if let Some(analysis) = running.take() {
+        analysis.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Analyses `turn` on a worker, as the next turn of `live`, until `cancel`.
 fn analyse(
     state: &AppState,
     analyzer: &Arc<Analyzer>,
     mut live: LiveConversation,
     turn: &SpeechTurn,
+    cancel: Arc<AtomicBool>,
 ) -> JoinHandle<Analysed> {
     let (analyzer, workers, turn) = (analyzer.clone(), state.workers.clone(), turn.clone());
     tokio::spawn(async move {
@@ -274,7 +307,8 @@ fn analyse(
         };
         tokio::task::spawn_blocking(move || {
             let _worker = worker;
-            let result = live.analyze(&analyzer, &turn).map_err(|err| {
+            let cancelled = || cancel.load(Ordering::Relaxed);
+            let result = live.analyze(&analyzer, &turn, &cancelled).map_err(|err| {
                 ApiError::new(ErrorType::Backend, format!("analysis failed: {err}"))
             });
             (live, result)
@@ -376,10 +410,9 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
                         early.closed = Some(next);
                     }
                 }
-                // Detached: it finishes on its worker, unread.
                 Some(false) => {
                     state.metrics.record_early(false);
-                    running = None;
+                    cancel(&mut running);
                 }
                 None => {}
             }
@@ -389,26 +422,20 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
                 && let Some(live) = conversation.take()
             {
                 let next = waiting.pop_front().expect("front");
-                running = Some(Analysis {
-                    handle: analyse(&state, &analyzer, live, &next.turn),
-                    closed: Some((next.closed, next.turn.closed_at_s)),
-                    turn: next.turn,
-                });
+                let closed = Some((next.closed, next.turn.closed_at_s));
+                running = Some(Analysis::start(&state, &analyzer, live, next.turn, closed));
             } else if let Some(turn) = offered.take()
                 && let Some(live) = &conversation
                 && !ended
             {
-                running = Some(Analysis {
-                    handle: analyse(&state, &analyzer, live.clone(), &turn),
-                    closed: None,
-                    turn,
-                });
+                running = Some(Analysis::start(&state, &analyzer, live.clone(), turn, None));
             }
         }
         if ended && waiting.is_empty() && running.as_ref().is_none_or(|r| r.closed.is_none()) {
             if running.is_some() || early_done.is_some() {
                 state.metrics.record_early(false);
             }
+            cancel(&mut running);
             let end = StreamMessage::End { turns: answered };
             let _ = socket.send(end.into_message()).await;
             let _ = socket.send(Message::Close(None)).await;
@@ -442,9 +469,9 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
             }
             message = socket.recv(), if !ended => {
                 let Some(Ok(message)) = message else {
-                    // The client went away: nothing more to answer. A turn
-                    // being analysed finishes on its worker, unread.
+                    // The client went away: nothing more to answer.
                     tracing::info!(answered, "stream: the client disconnected");
+                    cancel(&mut running);
                     return;
                 };
                 match read_message(message, &mut segmenter) {
@@ -459,7 +486,7 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
                             // the last: its early analysis is stale.
                             if running.as_ref().is_some_and(|r| r.closed.is_none()) {
                                 state.metrics.record_early(false);
-                                running = None;
+                                cancel(&mut running);
                             }
                             if early_done.take().is_some() {
                                 state.metrics.record_early(false);

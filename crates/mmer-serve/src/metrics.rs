@@ -192,6 +192,9 @@ mod tests {
         metrics.record_latency(Duration::from_millis(3));
         metrics.record_latency(Duration::from_millis(40));
         metrics.record_latency(Duration::from_secs(60));
+        metrics.record_early(true);
+        metrics.record_early(false);
+        metrics.record_early(true);
         let text = metrics.render(1, 4);
         for line in [
             "mmer_requests_total{endpoint=\"/v1/emotions\",status=\"200\"} 2",
@@ -204,6 +207,8 @@ mod tests {
             "mmer_request_duration_seconds_bucket{le=\"30\"} 2",
             "mmer_request_duration_seconds_bucket{le=\"+Inf\"} 3",
             "mmer_request_duration_seconds_count 3",
+            "mmer_stream_early_analyses_total{outcome=\"used\"} 2",
+            "mmer_stream_early_analyses_total{outcome=\"dropped\"} 1",
             "mmer_queue_requests 1",
             "mmer_queue_capacity 4",
         ] {
@@ -215,7 +220,7 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
-        assert_eq!(text.matches("# TYPE").count(), 6);
-        assert_eq!(text.matches("# HELP").count(), 6);
+        assert_eq!(text.matches("# TYPE").count(), 7);
+        assert_eq!(text.matches("# HELP").count(), 7);
     }
 }
