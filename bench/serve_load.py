@@ -79,6 +79,15 @@ def wait_healthy(port: int, server: subprocess.Popen, log_path: Path) -> http.cl
         time.sleep(0.2)
 
 
+def stop(server: subprocess.Popen) -> None:
+    """SIGTERM (the server's graceful shutdown), killed after 30 s."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def percentile(values: list[float], q: float) -> float | None:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] if values else None
@@ -179,11 +188,7 @@ def main() -> None:
         watcher.join()
         rss_after = rss_mib(server.pid)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
 
     ok = statuses.get(200, 0)

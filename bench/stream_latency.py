@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ import time
 from pathlib import Path
 
 import websockets
-from serve_load import wait_healthy  # bench/ is on the path when run as a script
+from serve_load import stop, wait_healthy  # bench/ is on the path when run as a script
 
 RATE = 16_000
 CHUNK_S = 0.1
@@ -265,11 +264,7 @@ def main() -> None:
                 if line.startswith(f'mmer_stream_early_analyses_total{{outcome="{outcome}"}}')
             }
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
 
     report = {
         "model": args.model,

@@ -332,8 +332,9 @@ fn answer(
         Ok(turn) => {
             *answered += 1;
             state.metrics.record_turns(1);
-            state.metrics.record_stream_latency(closed.0.elapsed());
-            let latency_ms = closed.0.elapsed().as_secs_f64() * 1e3;
+            let elapsed = closed.0.elapsed();
+            state.metrics.record_stream_latency(elapsed);
+            let latency_ms = elapsed.as_secs_f64() * 1e3;
             StreamMessage::Turn {
                 turn: Box::new(turn),
                 closed_at_s: closed.1,
