@@ -23,6 +23,15 @@
 #                  heads, InfoNCE, calibration and peer distillation) on the
 #                  synthetic multi-label clips,
 #                  docs/configs/synthetic-multilabel-semul.toml, pytorch_semul.py
+#   finetune-step  seconds per fine-tuning step of MPNet (all-mpnet-base-v2) on
+#                  batches of 16 MELD train utterances: mean pooling, a linear
+#                  head, cross-entropy, AdamW (lr 2e-5, wd 0.01); all 12 layers
+#                  and the embeddings trained, or with --ft-layers K only the
+#                  top K (the states under them computed beforehand, untimed).
+#                  mmer writes the token ids and labels of every batch
+#                  (finetune-inputs.json: 1 warm-up, then the timed ones) and
+#                  pytorch_finetune_step.py (transformers' MPNetModel) does the
+#                  same steps on them; the ratio is of median seconds per step
 # Both sides time only the work, not process start or model loading. Peak RSS
 # is the whole process's maximum resident set from `/usr/bin/time -v` (Debian
 # package `time`); without it the processes' own VmHWM / ru_maxrss readings are
@@ -33,10 +42,14 @@
 # side's JSON report, log and /usr/bin/time output, and loadavg.log (sampled
 # every 5 s: concurrent jobs distort absolute times; the ratio is what counts).
 #
-# Usage: bench/run.sh [--workloads LIST] [--n N] [--epochs E] [--threads T] [--no-build] [--out DIR]
+# Usage: bench/run.sh [--workloads LIST] [--n N] [--epochs E] [--ft-steps S] [--ft-layers K]
+#                     [--threads T] [--no-build] [--out DIR]
 #   --workloads  comma-separated subset of the workloads above (default all)
 #   --n N        utterances to embed (default 2000)
 #   --epochs E   training epochs to time (default 1)
+#   --ft-steps S   finetune-step: timed steps (default 5), after 1 warm-up step
+#   --ft-layers K  finetune-step: top MPNet layers trained, 1-12 (default 12:
+#                the whole model, embeddings included)
 #   --threads T  threads on both sides (default 2): RAYON_NUM_THREADS, mmer
 #                --workers (embedding: T single-threaded batches in flight, so
 #                RAYON_NUM_THREADS=1 there) and --data-parallel (training: T
@@ -63,15 +76,20 @@ usage() {
 
 n=2000
 epochs=1
+ft_steps=5
+ft_layers=12
+ft_warmup=1
 threads=2
 build=1
 out=""
-workloads="embed-minilm,embed-mpnet,train-epoch,predict-20,train-amuse,train-am2emoje,train-semul"
+workloads="embed-minilm,embed-mpnet,train-epoch,predict-20,train-amuse,train-am2emoje,train-semul,finetune-step"
 while [ $# -gt 0 ]; do
     case "$1" in
         --workloads) workloads="$2"; shift 2 ;;
         --n) n="$2"; shift 2 ;;
         --epochs) epochs="$2"; shift 2 ;;
+        --ft-steps) ft_steps="$2"; shift 2 ;;
+        --ft-layers) ft_layers="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
         --out) out="$2"; shift 2 ;;
@@ -79,11 +97,15 @@ while [ $# -gt 0 ]; do
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-for value in "$n" "$epochs" "$threads"; do
+for value in "$n" "$epochs" "$threads" "$ft_steps" "$ft_layers"; do
     case "$value" in
-        '' | *[!0-9]* | 0) echo "error: --n, --epochs and --threads take positive integers, got '$value'" >&2; exit 2 ;;
+        '' | *[!0-9]* | 0) echo "error: --n, --epochs, --ft-steps, --ft-layers and --threads take positive integers, got '$value'" >&2; exit 2 ;;
     esac
 done
+if [ "$ft_layers" -gt 12 ]; then
+    echo "error: --ft-layers $ft_layers: MPNet has 12 layers" >&2
+    exit 2
+fi
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -101,9 +123,12 @@ for m in all-minilm-l6-v2 all-mpnet-base-v2; do
     [ -f "$models/$m/model.safetensors" ] || { echo "error: $models/$m is not installed: run scripts/setup.sh" >&2; exit 2; }
 done
 
-# --- Python side: a venv with CPU torch, sentence-transformers, safetensors.
-if ! "$venv/bin/python" -c 'import torch, sentence_transformers, safetensors' 2>/dev/null; then
-    echo "creating the benchmark venv in $venv (one-time download of torch, sentence-transformers)" >&2
+# --- Python side: a venv with CPU torch, sentence-transformers, transformers
+# (pinned: pytorch_finetune_step.py calls MPNet's layers one by one, and checks
+# that path against MPNetModel's own forward), safetensors.
+transformers_pin="transformers==5.25.0"
+if ! "$venv/bin/python" -c 'import torch, sentence_transformers, transformers, safetensors' 2>/dev/null; then
+    echo "creating the benchmark venv in $venv (one-time download of torch, sentence-transformers, transformers)" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
     if ! "$venv/bin/pip" install --quiet --retries 1 --timeout 20 --index-url "$torch_index" torch; then
@@ -112,7 +137,7 @@ if ! "$venv/bin/python" -c 'import torch, sentence_transformers, safetensors' 2>
         echo "note: $torch_index unreachable; installing torch from PyPI (CUDA build)" >&2
         "$venv/bin/pip" install --quiet torch
     fi
-    "$venv/bin/pip" install --quiet sentence-transformers safetensors
+    "$venv/bin/pip" install --quiet sentence-transformers "$transformers_pin" safetensors
 fi
 python="$venv/bin/python"
 
@@ -211,15 +236,25 @@ for model in amuse am2emoje semul; do
         --order "$out/$model-order.json" --epochs "$epochs" --threads "$threads"
     rm -rf "$out/$model-data" # regenerated by any run; 6 MB
 done
+if wanted finetune-step; then
+    # RAYON_NUM_THREADS=T (burn's kernels) against torch.set_num_threads(T).
+    run "finetune-step.mmer" "$mmer" bench finetune-step --encoder mpnet --batch 16 --steps "$ft_steps" \
+        --warmup-steps "$ft_warmup" --layers "$ft_layers" --meld-csv "$meld/train_sent_emo.csv" \
+        --inputs-out "$out/finetune-inputs.json"
+    run "finetune-step.pytorch" "$python" "$root/bench/pytorch_finetune_step.py" --inputs "$out/finetune-inputs.json" \
+        --steps "$ft_steps" --warmup-steps "$ft_warmup" --layers "$ft_layers" --models-dir "$models" \
+        --threads "$threads"
+fi
 
 bench_sampler_stop
 
 # --- Summary.
-python3 - "$out" "$n" "$epochs" "$threads" <<'PY'
+python3 - "$out" "$n" "$epochs" "$threads" "$ft_steps" "$ft_layers" "$ft_warmup" <<'PY'
 import json, statistics, sys
 from pathlib import Path
 
 out, n, epochs, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ft_steps, ft_layers, ft_warmup = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 
 def report(name):
     return json.loads((out / f"{name}.json").read_text())
@@ -274,12 +309,18 @@ for name, label in [
     ("train-amuse", f"AMuSE (MAN + AF + context, 4 modalities), {epochs} epoch(s) synthetic train"),
     ("train-am2emoje", f"AM²-EmoJE (MAN + joint embedding + context, 4 modalities), {epochs} epoch(s) synthetic train"),
     ("train-semul", f"SeMuL-PCD (peer transformer + distillation, 4 modalities, multi-label), {epochs} epoch(s) synthetic train"),
+    (
+        "finetune-step",
+        "MPNet fine-tuning step, 16 MELD utterances, "
+        + ("all 12 layers + embeddings" if ft_layers == 12 else f"top {ft_layers} of 12 layers")
+        + f" trained (s per step, median of {ft_steps})",
+    ),
 ]:
     if name not in wanted:
         continue
     m, p = side(f"{name}.mmer"), side(f"{name}.pytorch")
     row = {"workload": name, "label": label, "mmer": m, "pytorch": p, "ratio": m["seconds"] / p["seconds"]}
-    if "checksum" in m["report"]:
+    if "checksum" in m["report"] and "checksum" in p["report"]:
         a, b = m["report"]["checksum"], p["report"]["checksum"]
         row["checksum_relative_difference"] = abs(a - b) / max(abs(b), 1e-12)
     workloads.append(row)
@@ -287,7 +328,14 @@ predict = side("predict-20.mmer") if "predict-20" in wanted else None
 
 results = {
     "schema_version": 1,
-    "settings": {"n": n, "epochs": epochs, "threads": threads, "batch_size_embed": 32, "batch_size_train": 16},
+    "settings": {
+        "n": n,
+        "epochs": epochs,
+        "threads": threads,
+        "batch_size_embed": 32,
+        "batch_size_train": 16,
+        "finetune": {"steps": ft_steps, "warmup_steps": ft_warmup, "layers": ft_layers, "batch": 16},
+    },
     "machine": machine,
     "workloads": workloads,
     "predict_20_turns": predict,
@@ -296,6 +344,17 @@ results = {
 
 def mib(v):
     return "–" if v is None else f"{v:.0f}"
+
+def per_second(r):
+    """Texts or training utterances per second (a fine-tuning step: batch / median)."""
+    v = r.get("texts_per_second", r.get("utterances_per_second"))
+    if v is None and r.get("batch") and r.get("median_seconds"):
+        v = r["batch"] / r["median_seconds"]
+    return "–" if v is None else f"{v:.1f}"
+
+def first(r, key):
+    v = r.get(key) or [None]
+    return "–" if v[0] is None else f"{v[0]:.5f}"
 
 lines = [
     f"# mmer vs PyTorch — {out.name}",
@@ -328,8 +387,7 @@ lines += [
     "",
     "Throughput: "
     + "; ".join(
-        f"{w['workload']} mmer {w['mmer']['report'].get('texts_per_second', w['mmer']['report'].get('utterances_per_second')):.1f}/s, "
-        f"PyTorch {w['pytorch']['report'].get('texts_per_second', w['pytorch']['report'].get('utterances_per_second')):.1f}/s"
+        f"{w['workload']} mmer {per_second(w['mmer']['report'])}/s, PyTorch {per_second(w['pytorch']['report'])}/s"
         for w in workloads
     )
     + " (texts or training utterances per second).",
@@ -339,7 +397,7 @@ lines += [
         [
             f"{w['workload']} embedding checksums differ by {w['checksum_relative_difference']:.1e} relative"
             for w in workloads
-            if "checksum_relative_difference" in w
+            if "checksum_relative_difference" in w and w["workload"].startswith("embed-")
         ]
         + [
             f"{w['workload']} mean loss of epoch 1 mmer {w['mmer']['report']['epoch_loss'][0]:.5f}, "
@@ -347,6 +405,22 @@ lines += [
             f"{w['pytorch']['report'].get('parameters', '–')}"
             for w in workloads
             if "epoch_loss" in w["mmer"]["report"]
+        ]
+        + [
+            f"{w['workload']} sum of the timed steps' losses (checksum) mmer {w['mmer']['report'].get('checksum', float('nan')):.5f}, "
+            f"PyTorch {w['pytorch']['report'].get('checksum', float('nan')):.5f}, "
+            f"first timed step mmer {first(w['mmer']['report'], 'loss_per_step')}, "
+            f"PyTorch {first(w['pytorch']['report'], 'loss_per_step')}, trained parameters "
+            f"{w['mmer']['report'].get('trained_parameters', '–')} / {w['pytorch']['report'].get('trained_parameters', '–')}, "
+            "tokens per timed batch "
+            + (
+                "equal"
+                if w["mmer"]["report"].get("tokens_per_batch") == w["pytorch"]["report"].get("tokens_per_batch")
+                else f"DIFFER (mmer {w['mmer']['report'].get('tokens_per_batch')}, "
+                f"PyTorch {w['pytorch']['report'].get('tokens_per_batch')})"
+            )
+            for w in workloads
+            if w["workload"] == "finetune-step"
         ]
     )
     + " (training: different initialisation and dropout streams; same data and batch order).",

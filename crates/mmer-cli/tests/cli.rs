@@ -292,6 +292,101 @@ fn conversations_train_and_predict_with_real_encoders() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_predicts_the_example(&out.join("seed-0"), &models);
 
+    // MiniLM's last layer fine-tuned with the model (issue 17): the layer is
+    // stored beside the model, predict runs it (and detects a damaged
+    // copy), and eval, which scores frozen features, refuses the run.
+    let tuned = dir.path().join("tuned");
+    let o = train(
+        &tuned,
+        &[
+            "--encoder",
+            "minilm",
+            "--text-layers",
+            "6",
+            "--set",
+            "train.finetune.layers=1",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read_json(&tuned.join("results.json"));
+    assert!(
+        results["per_seed"][0]["test"]["weighted_f1"].is_number(),
+        "{results}"
+    );
+    let checkpoint = read_json(&tuned.join("seed-0/checkpoint.json"));
+    assert!(checkpoint["encoder_sha256"].is_string(), "{checkpoint}");
+    assert_predicts_the_example(&tuned.join("seed-0"), &models);
+    // predict feeds the model what training did: its test accuracy is
+    // the one results.json reports.
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["predict", "--format", "jsonl", "--model"])
+        .arg(tuned.join("seed-0"))
+        .arg(data.join("test.jsonl"))
+        .env("MMER_MODELS_DIR", &models)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let predictions: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let right = predictions
+        .iter()
+        .filter(|p| p["emotion"] == p["gold"])
+        .count();
+    let accuracy = right as f64 / predictions.len() as f64;
+    let reported = results["per_seed"][0]["test"]["accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy - reported).abs() < 1e-9,
+        "{accuracy} vs {reported}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .arg("eval")
+        .arg(&tuned)
+        .env("MMER_MODELS_DIR", &models)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("fine-tuned"), "{}", stderr(&o));
+    let layers = tuned.join("seed-0/text_encoder.bpk");
+    let mut bytes = std::fs::read(&layers).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&layers, bytes).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["predict", "--model"])
+        .arg(tuned.join("seed-0"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/examples/conversation.jsonl"
+        ))
+        .env("MMER_MODELS_DIR", &models)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("text_encoder.bpk") && stderr(&o).contains("damaged"),
+        "{}",
+        stderr(&o)
+    );
+    let o = train(
+        &dir.path().join("deep"),
+        &[
+            "--encoder",
+            "minilm",
+            "--text-layers",
+            "6",
+            "--set",
+            "train.finetune.layers=7",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("between 1 and the pooled layer 6"),
+        "{}",
+        stderr(&o)
+    );
+
     // MiniLM has 6 layers, so no 8th; MPNet's 8th trains and predicts (the
     // checkpoint records the layer, so predict embeds only 8 layers).
     let o = train(

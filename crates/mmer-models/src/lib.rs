@@ -2,7 +2,8 @@
 //!
 //! Owns the learnable parts — recurrent blocks, the dialogue + speaker
 //! context of AMuSE (thesis §3.1, DESIGN §3), the multimodal attention
-//! network and adaptive fusion, the classifiers and the losses — and nothing
+//! network and adaptive fusion, the classifiers and the losses, and the
+//! trainable copy of the text encoder's layers ([`text_encoder`]) — and nothing
 //! else: models take tensors and never open a file. Batching from corpora
 //! and the training loop live in `mmer-train`.
 
@@ -12,6 +13,7 @@ pub mod loss;
 pub mod multi_label_loss;
 pub mod multimodal;
 pub mod nce;
+pub mod text_encoder;
 
 pub use erc::{ContextMode, ErcModel, ErcModelConfig};
 pub use multimodal::{

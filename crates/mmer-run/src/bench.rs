@@ -683,7 +683,7 @@ fn meld_conversation(path: &Path, turns: usize) -> Result<Dialogue> {
 pub fn run_predict(config: &PredictBenchConfig) -> Result<PredictReport> {
     ensure!(config.repeats > 0, "repeats must be at least 1");
     let loading = Instant::now();
-    let (checkpoint, model) = Checkpoint::load(&config.model)
+    let (checkpoint, model) = Checkpoint::load_model(&config.model)
         .with_context(|| format!("loading model {}", config.model.display()))?;
     let synthetic = config.input.is_none() && checkpoint.corpus == "synthetic";
     let (dialogues, conversation) = match &config.input {
@@ -1243,4 +1243,242 @@ mod tests {
         assert_eq!(predict, PredictBenchConfig::new("m"));
         assert!(toml::from_str::<ExtractBenchConfig>("second = 2.0").is_err());
     }
+}
+
+/// Settings of [`run_finetune_step`]: fine-tuning steps of a text encoder
+/// on batches of MELD utterances (issue 17's speed target: MPNet, 16
+/// utterances of MELD length, against PyTorch doing the same step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FineTuneStepBenchConfig {
+    /// Encoder to fine-tune (default: MPNet).
+    pub encoder: EncoderKind,
+    /// MELD CSV whose training utterances fill the batches, in file order.
+    pub meld_csv: PathBuf,
+    /// Utterances per step (default: 16).
+    pub batch: usize,
+    /// Timed steps (default: 5).
+    pub steps: usize,
+    /// Untimed steps first, on their own batches (default: 1).
+    pub warmup_steps: usize,
+    /// Top layers trained (default `None`: all, with the embeddings); with
+    /// fewer, the states under them are computed once, untimed.
+    pub layers: Option<usize>,
+    /// Write the batches (token ids, labels) and settings here as JSON, so
+    /// that another implementation runs exactly the same steps.
+    pub inputs_out: Option<PathBuf>,
+}
+
+impl Default for FineTuneStepBenchConfig {
+    fn default() -> Self {
+        Self {
+            encoder: EncoderKind::Mpnet,
+            meld_csv: "../shared/data/meld/train_sent_emo.csv".into(),
+            batch: 16,
+            steps: 5,
+            warmup_steps: 1,
+            layers: None,
+            inputs_out: None,
+        }
+    }
+}
+
+/// Result of [`run_finetune_step`].
+#[derive(Debug, Clone, Serialize)]
+pub struct FineTuneStepReport {
+    /// `"finetune-step"`.
+    pub workload: &'static str,
+    /// The encoder.
+    pub encoder: EncoderKind,
+    /// Utterances per step.
+    pub batch: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Layers trained.
+    pub layers: usize,
+    /// Tokens of each timed batch, special tokens included (no padding).
+    pub tokens_per_batch: Vec<usize>,
+    /// Wall-clock seconds of each timed step (forward, backward, AdamW).
+    pub seconds_per_step: Vec<f64>,
+    /// Their median.
+    pub median_seconds: f64,
+    /// Their mean.
+    pub mean_seconds: f64,
+    /// Loss of each timed step.
+    pub loss_per_step: Vec<f64>,
+    /// Sum of the losses of the timed steps.
+    pub checksum: f64,
+    /// Parameters the optimiser updates (encoder and head).
+    pub trained_parameters: usize,
+    /// Where it ran, and its memory.
+    pub environment: Environment,
+}
+
+/// The encoder layers trained and a linear head on their pooled output.
+#[derive(burn::module::Module, Debug)]
+struct StepModel {
+    encoder: mmer_models::text_encoder::TextEncoder,
+    head: burn::nn::Linear,
+}
+
+/// The learning rate and weight decay of the benchmarked AdamW step.
+const STEP_LEARNING_RATE: f64 = 2e-5;
+const STEP_WEIGHT_DECAY: f32 = 0.01;
+
+/// Times fine-tuning steps: per batch, the trained layers' forward pass
+/// (from token ids with every layer; from cached states with the top
+/// `layers`), mean pooling, a linear head over MELD's 7 classes,
+/// cross-entropy, backward and an AdamW step (lr 2e-5, decay 0.01).
+///
+/// # Errors
+/// [`Error::Refused`](crate::Error::Refused) for 0 steps or batch, too few
+/// utterances or layers outside the encoder; a MELD file that does not
+/// load, an encoder that is not installed, an unwritable `inputs_out`.
+pub fn run_finetune_step(config: &FineTuneStepBenchConfig) -> Result<FineTuneStepReport> {
+    use burn::nn::LinearConfig;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::tensor::{Int, Tensor, TensorData};
+    use mmer_models::text_encoder::{TextEncoder, mean_pool};
+
+    ensure!(
+        config.batch > 0 && config.steps > 0,
+        "batch and steps must be at least 1"
+    );
+    let dialogues = mmer_data::meld::load_meld_split(&config.meld_csv, Split::Train)?;
+    let rows: Vec<(String, usize)> = dialogues
+        .iter()
+        .flat_map(|d| &d.utterances)
+        .filter_map(|u| Some((u.text.clone()?, u.label.as_ref()?.single()?)))
+        .collect();
+    let batches = config.warmup_steps + config.steps;
+    ensure!(
+        rows.len() >= batches * config.batch,
+        "{} has {} labelled utterances, {batches} batches of {} need more",
+        config.meld_csv.display(),
+        rows.len(),
+        config.batch
+    );
+    let frozen = load_encoder(config.encoder)?;
+    let (checkpoint, tensors) =
+        mmer_text::load_encoder_tensors(config.encoder, &mmer_text::default_models_dir())?;
+    let depth = checkpoint.num_hidden_layers;
+    let layers = config.layers.unwrap_or(depth);
+    ensure!(
+        (1..=depth).contains(&layers),
+        "layers = {layers}: the encoder has 1 to {depth}"
+    );
+    let rows = &rows[..batches * config.batch];
+    let texts: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+    let ids = frozen.token_ids(&texts)?;
+    if let Some(path) = &config.inputs_out {
+        let batches: Vec<serde_json::Value> = ids
+            .chunks(config.batch)
+            .zip(rows.chunks(config.batch))
+            .map(|(ids, rows)| {
+                serde_json::json!({
+                    "ids": ids,
+                    "labels": rows.iter().map(|(_, c)| c).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let inputs = serde_json::json!({
+            "encoder": config.encoder,
+            "layers": layers,
+            "num_classes": 7,
+            "learning_rate": STEP_LEARNING_RATE,
+            "weight_decay": STEP_WEIGHT_DECAY,
+            "warmup_steps": config.warmup_steps,
+            "batches": batches,
+        });
+        std::fs::write(path, serde_json::to_vec(&inputs)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    // With fewer than every layer, the states under them are inputs.
+    let below = depth - layers;
+    let cached = match below {
+        0 => None,
+        _ => Some(frozen.embed_layer_tokens_with_progress(&texts, below, |_, _| {})?),
+    };
+    drop(frozen);
+    let device = mmer_train::trainer::training_device();
+    device.seed(0);
+    let mut model = StepModel {
+        encoder: TextEncoder::from_checkpoint(&checkpoint, &tensors, below..depth, &device)?
+            .freeze_shared(),
+        head: LinearConfig::new(checkpoint.hidden_size, 7).init(&device),
+    };
+    drop(tensors);
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(STEP_WEIGHT_DECAY)
+        .init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let width = checkpoint.hidden_size;
+    let memory = MemoryProbe::start();
+    // The relative-position bias is frozen under a top-k run (freeze_shared).
+    let frozen_bias = match (below, checkpoint.model_type) {
+        (1.., mmer_text::mpnet::ModelType::Mpnet) => {
+            checkpoint.relative_attention_num_buckets * checkpoint.num_attention_heads
+        }
+        _ => 0,
+    };
+    let trained_parameters = model.num_params() - frozen_bias;
+    let (mut seconds, mut tokens, mut losses) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, (batch_ids, batch_rows)) in ids
+        .chunks(config.batch)
+        .zip(rows.chunks(config.batch))
+        .enumerate()
+    {
+        let started = Instant::now();
+        let (states, mask) = match &cached {
+            None => model
+                .encoder
+                .forward_ids(batch_ids, &device)
+                .context("the encoder has its embeddings")?,
+            Some(cached) => {
+                let start = k * config.batch;
+                let rows = &cached[start..start + batch_ids.len()];
+                let s = batch_ids.iter().map(Vec::len).max().unwrap_or(1);
+                let mut flat = vec![0f32; rows.len() * s * width];
+                let mut mask = vec![0f32; rows.len() * s];
+                for (r, state) in rows.iter().enumerate() {
+                    flat[r * s * width..r * s * width + state.len()].copy_from_slice(state);
+                    mask[r * s..r * s + state.len() / width].fill(1.0);
+                }
+                let n = rows.len();
+                let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, s]), &device);
+                let x = Tensor::<3>::from_data(TensorData::new(flat, [n, s, width]), &device);
+                (model.encoder.forward_states(x, &mask), mask)
+            }
+        };
+        let logits = model.head.forward(mean_pool(states, &mask)); // [b, 7]
+        let targets: Vec<i64> = batch_rows.iter().map(|(_, c)| *c as i64).collect();
+        let n = targets.len();
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
+        let loss = loss_fn.forward(logits, targets);
+        let value = f64::from(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(STEP_LEARNING_RATE, model, grads);
+        if k >= config.warmup_steps {
+            seconds.push(started.elapsed().as_secs_f64());
+            tokens.push(batch_ids.iter().map(Vec::len).sum());
+            losses.push(value);
+        }
+    }
+    let environment = memory.finish();
+    Ok(FineTuneStepReport {
+        workload: "finetune-step",
+        encoder: config.encoder,
+        batch: config.batch,
+        steps: config.steps,
+        layers,
+        tokens_per_batch: tokens,
+        median_seconds: median(&seconds),
+        mean_seconds: seconds.iter().sum::<f64>() / seconds.len() as f64,
+        seconds_per_step: seconds,
+        checksum: losses.iter().sum(),
+        loss_per_step: losses,
+        trained_parameters,
+        environment,
+    })
 }

@@ -11,6 +11,7 @@ use crate::labels::Labels;
 use mmer_core::{Corpus, Features, LabelSpace, Modality, Split};
 use mmer_data::synthetic::SyntheticConfig;
 use mmer_data::synthetic_multi::MultiLabelSyntheticConfig;
+use mmer_models::text_encoder::TextEncoder;
 use mmer_text::{EncoderKind, SentenceEncoder};
 use serde::{Deserialize, Serialize};
 
@@ -703,6 +704,15 @@ impl TextView {
 pub struct TextFeaturizer {
     encoder: SentenceEncoder,
     view: TextView,
+    tuned: Option<TunedLayers>,
+}
+
+/// A fine-tuned model's encoder layers and the layer whose token states
+/// they read.
+#[derive(Debug)]
+struct TunedLayers {
+    layers: TextEncoder,
+    below: usize,
 }
 
 impl TextFeaturizer {
@@ -717,14 +727,38 @@ impl TextFeaturizer {
                 .iter()
                 .filter_map(|u| u.text.as_deref())
                 .collect();
-            let rows = self.view.embed(&self.encoder, &texts, false, |_, _| {})?;
+            let rows = match &self.tuned {
+                None => self.view.embed(&self.encoder, &texts, false, |_, _| {})?,
+                Some(tuned) => self.tuned_rows(tuned, &texts)?,
+            };
             let with_text = d.utterances.iter_mut().filter(|u| u.text.is_some());
             for (u, row) in with_text.zip(rows) {
-                u.features
-                    .insert(Modality::Text, self.view.features(row, dim)?);
+                // The fine-tuned layers give the pooled vector itself.
+                let features = match self.tuned {
+                    Some(_) => Features::vector(row),
+                    None => self.view.features(row, dim)?,
+                };
+                u.features.insert(Modality::Text, features);
             }
         }
         Ok(())
+    }
+
+    /// The fine-tuned layers' pooled output for `texts`: what the model
+    /// trained on in place of the frozen layer's pooled states.
+    fn tuned_rows(&self, tuned: &TunedLayers, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let dim = self.encoder.dim();
+        let states =
+            self.encoder
+                .embed_layer_tokens_with_progress(texts, tuned.below, |_, _| {})?;
+        let refs: Vec<&[f32]> = states.iter().map(Vec::as_slice).collect();
+        let device = burn::tensor::Device::flex();
+        let pooled = mmer_train::finetune::pool_texts(&tuned.layers, &refs, dim, 32, &device);
+        let flat = pooled
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| crate::Error::Refused(format!("reading pooled text states: {e:?}")))?;
+        Ok(flat.chunks(dim).map(<[f32]>::to_vec).collect())
     }
 }
 
@@ -745,9 +779,42 @@ pub fn checkpoint_encoder(
     match (&checkpoint.text_encoder, uses_text) {
         (Some(source), true) => {
             let (name, view) = TextView::parse_source(source)?;
-            let encoder = load_encoder_from(name.parse()?, models_dir)?;
+            let kind: EncoderKind = name.parse()?;
+            let encoder = load_encoder_from(kind, models_dir)?;
             view.check(&encoder)?;
-            Ok(Some(TextFeaturizer { encoder, view }))
+            let tuned = match (&checkpoint.config.finetune, &view) {
+                (None, _) => None,
+                (Some(spec), TextView::Layers(layers)) if layers.len() == 1 => {
+                    let pooled = layers[0];
+                    let below = pooled.checked_sub(spec.layers).with_context(|| {
+                        format!(
+                            "model {}: fine-tunes {} layers under layer {pooled}",
+                            model.display(),
+                            spec.layers
+                        )
+                    })?;
+                    let (config, tensors) = mmer_text::load_encoder_tensors(kind, models_dir)?;
+                    let skeleton = TextEncoder::from_checkpoint(
+                        &config,
+                        &tensors,
+                        below..pooled,
+                        &burn::tensor::Device::flex(),
+                    )?;
+                    let layers = checkpoint
+                        .load_encoder_into(model, skeleton)
+                        .with_context(|| format!("loading model {}", model.display()))?;
+                    Some(TunedLayers { layers, below })
+                }
+                (Some(_), _) => bail!(
+                    "model {}: a fine-tuned model pools one layer, its text source is {source:?}",
+                    model.display()
+                ),
+            };
+            Ok(Some(TextFeaturizer {
+                encoder,
+                view,
+                tuned,
+            }))
         }
         (None, true) => bail!(
             "model {} reads precomputed text features (e.g. from a feature pickle); it cannot embed raw text",

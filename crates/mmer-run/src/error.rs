@@ -54,6 +54,9 @@ pub enum Error {
     /// Training, checkpoints and prediction.
     #[error(transparent)]
     Train(#[from] mmer_train::Error),
+    /// A trainable text encoder that does not fit its checkpoint.
+    #[error(transparent)]
+    TextEncoder(#[from] mmer_models::text_encoder::TextEncoderError),
     /// Metrics.
     #[error(transparent)]
     Metric(#[from] mmer_eval::Error),

@@ -38,8 +38,8 @@ impl Predictor {
     /// # Errors
     /// As [`Predictor::load`].
     pub fn load_with(dir: &Path, models_dir: &Path) -> Result<Self> {
-        let (checkpoint, model) =
-            Checkpoint::load(dir).with_context(|| format!("loading model {}", dir.display()))?;
+        let (checkpoint, model) = Checkpoint::load_model(dir)
+            .with_context(|| format!("loading model {}", dir.display()))?;
         let text = checkpoint_encoder(&checkpoint, dir, models_dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -78,7 +78,7 @@ impl Predictor {
         let started = Instant::now();
         self.embed(&mut dialogues)?;
         let predictions = self.predict_embedded(&dialogues)?;
-        tracing::info!(
+        tracing::debug!(
             utterances = predictions.len(),
             milliseconds = started.elapsed().as_secs_f64() * 1e3,
             "predicted (after model load)"

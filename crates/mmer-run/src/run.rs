@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use mmer_models::Fusion;
+use mmer_models::text_encoder::TextEncoder;
+use mmer_train::finetune::{TokenStates, train_seed_finetuned};
 use mmer_train::pretrain::{PretrainOutcome, pretrain_seed};
 use mmer_train::trainer::PreparedData;
 use mmer_train::{Checkpoint, TrainConfig, train_seed, train_seed_multi_label};
@@ -324,7 +326,9 @@ pub fn train_run(
             out,
             show_progress,
             existing,
-            train_seed_multi_label,
+            |data, train, seed, show| {
+                train_seed_multi_label(data, train, seed, show).map(|(o, m)| (o, m, None))
+            },
         )?;
         let results = MultiLabelRunResults::new(
             &corpus,
@@ -337,19 +341,127 @@ pub fn train_run(
         run.finish()?;
         return Ok(TrainedRun::Multi(Box::new(results)));
     }
-    let (config, outcomes, run) = train_seeds(
-        &corpus,
-        &data,
-        config,
-        out,
-        show_progress,
-        existing,
-        train_seed,
-    )?;
+    let (config, outcomes, run) = match &config.train.finetune {
+        None => train_seeds(
+            &corpus,
+            &data,
+            config,
+            out,
+            show_progress,
+            existing,
+            |data, train, seed, show| {
+                train_seed(data, train, seed, show).map(|(o, m)| (o, m, None))
+            },
+        )?,
+        Some(spec) => {
+            let (states, encoder) = finetune_inputs(&corpus, config, spec.layers, show_progress)?;
+            train_seeds(
+                &corpus,
+                &data,
+                config,
+                out,
+                show_progress,
+                existing,
+                |data, train, seed, show| {
+                    let (outcome, tuned) =
+                        train_seed_finetuned(data, &states, encoder.clone(), train, seed, show)?;
+                    Ok((outcome, tuned.model, Some(tuned.encoder)))
+                },
+            )?
+        }
+    };
     let results = RunResults::new(&corpus, &config, config.data.text_source(), &outcomes)?;
     run.write("results.json", &serde_json::to_vec_pretty(&results)?)?;
     run.finish()?;
     Ok(TrainedRun::Single(Box::new(results)))
+}
+
+/// What a fine-tuning run trains from: the frozen encoder's token states
+/// of every turn under the `layers` trained ones (aligned with
+/// [`PreparedData`]'s splits), and those layers, loaded from the same
+/// checkpoint. The pooled layer is `data.text_layers`' only entry.
+fn finetune_inputs(
+    corpus: &mmer_core::Corpus,
+    config: &RunConfig,
+    layers: usize,
+    show_progress: bool,
+) -> Result<(TokenStates, TextEncoder)> {
+    let kind = config
+        .data
+        .text_encoder
+        .context("[train.finetune] needs data.text_encoder (the encoder it fine-tunes)")?;
+    let pooled = match config.data.text_layers.as_deref() {
+        Some(&[layer]) => layer,
+        _ => bail!(
+            "[train.finetune] needs data.text_layers to name one layer (the pooled one, e.g. [8])"
+        ),
+    };
+    ensure!(
+        (1..=pooled).contains(&layers),
+        "[train.finetune] layers = {layers}: between 1 and the pooled layer {pooled}"
+    );
+    let below = pooled - layers;
+    let encoder = crate::data::load_encoder(kind)?;
+    let splits = [
+        mmer_core::Split::Train,
+        mmer_core::Split::Valid,
+        mmer_core::Split::Test,
+    ];
+    let mut texts = Vec::new();
+    for split in splits {
+        for d in corpus.split(split) {
+            for u in &d.utterances {
+                let text = u.text.as_deref().with_context(|| {
+                    format!(
+                        "fine-tuning needs every turn's transcript; {} has none",
+                        u.id
+                    )
+                })?;
+                texts.push(text);
+            }
+        }
+    }
+    tracing::info!(
+        texts = texts.len(),
+        layer = below,
+        "token states under the fine-tuned layers"
+    );
+    let progress = mmer_core::progress::Progress::new(
+        format!("{kind} layer {below}"),
+        "texts",
+        texts.len() as u64,
+        show_progress,
+    );
+    let mut flat = encoder
+        .embed_layer_tokens_with_progress(&texts, below, |done, _| {
+            progress.set_position(done as u64)
+        })?
+        .into_iter();
+    progress.finish();
+    let mut states = TokenStates {
+        width: kind.dim(),
+        ..TokenStates::default()
+    };
+    for (split, out) in
+        splits
+            .into_iter()
+            .zip([&mut states.train, &mut states.valid, &mut states.test])
+    {
+        *out = corpus
+            .split(split)
+            .iter()
+            .map(|d| d.utterances.iter().filter_map(|_| flat.next()).collect())
+            .collect();
+    }
+    let (checkpoint, tensors) =
+        mmer_text::load_encoder_tensors(kind, &mmer_text::default_models_dir())?;
+    let layers = TextEncoder::from_checkpoint(
+        &checkpoint,
+        &tensors,
+        below..pooled,
+        &burn::tensor::Device::flex(),
+    )?;
+    Ok((states, layers))
 }
 
 /// Every seed of `config` trained with `train` (or reused, resuming) into
@@ -364,12 +476,13 @@ fn train_seeds<O: Outcome>(
     out: &Path,
     show_progress: bool,
     existing: Existing,
-    train: fn(
+    mut train: impl FnMut(
         &PreparedData,
         &TrainConfig,
         u64,
         bool,
-    ) -> mmer_train::Result<(O, mmer_models::EmotionModel)>,
+    )
+        -> mmer_train::Result<(O, mmer_models::EmotionModel, Option<TextEncoder>)>,
 ) -> Result<(RunConfig, Vec<O>, RunDir)> {
     let run = RunDir::open(out, existing, config)?;
     // Seeds already finished in a run being resumed stay part of it.
@@ -393,11 +506,15 @@ fn train_seeds<O: Outcome>(
             outcomes.push(outcome);
             continue;
         }
-        let (outcome, model) = train(data, &config.train, seed, show_progress)?;
-        let metrics = serde_json::to_vec_pretty(&outcome)?;
-        seed_checkpoint(corpus, data, &config, seed, outcome.best_epoch())
-            .with_thresholds(outcome.thresholds())
-            .save_with(&model, &run.seed_dir(seed), &[("metrics.json", metrics)])?;
+        let (outcome, model, encoder) = train(data, &config.train, seed, show_progress)?;
+        let files = [("metrics.json", serde_json::to_vec_pretty(&outcome)?)];
+        let checkpoint = seed_checkpoint(corpus, data, &config, seed, outcome.best_epoch())
+            .with_thresholds(outcome.thresholds());
+        let dir = run.seed_dir(seed);
+        match &encoder {
+            Some(encoder) => checkpoint.save_fine_tuned(&model, encoder, &dir, &files)?,
+            None => checkpoint.save_with(&model, &dir, &files)?,
+        }
         outcomes.push(outcome);
     }
     // Seeds that parallel `--resume` processes finished meanwhile belong to

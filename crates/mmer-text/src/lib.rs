@@ -27,5 +27,5 @@ pub use encoder_kind::EncoderKind;
 pub use error::{Error, Result};
 pub use mmer_core::{MODELS_DIR_ENV, default_models_dir};
 pub use sentence_encoder::{
-    DEFAULT_BATCH_SIZE, NUMERICS_VERSION, SentenceEncoder, default_workers,
+    DEFAULT_BATCH_SIZE, NUMERICS_VERSION, SentenceEncoder, default_workers, load_encoder_tensors,
 };

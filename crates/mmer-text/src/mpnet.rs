@@ -34,7 +34,7 @@
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder, embedding};
-use candle_transformers::models::bert::HiddenAct;
+pub use candle_transformers::models::bert::HiddenAct;
 use candle_transformers::models::with_tracing::{LayerNorm, Linear, layer_norm, linear};
 use serde::Deserialize;
 
@@ -97,6 +97,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether the feed-forward activation is the exact (erf) GELU, the
+    /// only one the trainable encoder implements.
+    pub fn exact_gelu(&self) -> bool {
+        matches!(self.hidden_act, HiddenAct::Gelu)
+    }
+
     fn head_dim(&self) -> Result<usize> {
         if self.num_attention_heads == 0
             || !self.hidden_size.is_multiple_of(self.num_attention_heads)
@@ -151,7 +157,7 @@ pub fn relative_position_bucket(
 /// `pad + 1` over non-pad tokens, and pad tokens get `pad`
 /// (upstream `create_position_ids_from_input_ids`).
 // https://github.com/huggingface/transformers/blob/ade3d756fc1af824c0f1ced44fa5f98335b6394b/src/transformers/models/mpnet/modeling_mpnet.py#L1057
-pub(crate) fn position_ids(input_ids: &[u32], pad: u32) -> Vec<u32> {
+pub fn position_ids(input_ids: &[u32], pad: u32) -> Vec<u32> {
     let mut seen = 0u32;
     input_ids
         .iter()
@@ -508,7 +514,24 @@ impl MpnetModel {
     /// # Errors
     /// Rank or shape mismatches, and sequences longer than the position table.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
-        let mut states = self.run(input_ids, attention_mask, self.num_layers(), false)?;
+        self.forward_depth(input_ids, attention_mask, self.num_layers())
+    }
+
+    /// Token states after the first `depth` encoder layers (0 = the
+    /// embedding layer; capped at [`MpnetModel::num_layers`]).
+    ///
+    /// # Shapes
+    /// As [`MpnetModel::forward`].
+    ///
+    /// # Errors
+    /// As [`MpnetModel::forward`].
+    pub fn forward_depth(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        depth: usize,
+    ) -> Result<Tensor> {
+        let mut states = self.run(input_ids, attention_mask, depth, false)?;
         states
             .pop()
             .ok_or_else(|| candle_core::Error::Msg("MPNet returned no states".into()))
@@ -561,19 +584,88 @@ impl MpnetModel {
     }
 }
 
+/// This module's name fragments and BERT's for the attention block.
+const BERT_RENAMES: [(&str, &str); 5] = [
+    (".attention.attn.q.", ".attention.self.query."),
+    (".attention.attn.k.", ".attention.self.key."),
+    (".attention.attn.v.", ".attention.self.value."),
+    (".attention.attn.o.", ".attention.output.dense."),
+    (".attention.LayerNorm.", ".attention.output.LayerNorm."),
+];
+
 /// BERT's key for the tensor this module names `name` (the attention blocks
 /// are named differently; everything else matches).
 fn bert_key(name: &str) -> String {
-    const RENAMES: [(&str, &str); 5] = [
-        (".attention.attn.q.", ".attention.self.query."),
-        (".attention.attn.k.", ".attention.self.key."),
-        (".attention.attn.v.", ".attention.self.value."),
-        (".attention.attn.o.", ".attention.output.dense."),
-        (".attention.LayerNorm.", ".attention.output.LayerNorm."),
-    ];
-    RENAMES
+    BERT_RENAMES
         .iter()
         .fold(name.to_string(), |n, (from, to)| n.replace(from, to))
+}
+
+/// One tensor of a checkpoint as plain host data (row-major `f32`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// Dimensions, as in the checkpoint (`Linear` weights are `[out, in]`).
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// The encoder's tensors of `tensors` (a loaded checkpoint) under this
+/// module's names — `embeddings.{word_embeddings,position_embeddings,LayerNorm}.*`,
+/// `encoder.layer.{i}.…` and, for MPNet, `encoder.relative_attention_bias.weight`
+/// — with what [`MpnetModel::load`] does to a checkpoint done here too: the
+/// `mpnet.`/`bert.` prefix dropped, BERT's attention keys renamed and its
+/// token-type-0 embedding folded into the position table. The pooler, heads
+/// and anything else are left out. For a second implementation of the
+/// encoder (burn, to fine-tune it) that must read the same weights.
+///
+/// # Errors
+/// A tensor that is not `f32`-convertible, or a BERT checkpoint without
+/// `token_type_embeddings`.
+pub fn encoder_tensors(
+    tensors: std::collections::HashMap<String, Tensor>,
+    config: &Config,
+) -> Result<std::collections::BTreeMap<String, HostTensor>> {
+    let prefix = match config.model_type {
+        ModelType::Mpnet => "mpnet.",
+        ModelType::Bert => "bert.",
+    };
+    let ours = |name: &str| -> String {
+        let name = name.strip_prefix(prefix).unwrap_or(name);
+        match config.model_type {
+            ModelType::Mpnet => name.to_string(),
+            ModelType::Bert => BERT_RENAMES
+                .iter()
+                .fold(name.to_string(), |n, (to, from)| n.replace(from, to)),
+        }
+    };
+    let host = |t: &Tensor| -> Result<HostTensor> {
+        Ok(HostTensor {
+            shape: t.dims().to_vec(),
+            data: t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+        })
+    };
+    let mut out = std::collections::BTreeMap::new();
+    let mut token_type = None;
+    for (name, tensor) in &tensors {
+        let name = ours(name);
+        if name == "embeddings.token_type_embeddings.weight" {
+            token_type = Some(tensor.get(0)?); // [d]
+        } else if name.starts_with("embeddings.") || name.starts_with("encoder.") {
+            out.insert(name, tensor.clone());
+        }
+    }
+    if config.model_type == ModelType::Bert {
+        let token_type = token_type.ok_or_else(|| {
+            candle_core::Error::Msg("BERT checkpoint without token_type_embeddings".into())
+        })?;
+        let key = "embeddings.position_embeddings.weight".to_string();
+        if let Some(positions) = out.get(&key) {
+            let folded = positions.broadcast_add(&token_type)?;
+            out.insert(key, folded);
+        }
+    }
+    out.iter().map(|(k, t)| Ok((k.clone(), host(t)?))).collect()
 }
 
 /// `(1 − mask) · dtype::MIN`, shaped `[b, 1, 1, s]` to broadcast over heads and

@@ -27,6 +27,7 @@
 //! from ~115 to ~170 utterances. A library cannot set that variable safely for
 //! its caller, so binaries should document it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -68,8 +69,9 @@ pub fn default_workers() -> usize {
 enum Output {
     /// The pooled (and normalised) sentence vector.
     Sentence,
-    /// Every real token's state.
-    Tokens,
+    /// Every real token's state after the first `n` encoder layers
+    /// (0 = the embedding layer).
+    Tokens(usize),
     /// The masked mean of the token states of the embedding layer and of
     /// the first `n` encoder layers.
     Layers(usize),
@@ -90,6 +92,7 @@ pub struct SentenceEncoder {
     kind: EncoderKind,
     tokenizer: Tokenizer,
     backbone: MpnetModel,
+    config: mpnet::Config,
     device: Device,
     pipeline: Pipeline,
     pad_id: u32,
@@ -108,6 +111,30 @@ impl std::fmt::Debug for SentenceEncoder {
             .field("fingerprint", &self.fingerprint)
             .finish_non_exhaustive()
     }
+}
+
+/// The checkpoint of `kind` under `models_dir` as its hyper-parameters and
+/// its encoder's tensors under MPNet's names ([`mpnet::encoder_tensors`]):
+/// what a trainable copy of the encoder loads.
+///
+/// # Errors
+/// As [`SentenceEncoder::load`] for missing or unreadable files.
+pub fn load_encoder_tensors(
+    kind: EncoderKind,
+    models_dir: &Path,
+) -> Result<(mpnet::Config, BTreeMap<String, mpnet::HostTensor>)> {
+    let dir = ModelDir::new(kind, models_dir);
+    dir.check_installed()?;
+    let config: mpnet::Config = read_json(&dir.config())?;
+    let weights_path = dir.weights();
+    let weights_err = |source| Error::Weights {
+        path: weights_path.clone(),
+        source,
+    };
+    let tensors =
+        candle_core::safetensors::load(&weights_path, &Device::Cpu).map_err(weights_err)?;
+    let tensors = mpnet::encoder_tensors(tensors, &config).map_err(weights_err)?;
+    Ok((config, tensors))
 }
 
 impl SentenceEncoder {
@@ -216,6 +243,7 @@ impl SentenceEncoder {
             kind,
             tokenizer,
             backbone,
+            config,
             device,
             pipeline,
             pad_id,
@@ -326,7 +354,41 @@ impl SentenceEncoder {
     where
         F: FnMut(usize, usize),
     {
-        self.run(texts, Output::Tokens, progress)
+        self.run(texts, Output::Tokens(self.backbone.num_layers()), progress)
+    }
+
+    /// Every real token's state after the first `layer` encoder layers
+    /// (0 = the embedding layer; capped at the encoder's depth), flattened
+    /// `[tokens * dim]` per text: the input of the layers above it when only
+    /// those are fine-tuned.
+    ///
+    /// # Errors
+    /// As [`SentenceEncoder::embed`].
+    pub fn embed_layer_tokens_with_progress<F>(
+        &self,
+        texts: &[&str],
+        layer: usize,
+        progress: F,
+    ) -> Result<Vec<Vec<f32>>>
+    where
+        F: FnMut(usize, usize),
+    {
+        let layer = layer.min(self.backbone.num_layers());
+        self.run(texts, Output::Tokens(layer), progress)
+    }
+
+    /// Token ids of each text as the encoder reads them: truncated to
+    /// `max_seq_length`, special tokens added, no padding.
+    ///
+    /// # Errors
+    /// [`Error::Tokenize`] naming the text's index.
+    pub fn token_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.tokenize(texts)
+    }
+
+    /// The checkpoint's hyper-parameters (`config.json`).
+    pub fn config(&self) -> &mpnet::Config {
+        &self.config
     }
 
     /// The mean-pooled token states of the embedding layer and of the first
@@ -502,8 +564,8 @@ impl SentenceEncoder {
                 .map(|layers| layers.into_iter().flatten().collect())
                 .collect());
         }
-        let token_states = self.backbone.forward(&ids, &mask)?; // [b, s, d]
-        if output == Output::Tokens {
+        if let Output::Tokens(layer) = output {
+            let token_states = self.backbone.forward_depth(&ids, &mask, layer)?; // [b, s, d]
             let states = token_states.to_vec3::<f32>()?;
             return Ok(states
                 .into_iter()
@@ -511,6 +573,7 @@ impl SentenceEncoder {
                 .map(|(tokens, row)| tokens.into_iter().take(row.len()).flatten().collect())
                 .collect());
         }
+        let token_states = self.backbone.forward(&ids, &mask)?; // [b, s, d]
         let pooled = mean_pool(&token_states, &mask)?; // [b, d]
         let pooled = if self.pipeline.normalize {
             l2_normalize(&pooled)?

@@ -16,6 +16,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use mmer_core::{Dialogue, Label, LabelSpace};
 use mmer_models::EmotionModel;
+use mmer_models::text_encoder::TextEncoder;
 use serde::{Deserialize, Serialize};
 
 use crate::batcher::{EncodedDialogue, FeatureLayout, encode};
@@ -28,6 +29,8 @@ use crate::{Error, Result, TrainConfig};
 const SCHEMA_VERSION: u32 = 2;
 const META_FILE: &str = "checkpoint.json";
 const WEIGHTS_FILE: &str = "model.bpk";
+/// The fine-tuned text-encoder layers of a `[train.finetune]` model.
+const ENCODER_FILE: &str = "text_encoder.bpk";
 
 /// Class probabilities of every turn of one dialogue.
 type DialogueProbabilities = Vec<Vec<f32>>;
@@ -62,6 +65,10 @@ pub struct Checkpoint {
     /// label of a multi-label checkpoint without them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Vec<f32>>,
+    /// SHA-256 of `text_encoder.bpk`, the fine-tuned encoder layers of a
+    /// `[train.finetune]` model, verified before loading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_sha256: Option<String>,
 }
 
 /// The prediction for one utterance.
@@ -112,6 +119,7 @@ impl Checkpoint {
             labels,
             weights_sha256: None,
             thresholds: None,
+            encoder_sha256: None,
         }
     }
 
@@ -142,6 +150,32 @@ impl Checkpoint {
         dir: &Path,
         extra: &[(&str, Vec<u8>)],
     ) -> Result<()> {
+        self.save_all(model, None, dir, extra)
+    }
+
+    /// [`Checkpoint::save_with`] for a `[train.finetune]` model: its
+    /// fine-tuned encoder layers go to `text_encoder.bpk`, whose SHA-256
+    /// `checkpoint.json` records too.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::save_with`].
+    pub fn save_fine_tuned(
+        &self,
+        model: &EmotionModel,
+        encoder: &TextEncoder,
+        dir: &Path,
+        extra: &[(&str, Vec<u8>)],
+    ) -> Result<()> {
+        self.save_all(model, Some(encoder), dir, extra)
+    }
+
+    fn save_all(
+        &self,
+        model: &EmotionModel,
+        encoder: Option<&TextEncoder>,
+        dir: &Path,
+        extra: &[(&str, Vec<u8>)],
+    ) -> Result<()> {
         let staging = mmer_core::atomic::partial_path(dir);
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
@@ -155,8 +189,23 @@ impl Checkpoint {
                 path: weights.clone(),
                 msg: e.to_string(),
             })?;
+        let encoder_sha256 = match encoder {
+            Some(encoder) => {
+                let path = staging.join(ENCODER_FILE);
+                encoder
+                    .clone()
+                    .save_file(&path)
+                    .map_err(|e| Error::Checkpoint {
+                        path: path.clone(),
+                        msg: e.to_string(),
+                    })?;
+                Some(mmer_core::atomic::file_sha256(&path)?)
+            }
+            None => None,
+        };
         let sealed = Self {
             weights_sha256: Some(mmer_core::atomic::file_sha256(&weights)?),
+            encoder_sha256,
             ..self.clone()
         };
         let meta = staging.join(META_FILE);
@@ -278,6 +327,64 @@ impl Checkpoint {
     /// # Errors
     /// Missing files, an unknown schema, or weights that do not fit the config.
     pub fn load(dir: &Path) -> Result<(Self, EmotionModel)> {
+        let loaded = Self::load_model(dir)?;
+        if loaded.0.config.finetune.is_some() {
+            // Its model reads the fine-tuned layers' output, not the frozen
+            // features this caller would give it: refuse rather than score
+            // the wrong inputs.
+            return Err(Error::Checkpoint {
+                path: dir.join(META_FILE),
+                msg: "a fine-tuned model ([train.finetune]): `mmer predict` (and serve, Python) run its encoder layers; eval, robustness and cross-dataset scoring do not yet (its results.json has its scores)".into(),
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// The fine-tuned encoder layers of a `[train.finetune]` checkpoint in
+    /// `dir`, loaded into `layers` (built by the caller from the installed
+    /// encoder, the same layers), after checking `text_encoder.bpk`'s
+    /// SHA-256.
+    ///
+    /// # Errors
+    /// Not a fine-tuned checkpoint, a missing or damaged file, weights that
+    /// do not fit `layers`.
+    pub fn load_encoder_into(&self, dir: &Path, layers: TextEncoder) -> Result<TextEncoder> {
+        let path = dir.join(ENCODER_FILE);
+        let expected = self
+            .encoder_sha256
+            .as_ref()
+            .ok_or_else(|| Error::Checkpoint {
+                path: dir.join(META_FILE),
+                msg: "records no fine-tuned encoder layers".into(),
+            })?;
+        let actual = mmer_core::atomic::file_sha256(&path)?;
+        if actual != *expected {
+            return Err(Error::Checkpoint {
+                path,
+                msg: format!(
+                    "is damaged: its SHA-256 is {actual}, checkpoint.json recorded {expected}"
+                ),
+            });
+        }
+        let record = ModuleRecord::load(&path).map_err(|e| Error::Checkpoint {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        layers
+            .try_load_record(record)
+            .map_err(|e| Error::Checkpoint {
+                path,
+                msg: e.to_string(),
+            })
+    }
+
+    /// [`Checkpoint::load`] for callers that run a fine-tuned model's
+    /// encoder layers themselves ([`Checkpoint::load_encoder_into`]):
+    /// every checkpoint loads.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::load`], fine-tuned models aside.
+    pub fn load_model(dir: &Path) -> Result<(Self, EmotionModel)> {
         let (_, checkpoint) = Self::read_meta(dir)?;
         let (weights, record) = checkpoint.verified_record(dir)?;
         let device = Device::flex();

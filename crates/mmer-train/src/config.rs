@@ -89,6 +89,55 @@ pub struct TrainConfig {
     /// dropout masks come from per-shard streams, so a value trains its own
     /// (deterministic) model whatever the core count.
     pub data_parallel: usize,
+    /// Fine-tune the top layers of the text encoder with the model
+    /// (`[train.finetune]`; absent = frozen features, the default).
+    pub finetune: Option<FineTuneSpec>,
+}
+
+/// Fine-tuning the text encoder's top layers together with the model
+/// (issue 17; `mmer_train::finetune`). The frozen encoder computes the token
+/// states under the trained layers once; the trained layers, the pooling
+/// and the model above run in every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FineTuneSpec {
+    /// Encoder layers trained, counted down from the pooled layer
+    /// (`data.text_layers`, e.g. 8 → layers 7 and 8 with 2).
+    pub layers: usize,
+    /// AdamW learning rate of the top trained layer at the end of warm-up.
+    pub learning_rate: f64,
+    /// Layer-wise decay: each layer below the top gets this factor more
+    /// (1 = one rate for all).
+    pub layer_decay: f64,
+    /// Share of all steps spent warming the encoder's rate up from 0; it
+    /// then falls linearly to 0 at `max_epochs`. The model above keeps
+    /// `train.learning_rate`.
+    pub warmup: f64,
+    /// Gradient clipping of the encoder's parameters: each parameter
+    /// tensor's gradient is scaled down to this L2 norm (burn's
+    /// `GradientClippingConfig::Norm`); 0 = off.
+    pub clip_norm: f64,
+    /// Batches whose gradients are summed before each optimiser step.
+    pub accumulate: usize,
+    /// AdamW decoupled weight decay of the encoder's parameters.
+    pub weight_decay: f64,
+    /// Utterances per encoder forward pass (sorted by length to cut padding).
+    pub chunk: usize,
+}
+
+impl Default for FineTuneSpec {
+    fn default() -> Self {
+        Self {
+            layers: 2,
+            learning_rate: 5e-5,
+            layer_decay: 0.9,
+            warmup: 0.1,
+            clip_norm: 1.0,
+            accumulate: 1,
+            weight_decay: 0.01,
+            chunk: 32,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -108,6 +157,7 @@ impl Default for TrainConfig {
             init_from: None,
             pretrain: PretrainSpec::default(),
             data_parallel: 1,
+            finetune: None,
         }
     }
 }

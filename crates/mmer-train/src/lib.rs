@@ -5,7 +5,8 @@
 //! training loop with early stopping on the *validation* weighted F1
 //! ([`trainer`]; multi-label sets: the validation macro F1, with per-label
 //! thresholds tuned on validation, [`multi_label`]), self-supervised pre-training of the multimodal encoders
-//! ([`pretrain`]), checkpoints that rebuild the model for `eval` / `predict`
+//! ([`pretrain`]), fine-tuning the text encoder's top layers with the
+//! model ([`finetune`]), checkpoints that rebuild the model for `eval` / `predict`
 //! ([`checkpoint`]), and the experiment configuration ([`config`]).
 //! Reading files and computing features happen upstream.
 
@@ -13,12 +14,13 @@ pub mod batcher;
 pub mod checkpoint;
 pub mod config;
 mod error;
+pub mod finetune;
 pub mod multi_label;
 pub mod pretrain;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, ClassProbabilities, Prediction};
-pub use config::{ClassWeighting, ModelSpec, PretrainSpec, TrainConfig};
+pub use config::{ClassWeighting, FineTuneSpec, ModelSpec, PretrainSpec, TrainConfig};
 pub use error::{Error, Result};
 pub use multi_label::{MultiLabelOutcome, train_seed_multi_label};
 pub use trainer::{SeedOutcome, train_seed};

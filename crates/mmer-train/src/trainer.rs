@@ -264,7 +264,7 @@ pub(crate) fn report(
 /// and the peer-ensemble → fusion distillation, each with its weight.
 /// Either way the fusion's NCE (AM²-EmoJE's or SeMuL-PCD's) and
 /// AM²-EmoJE's imputation error are added with their weights.
-fn batch_loss(
+pub(crate) fn batch_loss(
     model: &EmotionModel,
     batch: &Batch,
     config: &TrainConfig,

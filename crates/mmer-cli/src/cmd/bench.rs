@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use mmer_run::bench::{
-    AsrBenchConfig, ExtractBenchConfig, PredictBenchConfig, SpeakersBenchConfig, TextBenchConfig,
-    TrainEpochBenchConfig,
+    AsrBenchConfig, ExtractBenchConfig, FineTuneStepBenchConfig, PredictBenchConfig,
+    SpeakersBenchConfig, TextBenchConfig, TrainEpochBenchConfig,
 };
 use mmer_text::EncoderKind;
 
@@ -58,6 +58,52 @@ pub enum Workload {
     /// face seen in every turn (a listener on camera). Prints the JSON
     /// report, and a table on stderr.
     Speakers(SpeakersBenchArgs),
+    /// Fine-tuning steps of a text encoder (MPNet by default; every layer,
+    /// or the top `--layers` from cached states) on batches of MELD
+    /// training utterances: forward, mean pooling, a linear head,
+    /// cross-entropy, backward, AdamW. `--inputs-out` writes the batches for
+    /// the PyTorch side (bench/pytorch_finetune_step.py).
+    FinetuneStep(FineTuneStepArgs),
+}
+
+/// Arguments of `mmer bench finetune-step`.
+#[derive(Debug, Args)]
+pub struct FineTuneStepArgs {
+    /// Encoder to fine-tune.
+    #[arg(long, value_enum, default_value_t = FineTuneStepBenchConfig::default().encoder)]
+    pub encoder: EncoderKind,
+    /// MELD CSV whose training utterances fill the batches, in file order.
+    #[arg(long, default_value_os_t = FineTuneStepBenchConfig::default().meld_csv)]
+    pub meld_csv: PathBuf,
+    /// Utterances per step.
+    #[arg(long, default_value_t = FineTuneStepBenchConfig::default().batch)]
+    pub batch: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = FineTuneStepBenchConfig::default().steps)]
+    pub steps: usize,
+    /// Untimed steps first, on their own batches.
+    #[arg(long, default_value_t = FineTuneStepBenchConfig::default().warmup_steps)]
+    pub warmup_steps: usize,
+    /// Top layers trained [default: all, with the embeddings].
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Write the batches (token ids, labels) and settings here as JSON.
+    #[arg(long)]
+    pub inputs_out: Option<PathBuf>,
+}
+
+impl FineTuneStepArgs {
+    fn into_config(self) -> FineTuneStepBenchConfig {
+        FineTuneStepBenchConfig {
+            encoder: self.encoder,
+            meld_csv: self.meld_csv,
+            batch: self.batch,
+            steps: self.steps,
+            warmup_steps: self.warmup_steps,
+            layers: self.layers,
+            inputs_out: self.inputs_out,
+        }
+    }
 }
 
 /// Arguments of `mmer bench speakers`.
@@ -381,6 +427,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Workload::Text(a) => serde_json::to_string(&mmer_run::bench::run_text(&a.into_config())?)?,
         Workload::TrainEpoch(a) => {
             serde_json::to_string(&mmer_run::bench::run_train_epoch(&a.into_config())?)?
+        }
+        Workload::FinetuneStep(a) => {
+            serde_json::to_string(&mmer_run::bench::run_finetune_step(&a.into_config())?)?
         }
         Workload::Predict(a) => {
             serde_json::to_string(&mmer_run::bench::run_predict(&a.into_config())?)?

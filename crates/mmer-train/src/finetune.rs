@@ -1,0 +1,699 @@
+//! Fine-tuning the top layers of the text encoder together with the context
+//! model (issue 17), as `[train.finetune]` asks.
+//!
+//! The frozen candle encoder computes, once per run, the token states of
+//! every utterance under the trained layers (`TokenStates`, layer
+//! `pooled − k`). Each step then runs the `k` trained layers
+//! ([`mmer_models::text_encoder::TextEncoder`], burn, the same weights) over
+//! the batch's utterances — sorted by length and cut into chunks, so little
+//! is padding — mean-pools them, standardises them with the frozen
+//! features' training statistics (the run's
+//! [`FeatureLayout`](crate::batcher::FeatureLayout)) and hands
+//! them to the model in place of the frozen vectors. With a learning rate
+//! of 0 the inputs are the frozen ones (up to float rounding): fine-tuning
+//! starts from exactly what the foundation model reads.
+//!
+//! Optimisation, as BERT fine-tuning does it (Sun et al. 2019, "How to
+//! Fine-Tune BERT for Text Classification"; EmoBERTa): AdamW per encoder
+//! layer with layer-wise learning-rate decay, linear warm-up then linear
+//! decay to 0 at `max_epochs`, gradient clipping, gradient accumulation.
+//! The model above keeps the foundation's Adam and constant rate. Model
+//! selection is the foundation's: early stopping on the validation
+//! weighted F1, test scored once with the selected epoch.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mmer_models::text_encoder::{EncoderLayer, TextEncoder, mean_pool};
+use mmer_models::{EmotionModel, Fusion, UtteranceInput};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::batcher::{Batch, EncodedDialogue, make_batch};
+use crate::config::FineTuneSpec;
+use crate::trainer::{
+    EpochRecord, PreparedData, SeedOutcome, batch_loss, class_weight_tensor, ensure_single_label,
+    epoch_bar, report, scatter, training_device,
+};
+use crate::{Error, Result, TrainConfig};
+
+/// Token states of every turn under the trained layers, aligned with
+/// [`PreparedData`]'s dialogues: `split[dialogue][turn]` is `[tokens · d]`.
+#[derive(Debug, Clone, Default)]
+pub struct TokenStates {
+    /// Width `d` of a token state.
+    pub width: usize,
+    /// Training dialogues.
+    pub train: Vec<Vec<Vec<f32>>>,
+    /// Validation dialogues.
+    pub valid: Vec<Vec<Vec<f32>>>,
+    /// Test dialogues.
+    pub test: Vec<Vec<Vec<f32>>>,
+}
+
+impl TokenStates {
+    /// Checks that every split has one entry per dialogue and turn of
+    /// `data`, each a whole number (≥ 1) of `width`-wide tokens.
+    fn check(&self, data: &PreparedData) -> Result<()> {
+        let splits = [
+            ("train", &self.train, &data.train),
+            ("valid", &self.valid, &data.valid),
+            ("test", &self.test, &data.test),
+        ];
+        for (name, states, dialogues) in splits {
+            if states.len() != dialogues.len() {
+                return Err(Error::Data(format!(
+                    "{name}: token states for {} dialogues, the split has {}",
+                    states.len(),
+                    dialogues.len()
+                )));
+            }
+            for (turns, d) in states.iter().zip(dialogues) {
+                if turns.len() != d.len() {
+                    return Err(Error::Data(format!(
+                        "dialogue {}: token states for {} turns, it has {}",
+                        d.id,
+                        turns.len(),
+                        d.len()
+                    )));
+                }
+                if let Some(t) = turns
+                    .iter()
+                    .position(|s| s.is_empty() || !s.len().is_multiple_of(self.width))
+                {
+                    return Err(Error::Data(format!(
+                        "dialogue {} turn {t}: {} values are not whole tokens of width {}",
+                        d.id,
+                        turns[t].len(),
+                        self.width
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fine-tuned layers and the model above them.
+#[derive(Debug, Clone)]
+pub struct FineTuned {
+    /// The trained encoder layers.
+    pub encoder: TextEncoder,
+    /// The emotion model reading their pooled output.
+    pub model: EmotionModel,
+}
+
+/// Refuses configurations this loop does not train: inputs other than text
+/// alone through early fusion, no layer, sharded batches, a chunk or
+/// accumulation of 0.
+fn check_spec(config: &TrainConfig, spec: &FineTuneSpec, encoder: &TextEncoder) -> Result<()> {
+    if config.modalities != [mmer_core::Modality::Text] || config.model.fusion != Fusion::Early {
+        return Err(Error::Data(
+            "[train.finetune] trains text alone through `fusion = \"early\"` for now".into(),
+        ));
+    }
+    if spec.layers == 0 || spec.layers != encoder.num_layers() {
+        return Err(Error::Data(format!(
+            "[train.finetune] layers = {}, the encoder holds {} layers",
+            spec.layers,
+            encoder.num_layers()
+        )));
+    }
+    if config.data_parallel > 1 {
+        return Err(Error::Data(
+            "[train.finetune] trains one batch at a time (its matrix products use every core): leave data_parallel at 1".into(),
+        ));
+    }
+    if spec.chunk == 0 || spec.accumulate == 0 {
+        return Err(Error::Data(
+            "[train.finetune] chunk and accumulate must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The trained layers' mean-pooled output for `texts`, each the token
+/// states `[tokens · width]` of the layer under them, in input order. The
+/// texts run in length-sorted chunks of `chunk`, so little is padding.
+///
+/// # Shapes
+/// → `[texts, width]`
+pub fn pool_texts(
+    encoder: &TextEncoder,
+    texts: &[&[f32]],
+    width: usize,
+    chunk: usize,
+    device: &Device,
+) -> Tensor<2> {
+    let n = texts.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| texts[i].len());
+    let pooled: Vec<Tensor<2>> = order
+        .chunks(chunk.max(1))
+        .map(|rows| {
+            let s = rows
+                .iter()
+                .map(|&i| texts[i].len() / width)
+                .max()
+                .unwrap_or(1);
+            let mut flat = vec![0f32; rows.len() * s * width];
+            let mut mask = vec![0f32; rows.len() * s];
+            for (r, &i) in rows.iter().enumerate() {
+                let tokens = texts[i].len() / width;
+                flat[r * s * width..r * s * width + texts[i].len()].copy_from_slice(texts[i]);
+                mask[r * s..r * s + tokens].fill(1.0);
+            }
+            let x = Tensor::<3>::from_data(TensorData::new(flat, [rows.len(), s, width]), device);
+            let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows.len(), s]), device);
+            mean_pool(encoder.forward_states(x, &mask), &mask) // [c, d]
+        })
+        .collect();
+    // Back to input order: row i of the result is sorted row position[i].
+    let mut position = vec![0i64; n];
+    for (p, &i) in order.iter().enumerate() {
+        position[i] = p as i64;
+    }
+    let position = Tensor::<1, Int>::from_data(TensorData::new(position, [n]), device);
+    Tensor::cat(pooled, 0).select(0, position)
+}
+
+/// The trained layers' pooled, standardised output for the turns of
+/// `dialogues` (`states[i]` the token states of dialogue `i`), laid out as
+/// the padded `[batch, turns, d]` grid [`make_batch`] builds.
+///
+/// # Shapes
+/// → `[dialogues, max turns, d]`
+fn tuned_grid(
+    encoder: &TextEncoder,
+    dialogues: &[&EncodedDialogue],
+    states: &[&Vec<Vec<f32>>],
+    width: usize,
+    (mean, std): (&Tensor<1>, &Tensor<1>),
+    chunk: usize,
+    device: &Device,
+) -> Tensor<3> {
+    let turns = dialogues.iter().map(|d| d.len()).max().unwrap_or(1).max(1);
+    let texts: Vec<&[f32]> = states
+        .iter()
+        .flat_map(|d| d.iter().map(Vec::as_slice))
+        .collect();
+    let n = texts.len();
+    let pooled = pool_texts(encoder, &texts, width, chunk, device); // [n, d]
+    let standardised =
+        (pooled - mean.clone().unsqueeze_dim::<2>(0)) / std.clone().unsqueeze_dim::<2>(0);
+    // Row of each grid cell: its turn, or `n` (a zero row) for padding.
+    let mut grid = Vec::with_capacity(dialogues.len() * turns);
+    let mut next = 0i64;
+    for d in dialogues {
+        for t in 0..turns {
+            if t < d.len() {
+                grid.push(next);
+                next += 1;
+            } else {
+                grid.push(n as i64);
+            }
+        }
+    }
+    let padded = Tensor::cat(vec![standardised, Tensor::zeros([1, width], device)], 0); // [n + 1, d]
+    let grid =
+        Tensor::<1, Int>::from_data(TensorData::new(grid, [dialogues.len() * turns]), device);
+    padded
+        .select(0, grid)
+        .reshape([dialogues.len(), turns, width])
+}
+
+/// A batch of `members` whose input is the trained layers' output.
+#[allow(clippy::too_many_arguments)]
+fn tuned_batch(
+    encoder: &TextEncoder,
+    members: &[&EncodedDialogue],
+    states: &[&Vec<Vec<f32>>],
+    data: &PreparedData,
+    width: usize,
+    stats: (&Tensor<1>, &Tensor<1>),
+    chunk: usize,
+    device: &Device,
+) -> Batch {
+    let mut batch = make_batch(members, &data.layout, device);
+    batch.input.input = UtteranceInput::Pooled(tuned_grid(
+        encoder, members, states, width, stats, chunk, device,
+    ));
+    batch
+}
+
+/// The layout's training mean and standard deviation as tensors.
+fn layout_stats(data: &PreparedData, device: &Device) -> (Tensor<1>, Tensor<1>) {
+    let d = data.layout.mean.len();
+    (
+        Tensor::from_data(TensorData::new(data.layout.mean.clone(), [d]), device),
+        Tensor::from_data(TensorData::new(data.layout.std.clone(), [d]), device),
+    )
+}
+
+/// Class probabilities of every turn of `dialogues` (inference mode).
+fn probabilities(
+    tuned: &FineTuned,
+    dialogues: &[EncodedDialogue],
+    states: &[Vec<Vec<f32>>],
+    data: &PreparedData,
+    width: usize,
+    chunk: usize,
+    device: &Device,
+) -> Vec<Vec<Vec<f32>>> {
+    let stats = layout_stats(data, device);
+    let mut order: Vec<usize> = (0..dialogues.len()).collect();
+    order.sort_by_key(|&i| dialogues[i].len());
+    let mut out = vec![Vec::new(); dialogues.len()];
+    for batch in order.chunks(16) {
+        let members: Vec<&EncodedDialogue> = batch.iter().map(|&i| &dialogues[i]).collect();
+        let turn_states: Vec<&Vec<Vec<f32>>> = batch.iter().map(|&i| &states[i]).collect();
+        let input = tuned_batch(
+            &tuned.encoder,
+            &members,
+            &turn_states,
+            data,
+            width,
+            (&stats.0, &stats.1),
+            chunk,
+            device,
+        );
+        let probs = softmax(tuned.model.forward(&input.input), 2);
+        scatter(&probs, batch, dialogues, &mut out);
+    }
+    out
+}
+
+/// The encoder's learning-rate factor at optimiser step `step` (from 0) of
+/// `total`: linear warm-up from 0 over the first `warmup` share, then linear
+/// decay to 0 — Hugging Face's `get_linear_schedule_with_warmup`.
+pub fn schedule(step: usize, total: usize, warmup: f64) -> f64 {
+    let warm = (warmup * total as f64).round() as usize;
+    if step < warm {
+        step as f64 / warm as f64
+    } else {
+        let left = total.saturating_sub(step) as f64;
+        (left / total.saturating_sub(warm).max(1) as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// One optimiser per encoder layer (lowest first) and its accumulated
+/// gradients.
+struct LayerOptimisers {
+    optimisers: Vec<ModuleOptimizer>,
+    accumulated: Vec<GradientsAccumulator<EncoderLayer>>,
+}
+
+impl LayerOptimisers {
+    fn new(spec: &FineTuneSpec, layers: usize) -> Self {
+        let clipping =
+            (spec.clip_norm > 0.0).then_some(GradientClippingConfig::Norm(spec.clip_norm as f32));
+        Self {
+            optimisers: (0..layers)
+                .map(|_| {
+                    AdamWConfig::new()
+                        .with_weight_decay(spec.weight_decay as f32)
+                        .with_grad_clipping(clipping.clone())
+                        .init()
+                })
+                .collect(),
+            accumulated: (0..layers).map(|_| GradientsAccumulator::new()).collect(),
+        }
+    }
+}
+
+/// Trains one seed: the foundation loop of [`crate::train_seed`] with the
+/// top `spec.layers` encoder layers (`encoder`, built on any device, moved
+/// to the training device) trained too, reading `states`.
+///
+/// # Errors
+/// A multi-label set; inputs other than text alone through early fusion,
+/// no layer, `data_parallel` > 1, a chunk or accumulation of 0; token states
+/// that do not match the data, a split without labelled turns.
+pub fn train_seed_finetuned(
+    data: &PreparedData,
+    states: &TokenStates,
+    encoder: TextEncoder,
+    config: &TrainConfig,
+    seed: u64,
+    show_progress: bool,
+) -> Result<(SeedOutcome, FineTuned)> {
+    ensure_single_label(&data.labels)?;
+    let spec = config.finetune.clone().unwrap_or_default();
+    check_spec(config, &spec, &encoder)?;
+    states.check(data)?;
+    let started = Instant::now();
+    let device = training_device();
+    device.seed(seed);
+    let (mut model, mut head_optim) = crate::trainer::init_model(data, config, &device);
+    // A module built off the autodiff device tracks gradients only after
+    // `train` (burn's `fork` keeps the source's inference mode).
+    let mut encoder = encoder.fork(&device).train().freeze_shared();
+    let mut layer_optims = LayerOptimisers::new(&spec, encoder.num_layers());
+    let mut head_accumulated = GradientsAccumulator::<EmotionModel>::new();
+    let class_weights = class_weight_tensor(data, config, &device);
+    let stats = layout_stats(data, &device);
+    let eval_device = device.clone().inner();
+    let batches_per_epoch = data.train.len().div_ceil(config.batch_size.max(1));
+    let total_steps = config.max_epochs * batches_per_epoch.div_ceil(spec.accumulate);
+    let top = encoder.num_layers() - 1;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    let bar = epoch_bar(show_progress, config.max_epochs, "seed", seed);
+    let (mut step, mut pending) = (0usize, 0usize);
+    let mut best: Option<(f64, usize, FineTuned)> = None;
+    let mut history = Vec::new();
+    for epoch in 1..=config.max_epochs {
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
+        for chunk in order.chunks(config.batch_size.max(1)) {
+            let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
+            let turn_states: Vec<&Vec<Vec<f32>>> =
+                chunk.iter().map(|&i| &states.train[i]).collect();
+            let batch = tuned_batch(
+                &encoder,
+                &members,
+                &turn_states,
+                data,
+                states.width,
+                (&stats.0, &stats.1),
+                spec.chunk,
+                &device,
+            );
+            if batch.num_labelled == 0 {
+                continue;
+            }
+            let loss = batch_loss(&model, &batch, config, class_weights.as_ref())
+                .div_scalar(spec.accumulate as f32);
+            loss_sum += f64::from(loss.clone().into_scalar::<f32>()) * spec.accumulate as f64;
+            loss_batches += 1;
+            let mut grads = loss.backward();
+            head_accumulated.accumulate(&model, GradientsParams::from_module(&mut grads, &model));
+            for (layer, acc) in encoder
+                .layers_mut()
+                .iter()
+                .zip(layer_optims.accumulated.iter_mut())
+            {
+                acc.accumulate(layer, GradientsParams::from_module(&mut grads, layer));
+            }
+            pending += 1;
+            if pending < spec.accumulate {
+                continue;
+            }
+            pending = 0;
+            model = head_optim.step(config.learning_rate, model, head_accumulated.grads());
+            let factor = schedule(step, total_steps, spec.warmup);
+            let layers = std::mem::take(encoder.layers_mut());
+            *encoder.layers_mut() = layers
+                .into_iter()
+                .enumerate()
+                .map(|(i, layer)| {
+                    let lr = spec.learning_rate * factor * spec.layer_decay.powi((top - i) as i32);
+                    let grads = layer_optims.accumulated[i].grads();
+                    layer_optims.optimisers[i].step(lr, layer, grads)
+                })
+                .collect();
+            step += 1;
+        }
+        let snapshot = FineTuned {
+            encoder: encoder.valid(),
+            model: model.valid(),
+        };
+        let probs = probabilities(
+            &snapshot,
+            &data.valid,
+            &states.valid,
+            data,
+            states.width,
+            spec.chunk,
+            &eval_device,
+        );
+        let valid = report(&data.valid, &probs, &data.labels)?.weighted_f1;
+        let train_loss = loss_sum / loss_batches.max(1) as f64;
+        history.push(EpochRecord {
+            epoch,
+            train_loss,
+            valid_weighted_f1: valid,
+        });
+        tracing::info!(seed, epoch, train_loss, valid, "fine-tuning epoch");
+        bar.set_message(format!("valid wF1 {valid:.4}"));
+        bar.inc(1);
+        if best.as_ref().is_none_or(|(b, _, _)| valid > *b) {
+            best = Some((valid, epoch, snapshot));
+        } else if best
+            .as_ref()
+            .is_some_and(|(_, e, _)| epoch >= config.min_epochs && epoch - e >= config.patience)
+        {
+            break;
+        }
+    }
+    bar.finish();
+    let (_, best_epoch, tuned) =
+        best.ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))?;
+    let score = |dialogues: &[EncodedDialogue], split: &[Vec<Vec<f32>>]| {
+        let probs = probabilities(
+            &tuned,
+            dialogues,
+            split,
+            data,
+            states.width,
+            spec.chunk,
+            &eval_device,
+        );
+        report(dialogues, &probs, &data.labels)
+    };
+    let valid = score(&data.valid, &states.valid)?;
+    let test = match data.test.is_empty() {
+        true => None,
+        false => Some(score(&data.test, &states.test)?),
+    };
+    tracing::info!(
+        seed,
+        best_epoch,
+        valid_wf1 = valid.weighted_f1,
+        "seed finished"
+    );
+    let outcome = SeedOutcome {
+        seed,
+        best_epoch,
+        valid,
+        test,
+        history,
+        train_seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((outcome, tuned))
+}
+
+#[cfg(test)]
+mod tests {
+    use mmer_core::{Features, Label, Modality, Split};
+    use mmer_data::synthetic::{SyntheticConfig, generate};
+    use mmer_models::text_encoder::{random_checkpoint, tiny_config};
+
+    use super::*;
+    use crate::FineTuneSpec;
+
+    /// A synthetic text-only corpus whose text vectors are a tiny random
+    /// MPNet's pooled output for token ids that depend on the label, the
+    /// token states of its layer 1 for each turn, and its layer 2 (the one
+    /// fine-tuned).
+    fn tiny_text() -> (PreparedData, TokenStates, TextEncoder, TrainConfig) {
+        let mut corpus = generate(&SyntheticConfig {
+            dialogues: [12, 6, 6],
+            ..Default::default()
+        });
+        let config = tiny_config();
+        let tensors = random_checkpoint(&config, 3);
+        let device = Device::default();
+        let lower = TextEncoder::from_checkpoint(&config, &tensors, 0..1, &device).expect("loads");
+        let whole = TextEncoder::from_checkpoint(&config, &tensors, 0..2, &device).expect("loads");
+        let upper = TextEncoder::from_checkpoint(&config, &tensors, 1..2, &device).expect("loads");
+        let mut states = TokenStates {
+            width: 8,
+            ..TokenStates::default()
+        };
+        for (split, out) in [Split::Train, Split::Valid, Split::Test].into_iter().zip([
+            &mut states.train,
+            &mut states.valid,
+            &mut states.test,
+        ]) {
+            for d in corpus.splits.get_mut(&split).expect("generated split") {
+                let mut turns = Vec::new();
+                for (t, u) in d.utterances.iter_mut().enumerate() {
+                    let class = u.label.as_ref().and_then(Label::single).unwrap_or(0) as u32;
+                    let ids = [0, 2 + class % 8, 2 + (t as u32 % 3), 10];
+                    let ids = &ids[..2 + t % 3];
+                    let (below, _) = lower
+                        .forward_ids(&[ids.to_vec()], &device)
+                        .expect("embeddings");
+                    let (top, mask) = whole
+                        .forward_ids(&[ids.to_vec()], &device)
+                        .expect("embeddings");
+                    let pooled = mean_pool(top, &mask)
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .expect("f32");
+                    u.features = [(Modality::Text, Features::vector(pooled))].into();
+                    turns.push(below.into_data().try_to_vec::<f32>().expect("f32"));
+                }
+                out.push(turns);
+            }
+        }
+        let train = TrainConfig {
+            modalities: vec![Modality::Text],
+            max_epochs: 3,
+            patience: 3,
+            batch_size: 4,
+            finetune: Some(FineTuneSpec {
+                layers: 1,
+                learning_rate: 1e-2,
+                chunk: 5,
+                ..FineTuneSpec::default()
+            }),
+            ..TrainConfig::default()
+        };
+        let data = PreparedData::new(&corpus, &train).expect("prepares");
+        (data, states, upper, train)
+    }
+
+    /// The standardised inputs the trained layers give the model for every
+    /// turn of `dialogues` (inference mode), `[dialogue][turn] → [d]`: with
+    /// untouched layers, the frozen features the layout standardised.
+    fn tuned_inputs(
+        encoder: &TextEncoder,
+        dialogues: &[EncodedDialogue],
+        states: &[Vec<Vec<f32>>],
+        data: &PreparedData,
+        width: usize,
+        device: &Device,
+    ) -> Vec<Vec<Vec<f32>>> {
+        let stats = layout_stats(data, device);
+        let mut out = vec![Vec::new(); dialogues.len()];
+        let all: Vec<usize> = (0..dialogues.len()).collect();
+        for batch in all.chunks(16) {
+            let members: Vec<&EncodedDialogue> = batch.iter().map(|&i| &dialogues[i]).collect();
+            let turn_states: Vec<&Vec<Vec<f32>>> = batch.iter().map(|&i| &states[i]).collect();
+            let grid = tuned_grid(
+                encoder,
+                &members,
+                &turn_states,
+                width,
+                (&stats.0, &stats.1),
+                32,
+                device,
+            );
+            scatter(&grid, batch, dialogues, &mut out);
+        }
+        out
+    }
+
+    fn max_diff(a: &[Vec<Vec<f32>>], b: &[EncodedDialogue]) -> f32 {
+        a.iter()
+            .zip(b)
+            .flat_map(|(turns, d)| turns.concat().into_iter().zip(d.inputs.clone()))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn untrained_layers_give_the_model_the_frozen_features() {
+        let (data, states, upper, _) = tiny_text();
+        let tuned = tuned_inputs(
+            &upper,
+            &data.valid,
+            &states.valid,
+            &data,
+            8,
+            &Device::default(),
+        );
+        let diff = max_diff(&tuned, &data.valid);
+        assert!(
+            diff < 1e-4,
+            "tuned inputs differ from the frozen ones by {diff}"
+        );
+    }
+
+    #[test]
+    fn fine_tuning_moves_the_layers_and_a_zero_rate_does_not() {
+        let _lock = crate::training_lock();
+        let (data, states, upper, config) = tiny_text();
+        let device = Device::default();
+        let (outcome, tuned) =
+            train_seed_finetuned(&data, &states, upper.clone(), &config, 0, false).expect("trains");
+        assert_eq!(outcome.history.len(), 3);
+        assert!(outcome.test.is_some());
+        let moved = tuned_inputs(
+            &tuned.encoder,
+            &data.valid,
+            &states.valid,
+            &data,
+            8,
+            &device,
+        );
+        assert!(
+            max_diff(&moved, &data.valid) > 1e-3,
+            "a rate of 1e-2 changes the layers"
+        );
+        let frozen = TrainConfig {
+            finetune: Some(FineTuneSpec {
+                learning_rate: 0.0,
+                ..config.finetune.clone().expect("set")
+            }),
+            ..config.clone()
+        };
+        let (_, still) =
+            train_seed_finetuned(&data, &states, upper.clone(), &frozen, 0, false).expect("trains");
+        let same = tuned_inputs(
+            &still.encoder,
+            &data.valid,
+            &states.valid,
+            &data,
+            8,
+            &device,
+        );
+        assert!(
+            max_diff(&same, &data.valid) < 1e-4,
+            "a zero rate leaves the layers alone"
+        );
+        let (again, _) =
+            train_seed_finetuned(&data, &states, upper.clone(), &config, 0, false).expect("trains");
+        assert_eq!(
+            again.valid.weighted_f1, outcome.valid.weighted_f1,
+            "the same seed trains the same model"
+        );
+        let wrong = TrainConfig {
+            modalities: vec![Modality::Audio],
+            ..config.clone()
+        };
+        let err = train_seed_finetuned(&data, &states, upper.clone(), &wrong, 0, false)
+            .expect_err("text only");
+        assert!(err.to_string().contains("text alone"), "{err}");
+        let mut short = states.clone();
+        short.valid.pop();
+        let err = train_seed_finetuned(&data, &short, upper, &config, 0, false)
+            .expect_err("misaligned states");
+        assert!(
+            err.to_string()
+                .contains("valid: token states for 5 dialogues"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_schedule_warms_up_then_decays_to_zero() {
+        let f: Vec<f64> = (0..10).map(|s| schedule(s, 10, 0.2)).collect();
+        assert_eq!((f[0], f[1], f[2]), (0.0, 0.5, 1.0), "{f:?}");
+        assert!(f.windows(2).skip(2).all(|w| w[1] < w[0]), "{f:?}");
+        assert!((f[9] - 0.125).abs() < 1e-12, "{f:?}");
+        assert_eq!(schedule(10, 10, 0.2), 0.0);
+        assert_eq!(
+            schedule(0, 10, 0.0),
+            1.0,
+            "no warm-up starts at the full rate"
+        );
+    }
+}
