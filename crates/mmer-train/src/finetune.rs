@@ -37,8 +37,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::batcher::{Batch, EncodedDialogue, make_batch};
 use crate::config::FineTuneSpec;
 use crate::trainer::{
-    EpochRecord, PreparedData, SeedOutcome, batch_loss, class_weight_tensor, ensure_single_label,
-    epoch_bar, report, scatter, training_device,
+    BestEpoch, EpochRecord, PreparedData, SeedOutcome, batch_loss, class_weight_tensor,
+    ensure_single_label, epoch_bar, report, scatter, training_device,
 };
 use crate::{Error, Result, TrainConfig};
 
@@ -365,7 +365,7 @@ pub fn train_seed_finetuned(
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let bar = epoch_bar(show_progress, config.max_epochs, "seed", seed);
     let (mut step, mut pending) = (0usize, 0usize);
-    let mut best: Option<(f64, usize, FineTuned)> = None;
+    let mut best = BestEpoch::default();
     let mut history = Vec::new();
     for epoch in 1..=config.max_epochs {
         order.shuffle(&mut rng);
@@ -442,18 +442,12 @@ pub fn train_seed_finetuned(
         tracing::info!(seed, epoch, train_loss, valid, "fine-tuning epoch");
         bar.set_message(format!("valid wF1 {valid:.4}"));
         bar.inc(1);
-        if best.as_ref().is_none_or(|(b, _, _)| valid > *b) {
-            best = Some((valid, epoch, snapshot));
-        } else if best
-            .as_ref()
-            .is_some_and(|(_, e, _)| epoch >= config.min_epochs && epoch - e >= config.patience)
-        {
+        if best.record(epoch, valid, snapshot, config) {
             break;
         }
     }
     bar.finish();
-    let (_, best_epoch, tuned) =
-        best.ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))?;
+    let (best_epoch, tuned) = best.into_best()?;
     let score = |dialogues: &[EncodedDialogue], split: &[Vec<Vec<f32>>]| {
         let probs = probabilities(
             &tuned,

@@ -541,6 +541,49 @@ pub(crate) fn epoch_bar(show: bool, epochs: usize, what: &str, seed: u64) -> Pro
     Progress::new(format!("{what} {seed}"), "epochs", epochs as u64, show)
 }
 
+/// The best-validation snapshot so far, and the early-stopping rule of the
+/// training loops: stop once `patience` epochs (and at least `min_epochs`)
+/// have passed without a better validation score.
+pub(crate) struct BestEpoch<M> {
+    best: Option<(f64, usize, M)>,
+}
+
+impl<M> Default for BestEpoch<M> {
+    fn default() -> Self {
+        Self { best: None }
+    }
+}
+
+impl<M> BestEpoch<M> {
+    /// Keeps `snapshot` when `score` beats every earlier epoch; returns
+    /// whether training should stop.
+    pub(crate) fn record(
+        &mut self,
+        epoch: usize,
+        score: f64,
+        snapshot: M,
+        config: &TrainConfig,
+    ) -> bool {
+        if self.best.as_ref().is_none_or(|(best, _, _)| score > *best) {
+            self.best = Some((score, epoch, snapshot));
+            return false;
+        }
+        self.best
+            .as_ref()
+            .is_some_and(|(_, e, _)| epoch >= config.min_epochs && epoch - e >= config.patience)
+    }
+
+    /// The selected epoch (from 1) and its snapshot.
+    ///
+    /// # Errors
+    /// No epoch was recorded (`max_epochs` is 0).
+    pub(crate) fn into_best(self) -> Result<(usize, M)> {
+        self.best
+            .map(|(_, epoch, snapshot)| (epoch, snapshot))
+            .ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))
+    }
+}
+
 /// The model validation selected, and how training went.
 pub(crate) struct Fitted {
     /// The best-validation model (inference device).
@@ -581,7 +624,7 @@ pub(crate) fn fit(
 
     let bar = epoch_bar(show_progress, config.max_epochs, "seed", seed);
 
-    let mut best: Option<(f64, usize, EmotionModel)> = None;
+    let mut best = BestEpoch::default();
     let mut history = Vec::new();
     for epoch in 1..=config.max_epochs {
         order.shuffle(&mut rng);
@@ -601,19 +644,12 @@ pub(crate) fn fit(
         tracing::debug!(seed, epoch, train_loss, valid, score = score_name, "epoch");
         bar.set_message(format!("valid {score_name} {valid:.4}"));
         bar.inc(1);
-        let improved = best.as_ref().is_none_or(|(best, _, _)| valid > *best);
-        if improved {
-            best = Some((valid, epoch, snapshot));
-        } else if best
-            .as_ref()
-            .is_some_and(|(_, e, _)| epoch >= config.min_epochs && epoch - e >= config.patience)
-        {
+        if best.record(epoch, valid, snapshot, config) {
             break;
         }
     }
     bar.finish();
-    let (_, best_epoch, model) =
-        best.ok_or_else(|| Error::Data("max_epochs is 0: nothing was trained".into()))?;
+    let (best_epoch, model) = best.into_best()?;
     Ok(Fitted {
         model,
         best_epoch,
