@@ -292,7 +292,52 @@ fn conversations_train_and_predict_with_real_encoders() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_predicts_the_example(&out.join("seed-0"), &models);
 
-    // MiniLM's last layer fine-tuned with the model (issue 17): the layer is
+    // predict feeds a model what training did: its test accuracy is the
+    // one results.json reports.
+    let predicts_its_test_accuracy = |run: &Path| {
+        let results = read_json(&run.join("results.json"));
+        let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+            .args(["predict", "--format", "jsonl", "--model"])
+            .arg(run.join("seed-0"))
+            .arg(data.join("test.jsonl"))
+            .env("MMER_MODELS_DIR", &models)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let predictions: Vec<serde_json::Value> = stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let right = predictions
+            .iter()
+            .filter(|p| p["emotion"] == p["gold"])
+            .count();
+        let accuracy = right as f64 / predictions.len() as f64;
+        let reported = results["per_seed"][0]["test"]["accuracy"].as_f64().unwrap();
+        assert!(
+            (accuracy - reported).abs() < 1e-9,
+            "{}: {accuracy} vs {reported}",
+            run.display()
+        );
+    };
+
+    // The conversation in the encoder's input (issue 17): the checkpoint
+    // records the window, and predict builds the same inputs.
+    let in_context = dir.path().join("in-context");
+    let o = train(
+        &in_context,
+        &["--encoder", "minilm", "--set", "data.text_context={}"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let checkpoint = read_json(&in_context.join("seed-0/checkpoint.json"));
+    assert_eq!(
+        checkpoint["text_encoder"], "minilm+context-p3-f1-n128-speakers",
+        "{checkpoint}"
+    );
+    predicts_its_test_accuracy(&in_context);
+
+    // MiniLM's last layer fine-tuned with the model (issue 17), with the
+    // conversation in its input: the layer is
     // stored beside the model, predict runs it (and detects a damaged
     // copy), and eval, which scores frozen features, refuses the run.
     let tuned = dir.path().join("tuned");
@@ -305,6 +350,8 @@ fn conversations_train_and_predict_with_real_encoders() {
             "6",
             "--set",
             "train.finetune.layers=1",
+            "--set",
+            "data.text_context={past=2,future=1,speakers=false,max_tokens=64}",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -316,30 +363,7 @@ fn conversations_train_and_predict_with_real_encoders() {
     let checkpoint = read_json(&tuned.join("seed-0/checkpoint.json"));
     assert!(checkpoint["encoder_sha256"].is_string(), "{checkpoint}");
     assert_predicts_the_example(&tuned.join("seed-0"), &models);
-    // predict feeds the model what training did: its test accuracy is
-    // the one results.json reports.
-    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
-        .args(["predict", "--format", "jsonl", "--model"])
-        .arg(tuned.join("seed-0"))
-        .arg(data.join("test.jsonl"))
-        .env("MMER_MODELS_DIR", &models)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let predictions: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let right = predictions
-        .iter()
-        .filter(|p| p["emotion"] == p["gold"])
-        .count();
-    let accuracy = right as f64 / predictions.len() as f64;
-    let reported = results["per_seed"][0]["test"]["accuracy"].as_f64().unwrap();
-    assert!(
-        (accuracy - reported).abs() < 1e-9,
-        "{accuracy} vs {reported}"
-    );
+    predicts_its_test_accuracy(&tuned);
     let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
         .arg("eval")
         .arg(&tuned)

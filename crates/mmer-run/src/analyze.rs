@@ -992,16 +992,17 @@ impl Analyzer {
         let text = if words.is_empty() {
             None
         } else {
-            // Only the new turn is embedded: the turns before keep theirs.
+            // Only the new turn is embedded: the turns before keep theirs
+            // (and are its context if the model reads them in its input).
             let mut utterance = Utterance::new(format!("{}-{index}", dialogue.id), index, "S1");
             utterance.turn = Some(index as u64);
             utterance.text = Some(words.clone());
-            let mut new = Dialogue {
-                id: dialogue.id.clone(),
-                utterances: vec![utterance],
-            };
-            self.text.embed(std::slice::from_mut(&mut new))?;
-            dialogue.utterances.extend(new.utterances);
+            dialogue.utterances.push(utterance);
+            let last = dialogue.utterances.len() - 1;
+            if let Err(err) = self.text.embed_turns(dialogue, last..last + 1) {
+                dialogue.utterances.pop();
+                return Err(err);
+            }
             let predictions = self.text.predict_embedded(std::slice::from_ref(dialogue))?;
             predictions.last().map(|p| {
                 p.probabilities

@@ -12,7 +12,7 @@ use mmer_core::{Corpus, Features, LabelSpace, Modality, Split};
 use mmer_data::synthetic::SyntheticConfig;
 use mmer_data::synthetic_multi::MultiLabelSyntheticConfig;
 use mmer_models::text_encoder::TextEncoder;
-use mmer_text::{EncoderKind, SentenceEncoder};
+use mmer_text::{ContextWindow, EncoderInput, EncoderKind, Output, SentenceEncoder};
 use serde::{Deserialize, Serialize};
 
 /// Dataset formats mmer reads.
@@ -70,6 +70,14 @@ pub struct DataConfig {
     /// more of an utterance's emotion than its last (docs/RESULTS.md).
     #[serde(default)]
     pub text_layers: Option<Vec<usize>>,
+    /// Put the conversation into the encoder's input (EmoBERTa-style): each
+    /// turn is encoded with its speaker's name and its neighbouring turns,
+    /// and only its own tokens are pooled (`mmer_text::context`). Applies to
+    /// the sentence vector and to `text_layers`; absent = each turn alone.
+    /// `[data.text_context]` with no keys = past 3, future 1, speakers,
+    /// 128 tokens.
+    #[serde(default)]
+    pub text_context: Option<ContextWindow>,
     /// Feature-store directory for cached embeddings.
     #[serde(default = "default_store")]
     pub store: PathBuf,
@@ -143,6 +151,7 @@ impl DataConfig {
             text_encoder: None,
             text_tokens: false,
             text_layers: None,
+            text_context: None,
             store: default_store(),
             media_store: None,
             synthetic: None,
@@ -172,10 +181,13 @@ impl DataConfig {
     }
 
     /// The text feature source a checkpoint records: the encoder name, with
-    /// the text view's suffix (see [`TextView::parse_source`]).
+    /// the text view's and the context's suffixes (see
+    /// [`TextView::parse_source`]).
     pub fn text_source(&self) -> Option<String> {
         let suffix = self.text_view().map(|v| v.suffix()).unwrap_or_default();
-        self.text_encoder.map(|e| format!("{}{suffix}", e.as_str()))
+        let context = context_suffix(self.text_context.as_ref());
+        self.text_encoder
+            .map(|e| format!("{}{suffix}{context}", e.as_str()))
     }
 
     fn path(&self) -> Result<&Path> {
@@ -208,6 +220,19 @@ impl DataConfig {
                 "{} data is transcripts: choose the text encoder that embeds them (--encoder minilm or --encoder mpnet)",
                 self.dataset
             );
+        }
+        if self.text_context.is_some() {
+            if !transcripts {
+                bail!(
+                    "text_context reads transcripts; {} data has none to put in context",
+                    self.dataset
+                );
+            }
+            if self.text_view()? == TextView::Tokens {
+                bail!(
+                    "text_context pools the turn's own tokens: use it with the sentence vector or text_layers, not text_tokens"
+                );
+            }
         }
         self.text_view()?;
         self.label_space()?;
@@ -309,7 +334,13 @@ impl DataConfig {
                 )
             })?;
             let encoder = load_encoder(kind)?;
-            attach_text_embeddings(&mut corpus, &encoder, &self.store, &self.text_view()?)?;
+            attach_text_embeddings(
+                &mut corpus,
+                &encoder,
+                &self.store,
+                &self.text_view()?,
+                self.text_context.as_ref(),
+            )?;
         }
         // After the text features: the store caches them per original split.
         match (&self.valid_prefix, &self.test_prefix) {
@@ -515,12 +546,15 @@ pub fn load_encoder_from(kind: EncoderKind, models_dir: &Path) -> Result<Sentenc
 }
 
 /// Embeds every transcript of `corpus` (cached per split in the store) into
-/// the text modality. An utterance without text is an error naming it.
+/// the text modality, each turn alone or, with `context`, with its
+/// neighbours in the input. A turn without a transcript gets no text
+/// modality.
 pub fn attach_text_embeddings(
     corpus: &mut Corpus,
     encoder: &SentenceEncoder,
     store: &Path,
     view: &TextView,
+    context: Option<&ContextWindow>,
 ) -> Result<()> {
     let corpus_name = corpus.name.clone();
     view.check(encoder)?;
@@ -539,17 +573,33 @@ pub fn attach_text_embeddings(
             format!("{}+layers", encoder.fingerprint()),
         ),
     };
+    let suffix = context_suffix(context);
+    let (table, fingerprint) = (format!("{table}{suffix}"), format!("{fingerprint}{suffix}"));
     for split in Split::ALL {
         let Some(dialogues) = corpus.splits.get_mut(&split) else {
             continue;
         };
         // A turn without a transcript has no text modality (missing is
         // data: the batcher masks it), never an embedding of "".
-        let items: Vec<(String, String)> = dialogues
-            .iter()
-            .flat_map(|d| &d.utterances)
-            .filter_map(|u| Some((u.id.clone(), u.text.clone()?)))
-            .collect();
+        let mut items: Vec<(String, String)> = Vec::new();
+        let mut inputs: std::collections::HashMap<String, EncoderInput> = Default::default();
+        for d in dialogues.iter() {
+            let turn_inputs = turn_inputs(encoder, d, context)
+                .with_context(|| format!("{corpus_name}: dialogue {}", d.id))?;
+            for (u, input) in d.utterances.iter().zip(turn_inputs) {
+                let (Some(text), Some(input)) = (&u.text, input) else {
+                    continue;
+                };
+                // Without context the store keys rows by the text, as it
+                // always has; with context by the whole input.
+                let key = match context {
+                    None => text.clone(),
+                    Some(_) => input.key(),
+                };
+                inputs.entry(key.clone()).or_insert(input);
+                items.push((u.id.clone(), key));
+            }
+        }
         if items.is_empty() {
             continue;
         }
@@ -561,15 +611,16 @@ pub fn attach_text_embeddings(
         };
         let dim = encoder.dim();
         let (rows, report) =
-            mmer_core::store::cached_embeddings(&key, &fingerprint, dim, &items, |texts| {
+            mmer_core::store::cached_embeddings(&key, &fingerprint, dim, &items, |keys| {
                 let bar = mmer_core::progress::Progress::new(
                     format!("embedding {corpus_name}/{split} ({table})"),
                     "texts",
-                    texts.len() as u64,
+                    keys.len() as u64,
                     true,
                 );
                 let progress = |done, _| bar.set_position(done as u64);
-                let rows = view.embed(encoder, texts, true, progress);
+                let missing: Vec<EncoderInput> = keys.iter().map(|k| inputs[*k].clone()).collect();
+                let rows = view.embed(encoder, &missing, true, progress);
                 bar.finish();
                 rows
             })?;
@@ -588,6 +639,46 @@ pub fn attach_text_embeddings(
         }
     }
     Ok(())
+}
+
+/// The encoder input of every turn of `dialogue` (`None` without a
+/// transcript): the turn alone, or with its neighbours as `context` says.
+pub(crate) fn turn_inputs(
+    encoder: &SentenceEncoder,
+    dialogue: &mmer_core::Dialogue,
+    context: Option<&ContextWindow>,
+) -> Result<Vec<Option<EncoderInput>>> {
+    Ok(match context {
+        Some(window) => {
+            let turns: Vec<(&str, Option<&str>)> = dialogue
+                .utterances
+                .iter()
+                .map(|u| (u.speaker.as_str(), u.text.as_deref()))
+                .collect();
+            encoder.inputs_in_context(&turns, window)?
+        }
+        None => {
+            let texts: Vec<&str> = dialogue
+                .utterances
+                .iter()
+                .filter_map(|u| u.text.as_deref())
+                .collect();
+            let mut plain = encoder.inputs(&texts)?.into_iter();
+            dialogue
+                .utterances
+                .iter()
+                .map(|u| u.text.as_ref().and_then(|_| plain.next()))
+                .collect()
+        }
+    })
+}
+
+/// Suffix of a store table and of a checkpoint's text source when the
+/// conversation is in the input: `+context-<window>`.
+const CONTEXT_SUFFIX: &str = "+context-";
+
+fn context_suffix(context: Option<&ContextWindow>) -> String {
+    context.map_or(String::new(), |w| format!("{CONTEXT_SUFFIX}{w}"))
 }
 
 /// Suffix of a checkpoint's text source when the model reads token states.
@@ -620,24 +711,34 @@ impl TextView {
         }
     }
 
-    /// Splits a checkpoint's text source into the encoder name and the view.
+    /// Splits a checkpoint's text source into the encoder name, the view
+    /// and the context window (if the conversation was in the input).
     ///
     /// # Errors
-    /// A `-layers-` suffix that is not a dash-separated list of numbers.
-    pub fn parse_source(source: &str) -> Result<(&str, TextView)> {
-        if let Some(name) = source.strip_suffix(TOKENS_SUFFIX) {
-            return Ok((name, TextView::Tokens));
+    /// A `-layers-` suffix that is not a dash-separated list of numbers, or
+    /// a `+context-` suffix that is not a window.
+    pub fn parse_source(source: &str) -> Result<(&str, TextView, Option<ContextWindow>)> {
+        let (rest, context) = match source.split_once(CONTEXT_SUFFIX) {
+            Some((rest, window)) => {
+                let window = ContextWindow::parse(window)
+                    .with_context(|| format!("text source {source:?}: bad context window"))?;
+                (rest, Some(window))
+            }
+            None => (source, None),
+        };
+        if let Some(name) = rest.strip_suffix(TOKENS_SUFFIX) {
+            return Ok((name, TextView::Tokens, context));
         }
-        if let Some((name, layers)) = source.split_once(&format!("{LAYERS_SUFFIX}-")) {
+        if let Some((name, layers)) = rest.split_once(&format!("{LAYERS_SUFFIX}-")) {
             let layers = layers
                 .split('-')
                 .map(str::parse)
                 .collect::<std::result::Result<Vec<usize>, _>>()
                 .ok()
                 .with_context(|| format!("text source {source:?}: bad layer list"))?;
-            return Ok((name, TextView::Layers(layers)));
+            return Ok((name, TextView::Layers(layers), context));
         }
-        Ok((source, TextView::Sentence))
+        Ok((rest, TextView::Sentence, context))
     }
 
     /// An error unless `encoder` has the states this view reads.
@@ -655,27 +756,25 @@ impl TextView {
         Ok(())
     }
 
-    /// Sentence vectors, token states, or pooled layer states of `texts`:
+    /// Sentence vectors, token states, or pooled layer states of `inputs`:
     /// every layer's (`all_layers`, what the store caches for any later
     /// choice of layers) or only as deep as this view reads (online).
     fn embed(
         &self,
         encoder: &SentenceEncoder,
-        texts: &[&str],
+        inputs: &[EncoderInput],
         all_layers: bool,
         progress: impl FnMut(usize, usize),
     ) -> Result<Vec<Vec<f32>>> {
-        Ok(match self {
-            TextView::Sentence => encoder.embed_with_progress(texts, progress)?,
-            TextView::Tokens => encoder.embed_tokens_with_progress(texts, progress)?,
-            TextView::Layers(layers) => {
-                let depth = match all_layers {
-                    true => usize::MAX,
-                    false => layers.iter().copied().max().unwrap_or(0),
-                };
-                encoder.embed_layers_with_progress(texts, depth, progress)?
-            }
-        })
+        let output = match self {
+            TextView::Sentence => Output::Sentence,
+            TextView::Tokens => Output::Tokens(encoder.num_layer_states() - 1),
+            TextView::Layers(layers) => Output::Layers(match all_layers {
+                true => usize::MAX,
+                false => layers.iter().copied().max().unwrap_or(0),
+            }),
+        };
+        Ok(encoder.embed_inputs(inputs, output, progress)?)
     }
 
     /// The text features of one cached row (frames of width `dim`): the
@@ -699,11 +798,13 @@ impl TextView {
 }
 
 /// Turns raw transcripts into the text modality a model was trained on:
-/// sentence vectors, token states, or per-layer states.
+/// sentence vectors, token states, or per-layer states, of each turn alone
+/// or with the conversation in the input.
 #[derive(Debug)]
 pub struct TextFeaturizer {
     encoder: SentenceEncoder,
     view: TextView,
+    context: Option<ContextWindow>,
     tuned: Option<TunedLayers>,
 }
 
@@ -720,38 +821,63 @@ impl TextFeaturizer {
     /// cache: the online path of `predict`). A turn without a transcript
     /// gets no text modality.
     pub fn embed(&self, dialogues: &mut [mmer_core::Dialogue]) -> Result<()> {
-        let dim = self.encoder.dim();
         for d in dialogues {
-            let texts: Vec<&str> = d
-                .utterances
-                .iter()
-                .filter_map(|u| u.text.as_deref())
-                .collect();
-            let rows = match &self.tuned {
-                None => self.view.embed(&self.encoder, &texts, false, |_, _| {})?,
-                Some(tuned) => self.tuned_rows(tuned, &texts)?,
-            };
-            let with_text = d.utterances.iter_mut().filter(|u| u.text.is_some());
-            for (u, row) in with_text.zip(rows) {
-                // The fine-tuned layers give the pooled vector itself.
-                let features = match self.tuned {
-                    Some(_) => Features::vector(row),
-                    None => self.view.features(row, dim)?,
-                };
-                u.features.insert(Modality::Text, features);
-            }
+            self.embed_turns(d, 0..d.utterances.len())?;
         }
         Ok(())
     }
 
-    /// The fine-tuned layers' pooled output for `texts`: what the model
-    /// trained on in place of the frozen layer's pooled states.
-    fn tuned_rows(&self, tuned: &TunedLayers, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    /// Embeds the transcripts of the turns `turns` of `dialogue` and leaves
+    /// the others as they are (a live conversation embeds each new turn
+    /// once). With the conversation in the input, the turns present around
+    /// them are their context: a turn embedded before its following turns
+    /// exist reads none.
+    pub fn embed_turns(
+        &self,
+        dialogue: &mut mmer_core::Dialogue,
+        turns: std::ops::Range<usize>,
+    ) -> Result<()> {
         let dim = self.encoder.dim();
-        let states =
-            self.encoder
-                .embed_layer_tokens_with_progress(texts, tuned.below, |_, _| {})?;
-        let refs: Vec<&[f32]> = states.iter().map(Vec::as_slice).collect();
+        let (indices, inputs): (Vec<usize>, Vec<EncoderInput>) =
+            turn_inputs(&self.encoder, dialogue, self.context.as_ref())?
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| turns.contains(i))
+                .filter_map(|(i, input)| Some((i, input?)))
+                .unzip();
+        let rows = match &self.tuned {
+            None => self.view.embed(&self.encoder, &inputs, false, |_, _| {})?,
+            Some(tuned) => self.tuned_rows(tuned, &inputs)?,
+        };
+        for (i, row) in indices.into_iter().zip(rows) {
+            // The fine-tuned layers give the pooled vector itself.
+            let features = match self.tuned {
+                Some(_) => Features::vector(row),
+                None => self.view.features(row, dim)?,
+            };
+            dialogue.utterances[i]
+                .features
+                .insert(Modality::Text, features);
+        }
+        Ok(())
+    }
+
+    /// The fine-tuned layers' pooled output for `inputs`: what the model
+    /// trained on in place of the frozen layer's pooled states.
+    fn tuned_rows(&self, tuned: &TunedLayers, inputs: &[EncoderInput]) -> Result<Vec<Vec<f32>>> {
+        let dim = self.encoder.dim();
+        let states = self
+            .encoder
+            .embed_inputs(inputs, Output::Tokens(tuned.below), |_, _| {})?;
+        let turns: Vec<mmer_train::finetune::TurnTokens> = states
+            .into_iter()
+            .zip(inputs)
+            .map(|(states, input)| mmer_train::finetune::TurnTokens {
+                states,
+                pooled: input.pooled,
+            })
+            .collect();
+        let refs: Vec<&mmer_train::finetune::TurnTokens> = turns.iter().collect();
         let device = burn::tensor::Device::flex();
         let pooled = mmer_train::finetune::pool_texts(&tuned.layers, &refs, dim, 32, &device);
         let flat = pooled
@@ -778,7 +904,7 @@ pub fn checkpoint_encoder(
         .any(|(m, _)| *m == Modality::Text);
     match (&checkpoint.text_encoder, uses_text) {
         (Some(source), true) => {
-            let (name, view) = TextView::parse_source(source)?;
+            let (name, view, context) = TextView::parse_source(source)?;
             let kind: EncoderKind = name.parse()?;
             let encoder = load_encoder_from(kind, models_dir)?;
             view.check(&encoder)?;
@@ -813,6 +939,7 @@ pub fn checkpoint_encoder(
             Ok(Some(TextFeaturizer {
                 encoder,
                 view,
+                context,
                 tuned,
             }))
         }
@@ -841,8 +968,9 @@ mod tests {
             config.text_tokens = tokens;
             config.text_layers = layers;
             assert_eq!(config.text_source().as_deref(), Some(source));
-            let (name, view) = TextView::parse_source(source).unwrap();
+            let (name, view, context) = TextView::parse_source(source).unwrap();
             assert_eq!((name, view), ("mpnet", config.text_view().unwrap()));
+            assert_eq!(context, None);
         }
         assert!(TextView::parse_source("mpnet-layers-8-x").is_err());
         config.text_layers = Some(vec![]);
@@ -856,6 +984,27 @@ mod tests {
                 .to_string()
                 .contains("not both")
         );
+        // The conversation in the input: recorded after the view.
+        config.text_tokens = false;
+        config.text_context = Some(ContextWindow::default());
+        let source = config.text_source().unwrap();
+        assert_eq!(source, "mpnet-layers-8+context-p3-f1-n128-speakers");
+        let (name, view, context) = TextView::parse_source(&source).unwrap();
+        assert_eq!(
+            (name, view, context),
+            ("mpnet", TextView::Layers(vec![8]), config.text_context)
+        );
+        assert!(TextView::parse_source("mpnet+context-p3").is_err());
+        config.check(&[Modality::Text]).unwrap();
+        // Token states pool every token; a pickle has no transcripts.
+        config.text_layers = None;
+        config.text_tokens = true;
+        let err = config.check(&[Modality::Text]).unwrap_err().to_string();
+        assert!(err.contains("text_tokens"), "{err}");
+        config.text_tokens = false;
+        config.dataset = DatasetKind::FeaturePickle;
+        let err = config.check(&[Modality::Text]).unwrap_err().to_string();
+        assert!(err.contains("transcripts"), "{err}");
     }
 
     /// The multi-label datasets load through a run's `[data]` table, from

@@ -98,6 +98,23 @@ impl Predictor {
         Ok(())
     }
 
+    /// Embeds the transcripts of the turns `turns` of `dialogue` only (a
+    /// live conversation's new turn), the turns around them as context
+    /// when the model reads the conversation in its input.
+    ///
+    /// # Errors
+    /// The encoder fails on a text.
+    pub fn embed_turns(
+        &self,
+        dialogue: &mut Dialogue,
+        turns: std::ops::Range<usize>,
+    ) -> Result<()> {
+        if let Some(text) = &self.text {
+            text.embed_turns(dialogue, turns)?;
+        }
+        Ok(())
+    }
+
     /// Predicts dialogues whose features are already in place (see
     /// [`Predictor::embed`]).
     ///

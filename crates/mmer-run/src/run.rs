@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use mmer_models::Fusion;
 use mmer_models::text_encoder::TextEncoder;
-use mmer_train::finetune::{TokenStates, train_seed_finetuned};
+use mmer_train::finetune::{TokenStates, TurnTokens, train_seed_finetuned};
 use mmer_train::pretrain::{PretrainOutcome, pretrain_seed};
 use mmer_train::trainer::PreparedData;
 use mmer_train::{Checkpoint, TrainConfig, train_seed, train_seed_multi_label};
@@ -407,37 +407,44 @@ fn finetune_inputs(
         mmer_core::Split::Valid,
         mmer_core::Split::Test,
     ];
-    let mut texts = Vec::new();
+    let context = config.data.text_context.as_ref();
+    let mut inputs = Vec::new();
     for split in splits {
         for d in corpus.split(split) {
-            for u in &d.utterances {
-                let text = u.text.as_deref().with_context(|| {
+            let turns = crate::data::turn_inputs(&encoder, d, context)?;
+            for (u, input) in d.utterances.iter().zip(turns) {
+                inputs.push(input.with_context(|| {
                     format!(
                         "fine-tuning needs every turn's transcript; {} has none",
                         u.id
                     )
-                })?;
-                texts.push(text);
+                })?);
             }
         }
     }
     tracing::info!(
-        texts = texts.len(),
+        texts = inputs.len(),
         layer = below,
+        context = %context.map_or("none".into(), |w| w.to_string()),
         "token states under the fine-tuned layers"
     );
     let progress = mmer_core::progress::Progress::new(
         format!("{kind} layer {below}"),
         "texts",
-        texts.len() as u64,
+        inputs.len() as u64,
         show_progress,
     );
-    let mut flat = encoder
-        .embed_layer_tokens_with_progress(&texts, below, |done, _| {
-            progress.set_position(done as u64)
-        })?
-        .into_iter();
+    let flat = encoder.embed_inputs(&inputs, mmer_text::Output::Tokens(below), |done, _| {
+        progress.set_position(done as u64)
+    })?;
     progress.finish();
+    let mut flat = flat
+        .into_iter()
+        .zip(&inputs)
+        .map(|(states, input)| TurnTokens {
+            states,
+            pooled: input.pooled,
+        });
     let mut states = TokenStates {
         width: kind.dim(),
         ..TokenStates::default()

@@ -85,6 +85,9 @@ pub enum Error {
         #[source]
         source: candle_core::Error,
     },
+    /// A context window the encoder cannot read.
+    #[error("text context: {0}")]
+    Context(String),
     /// A string does not name an encoder.
     #[error("unknown text encoder {0:?} (expected one of: minilm, mpnet)")]
     UnknownEncoder(String),

@@ -14,6 +14,7 @@
 //! dataset loading (`mmer-data`), models and training (`mmer-models`,
 //! `mmer-train`). This crate never imports burn.
 
+pub mod context;
 mod encoder_kind;
 mod error;
 mod fingerprint;
@@ -23,9 +24,11 @@ pub mod mpnet;
 pub mod pooling;
 mod sentence_encoder;
 
+pub use context::{ContextWindow, EncoderInput};
 pub use encoder_kind::EncoderKind;
 pub use error::{Error, Result};
 pub use mmer_core::{MODELS_DIR_ENV, default_models_dir};
 pub use sentence_encoder::{
-    DEFAULT_BATCH_SIZE, NUMERICS_VERSION, SentenceEncoder, default_workers, load_encoder_tensors,
+    DEFAULT_BATCH_SIZE, NUMERICS_VERSION, Output, SentenceEncoder, default_workers,
+    load_encoder_tensors,
 };

@@ -36,6 +36,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::context::{ContextWindow, EncoderInput, Specials, build_inputs};
 use crate::fingerprint::weights_sha256;
 use crate::model_dir::{ModelDir, Pipeline, read_json};
 use crate::mpnet::{self, ModelType, MpnetModel};
@@ -54,6 +55,34 @@ use crate::{EncoderKind, Error, Result};
 /// 2 = vectorised GELU, MiniLM on mmer's own encoder (2026-11).
 pub const NUMERICS_VERSION: u32 = 2;
 
+/// The special tokens of the tokenizer's pair format (`head A tail mid B
+/// tail`), read off its encodings of empty texts.
+fn pair_specials(tokenizer: &Tokenizer) -> std::result::Result<Specials, String> {
+    let ids = |input: tokenizers::EncodeInput| {
+        tokenizer
+            .encode(input, true)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| e.to_string())
+    };
+    let single = ids("".into())?;
+    let pair = ids(("", "").into())?;
+    // single = head + tail; pair = head + tail + mid + tail.
+    let (head_len, tail_len) = (1.min(single.len()), single.len().saturating_sub(1));
+    let (head, tail) = single.split_at(head_len);
+    let rest = pair
+        .strip_prefix(single.as_slice())
+        .and_then(|rest| rest.strip_suffix(tail))
+        .filter(|_| tail_len > 0)
+        .ok_or_else(|| {
+            format!("pair encoding {pair:?} does not extend the single encoding {single:?}")
+        })?;
+    Ok(Specials {
+        head: head.to_vec(),
+        tail: tail.to_vec(),
+        mid: rest.to_vec(),
+    })
+}
+
 /// Texts per forward pass unless [`SentenceEncoder::with_batch_size`] says
 /// otherwise (sentence-transformers' default too).
 pub const DEFAULT_BATCH_SIZE: usize = 32;
@@ -64,16 +93,16 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
-/// What a forward pass returns per text.
+/// What a forward pass returns per input ([`SentenceEncoder::embed_inputs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Output {
+pub enum Output {
     /// The pooled (and normalised) sentence vector.
     Sentence,
-    /// Every real token's state after the first `n` encoder layers
-    /// (0 = the embedding layer).
+    /// Every token's state after the first `n` encoder layers (0 = the
+    /// embedding layer), pooled or not, flattened `[tokens * dim]`.
     Tokens(usize),
-    /// The masked mean of the token states of the embedding layer and of
-    /// the first `n` encoder layers.
+    /// The pooled token states of the embedding layer and of the first `n`
+    /// encoder layers, flattened `[(n + 1) * dim]`.
     Layers(usize),
 }
 
@@ -96,6 +125,7 @@ pub struct SentenceEncoder {
     device: Device,
     pipeline: Pipeline,
     pad_id: u32,
+    specials: Specials,
     fingerprint: String,
     batch_size: usize,
     workers: usize,
@@ -234,6 +264,7 @@ impl SentenceEncoder {
             }))
             .map_err(|e| tokenizer_err(e.to_string()))?;
 
+        let specials = pair_specials(&tokenizer).map_err(tokenizer_err)?;
         let fingerprint = format!(
             "{kind}:{}:numerics-{NUMERICS_VERSION}",
             weights_sha256(&weights_path)?
@@ -247,6 +278,7 @@ impl SentenceEncoder {
             device,
             pipeline,
             pad_id,
+            specials,
             fingerprint,
             batch_size: DEFAULT_BATCH_SIZE,
             workers: default_workers(),
@@ -373,7 +405,6 @@ impl SentenceEncoder {
     where
         F: FnMut(usize, usize),
     {
-        let layer = layer.min(self.backbone.num_layers());
         self.run(texts, Output::Tokens(layer), progress)
     }
 
@@ -408,8 +439,7 @@ impl SentenceEncoder {
     where
         F: FnMut(usize, usize),
     {
-        let deepest = self.num_layer_states() - 1;
-        self.run(texts, Output::Layers(depth.min(deepest)), progress)
+        self.run(texts, Output::Layers(depth), progress)
     }
 
     /// How many layer states [`SentenceEncoder::embed_layers_with_progress`]
@@ -419,26 +449,93 @@ impl SentenceEncoder {
         self.backbone.num_layers() + 1
     }
 
-    fn run<F>(&self, texts: &[&str], output: Output, mut progress: F) -> Result<Vec<Vec<f32>>>
+    fn run<F>(&self, texts: &[&str], output: Output, progress: F) -> Result<Vec<Vec<f32>>>
     where
         F: FnMut(usize, usize),
     {
-        let _span = tracing::debug_span!("embed", kind = %self.kind, texts = texts.len()).entered();
-        let encoded = self.tokenize(texts)?;
+        let inputs = self.inputs(texts)?;
+        self.embed_inputs(&inputs, output, progress)
+    }
+
+    /// Each text as a plain input: truncated, special tokens added, every
+    /// token pooled (what [`SentenceEncoder::embed`] encodes).
+    ///
+    /// # Errors
+    /// [`Error::Tokenize`] naming the text's index.
+    pub fn inputs(&self, texts: &[&str]) -> Result<Vec<EncoderInput>> {
+        Ok(self
+            .tokenize(texts)?
+            .into_iter()
+            .map(EncoderInput::plain)
+            .collect())
+    }
+
+    /// One input per turn of a conversation, in order, with the speaker's
+    /// name and the turns around it as `window` says ([`crate::context`]);
+    /// `None` for a turn without a transcript. `turns` are `(speaker,
+    /// transcript)`.
+    ///
+    /// # Errors
+    /// [`Error::Tokenize`] naming the turn's index; a window longer than
+    /// the encoder's `max_seq_length`, or too short for any token.
+    pub fn inputs_in_context(
+        &self,
+        turns: &[(&str, Option<&str>)],
+        window: &ContextWindow,
+    ) -> Result<Vec<Option<EncoderInput>>> {
+        let min = self.specials.head.len() + self.specials.tail.len() + 1;
+        if !(min..=self.max_seq_length()).contains(&window.max_tokens) {
+            return Err(Error::Context(format!(
+                "max_tokens = {}: {} reads {min} to {} tokens per input",
+                window.max_tokens,
+                self.kind,
+                self.max_seq_length()
+            )));
+        }
+        build_inputs(turns, window, &self.specials, |index, text| {
+            self.encode(text, false, index)
+        })
+    }
+
+    /// Runs the encoder over `inputs` and returns `output` for each, in
+    /// input order, calling `progress(done, total)` after each batch.
+    /// Pooling averages each input's first `pooled` tokens; layer numbers
+    /// beyond the encoder's depth are capped at it.
+    ///
+    /// # Errors
+    /// [`Error::Forward`].
+    pub fn embed_inputs<F>(
+        &self,
+        inputs: &[EncoderInput],
+        output: Output,
+        mut progress: F,
+    ) -> Result<Vec<Vec<f32>>>
+    where
+        F: FnMut(usize, usize),
+    {
+        let depth = self.backbone.num_layers();
+        let output = match output {
+            Output::Tokens(layer) => Output::Tokens(layer.min(depth)),
+            Output::Layers(layer) => Output::Layers(layer.min(depth)),
+            Output::Sentence => Output::Sentence,
+        };
+        let _span =
+            tracing::debug_span!("embed", kind = %self.kind, inputs = inputs.len()).entered();
+        let encoded = inputs;
         // Longest first, as sentence-transformers does: a batch that does not
         // fit fails at once, and lengths within each batch are close.
         let mut order: Vec<usize> = (0..encoded.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].len()));
+        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].ids.len()));
 
         let batches: Vec<&[usize]> = order.chunks(self.batch_size).collect();
-        let mut out = vec![Vec::new(); texts.len()];
+        let mut out = vec![Vec::new(); inputs.len()];
         let mut done = 0;
         let mut store = |batch: &[usize], vectors: Vec<Vec<f32>>| {
             for (&i, vector) in batch.iter().zip(vectors) {
                 out[i] = vector;
             }
             done += batch.len();
-            progress(done, texts.len());
+            progress(done, inputs.len());
         };
         let forward_err = |batch: &[usize], source| Error::Forward {
             kind: self.kind,
@@ -449,7 +546,7 @@ impl SentenceEncoder {
         if workers == 1 {
             for &batch in &batches {
                 let vectors = self
-                    .embed_batch(&encoded, batch, output)
+                    .embed_batch(encoded, batch, output)
                     .map_err(|e| forward_err(batch, e))?;
                 store(batch, vectors);
             }
@@ -466,7 +563,7 @@ impl SentenceEncoder {
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 let tx = tx.clone();
-                let (next, stop, batches, encoded) = (&next, &stop, &batches, &encoded);
+                let (next, stop, batches) = (&next, &stop, &batches);
                 scope.spawn(move || {
                     let work = || {
                         while !stop.load(Ordering::Relaxed) {
@@ -509,45 +606,54 @@ impl SentenceEncoder {
         texts
             .iter()
             .enumerate()
-            .map(|(index, &text)| {
-                let lowered;
-                let text = if self.pipeline.do_lower_case {
-                    lowered = text.to_lowercase();
-                    lowered.as_str()
-                } else {
-                    text
-                };
-                self.tokenizer
-                    .encode(text, true)
-                    .map(|encoding| encoding.get_ids().to_vec())
-                    .map_err(|e| Error::Tokenize {
-                        kind: self.kind,
-                        index,
-                        message: e.to_string(),
-                    })
-            })
+            .map(|(index, &text)| self.encode(text, true, index))
             .collect()
     }
 
-    /// Pads the texts `batch` (indices into `encoded`) to the longest, runs the
-    /// model, pools and normalises.
+    /// Token ids of a text, truncated to `max_seq_length`, with or without
+    /// special tokens; `index` names it in an error.
+    fn encode(&self, text: &str, special_tokens: bool, index: usize) -> Result<Vec<u32>> {
+        let lowered;
+        let text = if self.pipeline.do_lower_case {
+            lowered = text.to_lowercase();
+            lowered.as_str()
+        } else {
+            text
+        };
+        self.tokenizer
+            .encode(text, special_tokens)
+            .map(|encoding| encoding.get_ids().to_vec())
+            .map_err(|e| Error::Tokenize {
+                kind: self.kind,
+                index,
+                message: e.to_string(),
+            })
+    }
+
+    /// Pads the inputs `batch` (indices into `inputs`) to the longest, runs
+    /// the model, pools each input's first `pooled` tokens and normalises.
     fn embed_batch(
         &self,
-        encoded: &[Vec<u32>],
+        inputs: &[EncoderInput],
         batch: &[usize],
         output: Output,
     ) -> candle_core::Result<Vec<Vec<f32>>> {
-        let rows: Vec<&[u32]> = batch.iter().map(|&i| encoded[i].as_slice()).collect();
+        let rows: Vec<&EncoderInput> = batch.iter().map(|&i| &inputs[i]).collect();
         let batch = rows.len();
-        let seq_len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let seq_len = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(batch * seq_len);
         let mut mask = Vec::with_capacity(batch * seq_len);
+        let mut pool = Vec::with_capacity(batch * seq_len);
         for row in &rows {
-            ids.extend_from_slice(row);
-            ids.extend(std::iter::repeat_n(self.pad_id, seq_len - row.len()));
-            mask.extend(std::iter::repeat_n(1u32, row.len()));
-            mask.extend(std::iter::repeat_n(0u32, seq_len - row.len()));
+            let (len, pooled) = (row.ids.len(), row.pooled.min(row.ids.len()));
+            ids.extend_from_slice(&row.ids);
+            ids.extend(std::iter::repeat_n(self.pad_id, seq_len - len));
+            mask.extend(std::iter::repeat_n(1u32, len));
+            mask.extend(std::iter::repeat_n(0u32, seq_len - len));
+            pool.extend(std::iter::repeat_n(1u32, pooled));
+            pool.extend(std::iter::repeat_n(0u32, seq_len - pooled));
         }
+        let pool = Tensor::from_vec(pool, (batch, seq_len), &self.device)?;
         let ids = Tensor::from_vec(ids, (batch, seq_len), &self.device)?;
         let mask = Tensor::from_vec(mask, (batch, seq_len), &self.device)?;
         if let Output::Layers(depth) = output {
@@ -555,7 +661,7 @@ impl SentenceEncoder {
                 .backbone
                 .forward_layers(&ids, &mask, depth)?
                 .iter()
-                .map(|states| mean_pool(states, &mask))
+                .map(|states| mean_pool(states, &pool))
                 .collect::<candle_core::Result<Vec<_>>>()?; // layers × [b, d]
             let per_text = Tensor::stack(&pooled, 1)?; // [b, layers, d]
             return Ok(per_text
@@ -570,11 +676,11 @@ impl SentenceEncoder {
             return Ok(states
                 .into_iter()
                 .zip(&rows)
-                .map(|(tokens, row)| tokens.into_iter().take(row.len()).flatten().collect())
+                .map(|(tokens, row)| tokens.into_iter().take(row.ids.len()).flatten().collect())
                 .collect());
         }
         let token_states = self.backbone.forward(&ids, &mask)?; // [b, s, d]
-        let pooled = mean_pool(&token_states, &mask)?; // [b, d]
+        let pooled = mean_pool(&token_states, &pool)?; // [b, d]
         let pooled = if self.pipeline.normalize {
             l2_normalize(&pooled)?
         } else {

@@ -240,6 +240,87 @@ fn layer_states_end_with_the_sentence_vector() {
     }
 }
 
+/// Conversation context in the input, for both encoders: an empty window
+/// is the plain input (ids and vectors bit for bit); with context, the
+/// pooled prefix is the turn's own plain input, the context follows in the
+/// tokenizer's pair format, and it changes the turn's vector without
+/// replacing it.
+#[test]
+fn context_inputs_pool_the_turn_and_reduce_to_the_plain_input() {
+    use mmer_text::{ContextWindow, Output};
+    let dir = models_dir();
+    for kind in [EncoderKind::MiniLm, EncoderKind::Mpnet] {
+        if !SentenceEncoder::is_installed(kind, &dir) {
+            eprintln!("skipping {kind} context inputs: not installed (run scripts/setup.sh)");
+            continue;
+        }
+        let encoder = SentenceEncoder::load(kind, &dir).unwrap();
+        let turns = [
+            ("Ross", Some("We were on a break!")),
+            ("Rachel", None),
+            ("Rachel", Some("Oh my God, you are unbelievable.")),
+            ("Ross", Some("Fine.")),
+        ];
+        let texts: Vec<&str> = turns.iter().filter_map(|t| t.1).collect();
+        let none = ContextWindow {
+            past: 0,
+            future: 0,
+            speakers: false,
+            max_tokens: encoder.max_seq_length(),
+        };
+        let plain: Vec<_> = encoder
+            .inputs_in_context(&turns, &none)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(plain, encoder.inputs(&texts).unwrap(), "{kind}");
+        let layers = |inputs: &[mmer_text::EncoderInput]| {
+            encoder
+                .embed_inputs(inputs, Output::Layers(4), |_, _| {})
+                .unwrap()
+        };
+        let reference = encoder
+            .embed_layers_with_progress(&texts, 4, |_, _| {})
+            .unwrap();
+        assert_eq!(layers(&plain), reference, "{kind}: bit for bit");
+
+        let window = ContextWindow {
+            speakers: false,
+            ..ContextWindow::default()
+        };
+        let inputs: Vec<_> = encoder
+            .inputs_in_context(&turns, &window)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        // "Oh my God…": its own tokens lead, then the turn before and after.
+        let middle = &inputs[1];
+        assert_eq!(&middle.ids[..middle.pooled], plain[1].ids.as_slice());
+        let content = |i: usize| &plain[i].ids[1..plain[i].ids.len() - 1];
+        let rest = &middle.ids[middle.pooled..];
+        let at = |part: &[u32]| rest.windows(part.len()).position(|w| w == part);
+        let (past, future) = (at(content(0)).unwrap(), at(content(2)).unwrap());
+        assert!(past < future, "{kind}: {:?}", middle.ids);
+        let contextual = layers(&inputs);
+        let dim = encoder.dim();
+        let last = |row: &Vec<f32>| row[4 * dim..].to_vec();
+        let c = cosine(&last(&contextual[1]), &last(&reference[1]));
+        assert!((0.5..0.9999).contains(&c), "{kind}: cosine {c}");
+        // Embeddings (layer 0) do not mix tokens: the pooled prefix equals.
+        let first = |row: &Vec<f32>| row[..dim].to_vec();
+        assert!(cosine(&first(&contextual[1]), &first(&reference[1])) > 0.99999);
+
+        let too_long = ContextWindow {
+            max_tokens: encoder.max_seq_length() + 1,
+            ..window
+        };
+        let err = encoder.inputs_in_context(&turns, &too_long).unwrap_err();
+        assert!(err.to_string().contains("max_tokens"), "{err}");
+    }
+}
+
 /// The whole bucket table from transformers' `MPNetEncoder.relative_position_bucket`
 /// for relative positions −400..=400 (needs no weights).
 #[test]

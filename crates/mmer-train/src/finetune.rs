@@ -42,23 +42,43 @@ use crate::trainer::{
 };
 use crate::{Error, Result, TrainConfig};
 
+/// One turn's token states under the trained layers: the encoder input's
+/// every token (the turn's own, then any conversation context), of which
+/// the first `pooled` are the turn's and are pooled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TurnTokens {
+    /// `[tokens · d]`.
+    pub states: Vec<f32>,
+    /// Leading tokens that pooling averages (all of them without context).
+    pub pooled: usize,
+}
+
+impl TurnTokens {
+    /// A turn whose every token is pooled.
+    pub fn plain(states: Vec<f32>, width: usize) -> Self {
+        let pooled = states.len() / width.max(1);
+        Self { states, pooled }
+    }
+}
+
 /// Token states of every turn under the trained layers, aligned with
-/// [`PreparedData`]'s dialogues: `split[dialogue][turn]` is `[tokens · d]`.
+/// [`PreparedData`]'s dialogues: `split[dialogue][turn]`.
 #[derive(Debug, Clone, Default)]
 pub struct TokenStates {
     /// Width `d` of a token state.
     pub width: usize,
     /// Training dialogues.
-    pub train: Vec<Vec<Vec<f32>>>,
+    pub train: Vec<Vec<TurnTokens>>,
     /// Validation dialogues.
-    pub valid: Vec<Vec<Vec<f32>>>,
+    pub valid: Vec<Vec<TurnTokens>>,
     /// Test dialogues.
-    pub test: Vec<Vec<Vec<f32>>>,
+    pub test: Vec<Vec<TurnTokens>>,
 }
 
 impl TokenStates {
     /// Checks that every split has one entry per dialogue and turn of
-    /// `data`, each a whole number (≥ 1) of `width`-wide tokens.
+    /// `data`, each a whole number (≥ 1) of `width`-wide tokens of which
+    /// 1 to all are pooled.
     fn check(&self, data: &PreparedData) -> Result<()> {
         let splits = [
             ("train", &self.train, &data.train),
@@ -82,14 +102,18 @@ impl TokenStates {
                         d.len()
                     )));
                 }
-                if let Some(t) = turns
-                    .iter()
-                    .position(|s| s.is_empty() || !s.len().is_multiple_of(self.width))
-                {
+                let bad = |t: &TurnTokens| {
+                    let tokens = t.states.len() / self.width.max(1);
+                    t.states.is_empty()
+                        || !t.states.len().is_multiple_of(self.width)
+                        || !(1..=tokens).contains(&t.pooled)
+                };
+                if let Some(t) = turns.iter().position(bad) {
                     return Err(Error::Data(format!(
-                        "dialogue {} turn {t}: {} values are not whole tokens of width {}",
+                        "dialogue {} turn {t}: {} values pooling {} are not whole tokens of width {} with 1 to all pooled",
                         d.id,
-                        turns[t].len(),
+                        turns[t].states.len(),
+                        turns[t].pooled,
                         self.width
                     )));
                 }
@@ -137,40 +161,46 @@ fn check_spec(config: &TrainConfig, spec: &FineTuneSpec, encoder: &TextEncoder) 
     Ok(())
 }
 
-/// The trained layers' mean-pooled output for `texts`, each the token
-/// states `[tokens · width]` of the layer under them, in input order. The
-/// texts run in length-sorted chunks of `chunk`, so little is padding.
+/// The trained layers' output for `texts`, each the token states of the
+/// layer under them, mean-pooled over each text's `pooled` leading tokens
+/// (attention sees them all), in input order. The texts run in
+/// length-sorted chunks of `chunk`, so little is padding.
 ///
 /// # Shapes
 /// → `[texts, width]`
 pub fn pool_texts(
     encoder: &TextEncoder,
-    texts: &[&[f32]],
+    texts: &[&TurnTokens],
     width: usize,
     chunk: usize,
     device: &Device,
 ) -> Tensor<2> {
     let n = texts.len();
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| texts[i].len());
+    order.sort_by_key(|&i| texts[i].states.len());
     let pooled: Vec<Tensor<2>> = order
         .chunks(chunk.max(1))
         .map(|rows| {
             let s = rows
                 .iter()
-                .map(|&i| texts[i].len() / width)
+                .map(|&i| texts[i].states.len() / width)
                 .max()
                 .unwrap_or(1);
             let mut flat = vec![0f32; rows.len() * s * width];
             let mut mask = vec![0f32; rows.len() * s];
+            let mut pool = vec![0f32; rows.len() * s];
             for (r, &i) in rows.iter().enumerate() {
-                let tokens = texts[i].len() / width;
-                flat[r * s * width..r * s * width + texts[i].len()].copy_from_slice(texts[i]);
+                let text = texts[i];
+                let tokens = text.states.len() / width;
+                flat[r * s * width..r * s * width + text.states.len()]
+                    .copy_from_slice(&text.states);
                 mask[r * s..r * s + tokens].fill(1.0);
+                pool[r * s..r * s + text.pooled.min(tokens)].fill(1.0);
             }
             let x = Tensor::<3>::from_data(TensorData::new(flat, [rows.len(), s, width]), device);
             let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows.len(), s]), device);
-            mean_pool(encoder.forward_states(x, &mask), &mask) // [c, d]
+            let pool = Tensor::<2>::from_data(TensorData::new(pool, [rows.len(), s]), device);
+            mean_pool(encoder.forward_states(x, &mask), &pool) // [c, d]
         })
         .collect();
     // Back to input order: row i of the result is sorted row position[i].
@@ -191,17 +221,14 @@ pub fn pool_texts(
 fn tuned_grid(
     encoder: &TextEncoder,
     dialogues: &[&EncodedDialogue],
-    states: &[&Vec<Vec<f32>>],
+    states: &[&Vec<TurnTokens>],
     width: usize,
     (mean, std): (&Tensor<1>, &Tensor<1>),
     chunk: usize,
     device: &Device,
 ) -> Tensor<3> {
     let turns = dialogues.iter().map(|d| d.len()).max().unwrap_or(1).max(1);
-    let texts: Vec<&[f32]> = states
-        .iter()
-        .flat_map(|d| d.iter().map(Vec::as_slice))
-        .collect();
+    let texts: Vec<&TurnTokens> = states.iter().flat_map(|d| d.iter()).collect();
     let n = texts.len();
     let pooled = pool_texts(encoder, &texts, width, chunk, device); // [n, d]
     let standardised =
@@ -232,7 +259,7 @@ fn tuned_grid(
 fn tuned_batch(
     encoder: &TextEncoder,
     members: &[&EncodedDialogue],
-    states: &[&Vec<Vec<f32>>],
+    states: &[&Vec<TurnTokens>],
     data: &PreparedData,
     width: usize,
     stats: (&Tensor<1>, &Tensor<1>),
@@ -259,7 +286,7 @@ fn layout_stats(data: &PreparedData, device: &Device) -> (Tensor<1>, Tensor<1>) 
 fn probabilities(
     tuned: &FineTuned,
     dialogues: &[EncodedDialogue],
-    states: &[Vec<Vec<f32>>],
+    states: &[Vec<TurnTokens>],
     data: &PreparedData,
     width: usize,
     chunk: usize,
@@ -271,7 +298,7 @@ fn probabilities(
     let mut out = vec![Vec::new(); dialogues.len()];
     for batch in order.chunks(16) {
         let members: Vec<&EncodedDialogue> = batch.iter().map(|&i| &dialogues[i]).collect();
-        let turn_states: Vec<&Vec<Vec<f32>>> = batch.iter().map(|&i| &states[i]).collect();
+        let turn_states: Vec<&Vec<TurnTokens>> = batch.iter().map(|&i| &states[i]).collect();
         let input = tuned_batch(
             &tuned.encoder,
             &members,
@@ -372,7 +399,7 @@ pub fn train_seed_finetuned(
         let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
         for chunk in order.chunks(config.batch_size.max(1)) {
             let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
-            let turn_states: Vec<&Vec<Vec<f32>>> =
+            let turn_states: Vec<&Vec<TurnTokens>> =
                 chunk.iter().map(|&i| &states.train[i]).collect();
             let batch = tuned_batch(
                 &encoder,
@@ -448,7 +475,7 @@ pub fn train_seed_finetuned(
     }
     bar.finish();
     let (best_epoch, tuned) = best.into_best()?;
-    let score = |dialogues: &[EncodedDialogue], split: &[Vec<Vec<f32>>]| {
+    let score = |dialogues: &[EncodedDialogue], split: &[Vec<TurnTokens>]| {
         let probs = probabilities(
             &tuned,
             dialogues,
@@ -494,7 +521,8 @@ mod tests {
     /// A synthetic text-only corpus whose text vectors are a tiny random
     /// MPNet's pooled output for token ids that depend on the label, the
     /// token states of its layer 1 for each turn, and its layer 2 (the one
-    /// fine-tuned).
+    /// fine-tuned). Turns after the first carry two context tokens after
+    /// their own, attended to but not pooled.
     fn tiny_text() -> (PreparedData, TokenStates, TextEncoder, TrainConfig) {
         let mut corpus = generate(&SyntheticConfig {
             dialogues: [12, 6, 6],
@@ -519,20 +547,30 @@ mod tests {
                 let mut turns = Vec::new();
                 for (t, u) in d.utterances.iter_mut().enumerate() {
                     let class = u.label.as_ref().and_then(Label::single).unwrap_or(0) as u32;
-                    let ids = [0, 2 + class % 8, 2 + (t as u32 % 3), 10];
-                    let ids = &ids[..2 + t % 3];
+                    let own = [0, 2 + class % 8, 2 + (t as u32 % 3), 10];
+                    let own = &own[..2 + t % 3];
+                    let context: &[u32] = if t == 0 { &[] } else { &[3, 4] };
+                    let ids = [own, context].concat();
                     let (below, _) = lower
-                        .forward_ids(&[ids.to_vec()], &device)
+                        .forward_ids(std::slice::from_ref(&ids), &device)
                         .expect("embeddings");
-                    let (top, mask) = whole
-                        .forward_ids(&[ids.to_vec()], &device)
+                    let (top, _) = whole
+                        .forward_ids(std::slice::from_ref(&ids), &device)
                         .expect("embeddings");
-                    let pooled = mean_pool(top, &mask)
+                    let pool: Vec<f32> = (0..ids.len())
+                        .map(|i| f32::from(u8::from(i < own.len())))
+                        .collect();
+                    let pool =
+                        Tensor::<2>::from_data(TensorData::new(pool, [1, ids.len()]), &device);
+                    let pooled = mean_pool(top, &pool)
                         .into_data()
                         .try_to_vec::<f32>()
                         .expect("f32");
                     u.features = [(Modality::Text, Features::vector(pooled))].into();
-                    turns.push(below.into_data().try_to_vec::<f32>().expect("f32"));
+                    turns.push(TurnTokens {
+                        states: below.into_data().try_to_vec::<f32>().expect("f32"),
+                        pooled: own.len(),
+                    });
                 }
                 out.push(turns);
             }
@@ -560,7 +598,7 @@ mod tests {
     fn tuned_inputs(
         encoder: &TextEncoder,
         dialogues: &[EncodedDialogue],
-        states: &[Vec<Vec<f32>>],
+        states: &[Vec<TurnTokens>],
         data: &PreparedData,
         width: usize,
         device: &Device,
@@ -570,7 +608,7 @@ mod tests {
         let all: Vec<usize> = (0..dialogues.len()).collect();
         for batch in all.chunks(16) {
             let members: Vec<&EncodedDialogue> = batch.iter().map(|&i| &dialogues[i]).collect();
-            let turn_states: Vec<&Vec<Vec<f32>>> = batch.iter().map(|&i| &states[i]).collect();
+            let turn_states: Vec<&Vec<TurnTokens>> = batch.iter().map(|&i| &states[i]).collect();
             let grid = tuned_grid(
                 encoder,
                 &members,
@@ -668,11 +706,19 @@ mod tests {
         assert!(err.to_string().contains("text alone"), "{err}");
         let mut short = states.clone();
         short.valid.pop();
-        let err = train_seed_finetuned(&data, &short, upper, &config, 0, false)
+        let err = train_seed_finetuned(&data, &short, upper.clone(), &config, 0, false)
             .expect_err("misaligned states");
         assert!(
             err.to_string()
                 .contains("valid: token states for 5 dialogues"),
+            "{err}"
+        );
+        let mut unpooled = states.clone();
+        unpooled.test[1][1].pooled = 0;
+        let err = train_seed_finetuned(&data, &unpooled, upper, &config, 0, false)
+            .expect_err("nothing pooled");
+        assert!(
+            err.to_string().contains("turn 1") && err.to_string().contains("pooling 0"),
             "{err}"
         );
     }
