@@ -14,10 +14,17 @@ common=(--seeds 0,1,2,3,4 --max-epochs 40)
 
 run() {
     local name=$1; shift
-    echo "== $name: $mmer train $* ${common[*]} --out runs/$name" >&2
+    run_with "$name" "${common[@]}" "$@"
+}
+
+# A run with its own epochs and seeds (the fine-tuning rows: their config's
+# schedule decays to 0 at its last epoch; 3 seeds, 26 min each on MELD).
+run_with() {
+    local name=$1; shift
+    echo "== $name: $mmer train $* --out runs/$name" >&2
     # --force: a rerun replaces the row's earlier run (swapped in only once
     # every seed has finished, so an interrupted rerun keeps the old one).
-    "$mmer" train "$@" "${common[@]}" --out "runs/$name" --force
+    "$mmer" train "$@" --out "runs/$name" --force
     mkdir -p docs/results
     cp "runs/$name/results.json" "docs/results/$name.json"
 }
@@ -37,7 +44,9 @@ all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-mi
      iemocap-ses4-mpnet-layer8-amuse-rezero iemocap-ses4-mpnet-layer8-amuse-rezero-dropout
      iemocap-ses4-mpnet-layer8-amuse-rezero-256
      meld-mpnet-layer8-am2emoje iemocap-mpnet-layer8-am2emoje iemocap-ses4-mpnet-layer8-am2emoje
-     iemocap-ses4-mpnet-layer8-am2emoje-256)
+     iemocap-ses4-mpnet-layer8-am2emoje-256
+     meld-mpnet-layer8-context meld-mpnet-layer8-context-utterance iemocap-mpnet-layer8-context
+     meld-mpnet-layer8-finetune-top2 iemocap-mpnet-layer8-finetune-top2 iemocap-mpnet-layer8-frozen-b4-e6)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -95,6 +104,17 @@ for name in "${selected[@]}"; do
         iemocap-mpnet-layer8-am2emoje) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --fusion am2-emoje "${iemocap[@]}" ;;
         iemocap-ses4-mpnet-layer8-am2emoje) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --fusion am2-emoje "${iemocap_ses4[@]}" ;;
         iemocap-ses4-mpnet-layer8-am2emoje-256) run "$name" --config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml --fusion am2-emoje "${iemocap_ses4[@]}" ;;
+        # Issue 17: the conversation in the frozen encoder's input (past 3,
+        # future 1, speaker names), with and without the Bi-LSTM context.
+        meld-mpnet-layer8-context) run "$name" --config docs/configs/meld-mpnet-layer8-context.toml ;;
+        meld-mpnet-layer8-context-utterance) run "$name" --config docs/configs/meld-mpnet-layer8-context.toml --context none ;;
+        iemocap-mpnet-layer8-context) run "$name" --config docs/configs/meld-mpnet-layer8-context.toml "${iemocap[@]}" ;;
+        # Issue 17: MPNet's layers 7-8 fine-tuned with the model (6 epochs,
+        # 3 seeds), and the frozen model on IEMOCAP's fine-tuning schedule
+        # (batches of 4 dialogues, 6 epochs) for a paired comparison.
+        meld-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/meld-mpnet-layer8-finetune-top2.toml --seeds 0,1,2 ;;
+        iemocap-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/iemocap-mpnet-layer8-finetune-top2.toml --seeds 0,1,2 ;;
+        iemocap-mpnet-layer8-frozen-b4-e6) run_with "$name" --config docs/configs/meld-mpnet-layer8.toml "${iemocap[@]}" --set train.batch_size=4 --set train.patience=6 --max-epochs 6 --seeds 0,1,2 ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done

@@ -337,9 +337,8 @@ fn conversations_train_and_predict_with_real_encoders() {
     predicts_its_test_accuracy(&in_context);
 
     // MiniLM's last layer fine-tuned with the model (issue 17), with the
-    // conversation in its input: the layer is
-    // stored beside the model, predict runs it (and detects a damaged
-    // copy), and eval, which scores frozen features, refuses the run.
+    // conversation in its input: the layer is stored beside the model, and
+    // predict and eval run it (predict detects a damaged copy).
     let tuned = dir.path().join("tuned");
     let o = train(
         &tuned,
@@ -364,14 +363,19 @@ fn conversations_train_and_predict_with_real_encoders() {
     assert!(checkpoint["encoder_sha256"].is_string(), "{checkpoint}");
     assert_predicts_the_example(&tuned.join("seed-0"), &models);
     predicts_its_test_accuracy(&tuned);
+    // eval runs each seed's layers as predict does: the run's test scores.
     let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
-        .arg("eval")
+        .args(["eval", "--split", "test"])
         .arg(&tuned)
         .env("MMER_MODELS_DIR", &models)
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("fine-tuned"), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let evaluation = read_json(&tuned.join("eval-test.json"));
+    assert_eq!(
+        evaluation["per_seed"][0][1]["weighted_f1"], results["per_seed"][0]["test"]["weighted_f1"],
+        "{evaluation}"
+    );
     let layers = tuned.join("seed-0/text_encoder.bpk");
     let mut bytes = std::fs::read(&layers).unwrap();
     let last = bytes.len() - 1;

@@ -13,6 +13,7 @@ use mmer_train::multi_label::HeadScores;
 use serde::Serialize;
 
 use crate::config::RunConfig;
+use crate::data::checkpoint_encoder;
 use crate::error::{Context, Result, bail, ensure};
 use crate::run::seeds_in;
 
@@ -38,7 +39,9 @@ pub struct RunEvaluation {
 }
 
 /// Loads the run in `run`, checks it is complete and consistent, evaluates
-/// every seed on `split` and writes `eval-<split>.json` (atomically).
+/// every seed on `split` and writes `eval-<split>.json` (atomically). A
+/// fine-tuned seed's text features are its own encoder layers' output,
+/// computed online as `predict` does (the store holds the frozen ones).
 ///
 /// # Errors
 /// An unreadable or inconsistent run, a multi-label run (see
@@ -48,7 +51,23 @@ pub fn evaluate_run(run: &Path, split: Split) -> Result<RunEvaluation> {
     let (corpus, models) = load_run(run, split, false)?;
     let mut per_seed = Vec::new();
     for (seed, checkpoint, model) in &models {
-        per_seed.push((*seed, checkpoint.evaluate(model, corpus.split(split))?));
+        let report = match checkpoint.config.finetune {
+            None => checkpoint.evaluate(model, corpus.split(split))?,
+            // Each seed has its own encoder layers: its text features are
+            // its layers' output, computed here as predict computes them.
+            Some(_) => {
+                let dir = run.join(format!("seed-{seed}"));
+                let featurizer =
+                    checkpoint_encoder(checkpoint, &dir, &mmer_text::default_models_dir())?
+                        .with_context(|| {
+                            format!("{}: a fine-tuned model reads text", dir.display())
+                        })?;
+                let mut dialogues = corpus.split(split).to_vec();
+                featurizer.embed(&mut dialogues)?;
+                checkpoint.evaluate(model, &dialogues)?
+            }
+        };
+        per_seed.push((*seed, report));
     }
     let reports: Vec<_> = per_seed.iter().map(|(_, r)| r.clone()).collect();
     let evaluation = RunEvaluation {
@@ -160,8 +179,9 @@ fn load_run(run: &Path, split: Split, multi: bool) -> Result<(mmer_core::Corpus,
     let mut models = Vec::new();
     for seed in &config.train.seeds {
         let dir = run.join(format!("seed-{seed}"));
+        // A fine-tuned seed loads too: evaluate_run runs its encoder layers.
         let (checkpoint, model) =
-            Checkpoint::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+            Checkpoint::load_model(&dir).with_context(|| format!("loading {}", dir.display()))?;
         ensure!(
             checkpoint.seed == *seed
                 && checkpoint.corpus == corpus.name

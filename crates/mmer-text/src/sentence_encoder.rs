@@ -67,15 +67,16 @@ fn pair_specials(tokenizer: &Tokenizer) -> std::result::Result<Specials, String>
     let single = ids("".into())?;
     let pair = ids(("", "").into())?;
     // single = head + tail; pair = head + tail + mid + tail.
-    let (head_len, tail_len) = (1.min(single.len()), single.len().saturating_sub(1));
-    let (head, tail) = single.split_at(head_len);
+    let mismatch =
+        || format!("pair encoding {pair:?} does not extend the single encoding {single:?}");
+    if single.len() < 2 {
+        return Err(mismatch());
+    }
+    let (head, tail) = single.split_at(1);
     let rest = pair
         .strip_prefix(single.as_slice())
         .and_then(|rest| rest.strip_suffix(tail))
-        .filter(|_| tail_len > 0)
-        .ok_or_else(|| {
-            format!("pair encoding {pair:?} does not extend the single encoding {single:?}")
-        })?;
+        .ok_or_else(mismatch)?;
     Ok(Specials {
         head: head.to_vec(),
         tail: tail.to_vec(),
