@@ -296,18 +296,7 @@ fn conversations_train_and_predict_with_real_encoders() {
     // one results.json reports.
     let predicts_its_test_accuracy = |run: &Path| {
         let results = read_json(&run.join("results.json"));
-        let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
-            .args(["predict", "--format", "jsonl", "--model"])
-            .arg(run.join("seed-0"))
-            .arg(data.join("test.jsonl"))
-            .env("MMER_MODELS_DIR", &models)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        let predictions: Vec<serde_json::Value> = stdout(&o)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let predictions = predict_jsonl(&run.join("seed-0"), &data.join("test.jsonl"), &models);
         let right = predictions
             .iter()
             .filter(|p| p["emotion"] == p["gold"])
@@ -437,6 +426,22 @@ fn conversations_train_and_predict_with_real_encoders() {
     }
 }
 
+/// `mmer predict --format jsonl --model model file`: one JSON object per turn.
+fn predict_jsonl(model: &Path, file: &Path, models: &Path) -> Vec<serde_json::Value> {
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["predict", "--format", "jsonl", "--model"])
+        .arg(model)
+        .arg(file)
+        .env("MMER_MODELS_DIR", models)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// `mmer predict --format jsonl` on docs/examples/conversation.jsonl: one
 /// distribution over MELD's classes per turn.
 fn assert_predicts_the_example(model: &Path, models: &Path) {
@@ -444,23 +449,7 @@ fn assert_predicts_the_example(model: &Path, models: &Path) {
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/examples/conversation.jsonl"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
-        .args([
-            "predict",
-            "--format",
-            "jsonl",
-            "--model",
-            model.to_str().unwrap(),
-            example,
-        ])
-        .env("MMER_MODELS_DIR", models)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let predictions: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let predictions = predict_jsonl(model, Path::new(example), models);
     let turns = std::fs::read_to_string(example).unwrap().lines().count();
     assert_eq!(predictions.len(), turns);
     let classes = [

@@ -603,6 +603,18 @@ pub fn attach_text_embeddings(
         if items.is_empty() {
             continue;
         }
+        if let Some(window) = context {
+            let tokens: usize = inputs.values().map(|i| i.ids.len()).sum();
+            let pooled: usize = inputs.values().map(|i| i.pooled).sum();
+            tracing::info!(
+                corpus = %corpus_name,
+                %split,
+                %window,
+                mean_tokens = tokens as f64 / inputs.len() as f64,
+                mean_own_tokens = pooled as f64 / inputs.len() as f64,
+                "conversation context in the input"
+            );
+        }
         let key = mmer_core::store::StoreKey {
             root: store.to_path_buf(),
             corpus: corpus_name.clone(),
