@@ -53,14 +53,6 @@ pub struct TurnTokens {
     pub pooled: usize,
 }
 
-impl TurnTokens {
-    /// A turn whose every token is pooled.
-    pub fn plain(states: Vec<f32>, width: usize) -> Self {
-        let pooled = states.len() / width.max(1);
-        Self { states, pooled }
-    }
-}
-
 /// Token states of every turn under the trained layers, aligned with
 /// [`PreparedData`]'s dialogues: `split[dialogue][turn]`.
 #[derive(Debug, Clone, Default)]
