@@ -327,7 +327,8 @@ fn conversations_train_and_predict_with_real_encoders() {
 
     // MiniLM's last layer fine-tuned with the model (issue 17), with the
     // conversation in its input: the layer is stored beside the model, and
-    // predict and eval run it (predict detects a damaged copy).
+    // predict and eval (also through a label map) run it (predict detects a
+    // damaged copy).
     let tuned = dir.path().join("tuned");
     let o = train(
         &tuned,
@@ -364,6 +365,33 @@ fn conversations_train_and_predict_with_real_encoders() {
     assert_eq!(
         evaluation["per_seed"][0][1]["weighted_f1"], results["per_seed"][0]["test"]["weighted_f1"],
         "{evaluation}"
+    );
+    // ... and so does scoring through a label map (the run's MELD classes
+    // grouped into the comparison classes of the IEMOCAP → MELD map, on its
+    // own data).
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["eval", "--label-map"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/label-maps/iemocap-to-meld.toml"
+        ))
+        .arg(&tuned)
+        .env("MMER_MODELS_DIR", &models)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mapped = std::fs::read_dir(&tuned)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("eval-map-iemocap-to-meld")
+        });
+    assert!(
+        mapped,
+        "no eval-map-iemocap-to-meld-*.json in {}",
+        tuned.display()
     );
     let layers = tuned.join("seed-0/text_encoder.bpk");
     let mut bytes = std::fs::read(&layers).unwrap();

@@ -973,8 +973,9 @@ pub fn evaluate_mapped(
     let mut models = Vec::new();
     for seed in &config.train.seeds {
         let dir = run.join(format!("seed-{seed}"));
+        // A fine-tuned seed loads too: it is scored on its own layers' output.
         let (checkpoint, model) =
-            Checkpoint::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+            Checkpoint::load_model(&dir).with_context(|| format!("loading {}", dir.display()))?;
         ensure!(
             checkpoint.seed == *seed
                 && checkpoint.config.same_settings(&config.train)
@@ -1110,8 +1111,9 @@ pub fn evaluate_mapped(
     let (mut unmapped_mean, mut unmapped_top) = (Vec::new(), Vec::new());
     let (mut scored, mut unmapped_gold) = (0, vec![0; data_group.len()]);
     for (checkpoint, model, dir) in &models {
+        let inputs = crate::evaluate::seed_inputs(checkpoint, dir, dialogues)?;
         let probs = checkpoint
-            .label_probabilities(model, dialogues)
+            .label_probabilities(model, &inputs)
             .with_context(|| format!("predicting with {}", dir.display()))?;
         if model_labels.multi_label {
             let mapped = map_multi_label(dialogues, &probs, model_group, data_group, k)?;

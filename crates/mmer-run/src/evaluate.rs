@@ -40,8 +40,7 @@ pub struct RunEvaluation {
 
 /// Loads the run in `run`, checks it is complete and consistent, evaluates
 /// every seed on `split` and writes `eval-<split>.json` (atomically). A
-/// fine-tuned seed's text features are its own encoder layers' output,
-/// computed online as `predict` does (the store holds the frozen ones).
+/// fine-tuned seed reads its own encoder layers' output ([`seed_inputs`]).
 ///
 /// # Errors
 /// An unreadable or inconsistent run, a multi-label run (see
@@ -51,23 +50,9 @@ pub fn evaluate_run(run: &Path, split: Split) -> Result<RunEvaluation> {
     let (corpus, models) = load_run(run, split, false)?;
     let mut per_seed = Vec::new();
     for (seed, checkpoint, model) in &models {
-        let report = match checkpoint.config.finetune {
-            None => checkpoint.evaluate(model, corpus.split(split))?,
-            // Each seed has its own encoder layers: its text features are
-            // its layers' output, computed here as predict computes them.
-            Some(_) => {
-                let dir = run.join(format!("seed-{seed}"));
-                let featurizer =
-                    checkpoint_encoder(checkpoint, &dir, &mmer_text::default_models_dir())?
-                        .with_context(|| {
-                            format!("{}: a fine-tuned model reads text", dir.display())
-                        })?;
-                let mut dialogues = corpus.split(split).to_vec();
-                featurizer.embed(&mut dialogues)?;
-                checkpoint.evaluate(model, &dialogues)?
-            }
-        };
-        per_seed.push((*seed, report));
+        let dir = run.join(format!("seed-{seed}"));
+        let dialogues = seed_inputs(checkpoint, &dir, corpus.split(split))?;
+        per_seed.push((*seed, checkpoint.evaluate(model, &dialogues)?));
     }
     let reports: Vec<_> = per_seed.iter().map(|(_, r)| r.clone()).collect();
     let evaluation = RunEvaluation {
@@ -142,6 +127,27 @@ pub fn evaluate_multi_label_run(run: &Path, split: Split) -> Result<MultiLabelRu
     Ok(evaluation)
 }
 
+/// The dialogues the seed in `dir` reads: `dialogues` as loaded, or, for a
+/// fine-tuned seed, with their text features recomputed by its own encoder
+/// layers as `predict` computes them (the store holds the frozen ones).
+///
+/// # Errors
+/// The seed's encoder cannot be loaded or fails on a text.
+pub(crate) fn seed_inputs<'a>(
+    checkpoint: &Checkpoint,
+    dir: &Path,
+    dialogues: &'a [mmer_core::Dialogue],
+) -> Result<std::borrow::Cow<'a, [mmer_core::Dialogue]>> {
+    if checkpoint.config.finetune.is_none() {
+        return Ok(std::borrow::Cow::Borrowed(dialogues));
+    }
+    let featurizer = checkpoint_encoder(checkpoint, dir, &mmer_text::default_models_dir())?
+        .with_context(|| format!("{}: a fine-tuned model reads text", dir.display()))?;
+    let mut tuned = dialogues.to_vec();
+    featurizer.embed(&mut tuned)?;
+    Ok(std::borrow::Cow::Owned(tuned))
+}
+
 /// Whether the run in `run` trained on a multi-label set.
 ///
 /// # Errors
@@ -179,7 +185,7 @@ fn load_run(run: &Path, split: Split, multi: bool) -> Result<(mmer_core::Corpus,
     let mut models = Vec::new();
     for seed in &config.train.seeds {
         let dir = run.join(format!("seed-{seed}"));
-        // A fine-tuned seed loads too: evaluate_run runs its encoder layers.
+        // A fine-tuned seed loads too: its scorers run its encoder layers.
         let (checkpoint, model) =
             Checkpoint::load_model(&dir).with_context(|| format!("loading {}", dir.display()))?;
         ensure!(
