@@ -40,7 +40,8 @@ pub struct RunEvaluation {
 
 /// Loads the run in `run`, checks it is complete and consistent, evaluates
 /// every seed on `split` and writes `eval-<split>.json` (atomically). A
-/// fine-tuned seed reads its own encoder layers' output ([`seed_inputs`]).
+/// fine-tuned seed reads its own encoder layers' output, computed as
+/// `predict` computes it.
 ///
 /// # Errors
 /// An unreadable or inconsistent run, a multi-label run (see
