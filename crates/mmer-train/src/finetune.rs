@@ -142,7 +142,7 @@ fn check_spec(config: &TrainConfig, spec: &FineTuneSpec, encoder: &TextEncoder) 
     }
     if config.data_parallel > 1 {
         return Err(Error::Data(
-            "[train.finetune] trains one batch at a time (its matrix products use every core): leave data_parallel at 1".into(),
+            "[train.finetune] trains one batch at a time: leave data_parallel at 1".into(),
         ));
     }
     if spec.chunk == 0 || spec.accumulate == 0 {
