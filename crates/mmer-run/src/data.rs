@@ -13,6 +13,7 @@ use mmer_data::synthetic::SyntheticConfig;
 use mmer_data::synthetic_multi::MultiLabelSyntheticConfig;
 use mmer_models::text_encoder::TextEncoder;
 use mmer_text::{ContextWindow, EncoderInput, EncoderKind, Output, SentenceEncoder};
+use mmer_train::finetune::TurnTokens;
 use serde::{Deserialize, Serialize};
 
 /// Dataset formats mmer reads.
@@ -581,23 +582,28 @@ pub fn attach_text_embeddings(
         };
         // A turn without a transcript has no text modality (missing is
         // data: the batcher masks it), never an embedding of "".
+        // Without context the store keys rows by the text, as it always
+        // has, and only texts it lacks are tokenized; with context by the
+        // whole input, built for every turn.
         let mut items: Vec<(String, String)> = Vec::new();
         let mut inputs: std::collections::HashMap<String, EncoderInput> = Default::default();
         for d in dialogues.iter() {
-            let turn_inputs = turn_inputs(encoder, d, context)
+            let Some(window) = context else {
+                items.extend(
+                    d.utterances
+                        .iter()
+                        .filter_map(|u| Some((u.id.clone(), u.text.clone()?))),
+                );
+                continue;
+            };
+            let turn_inputs = turn_inputs(encoder, d, Some(window))
                 .with_context(|| format!("{corpus_name}: dialogue {}", d.id))?;
             for (u, input) in d.utterances.iter().zip(turn_inputs) {
-                let (Some(text), Some(input)) = (&u.text, input) else {
-                    continue;
-                };
-                // Without context the store keys rows by the text, as it
-                // always has; with context by the whole input.
-                let key = match context {
-                    None => text.clone(),
-                    Some(_) => input.key(),
-                };
-                inputs.entry(key.clone()).or_insert(input);
-                items.push((u.id.clone(), key));
+                if let Some(input) = input {
+                    let key = input.key();
+                    inputs.entry(key.clone()).or_insert(input);
+                    items.push((u.id.clone(), key));
+                }
             }
         }
         if items.is_empty() {
@@ -631,8 +637,17 @@ pub fn attach_text_embeddings(
                     true,
                 );
                 let progress = |done, _| bar.set_position(done as u64);
-                let missing: Vec<EncoderInput> = keys.iter().map(|k| inputs[*k].clone()).collect();
-                let rows = view.embed(encoder, &missing, true, progress);
+                let rows = match context {
+                    None => encoder
+                        .inputs(keys)
+                        .map_err(crate::Error::from)
+                        .and_then(|missing| view.embed(encoder, &missing, true, progress)),
+                    Some(_) => {
+                        let missing: Vec<EncoderInput> =
+                            keys.iter().map(|k| inputs[*k].clone()).collect();
+                        view.embed(encoder, &missing, true, progress)
+                    }
+                };
                 bar.finish();
                 rows
             })?;
@@ -683,6 +698,26 @@ pub(crate) fn turn_inputs(
                 .collect()
         }
     })
+}
+
+/// The frozen encoder's token states of layer `below` for every input, each
+/// with its count of pooled tokens: what fine-tuned layers above `below`
+/// read, in training ([`crate::run`]) and in prediction alike.
+pub(crate) fn turn_tokens(
+    encoder: &SentenceEncoder,
+    inputs: &[EncoderInput],
+    below: usize,
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<TurnTokens>> {
+    let states = encoder.embed_inputs(inputs, Output::Tokens(below), progress)?;
+    Ok(states
+        .into_iter()
+        .zip(inputs)
+        .map(|(states, input)| TurnTokens {
+            states,
+            pooled: input.pooled,
+        })
+        .collect())
 }
 
 /// Suffix of a store table and of a checkpoint's text source when the
@@ -878,18 +913,8 @@ impl TextFeaturizer {
     /// trained on in place of the frozen layer's pooled states.
     fn tuned_rows(&self, tuned: &TunedLayers, inputs: &[EncoderInput]) -> Result<Vec<Vec<f32>>> {
         let dim = self.encoder.dim();
-        let states = self
-            .encoder
-            .embed_inputs(inputs, Output::Tokens(tuned.below), |_, _| {})?;
-        let turns: Vec<mmer_train::finetune::TurnTokens> = states
-            .into_iter()
-            .zip(inputs)
-            .map(|(states, input)| mmer_train::finetune::TurnTokens {
-                states,
-                pooled: input.pooled,
-            })
-            .collect();
-        let refs: Vec<&mmer_train::finetune::TurnTokens> = turns.iter().collect();
+        let turns = turn_tokens(&self.encoder, inputs, tuned.below, |_, _| {})?;
+        let refs: Vec<&TurnTokens> = turns.iter().collect();
         let device = burn::tensor::Device::flex();
         let pooled = mmer_train::finetune::pool_texts(&tuned.layers, &refs, dim, 32, &device);
         let flat = pooled

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use mmer_models::Fusion;
 use mmer_models::text_encoder::TextEncoder;
-use mmer_train::finetune::{TokenStates, TurnTokens, train_seed_finetuned};
+use mmer_train::finetune::{TokenStates, train_seed_finetuned};
 use mmer_train::pretrain::{PretrainOutcome, pretrain_seed};
 use mmer_train::trainer::PreparedData;
 use mmer_train::{Checkpoint, TrainConfig, train_seed, train_seed_multi_label};
@@ -434,17 +434,11 @@ fn finetune_inputs(
         inputs.len() as u64,
         show_progress,
     );
-    let flat = encoder.embed_inputs(&inputs, mmer_text::Output::Tokens(below), |done, _| {
+    let turns = crate::data::turn_tokens(&encoder, &inputs, below, |done, _| {
         progress.set_position(done as u64)
     })?;
     progress.finish();
-    let mut flat = flat
-        .into_iter()
-        .zip(&inputs)
-        .map(|(states, input)| TurnTokens {
-            states,
-            pooled: input.pooled,
-        });
+    let mut flat = turns.into_iter();
     let mut states = TokenStates {
         width: kind.dim(),
         ..TokenStates::default()

@@ -522,11 +522,10 @@ impl SentenceEncoder {
         };
         let _span =
             tracing::debug_span!("embed", kind = %self.kind, inputs = inputs.len()).entered();
-        let encoded = inputs;
         // Longest first, as sentence-transformers does: a batch that does not
         // fit fails at once, and lengths within each batch are close.
-        let mut order: Vec<usize> = (0..encoded.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].ids.len()));
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].ids.len()));
 
         let batches: Vec<&[usize]> = order.chunks(self.batch_size).collect();
         let mut out = vec![Vec::new(); inputs.len()];
@@ -547,7 +546,7 @@ impl SentenceEncoder {
         if workers == 1 {
             for &batch in &batches {
                 let vectors = self
-                    .embed_batch(encoded, batch, output)
+                    .embed_batch(inputs, batch, output)
                     .map_err(|e| forward_err(batch, e))?;
                 store(batch, vectors);
             }
@@ -572,7 +571,7 @@ impl SentenceEncoder {
                             let Some(&batch) = batches.get(index) else {
                                 break;
                             };
-                            let result = self.embed_batch(encoded, batch, output);
+                            let result = self.embed_batch(inputs, batch, output);
                             if tx.send((batch, result)).is_err() {
                                 break;
                             }
