@@ -262,8 +262,8 @@ struct Record {
 
 /// A `label` as written: one string (in a multi-label set, names separated
 /// by [`LabelSpace::LIST_SEPARATOR`]) or a JSON list of names. Other
-/// readers of conversation records (the server) resolve it with
-/// [`resolve_label`], so the rules stay one.
+/// readers of conversation records (the server) resolve it through
+/// [`TurnCollector`], so the rules stay one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawLabel {
     /// One string.
@@ -500,31 +500,187 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Vec<(u64, Record)>> {
     Ok(records)
 }
 
+/// A rule of the format that one record breaks, before the reader names
+/// where the record is: a file its line, the server a turn's place in the
+/// request. `K` is that place.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordFault<K> {
+    /// `dialogue` is empty or blank.
+    EmptyDialogue {
+        /// The record's turn number.
+        turn: u64,
+    },
+    /// `speaker` is empty or blank.
+    EmptySpeaker {
+        /// The (trimmed) dialogue id.
+        dialogue: String,
+        /// The record's turn number.
+        turn: u64,
+    },
+    /// `text` is empty or blank.
+    EmptyText {
+        /// Utterance id, `<dialogue>_utt<turn>`.
+        id: String,
+    },
+    /// A second record of the same dialogue turn.
+    Duplicate {
+        /// Utterance id.
+        id: String,
+        /// Where the first record is.
+        first: K,
+    },
+    /// A class name the label set does not declare.
+    UnknownLabel {
+        /// Utterance id.
+        id: String,
+        /// The name as written.
+        label: String,
+    },
+    /// Several classes in a single-label set.
+    LabelList {
+        /// Utterance id.
+        id: String,
+        /// The label as written (`"joy;fear"` or `["joy", "fear"]`).
+        label: String,
+    },
+}
+
+/// Records checked against the format's rules (module doc, "Semantics" and
+/// "Labels") and collected into dialogues: the one implementation every
+/// reader of conversation records shares (files here, request bodies in
+/// `mmer serve`), so the rules cannot drift apart.
+#[derive(Debug)]
+pub struct TurnCollector<'a, K> {
+    labels: &'a LabelSpace,
+    first_seen: HashMap<(String, u64), K>,
+    turns: Vec<(String, u64, Utterance)>,
+}
+
+impl<'a, K: Copy> TurnCollector<'a, K> {
+    /// No records yet; labels resolve against `labels`.
+    pub fn new(labels: &'a LabelSpace) -> Self {
+        Self {
+            labels,
+            first_seen: HashMap::new(),
+            turns: Vec::new(),
+        }
+    }
+
+    /// Checks one record found at `at` and keeps it; returns its utterance
+    /// id (`<dialogue>_utt<turn>`).
+    ///
+    /// # Errors
+    /// The first [`RecordFault`] the record has, in the order of the
+    /// variants.
+    pub fn push(
+        &mut self,
+        at: K,
+        dialogue: &str,
+        turn: u64,
+        speaker: &str,
+        text: String,
+        label: Option<&RawLabel>,
+    ) -> std::result::Result<String, RecordFault<K>> {
+        let dialogue = dialogue.trim();
+        if dialogue.is_empty() {
+            return Err(RecordFault::EmptyDialogue { turn });
+        }
+        let id = format!("{dialogue}_utt{turn}");
+        let speaker = speaker.trim();
+        if speaker.is_empty() {
+            return Err(RecordFault::EmptySpeaker {
+                dialogue: dialogue.to_string(),
+                turn,
+            });
+        }
+        if text.trim().is_empty() {
+            return Err(RecordFault::EmptyText { id });
+        }
+        let key = (dialogue.to_string(), turn);
+        if let Some(&first) = self.first_seen.get(&key) {
+            return Err(RecordFault::Duplicate { id, first });
+        }
+        let mut utterance = Utterance::new(id.clone(), 0, speaker);
+        utterance.text = Some(text);
+        if let Some(raw) = label {
+            utterance.label = resolve_label(raw, self.labels)
+                .map_err(|fault| fault.into_record_fault(&id, raw))?;
+        }
+        self.first_seen.insert(key, at);
+        self.turns.push((dialogue.to_string(), turn, utterance));
+        Ok(id)
+    }
+
+    /// The records as dialogues in order of first appearance, each sorted
+    /// by turn number, with `index` the rank and `turn` the number.
+    pub fn finish(self) -> Vec<Dialogue> {
+        let mut order: Vec<(String, Vec<(u64, Utterance)>)> = Vec::new();
+        let mut position: HashMap<String, usize> = HashMap::new();
+        for (dialogue, turn, utterance) in self.turns {
+            let slot = *position.entry(dialogue.clone()).or_insert_with(|| {
+                order.push((dialogue, Vec::new()));
+                order.len() - 1
+            });
+            order[slot].1.push((turn, utterance));
+        }
+        order
+            .into_iter()
+            .map(|(id, mut turns)| {
+                turns.sort_by_key(|(turn, _)| *turn);
+                let utterances = turns
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, (turn, u))| Utterance {
+                        index,
+                        turn: Some(turn),
+                        ..u
+                    })
+                    .collect();
+                Dialogue { id, utterances }
+            })
+            .collect()
+    }
+}
+
+/// Why a label did not resolve.
+enum LabelFault {
+    Unknown(String),
+    List,
+}
+
+impl LabelFault {
+    fn into_record_fault<K>(self, id: &str, raw: &RawLabel) -> RecordFault<K> {
+        match self {
+            LabelFault::Unknown(label) => RecordFault::UnknownLabel {
+                id: id.to_string(),
+                label,
+            },
+            LabelFault::List => RecordFault::LabelList {
+                id: id.to_string(),
+                label: raw.to_string(),
+            },
+        }
+    }
+}
+
 /// The label of a record, `None` when it is blank (unlabelled); see the
-/// module doc's "Labels". `unknown` builds the error for a name the set
-/// does not declare, `list` the one for several names in a single-label
-/// set, each in the caller's error type (a file names its line, the server
-/// a turn's place in the request).
-///
-/// # Errors
-/// Those two.
-pub fn resolve_label<E>(
+/// module doc's "Labels".
+fn resolve_label(
     raw: &RawLabel,
     labels: &LabelSpace,
-    unknown: impl Fn(&str) -> E,
-    list: impl Fn() -> E,
-) -> std::result::Result<Option<Label>, E> {
+) -> std::result::Result<Option<Label>, LabelFault> {
     let separator = LabelSpace::LIST_SEPARATOR;
     if matches!(raw, RawLabel::Text(text) if text.trim().is_empty()) {
         return Ok(None);
     }
+    let unknown = |name: &str| LabelFault::Unknown(name.to_string());
     if !labels.multi_label {
         return match raw {
             RawLabel::Text(text) if !text.contains(separator) => labels
                 .index_of(text)
                 .map(|class| Some(Label::Single(class)))
                 .map_err(|_| unknown(text)),
-            _ => Err(list()),
+            _ => Err(LabelFault::List),
         };
     }
     let names: Vec<&str> = match raw {
@@ -541,38 +697,6 @@ pub fn resolve_label<E>(
     Ok(Some(Label::Multi(bits)))
 }
 
-/// Turns `(dialogue id, turn number, utterance)` grouped into dialogues in
-/// order of first appearance, each sorted by turn number, with `index` the
-/// rank and `turn` the number (how every reader of conversation records
-/// lays them out).
-pub fn group_turns(turns: impl IntoIterator<Item = (String, u64, Utterance)>) -> Vec<Dialogue> {
-    let mut order: Vec<(String, Vec<(u64, Utterance)>)> = Vec::new();
-    let mut position: HashMap<String, usize> = HashMap::new();
-    for (dialogue, turn, utterance) in turns {
-        let slot = *position.entry(dialogue.clone()).or_insert_with(|| {
-            order.push((dialogue, Vec::new()));
-            order.len() - 1
-        });
-        order[slot].1.push((turn, utterance));
-    }
-    order
-        .into_iter()
-        .map(|(id, mut turns)| {
-            turns.sort_by_key(|(turn, _)| *turn);
-            let utterances = turns
-                .into_iter()
-                .enumerate()
-                .map(|(index, (turn, u))| Utterance {
-                    index,
-                    turn: Some(turn),
-                    ..u
-                })
-                .collect();
-            Dialogue { id, utterances }
-        })
-        .collect()
-}
-
 fn assemble(
     records: Vec<(u64, Record)>,
     path: &Path,
@@ -585,8 +709,7 @@ fn assemble(
         });
     }
     let base = path.parent().unwrap_or(Path::new(""));
-    let mut turns = Vec::new();
-    let mut first_seen: HashMap<(String, u64), u64> = HashMap::new();
+    let mut turns = TurnCollector::new(labels);
     let mut media = BTreeMap::new();
     for (line, r) in records {
         let parse_err = |msg: String| Error::Parse {
@@ -594,54 +717,16 @@ fn assemble(
             line,
             msg,
         };
-        let dialogue = r.dialogue.trim().to_string();
-        if dialogue.is_empty() {
-            return Err(parse_err(format!("turn {}: empty dialogue id", r.turn)));
-        }
-        let id = format!("{dialogue}_utt{}", r.turn);
-        let speaker = r.speaker.trim();
-        if speaker.is_empty() {
-            return Err(parse_err(format!(
-                "dialogue {dialogue:?} turn {}: empty speaker",
-                r.turn
-            )));
-        }
-        if r.text.trim().is_empty() {
-            return Err(Error::EmptyText {
-                path: path.to_path_buf(),
+        let id = turns
+            .push(
                 line,
-                id,
-            });
-        }
-        if let Some(&first_line) = first_seen.get(&(dialogue.clone(), r.turn)) {
-            return Err(Error::DuplicateId {
-                path: path.to_path_buf(),
-                line,
-                first_line,
-                id,
-            });
-        }
-        first_seen.insert((dialogue.clone(), r.turn), line);
-
-        let mut utterance = Utterance::new(id.clone(), 0, speaker);
-        utterance.text = Some(r.text);
-        if let Some(raw) = &r.label {
-            let unknown = |label: &str| Error::UnknownLabel {
-                path: path.to_path_buf(),
-                line,
-                id: id.clone(),
-                label: label.to_string(),
-                known: labels.classes.join(", "),
-            };
-            let list = || Error::LabelList {
-                path: path.to_path_buf(),
-                line,
-                id: id.clone(),
-                label: raw.to_string(),
-                known: labels.classes.join(", "),
-            };
-            utterance.label = resolve_label(raw, labels, unknown, list)?;
-        }
+                &r.dialogue,
+                r.turn,
+                &r.speaker,
+                r.text,
+                r.label.as_ref(),
+            )
+            .map_err(|fault| record_error(fault, path, line, labels))?;
         let segment = match (r.start, r.end) {
             (None, None) => None,
             (Some(start_s), Some(end_s))
@@ -677,12 +762,50 @@ fn assemble(
         if refs.audio.is_some() || refs.video.is_some() {
             media.insert(id, refs);
         }
-        turns.push((dialogue, r.turn, utterance));
     }
     Ok(Conversations {
-        dialogues: group_turns(turns),
+        dialogues: turns.finish(),
         media,
     })
+}
+
+/// A record's fault as the error of the file it is in.
+fn record_error(fault: RecordFault<u64>, path: &Path, line: u64, labels: &LabelSpace) -> Error {
+    let path = path.to_path_buf();
+    let known = || labels.classes.join(", ");
+    match fault {
+        RecordFault::EmptyDialogue { turn } => Error::Parse {
+            path,
+            line,
+            msg: format!("turn {turn}: empty dialogue id"),
+        },
+        RecordFault::EmptySpeaker { dialogue, turn } => Error::Parse {
+            path,
+            line,
+            msg: format!("dialogue {dialogue:?} turn {turn}: empty speaker"),
+        },
+        RecordFault::EmptyText { id } => Error::EmptyText { path, line, id },
+        RecordFault::Duplicate { id, first } => Error::DuplicateId {
+            path,
+            line,
+            first_line: first,
+            id,
+        },
+        RecordFault::UnknownLabel { id, label } => Error::UnknownLabel {
+            path,
+            line,
+            id,
+            label,
+            known: known(),
+        },
+        RecordFault::LabelList { id, label } => Error::LabelList {
+            path,
+            line,
+            id,
+            label,
+            known: known(),
+        },
+    }
 }
 
 #[cfg(test)]

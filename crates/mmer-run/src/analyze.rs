@@ -21,6 +21,7 @@
 //! ([`crate::explain`]); [`crate::report_html`] draws the result.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mmer_audio::speakers::{SpeakerCount, assign_speakers_with_faces, voice_print};
@@ -359,7 +360,7 @@ struct FaceReader {
 /// The loaded models.
 pub struct Analyzer {
     transcriber: Transcriber,
-    text: Predictor,
+    text: Arc<Predictor>,
     audio: AudioEmotionModel,
     face: Option<FaceReader>,
     classes: Vec<String>,
@@ -413,6 +414,21 @@ impl Analyzer {
     /// A model that is missing or damaged (named), ffmpeg not found, or
     /// weights that do not sum to a positive number.
     pub fn new(config: AnalyzeConfig, ffmpeg: Ffmpeg) -> Result<Self> {
+        let text = Predictor::load_with(&config.text_model, &config.models_dir)?;
+        Self::with_text_model(config, ffmpeg, Arc::new(text))
+    }
+
+    /// As [`Analyzer::new`], with the text model already loaded (a server
+    /// that also answers text requests shares one copy); `text` stands for
+    /// `config.text_model`, which is not read.
+    ///
+    /// # Errors
+    /// As [`Analyzer::new`].
+    pub fn with_text_model(
+        config: AnalyzeConfig,
+        ffmpeg: Ffmpeg,
+        text: Arc<Predictor>,
+    ) -> Result<Self> {
         let w = config.weights;
         ensure!(
             w.text >= 0.0 && w.audio >= 0.0 && w.face >= 0.0 && w.text + w.audio + w.face > 0.0,
@@ -433,7 +449,6 @@ impl Analyzer {
             &config.models_dir,
             ffmpeg.clone(),
         )?;
-        let text = Predictor::load_with(&config.text_model, &config.models_dir)?;
         let classes = text.checkpoint().labels.classes.clone();
         let audio = AudioEmotionModel::load(&config.audio_model)?;
         let audio_map = class_map(

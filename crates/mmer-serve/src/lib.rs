@@ -75,7 +75,7 @@ pub use server::{Server, shutdown_signal};
 pub fn run(model_dir: &Path, config: ServeConfig) -> Result<()> {
     config.validate()?;
     let started = Instant::now();
-    let predictor = mmer_run::predict::Predictor::load(model_dir)?;
+    let predictor = Arc::new(mmer_run::predict::Predictor::load(model_dir)?);
     tracing::info!(
         model = %model_dir.display(),
         seconds = started.elapsed().as_secs_f64(),
@@ -88,7 +88,13 @@ pub fn run(model_dir: &Path, config: ServeConfig) -> Result<()> {
             models_dir: mmer_text::default_models_dir(),
             ..AnalyzeConfig::default()
         };
-        let analyzer = Analyzer::new(analyze, mmer_media::Ffmpeg::from_env())?;
+        // The media endpoints read text with the model /v1/emotions serves:
+        // one copy in memory.
+        let analyzer = Analyzer::with_text_model(
+            analyze,
+            mmer_media::Ffmpeg::from_env(),
+            Arc::clone(&predictor),
+        )?;
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),
             "media models loaded (speech, face, Whisper): /v1/analyze and /v1/stream are served"
@@ -106,7 +112,7 @@ pub fn run(model_dir: &Path, config: ServeConfig) -> Result<()> {
         })?;
     let result = runtime.block_on(async {
         let signal = shutdown_signal()?;
-        let server = Server::bind(Arc::new(predictor), media, model_dir, config).await?;
+        let server = Server::bind(predictor, media, model_dir, config).await?;
         server.serve(signal).await
     });
     // Every request has been answered; a prediction still running belongs

@@ -13,16 +13,14 @@
 //! place in the list (`turns[3]`) where a file names its line. Records
 //! group into dialogues in order of first appearance and sort by `turn`.
 //!
-//! The label rules and the grouping into dialogues are `mmer_data`'s own
-//! ([`resolve_label`], [`group_turns`]); the record checks are repeated
-//! here because their errors name a turn's place in the list. The media keys of
-//! the file format (`audio`, `video`, `start`, `end`) are refused: the
-//! server never opens a path a client names.
+//! The record checks, the label rules and the grouping into dialogues are
+//! `mmer_data`'s own ([`TurnCollector`]); only where a fault is named
+//! differs (`turns[i]`, not a file's line). The media keys of the file
+//! format (`audio`, `video`, `start`, `end`) are refused: the server never
+//! opens a path a client names.
 
-use std::collections::HashMap;
-
-use mmer_core::{Dialogue, LabelSpace, Utterance};
-use mmer_data::conversation::{RawLabel, group_turns, resolve_label};
+use mmer_core::{Dialogue, LabelSpace};
+use mmer_data::conversation::{RawLabel, RecordFault, TurnCollector};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -40,7 +38,7 @@ struct TurnRecord {
     speaker: String,
     text: String,
     #[serde(default)]
-    label: Option<Value>,
+    label: Option<RawLabel>,
 }
 
 /// The dialogues of a request body, with their number of turns.
@@ -137,81 +135,38 @@ fn record(i: usize, value: Value) -> Result<TurnRecord, ApiError> {
     serde_json::from_value(value).map_err(|e| at(format!("{whose}{e}")))
 }
 
-/// A `label` value as written, or an error for one that is neither a name
-/// nor a list of names.
-fn raw_label(value: &Value) -> Option<Result<RawLabel, String>> {
-    match value {
-        Value::Null => None,
-        Value::String(text) => Some(Ok(RawLabel::Text(text.clone()))),
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .map(|item| match item {
-                    Value::String(name) => Ok(name.clone()),
-                    other => Err(format!(
-                        "label: invalid type: {}, expected a class name or a list of class names",
-                        kind(other)
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(RawLabel::List),
-        ),
-        other => Some(Err(format!(
-            "label: invalid type: {}, expected a class name or a list of class names",
-            kind(other)
-        ))),
-    }
-}
-
 /// The records as dialogues: validated as a conversation file's are.
 fn assemble(records: Vec<TurnRecord>, labels: &LabelSpace) -> Result<Vec<Dialogue>, ApiError> {
-    let mut turns = Vec::with_capacity(records.len());
-    let mut first_seen: HashMap<(String, u64), usize> = HashMap::new();
+    let mut turns = TurnCollector::new(labels);
     for (i, r) in records.into_iter().enumerate() {
-        let at = |msg: String| ApiError::validation(format!("turns[{i}]: {msg}"));
-        let dialogue = r.dialogue.trim().to_string();
-        if dialogue.is_empty() {
-            return Err(at(format!("turn {}: empty dialogue id", r.turn)));
-        }
-        let id = format!("{dialogue}_utt{}", r.turn);
-        let speaker = r.speaker.trim();
-        if speaker.is_empty() {
-            return Err(at(format!(
-                "dialogue {dialogue:?} turn {}: empty speaker",
-                r.turn
-            )));
-        }
-        if r.text.trim().is_empty() {
-            return Err(at(format!("utterance {id} has empty text")));
-        }
-        if let Some(&first) = first_seen.get(&(dialogue.clone(), r.turn)) {
-            return Err(at(format!(
-                "duplicate utterance {id} (first seen at turns[{first}])"
-            )));
-        }
-        first_seen.insert((dialogue.clone(), r.turn), i);
-
-        let mut utterance = Utterance::new(id.clone(), 0, speaker);
-        utterance.text = Some(r.text);
-        if let Some(raw) = r.label.as_ref().and_then(raw_label) {
-            let raw =
-                raw.map_err(|msg| at(format!("dialogue {dialogue:?} turn {}: {msg}", r.turn)))?;
-            let known = labels.classes.join(", ");
-            let unknown = |label: &str| {
-                at(format!(
-                    "utterance {id}: unknown label {label:?} (known: {known})"
-                ))
-            };
-            let list = || {
-                at(format!(
-                    "utterance {id}: label {raw} lists several classes, but the label set is single-label: give one of {known}"
-                ))
-            };
-            utterance.label = resolve_label(&raw, labels, unknown, list)?;
-        }
-        turns.push((dialogue, r.turn, utterance));
+        turns
+            .push(i, &r.dialogue, r.turn, &r.speaker, r.text, r.label.as_ref())
+            .map_err(|fault| {
+                ApiError::validation(format!("turns[{i}]: {}", fault_message(fault, labels)))
+            })?;
     }
-    Ok(group_turns(turns))
+    Ok(turns.finish())
+}
+
+/// A turn's fault in the words a conversation file's error uses.
+fn fault_message(fault: RecordFault<usize>, labels: &LabelSpace) -> String {
+    let known = labels.classes.join(", ");
+    match fault {
+        RecordFault::EmptyDialogue { turn } => format!("turn {turn}: empty dialogue id"),
+        RecordFault::EmptySpeaker { dialogue, turn } => {
+            format!("dialogue {dialogue:?} turn {turn}: empty speaker")
+        }
+        RecordFault::EmptyText { id } => format!("utterance {id} has empty text"),
+        RecordFault::Duplicate { id, first } => {
+            format!("duplicate utterance {id} (first seen at turns[{first}])")
+        }
+        RecordFault::UnknownLabel { id, label } => {
+            format!("utterance {id}: unknown label {label:?} (known: {known})")
+        }
+        RecordFault::LabelList { id, label } => format!(
+            "utterance {id}: label {label} lists several classes, but the label set is single-label: give one of {known}"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -319,7 +274,7 @@ mod tests {
             ),
             (
                 r#"{"turns": [{"dialogue": "d", "turn": 0, "speaker": "A", "text": "t", "label": 3}]}"#,
-                "turns[0]: dialogue \"d\" turn 0: label: invalid type: a number",
+                "turns[0]: dialogue \"d\" turn 0: invalid type: integer `3`, expected a class name or a list of class names",
             ),
         ] {
             let err = error(body);
