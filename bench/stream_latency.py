@@ -21,6 +21,11 @@ turns analysed from 200 ms into their pause, used as the answer or dropped
 when speech resumed) and each turn's word error rate against the words
 spoken, so that Whisper repeating itself shows.
 
+--video FPS also sends each CREMA-D clip's video as frames (RGB, its own
+size, FPS per second, on the audio's clock, each before the audio chunk it
+falls in), so the server reads every turn's face too; the report gives
+each turn's keyframes and faces found.
+
 --speech picks the speech: `crema-d` (default; real speech, but every clip
 is the sentence "Don't forget a jacket", which makes Whisper tiny.en repeat
 itself) or `meld-espeak` (MELD test utterances in dialogue order, 4-30
@@ -62,6 +67,11 @@ def trimmed(pcm: bytes, gate_db: float = -45.0) -> bytes:
     """`pcm` without its leading and trailing silence (20 ms frames under
     `gate_db` dBFS, the server's own gate), so that a gap between clips is
     the gap written here."""
+    return trim(pcm, gate_db)[0]
+
+
+def trim(pcm: bytes, gate_db: float = -45.0) -> tuple[bytes, float]:
+    """`trimmed(pcm)` and the seconds cut from its start."""
     import array
     import math
 
@@ -72,10 +82,29 @@ def trimmed(pcm: bytes, gate_db: float = -45.0) -> bytes:
         power = sum((v / 32768.0) ** 2 for v in samples[start : start + frame]) / frame
         loud.append(10 * math.log10(power + 1e-10) >= gate_db)
     if not any(loud):
-        return pcm
+        return pcm, 0.0
     first = loud.index(True)
     last = len(loud) - 1 - loud[::-1].index(True)
-    return samples[first * frame : (last + 1) * frame].tobytes()
+    return samples[first * frame : (last + 1) * frame].tobytes(), first * frame / RATE
+
+
+def decode_frames(path: Path, fps: float) -> list[tuple[float, int, int, bytes]]:
+    """The video of `path` at `fps` frames per second: (time in the clip,
+    width, height, RGB bytes)."""
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "json", str(path)],
+        check=True,
+        capture_output=True,
+    ).stdout
+    stream = json.loads(probe)["streams"][0]
+    width, height = stream["width"], stream["height"]
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"fps={fps}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    size = width * height * 3
+    return [(i / fps, width, height, raw[i * size : (i + 1) * size]) for i in range(len(raw) // size)]
 
 
 def meld_espeak(meld: Path, count: int) -> list[tuple[bytes, str]]:
@@ -142,7 +171,9 @@ def summary(values):
     }
 
 
-async def stream(url: str, audio: bytes, speech_ends: list[float], spoken: list[str]) -> list[dict]:
+async def stream(
+    url: str, audio: bytes, speech_ends: list[float], spoken: list[str], frames: list[tuple[float, int, int, bytes]]
+) -> list[dict]:
     sent_at: list[float] = []  # wall time each chunk was sent
     answers: list[dict] = []
     chunk = int(CHUNK_S * RATE) * 2
@@ -163,11 +194,18 @@ async def stream(url: str, audio: bytes, speech_ends: list[float], spoken: list[
 
         receiver = asyncio.create_task(receive())
         t0 = time.perf_counter()
+        next_frame = 0
         for k, start in enumerate(range(0, len(audio), chunk)):
             # Real time: chunk k goes out when its audio has been "spoken".
             delay = t0 + (k + 1) * CHUNK_S - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            # The frames of this chunk's time, ahead of its audio.
+            while next_frame < len(frames) and frames[next_frame][0] < (k + 1) * CHUNK_S:
+                at, width, height, rgb = frames[next_frame]
+                await socket.send(json.dumps({"type": "frame", "time_s": at, "width": width, "height": height}))
+                await socket.send(rgb)
+                next_frame += 1
             await socket.send(audio[start : start + chunk])
             sent_at.append(time.perf_counter())
         await socket.send(json.dumps({"type": "end"}))
@@ -191,6 +229,8 @@ async def stream(url: str, audio: bytes, speech_ends: list[float], spoken: list[
                 "spoken": spoken[nearest],
                 "wer": wer(spoken[nearest], answer["text"]),
                 "emotion": answer["emotion"],
+                "keyframes": answer["evidence"]["keyframes"],
+                "faces": answer["evidence"]["faces"],
                 "closed_at_s": answer["closed_at_s"],
                 "server_ms": answer["latency_ms"],
                 "from_close_ms": 1000 * (answer["_arrived"] - sent(answer["closed_at_s"])),
@@ -210,18 +250,30 @@ def main() -> None:
     parser.add_argument("--turn-seconds", type=float, default=4.5, help="each turn: clips until at least this long")
     parser.add_argument("--speech", choices=["crema-d", "meld-espeak"], default="crema-d")
     parser.add_argument("--meld", type=Path, default=Path("../shared/data/meld/test_sent_emo.csv"))
+    parser.add_argument("--video", type=float, default=0.0, metavar="FPS", help="also send the clips' video frames (crema-d)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.video and args.speech != "crema-d":
+        sys.exit("--video needs --speech crema-d (the espeak speech has no video)")
 
     if args.speech == "crema-d":
         clips = sorted(args.clips.glob("*.flv"))
         if not clips:
             sys.exit(f"no .flv clips in {args.clips}")
-        decoded = [(trimmed(decode(c)), "Don't forget a jacket.") for c in clips]
+        decoded, clip_frames = [], []
+        for c in clips:
+            pcm, cut_s = trim(decode(c))
+            decoded.append((pcm, "Don't forget a jacket."))
+            # The frames inside the trimmed speech, timed from its start.
+            video = decode_frames(c, args.video) if args.video else []
+            length_s = len(pcm) / 2 / RATE
+            clip_frames.append([(t - cut_s, w, h, rgb) for t, w, h, rgb in video if 0 <= t - cut_s <= length_s])
         sources = [c.name for c in clips]
     else:
         decoded = meld_espeak(args.meld, args.turns * 4)
+        clip_frames = [[] for _ in decoded]
         sources = [text for _, text in decoded]
+    frames = []
     audio = bytearray(silence(1.0))
     speech_ends = []
     durations = []
@@ -234,6 +286,8 @@ def main() -> None:
             if turn:
                 turn += silence(0.15)
             pcm, text = decoded[next_clip % len(decoded)]
+            at = (len(audio) + len(turn)) / 2 / RATE
+            frames.extend((at + t, w, h, rgb) for t, w, h, rgb in clip_frames[next_clip % len(decoded)])
             turn += pcm
             words.append(text)
             next_clip += 1
@@ -254,7 +308,7 @@ def main() -> None:
         try:
             conn = wait_healthy(args.port, server, log_path)
             url = f"ws://127.0.0.1:{args.port}/v1/stream"
-            rows = asyncio.run(stream(url, bytes(audio), speech_ends, spoken))
+            rows = asyncio.run(stream(url, bytes(audio), speech_ends, spoken, frames))
             conn.request("GET", "/metrics")
             metrics = conn.getresponse().read().decode()
             early = {
@@ -280,6 +334,9 @@ def main() -> None:
         },
         "early_analyses": early,
         "speech": args.speech,
+        "video_fps": args.video,
+        "frames_sent": len(frames),
+        "faces_per_turn": summary([r["faces"] for r in rows]) if rows else None,
         "wer": {
             "mean": round(statistics.mean(r["wer"] for r in rows), 3) if rows else None,
             "turns_over_0.5": sum(r["wer"] > 0.5 for r in rows),

@@ -897,52 +897,74 @@ impl Analyzer {
                 continue;
             };
             let frames = self.ffmpeg.keyframes(&cut, &options)?;
-            let views = frames
+            let frames: Vec<(f64, usize, usize, &[u8])> = frames
                 .iter()
-                .map(|f| mmer_vision::RgbFrame::new(f.width as usize, f.height as usize, &f.data))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let features = extractor.extract(&views)?;
-            let mut reading = FaceReading {
-                keyframes: frames.len(),
-                ..FaceReading::default()
-            };
-            let mut sum = vec![0.0f32; self.classes.len()];
-            let mut prints = Vec::new();
-            let mut sharpest = f32::NEG_INFINITY;
-            for (frame, keyframe) in frames.iter().zip(&features) {
-                let time_s = range.start_s + frame.time_s;
-                let Some(face) = &keyframe.face else {
-                    reading.frames.push((time_s, None));
-                    continue;
-                };
-                let p = map_into(
-                    &face.expression.probabilities,
-                    &self.face_map,
-                    self.classes.len(),
-                );
-                sum.iter_mut().zip(&p).for_each(|(s, v)| *s += v);
-                prints.extend(face_print(&face.crop.image));
-                let top = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                if top > sharpest {
-                    sharpest = top;
-                    let image = &face.crop.image;
-                    reading.thumbnail = Some(FaceThumbnail {
-                        width: image.width(),
-                        height: image.height(),
-                        gray: image.data().to_vec(),
+                .map(|f| {
+                    let time_s = range.start_s + f.time_s;
+                    (
                         time_s,
-                    });
-                }
-                reading.frames.push((time_s, Some(p)));
-                reading.faces += 1;
-            }
-            if reading.faces > 0 {
-                reading.mean = Some(sum.iter().map(|v| v / reading.faces as f32).collect());
-            }
-            reading.print = mean_face_print(&prints);
-            out.push(reading);
+                        f.width as usize,
+                        f.height as usize,
+                        f.data.as_slice(),
+                    )
+                })
+                .collect();
+            out.push(self.read_frames(&mut extractor, &frames)?);
         }
         Ok(out)
+    }
+
+    /// The faces of one turn's frames `(time in the recording, width,
+    /// height, RGB bytes)`: per-frame distributions, their mean, the
+    /// sharpest face and the mean face print.
+    fn read_frames(
+        &self,
+        extractor: &mut VisualExtractor,
+        frames: &[(f64, usize, usize, &[u8])],
+    ) -> Result<FaceReading> {
+        let views = frames
+            .iter()
+            .map(|&(_, width, height, data)| mmer_vision::RgbFrame::new(width, height, data))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let features = extractor.extract(&views)?;
+        let mut reading = FaceReading {
+            keyframes: frames.len(),
+            ..FaceReading::default()
+        };
+        let mut sum = vec![0.0f32; self.classes.len()];
+        let mut prints = Vec::new();
+        let mut sharpest = f32::NEG_INFINITY;
+        for (&(time_s, ..), keyframe) in frames.iter().zip(&features) {
+            let Some(face) = &keyframe.face else {
+                reading.frames.push((time_s, None));
+                continue;
+            };
+            let p = map_into(
+                &face.expression.probabilities,
+                &self.face_map,
+                self.classes.len(),
+            );
+            sum.iter_mut().zip(&p).for_each(|(s, v)| *s += v);
+            prints.extend(face_print(&face.crop.image));
+            let top = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            if top > sharpest {
+                sharpest = top;
+                let image = &face.crop.image;
+                reading.thumbnail = Some(FaceThumbnail {
+                    width: image.width(),
+                    height: image.height(),
+                    gray: image.data().to_vec(),
+                    time_s,
+                });
+            }
+            reading.frames.push((time_s, Some(p)));
+            reading.faces += 1;
+        }
+        if reading.faces > 0 {
+            reading.mean = Some(sum.iter().map(|v| v / reading.faces as f32).collect());
+        }
+        reading.print = mean_face_print(&prints);
+        Ok(reading)
     }
 
     /// Silences each stretch of a turn's audio in turn and records how much
@@ -982,8 +1004,9 @@ impl Analyzer {
     /// Turn `index` of a live stream ([`crate::stream`]): its words from
     /// Whisper, read by the text model in the context of the turns of
     /// `dialogue` before it (one speaker, `S1`: a stream is not
-    /// clustered), its voice by the speech model, fused with the
-    /// configured weights (no face). A turn with words joins `dialogue`,
+    /// clustered), its voice by the speech model and, when the turn
+    /// carries frames and faces are read, its face as a recording's
+    /// keyframes are, fused with the configured weights. A turn with words joins `dialogue`,
     /// embedded, as the context of the next. Recognition gives up when
     /// `cancelled()` says so (the caller no longer wants the turn).
     ///
@@ -1031,9 +1054,29 @@ impl Analyzer {
             .audio
             .predict(&turn.samples)?
             .map(|p| map_into(&p, &self.audio_map, self.classes.len()));
+        let face = match &self.face {
+            Some(reader) if !turn.frames.is_empty() => {
+                let mut extractor = VisualExtractor::new(
+                    &reader.seeta,
+                    reader.expression.clone(),
+                    &VisualExtractorConfig::default(),
+                )?;
+                let frames: Vec<(f64, usize, usize, &[u8])> = turn
+                    .frames
+                    .iter()
+                    .map(|f| (f.time_s, f.width, f.height, f.rgb.as_slice()))
+                    .collect();
+                self.read_frames(&mut extractor, &frames)?
+            }
+            _ => FaceReading::default(),
+        };
         let w = self.config.weights;
         let fused = fuse(
-            &[(text.as_deref(), w.text), (audio.as_deref(), w.audio)],
+            &[
+                (text.as_deref(), w.text),
+                (audio.as_deref(), w.audio),
+                (face.mean.as_deref(), w.face),
+            ],
             self.classes.len(),
         );
         let (best, confidence) = argmax(&fused);
@@ -1053,10 +1096,10 @@ impl Analyzer {
             evidence: Evidence {
                 text: text.as_ref().map(|p| self.named(p)),
                 audio: audio.as_ref().map(|p| self.named(p)),
-                face: None,
-                keyframes: 0,
-                faces: 0,
-                face_thumbnail: None,
+                face: face.mean.as_ref().map(|p| self.named(p)),
+                keyframes: face.keyframes,
+                faces: face.faces,
+                face_thumbnail: face.thumbnail,
             },
             explanation: None,
         })

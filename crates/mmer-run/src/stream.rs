@@ -1,8 +1,8 @@
 //! Live analysis of a conversation as it is spoken: 16 kHz mono samples
 //! arrive in chunks of any size, a turn closes at a pause in the speech
 //! ([`TurnSegmenter`], an energy gate over 20 ms frames), and each closed
-//! turn is transcribed (Whisper) and read by the text and voice models of
-//! an [`Analyzer`], with the turns before it as its dialogue context
+//! turn is transcribed (Whisper) and read by the text and voice (and face)
+//! models of an [`Analyzer`], with the turns before it as its dialogue context
 //! ([`LiveConversation`]). `mmer serve`'s WebSocket stream is this module
 //! behind a socket.
 //!
@@ -16,6 +16,14 @@
 //! before every decoder step). The live conversation keeps the last
 //! [`MAX_CONTEXT_TURNS`] turns as context, so memory and the context
 //! model's work per turn stay bounded on a stream of any length.
+//!
+//! Video is optional: a client may send frames ([`LiveFrame`], RGB, each
+//! with its time in the stream). A [`FrameBuffer`] keeps them until the
+//! turn they fall in closes; the turn carries at most [`MAX_TURN_FRAMES`]
+//! of them, spread evenly over it, and its face is read from those as a
+//! recording's keyframes are. Frames that arrive after their turn was
+//! handed to analysis (sent late, or after an early offer that the pause
+//! then confirmed) are not read.
 //!
 //! The gate is a simple energy detector (as `mmer_audio::activity`), not a
 //! trained voice-activity model: a frame is speech when its energy is at
@@ -81,12 +89,15 @@ pub struct SpeechTurn {
     /// pause that closed it (or the end of the stream, or the length
     /// limit). The latency of a live answer counts from here.
     pub closed_at_s: f64,
+    /// Video frames inside the turn ([`FrameBuffer::frames_in`]); empty
+    /// when the stream has no video.
+    pub frames: Vec<LiveFrame>,
 }
 
 impl SpeechTurn {
     /// Whether `other` is this turn's speech: the same samples of the
     /// stream (an early offer and the turn that closed later, when speech
-    /// did not resume in between).
+    /// did not resume in between). Frames are not compared.
     pub fn same_speech(&self, other: &SpeechTurn) -> bool {
         self.start_s == other.start_s && self.end_s == other.end_s && self.samples == other.samples
     }
@@ -215,6 +226,7 @@ impl TurnSegmenter {
             end_s: seconds(end),
             samples,
             closed_at_s: seconds(self.position),
+            frames: Vec::new(),
         })
     }
 
@@ -232,6 +244,125 @@ impl TurnSegmenter {
 
 fn seconds(samples: usize) -> f64 {
     samples as f64 / f64::from(mmer_audio::SAMPLE_RATE)
+}
+
+/// Frames a turn carries at most (as a recording's turn reads at most 16
+/// keyframes).
+pub const MAX_TURN_FRAMES: usize = 16;
+
+/// Largest side of a frame a stream takes, pixels (a recording's keyframes
+/// are scaled to at most 640).
+pub const MAX_FRAME_SIDE: usize = 1280;
+
+/// One video frame of a stream: `width` × `height` RGB pixels, row-major,
+/// 3 bytes each, at `time_s` seconds of stream (the clock of the audio:
+/// sample count / 16 kHz).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveFrame {
+    /// Seconds since the stream began.
+    pub time_s: f64,
+    /// Pixels per row.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// `width * height * 3` bytes.
+    pub rgb: Vec<u8>,
+}
+
+impl LiveFrame {
+    /// A frame, checked.
+    ///
+    /// # Errors
+    /// A message naming what is wrong: a time that is not a finite number
+    /// ≥ 0, a side of 0 or above [`MAX_FRAME_SIDE`], or a byte count that
+    /// is not `width * height * 3`.
+    pub fn new(
+        time_s: f64,
+        width: usize,
+        height: usize,
+        rgb: Vec<u8>,
+    ) -> std::result::Result<Self, String> {
+        if !(time_s.is_finite() && time_s >= 0.0) {
+            return Err(format!(
+                "frame time {time_s} s: give the seconds since the stream began (≥ 0)"
+            ));
+        }
+        for (side, value) in [("width", width), ("height", height)] {
+            if value == 0 || value > MAX_FRAME_SIDE {
+                return Err(format!(
+                    "frame {side} {value}: each side must be 1 to {MAX_FRAME_SIDE} pixels (scale the frame down)"
+                ));
+            }
+        }
+        if rgb.len() != width * height * 3 {
+            return Err(format!(
+                "a {width}x{height} RGB frame takes {} bytes, got {}",
+                width * height * 3,
+                rgb.len()
+            ));
+        }
+        Ok(Self {
+            time_s,
+            width,
+            height,
+            rgb,
+        })
+    }
+}
+
+/// The frames of a stream not yet read by a turn, in arrival order. Bounded:
+/// past [`FrameBuffer::CAPACITY`] frames every second one is dropped, so a
+/// long turn keeps frames spread over all of it at half the rate.
+#[derive(Debug, Clone, Default)]
+pub struct FrameBuffer {
+    frames: Vec<LiveFrame>,
+}
+
+impl FrameBuffer {
+    /// Frames held at most.
+    pub const CAPACITY: usize = 128;
+
+    /// Keeps `frame`.
+    pub fn push(&mut self, frame: LiveFrame) {
+        self.frames.push(frame);
+        if self.frames.len() > Self::CAPACITY {
+            let mut keep = false;
+            self.frames.retain(|_| {
+                keep = !keep;
+                keep
+            });
+        }
+    }
+
+    /// Frames held.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether no frame is held.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The frames from `turn.start_s` to `turn.end_s`, in time order: at
+    /// most [`MAX_TURN_FRAMES`], spread evenly over those there are.
+    pub fn frames_in(&self, turn: &SpeechTurn) -> Vec<LiveFrame> {
+        let mut inside: Vec<&LiveFrame> = self
+            .frames
+            .iter()
+            .filter(|f| turn.start_s <= f.time_s && f.time_s <= turn.end_s)
+            .collect();
+        inside.sort_by(|a, b| a.time_s.total_cmp(&b.time_s));
+        let n = inside.len();
+        let take = n.min(MAX_TURN_FRAMES);
+        (0..take).map(|i| inside[i * n / take].clone()).collect()
+    }
+
+    /// Drops the frames before `time_s` (a closed turn's end: no later
+    /// turn reads them).
+    pub fn forget_before(&mut self, time_s: f64) {
+        self.frames.retain(|f| f.time_s >= time_s);
+    }
 }
 
 /// Turns a [`LiveConversation`] keeps as the context of the next one.
@@ -274,7 +405,8 @@ impl LiveConversation {
     }
 
     /// Transcribes `turn` and reads its emotion from its words (in the
-    /// context of the turns before it) and its voice; the turn joins the
+    /// context of the turns before it), its voice and, when it carries
+    /// frames, its face; the turn joins the
     /// conversation, and the oldest turn leaves the context past
     /// [`MAX_CONTEXT_TURNS`]. Gives up when `cancelled()` says so (an early
     /// analysis whose speech went on), the conversation unchanged.
@@ -446,5 +578,71 @@ mod tests {
         segmenter.finish();
         segmenter.push(&silence(60.0));
         assert!(segmenter.buffer.len() <= RATE / 10);
+    }
+
+    fn frame(time_s: f64) -> LiveFrame {
+        LiveFrame::new(time_s, 2, 1, vec![0; 6]).unwrap()
+    }
+
+    fn turn(start_s: f64, end_s: f64) -> SpeechTurn {
+        SpeechTurn {
+            start_s,
+            end_s,
+            samples: Vec::new(),
+            closed_at_s: end_s,
+            frames: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_turn_takes_at_most_16_of_its_frames_spread_evenly_and_the_buffer_stays_bounded() {
+        let mut buffer = FrameBuffer::default();
+        // 10 fps for 3 s, sent out of order in pairs.
+        for i in 0..15 {
+            buffer.push(frame(f64::from(2 * i + 1) / 10.0));
+            buffer.push(frame(f64::from(2 * i) / 10.0));
+        }
+        let times = |frames: &[LiveFrame]| frames.iter().map(|f| f.time_s).collect::<Vec<_>>();
+        // 1.0–1.5 s: 6 frames, all taken, in time order.
+        assert_eq!(
+            times(&buffer.frames_in(&turn(1.0, 1.5))),
+            [1.0, 1.1, 1.2, 1.3, 1.4, 1.5]
+        );
+        // The whole stream: 30 frames, 16 taken from first to near last.
+        let all = buffer.frames_in(&turn(0.0, 3.0));
+        assert_eq!(all.len(), MAX_TURN_FRAMES);
+        assert_eq!(all[0].time_s, 0.0);
+        assert!(all.windows(2).all(|w| w[0].time_s < w[1].time_s));
+        assert!(all[15].time_s >= 2.7, "{:?}", times(&all));
+        // A closed turn's frames and those before leave.
+        buffer.forget_before(1.5);
+        assert_eq!(buffer.len(), 15);
+        assert!(buffer.frames_in(&turn(0.0, 1.4)).is_empty());
+        // Past the capacity every second frame goes: bounded, still spread.
+        let mut buffer = FrameBuffer::default();
+        for i in 0..1000 {
+            buffer.push(frame(f64::from(i) / 100.0));
+        }
+        assert!(buffer.len() <= FrameBuffer::CAPACITY);
+        let kept = buffer.frames_in(&turn(0.0, 10.0));
+        assert!(
+            kept[0].time_s < 1.0 && kept[15].time_s > 9.0,
+            "{:?}",
+            times(&kept)
+        );
+    }
+
+    #[test]
+    fn bad_frames_are_refused_with_what_is_wrong() {
+        for (time_s, width, height, bytes, wanted) in [
+            (f64::NAN, 2, 1, 6, "frame time NaN"),
+            (-1.0, 2, 1, 6, "(≥ 0)"),
+            (0.0, 0, 1, 0, "frame width 0"),
+            (0.0, 2, MAX_FRAME_SIDE + 1, 6, "scale the frame down"),
+            (0.0, 2, 1, 5, "a 2x1 RGB frame takes 6 bytes, got 5"),
+        ] {
+            let err = LiveFrame::new(time_s, width, height, vec![0; bytes]).unwrap_err();
+            assert!(err.contains(wanted), "{err}");
+        }
     }
 }

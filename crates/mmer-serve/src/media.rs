@@ -25,10 +25,24 @@
 //! audio that closed it to this answer). After `end` the open turn is
 //! closed and answered, then `{"type": "end", "turns": N}` and the close;
 //! the same happens to every open stream when the server shuts down.
-//! Bad input (an odd number of bytes, a text that is not `{"type": "end"}`)
-//! is answered `{"type": "error", "error": ..., "error_type": ...}` and the
-//! connection is closed. Video frames are not taken (yet): a stream is
-//! read from its words and voice.
+//!
+//! Video is optional. A frame is two messages: the text message
+//! `{"type": "frame", "time_s": 1.25, "width": 320, "height": 240}` (its
+//! time in the stream, on the audio's clock: samples sent / 16 000), then
+//! one binary message of exactly `width * height * 3` bytes, RGB, row-major
+//! (`frame.tobytes()` of an OpenCV frame converted to RGB). Each side is at
+//! most 1280 pixels. A turn's face is read from the frames inside it (at
+//! most 16, spread evenly; [`mmer_run::stream::FrameBuffer`]) and fused
+//! with its words and voice, and the answer's `evidence` gains `face`,
+//! `keyframes` and `faces` as `mmer analyze`'s does. Send a turn's frames
+//! before the audio that closes it: a frame that arrives after its turn was
+//! handed to analysis is not read. `ready` announces the format under
+//! `video`.
+//!
+//! Bad input (an odd number of bytes, a text that is not `{"type": "end"}`
+//! or a frame header, a frame whose bytes do not match its header) is
+//! answered `{"type": "error", "error": ..., "error_type": ...}` and the
+//! connection is closed.
 //!
 //! To answer sooner, the open turn is analysed early, once its speech has
 //! paused for the segmenter's `early_ms` (200 ms) and no closed turn is
@@ -50,7 +64,10 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mmer_run::analyze::{Analyzer, TurnEmotion};
-use mmer_run::stream::{LiveConversation, SegmenterConfig, SpeechTurn, TurnSegmenter};
+use mmer_run::stream::{
+    FrameBuffer, LiveConversation, LiveFrame, MAX_FRAME_SIDE, MAX_TURN_FRAMES, SegmenterConfig,
+    SpeechTurn, TurnSegmenter,
+};
 use serde::Serialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
@@ -176,6 +193,7 @@ enum StreamMessage<'a> {
         sample_rate: u32,
         format: &'static str,
         segmenter: &'a SegmenterConfig,
+        video: VideoFormat,
     },
     Turn {
         #[serde(flatten)]
@@ -190,6 +208,14 @@ enum StreamMessage<'a> {
         #[serde(flatten)]
         error: ApiError,
     },
+}
+
+/// How a stream takes video frames (announced in `ready`).
+#[derive(Debug, Serialize)]
+struct VideoFormat {
+    format: &'static str,
+    max_side: usize,
+    frames_per_turn: usize,
 }
 
 impl StreamMessage<'_> {
@@ -361,11 +387,18 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
         sample_rate: mmer_run::stream::SAMPLE_RATE,
         format: "s16le",
         segmenter: &config,
+        video: VideoFormat {
+            format: "rgb24",
+            max_side: MAX_FRAME_SIDE,
+            frames_per_turn: MAX_TURN_FRAMES,
+        },
     };
     if socket.send(ready.into_message()).await.is_err() {
         return;
     }
     let mut segmenter = TurnSegmenter::new(config);
+    let mut frames = FrameBuffer::default();
+    let mut frame_header: Option<FrameHeader> = None;
     // `None` while a closed turn's analysis holds it.
     let mut conversation = Some(LiveConversation::new());
     let mut waiting: VecDeque<ClosedTurn> = VecDeque::new();
@@ -465,6 +498,7 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
             () = async { drop(shutdown.wait_for(|down| *down).await) }, if !ended => {
                 ended = true;
                 if let Some(turn) = segmenter.finish() {
+                    let turn = with_frames(turn, &mut frames, true);
                     waiting.push_back(ClosedTurn { turn, closed: Instant::now() });
                 }
             }
@@ -475,13 +509,16 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
                     cancel(&mut running);
                     return;
                 };
-                match read_message(message, &mut segmenter) {
+                match read_message(message, &mut segmenter, &mut frame_header) {
                     Ok(Read::Audio(turns)) => {
                         let closed = Instant::now();
                         if !turns.is_empty() {
                             offered = None;
                         }
-                        waiting.extend(turns.into_iter().map(|turn| ClosedTurn { turn, closed }));
+                        waiting.extend(turns.into_iter().map(|turn| ClosedTurn {
+                            turn: with_frames(turn, &mut frames, true),
+                            closed,
+                        }));
                         if let Some(turn) = segmenter.early() {
                             // A new offer means the speech went on since
                             // the last: its early analysis is stale.
@@ -492,13 +529,15 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
                             if early_done.take().is_some() {
                                 state.metrics.record_early(false);
                             }
-                            offered = Some(turn);
+                            offered = Some(with_frames(turn, &mut frames, false));
                         }
                     }
+                    Ok(Read::Frame(frame)) => frames.push(frame),
                     Ok(Read::End) => {
                         ended = true;
                         offered = None;
                         if let Some(turn) = segmenter.finish() {
+                            let turn = with_frames(turn, &mut frames, true);
                             waiting.push_back(ClosedTurn { turn, closed: Instant::now() });
                         }
                     }
@@ -516,20 +555,51 @@ async fn serve_stream(state: Arc<AppState>, analyzer: Arc<Analyzer>, mut socket:
     }
 }
 
+/// `turn` with the frames inside it; a closed turn's frames (and those
+/// before them) leave the buffer, an early offer's stay for its close.
+fn with_frames(mut turn: SpeechTurn, frames: &mut FrameBuffer, closed: bool) -> SpeechTurn {
+    turn.frames = frames.frames_in(&turn);
+    if closed {
+        frames.forget_before(turn.end_s);
+    }
+    turn
+}
+
+/// A frame's header: the binary message after it holds its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameHeader {
+    time_s: f64,
+    width: usize,
+    height: usize,
+}
+
 /// What one client message was.
 enum Read {
     /// Audio, and the turns it closed.
     Audio(Vec<SpeechTurn>),
+    /// A video frame (header and pixels).
+    Frame(LiveFrame),
     /// `{"type": "end"}`.
     End,
-    /// A ping or pong.
+    /// A ping or pong, or a frame's header.
     Nothing,
     /// The client closed the stream.
     Closed,
 }
 
-fn read_message(message: Message, segmenter: &mut TurnSegmenter) -> Result<Read, ApiError> {
+fn read_message(
+    message: Message,
+    segmenter: &mut TurnSegmenter,
+    frame_header: &mut Option<FrameHeader>,
+) -> Result<Read, ApiError> {
     match message {
+        Message::Binary(bytes) if frame_header.is_some() => {
+            let header = frame_header.take().expect("guarded");
+            LiveFrame::new(header.time_s, header.width, header.height, bytes.to_vec())
+                .map(Read::Frame)
+                .map_err(ApiError::validation)
+        }
         Message::Binary(bytes) => {
             if bytes.len() % 2 != 0 {
                 return Err(ApiError::validation(format!(
@@ -543,16 +613,30 @@ fn read_message(message: Message, segmenter: &mut TurnSegmenter) -> Result<Read,
                 .collect();
             Ok(Read::Audio(segmenter.push(&samples)))
         }
+        Message::Text(_) if frame_header.is_some() => Err(ApiError::validation(
+            "a frame header must be followed by the frame's bytes as one binary message",
+        )),
         Message::Text(text) => {
-            let value: serde_json::Value = serde_json::from_str(text.as_str())
+            let mut value: serde_json::Value = serde_json::from_str(text.as_str())
                 .map_err(|e| ApiError::validation(format!("a text message must be JSON: {e}")))?;
             if value == serde_json::json!({"type": "end"}) {
-                Ok(Read::End)
-            } else {
-                Err(ApiError::validation(format!(
-                    "unknown message {value}: send audio as binary messages and {{\"type\": \"end\"}} when done"
-                )))
+                return Ok(Read::End);
             }
+            if value.get("type") == Some(&serde_json::json!("frame"))
+                && let Some(object) = value.as_object_mut()
+            {
+                object.remove("type");
+                let header: FrameHeader = serde_json::from_value(value).map_err(|e| {
+                    ApiError::validation(format!(
+                        "a frame header is {{\"type\": \"frame\", \"time_s\": seconds, \"width\": pixels, \"height\": pixels}}: {e}"
+                    ))
+                })?;
+                *frame_header = Some(header);
+                return Ok(Read::Nothing);
+            }
+            Err(ApiError::validation(format!(
+                "unknown message {value}: send audio as binary messages, a video frame as {{\"type\": \"frame\", ...}} and its bytes, and {{\"type\": \"end\"}} when done"
+            )))
         }
         Message::Ping(_) | Message::Pong(_) => Ok(Read::Nothing),
         Message::Close(_) => Ok(Read::Closed),

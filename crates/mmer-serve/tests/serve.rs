@@ -879,9 +879,10 @@ async fn next_json(socket: &mut Socket) -> Option<Value> {
 
 /// `--media`: an upload is analysed as `mmer analyze` analyses the file;
 /// truncated media is 422, a long recording or a large body 413; a live
-/// stream of two utterances gets one answer per turn, then `end`; bad
-/// audio is an error message and a close; a client that disconnects
-/// mid-stream leaves the server answering the next one.
+/// stream of two utterances gets one answer per turn, then `end`, the
+/// second read from its video frames too; bad audio or a frame whose bytes
+/// do not match its header is an error message and a close; a client that
+/// disconnects mid-stream leaves the server answering the next one.
 #[test]
 fn media_uploads_and_live_streams() {
     let Some((analyzer, root)) = media_analyzer() else {
@@ -963,6 +964,19 @@ fn media_uploads_and_live_streams() {
         silence(0.3),
     ]
     .concat();
+    // The clip's video frames, timed at the second utterance of the stream.
+    let second_at = (stream.len() - audio.len() - silence(0.3).len()) as f64 / 16_000.0;
+    let frames = analyzer
+        .ffmpeg()
+        .keyframes(
+            &analyzer.ffmpeg().probe(&clip_path).unwrap(),
+            &mmer_media::KeyframeOptions {
+                count: 6,
+                max_side: None,
+                mode: mmer_media::KeyframeMode::Uniform,
+            },
+        )
+        .unwrap();
     let url = format!("ws://{addr}/v1/stream");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -975,6 +989,23 @@ fn media_uploads_and_live_streams() {
         let ready = next_json(&mut socket).await.unwrap();
         assert_eq!(ready["type"], "ready");
         assert_eq!(ready["sample_rate"], 16_000);
+        assert_eq!(ready["video"]["format"], "rgb24");
+        for frame in &frames {
+            let header = json!({
+                "type": "frame",
+                "time_s": second_at + frame.time_s,
+                "width": frame.width,
+                "height": frame.height,
+            });
+            socket
+                .send(Message::Text(header.to_string().into()))
+                .await
+                .unwrap();
+            socket
+                .send(Message::Binary(frame.data.clone().into()))
+                .await
+                .unwrap();
+        }
         for chunk in pcm(&stream).chunks(3_200) {
             socket
                 .send(Message::Binary(chunk.to_vec().into()))
@@ -1019,6 +1050,15 @@ fn media_uploads_and_live_streams() {
             "{}",
             turns[0]
         );
+        // Only the second turn has frames, and a face was read from them.
+        let evidence = |k: usize, key: &str| turns[k]["evidence"][key].clone();
+        assert_eq!(evidence(0, "keyframes"), 0);
+        assert!(evidence(0, "face").is_null());
+        // (those inside its speech, padding included)
+        let keyframes = evidence(1, "keyframes").as_u64().unwrap() as usize;
+        assert!((1..=frames.len()).contains(&keyframes), "{}", turns[1]);
+        assert!(evidence(1, "faces").as_u64().unwrap() >= 1, "{}", turns[1]);
+        assert!(evidence(1, "face").is_object(), "{}", turns[1]);
         // The second turn starts after the first ends, both inside the stream.
         assert!(turns[1]["start_s"].as_f64().unwrap() > turns[0]["end_s"].as_f64().unwrap());
         assert!(turns[1]["end_s"].as_f64().unwrap() <= stream.len() as f64 / 16_000.0 + 1e-6);
@@ -1036,6 +1076,26 @@ fn media_uploads_and_live_streams() {
         assert_eq!(error["error_type"], "Validation");
         assert!(
             error["error"].as_str().unwrap().contains("even number"),
+            "{error}"
+        );
+        assert!(next_json(&mut socket).await.is_none());
+
+        // A frame whose bytes do not match its header: an error, the close.
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        next_json(&mut socket).await.unwrap();
+        let header = r#"{"type": "frame", "time_s": 0.5, "width": 4, "height": 2}"#;
+        socket.send(Message::Text(header.into())).await.unwrap();
+        socket
+            .send(Message::Binary(vec![0u8; 23].into()))
+            .await
+            .unwrap();
+        let error = next_json(&mut socket).await.unwrap();
+        assert_eq!(error["error_type"], "Validation", "{error}");
+        assert!(
+            error["error"]
+                .as_str()
+                .unwrap()
+                .contains("a 4x2 RGB frame takes 24 bytes, got 23"),
             "{error}"
         );
         assert!(next_json(&mut socket).await.is_none());
