@@ -1019,12 +1019,22 @@ impl Analyzer {
         turn: &crate::stream::SpeechTurn,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<TurnEmotion> {
-        let speech = self.transcriber.transcribe_samples(
-            Path::new(&dialogue.id),
-            &turn.samples,
-            false,
-            cancelled,
-        )?;
+        // The face is read on a second thread while Whisper decodes (most
+        // of a turn's time, on about one core).
+        let (speech, face) = std::thread::scope(|scope| {
+            let face = scope.spawn(|| self.read_live_face(&turn.frames));
+            let speech = self.transcriber.transcribe_samples(
+                Path::new(&dialogue.id),
+                &turn.samples,
+                false,
+                cancelled,
+            );
+            let face = face
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (speech, face)
+        });
+        let (speech, face) = (speech?, face?);
         let words: Vec<&str> = speech.segments.iter().map(|s| s.text.trim()).collect();
         let words = words.join(" ").trim().to_string();
         let text = if words.is_empty() {
@@ -1054,22 +1064,6 @@ impl Analyzer {
             .audio
             .predict(&turn.samples)?
             .map(|p| map_into(&p, &self.audio_map, self.classes.len()));
-        let face = match &self.face {
-            Some(reader) if !turn.frames.is_empty() => {
-                let mut extractor = VisualExtractor::new(
-                    &reader.seeta,
-                    reader.expression.clone(),
-                    &VisualExtractorConfig::default(),
-                )?;
-                let frames: Vec<(f64, usize, usize, &[u8])> = turn
-                    .frames
-                    .iter()
-                    .map(|f| (f.time_s, f.width, f.height, f.rgb.as_slice()))
-                    .collect();
-                self.read_frames(&mut extractor, &frames)?
-            }
-            _ => FaceReading::default(),
-        };
         let w = self.config.weights;
         let fused = fuse(
             &[
@@ -1103,6 +1097,24 @@ impl Analyzer {
             },
             explanation: None,
         })
+    }
+
+    /// The face in a live turn's `frames` (none without frames, or when
+    /// faces are not read).
+    fn read_live_face(&self, frames: &[crate::stream::LiveFrame]) -> Result<FaceReading> {
+        let Some(reader) = self.face.as_ref().filter(|_| !frames.is_empty()) else {
+            return Ok(FaceReading::default());
+        };
+        let mut extractor = VisualExtractor::new(
+            &reader.seeta,
+            reader.expression.clone(),
+            &VisualExtractorConfig::default(),
+        )?;
+        let frames: Vec<(f64, usize, usize, &[u8])> = frames
+            .iter()
+            .map(|f| (f.time_s, f.width, f.height, f.rgb.as_slice()))
+            .collect();
+        self.read_frames(&mut extractor, &frames)
     }
 
     fn named(&self, p: &[f32]) -> ClassProbabilities {

@@ -866,12 +866,12 @@ struct TunedLayers {
 impl TextFeaturizer {
     /// Embeds every transcript of `dialogues` into the text modality (no
     /// cache: the online path of `predict`). A turn without a transcript
-    /// gets no text modality.
+    /// gets no text modality. The turns of all dialogues go through the
+    /// encoder together (sorted into length-matched batches, the batches
+    /// shared among its workers), not one dialogue at a time.
     pub fn embed(&self, dialogues: &mut [mmer_core::Dialogue]) -> Result<()> {
-        for d in dialogues {
-            self.embed_turns(d, 0..d.utterances.len())?;
-        }
-        Ok(())
+        let turns = dialogues.iter().map(|d| 0..d.utterances.len()).collect();
+        self.embed_chosen(dialogues, turns)
     }
 
     /// Embeds the transcripts of the turns `turns` of `dialogue` and leaves
@@ -884,25 +884,39 @@ impl TextFeaturizer {
         dialogue: &mut mmer_core::Dialogue,
         turns: std::ops::Range<usize>,
     ) -> Result<()> {
+        self.embed_chosen(std::slice::from_mut(dialogue), vec![turns])
+    }
+
+    /// Embeds the turns `turns[d]` of each dialogue `d`, all in one pass
+    /// of the encoder.
+    fn embed_chosen(
+        &self,
+        dialogues: &mut [mmer_core::Dialogue],
+        turns: Vec<std::ops::Range<usize>>,
+    ) -> Result<()> {
         let dim = self.encoder.dim();
-        let (indices, inputs): (Vec<usize>, Vec<EncoderInput>) =
-            turn_inputs(&self.encoder, dialogue, self.context.as_ref())?
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| turns.contains(i))
-                .filter_map(|(i, input)| Some((i, input?)))
-                .unzip();
+        let mut places = Vec::new();
+        let mut inputs = Vec::new();
+        for (d, (dialogue, chosen)) in dialogues.iter().zip(&turns).enumerate() {
+            let dialogue_inputs = turn_inputs(&self.encoder, dialogue, self.context.as_ref())?;
+            for (i, input) in dialogue_inputs.into_iter().enumerate() {
+                if let Some(input) = input.filter(|_| chosen.contains(&i)) {
+                    places.push((d, i));
+                    inputs.push(input);
+                }
+            }
+        }
         let rows = match &self.tuned {
             None => self.view.embed(&self.encoder, &inputs, false, |_, _| {})?,
             Some(tuned) => self.tuned_rows(tuned, &inputs)?,
         };
-        for (i, row) in indices.into_iter().zip(rows) {
+        for ((d, i), row) in places.into_iter().zip(rows) {
             // The fine-tuned layers give the pooled vector itself.
             let features = match self.tuned {
                 Some(_) => Features::vector(row),
                 None => self.view.features(row, dim)?,
             };
-            dialogue.utterances[i]
+            dialogues[d].utterances[i]
                 .features
                 .insert(Modality::Text, features);
         }

@@ -31,6 +31,13 @@ pub struct ServeConfig {
     /// helps on a small machine.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = ServeConfig::DEFAULT_WORKERS))]
     pub workers: usize,
+    /// Most turns predicted in one call of the model. When a worker comes
+    /// free, the requests waiting for it are predicted together, up to
+    /// this many turns (a larger request goes alone), so that the text
+    /// encoder fills its batches across conversations; nothing waits for a
+    /// batch to fill. 1 predicts every request alone.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = ServeConfig::DEFAULT_MAX_BATCH_TURNS))]
+    pub max_batch_turns: usize,
     /// Time a request may take from admission to its answer (reading the
     /// body, waiting for a worker, predicting), milliseconds; past it the
     /// answer is 504. A prediction already running still finishes (and
@@ -71,6 +78,8 @@ impl ServeConfig {
     pub const DEFAULT_QUEUE: usize = 16;
     /// Default `workers`.
     pub const DEFAULT_WORKERS: usize = 1;
+    /// Default `max_batch_turns`.
+    pub const DEFAULT_MAX_BATCH_TURNS: usize = 256;
     /// Default `timeout_ms`: 30 s.
     pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
     /// Default `max_upload_bytes`: 64 MiB.
@@ -96,6 +105,7 @@ impl ServeConfig {
             ("--max-turns", self.max_turns as u64),
             ("--queue", self.queue as u64),
             ("--workers", self.workers as u64),
+            ("--max-batch-turns", self.max_batch_turns as u64),
             ("--timeout-ms", self.timeout_ms),
             ("--max-upload-bytes", self.max_upload_bytes as u64),
             ("--max-streams", self.max_streams as u64),
@@ -128,6 +138,7 @@ impl Default for ServeConfig {
             max_turns: Self::DEFAULT_MAX_TURNS,
             queue: Self::DEFAULT_QUEUE,
             workers: Self::DEFAULT_WORKERS,
+            max_batch_turns: Self::DEFAULT_MAX_BATCH_TURNS,
             timeout_ms: Self::DEFAULT_TIMEOUT_MS,
             media: false,
             max_upload_bytes: Self::DEFAULT_MAX_UPLOAD_BYTES,

@@ -43,6 +43,7 @@
 //!
 //! Dependencies point down: run ← serve ← cli.
 
+mod batch;
 pub mod config;
 mod error;
 mod media;

@@ -32,7 +32,7 @@
 //! one binary message of exactly `width * height * 3` bytes, RGB, row-major
 //! (`frame.tobytes()` of an OpenCV frame converted to RGB). Each side is at
 //! most 1280 pixels. A turn's face is read from the frames inside it (at
-//! most 16, spread evenly; [`mmer_run::stream::FrameBuffer`]) and fused
+//! most 6, spread evenly; [`mmer_run::stream::FrameBuffer`]) and fused
 //! with its words and voice, and the answer's `evidence` gains `face`,
 //! `keyframes` and `faces` as `mmer analyze`'s does. Send a turn's frames
 //! before the audio that closes it: a frame that arrives after its turn was

@@ -53,6 +53,8 @@ pub struct Metrics {
     stream_latency: Mutex<Histogram>,
     early_used: AtomicU64,
     early_dropped: AtomicU64,
+    batches: AtomicU64,
+    batched_requests: AtomicU64,
 }
 
 impl Metrics {
@@ -81,6 +83,13 @@ impl Metrics {
             &self.early_dropped
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one batch of `requests` requests predicted together.
+    pub fn record_batch(&self, requests: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_requests
+            .fetch_add(requests as u64, Ordering::Relaxed);
     }
 
     /// Counts turns given a prediction.
@@ -132,6 +141,17 @@ impl Metrics {
              mmer_stream_early_analyses_total{{outcome=\"dropped\"}} {}\n",
             self.early_used.load(Ordering::Relaxed),
             self.early_dropped.load(Ordering::Relaxed)
+        );
+        let _ = write!(
+            out,
+            "# HELP mmer_batches_total Batches of POST /v1/emotions requests predicted together (requests that waited for a worker together; a lone request is a batch of one).\n\
+             # TYPE mmer_batches_total counter\n\
+             mmer_batches_total {}\n\
+             # HELP mmer_batched_requests_total Requests in those batches.\n\
+             # TYPE mmer_batched_requests_total counter\n\
+             mmer_batched_requests_total {}\n",
+            self.batches.load(Ordering::Relaxed),
+            self.batched_requests.load(Ordering::Relaxed)
         );
         let _ = write!(
             out,
@@ -195,6 +215,8 @@ mod tests {
         metrics.record_early(true);
         metrics.record_early(false);
         metrics.record_early(true);
+        metrics.record_batch(1);
+        metrics.record_batch(3);
         let text = metrics.render(1, 4);
         for line in [
             "mmer_requests_total{endpoint=\"/v1/emotions\",status=\"200\"} 2",
@@ -209,6 +231,8 @@ mod tests {
             "mmer_request_duration_seconds_count 3",
             "mmer_stream_early_analyses_total{outcome=\"used\"} 2",
             "mmer_stream_early_analyses_total{outcome=\"dropped\"} 1",
+            "mmer_batches_total 2",
+            "mmer_batched_requests_total 4",
             "mmer_queue_requests 1",
             "mmer_queue_capacity 4",
         ] {
@@ -220,7 +244,7 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
-        assert_eq!(text.matches("# TYPE").count(), 7);
-        assert_eq!(text.matches("# HELP").count(), 7);
+        assert_eq!(text.matches("# TYPE").count(), 9);
+        assert_eq!(text.matches("# HELP").count(), 9);
     }
 }

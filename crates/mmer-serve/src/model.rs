@@ -50,6 +50,8 @@ pub struct ModelInfo {
     pub max_concurrent_requests: usize,
     /// `--workers`.
     pub workers: usize,
+    /// `--max-batch-turns`.
+    pub max_batch_turns: usize,
     /// `--timeout-ms`.
     pub timeout_ms: u64,
     /// `--media`: whether `POST /v1/analyze` and `/v1/stream` are served.
@@ -77,6 +79,7 @@ impl ModelInfo {
             max_turns: config.max_turns,
             max_concurrent_requests: config.queue,
             workers: config.workers,
+            max_batch_turns: config.max_batch_turns,
             timeout_ms: config.timeout_ms,
             media,
             max_upload_bytes: config.max_upload_bytes,

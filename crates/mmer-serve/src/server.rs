@@ -3,9 +3,10 @@
 //!
 //! A request to `POST /v1/emotions` is admitted by taking a slot of the
 //! queue (`--queue`; none free → 429 at once, it never waits), then reads
-//! its body (at most `--max-body-bytes`), waits in arrival order for one of
-//! `--workers` prediction threads and predicts there (`spawn_blocking`),
-//! all within `--timeout-ms` (504 past it). A prediction that outlives its
+//! its body (at most `--max-body-bytes`), waits for one of `--workers`
+//! prediction threads and predicts there (`spawn_blocking`), together with
+//! the other requests waiting then (`crate::batch`), all within
+//! `--timeout-ms` (504 past it). A prediction that outlives its
 //! request's timeout runs to its end and keeps its slot until then, so the
 //! queue bounds the CPU work, not only the answers still owed. The media
 //! endpoints (`--media`) are in `crate::media`. A request
@@ -32,6 +33,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::batch::Batcher;
 use crate::config::ServeConfig;
 use crate::error::{ApiError, Error, ErrorType, Result};
 use crate::metrics::{Metrics, endpoint_label};
@@ -39,7 +41,7 @@ use crate::model::{ModelInfo, Predict};
 
 /// What every handler shares.
 pub(crate) struct AppState {
-    model: Arc<dyn Predict>,
+    pub(crate) model: Arc<dyn Predict>,
     info: ModelInfo,
     pub(crate) config: ServeConfig,
     /// Admitted requests (`--queue`).
@@ -50,6 +52,8 @@ pub(crate) struct AppState {
     pub(crate) streams: Arc<Semaphore>,
     /// The recording analyser (`--media`).
     pub(crate) media: Option<Arc<Analyzer>>,
+    /// `/v1/emotions` requests waiting for a worker.
+    pub(crate) batcher: Batcher,
     pub(crate) metrics: Metrics,
     /// Set once shutdown has begun: new requests are answered 503.
     draining: AtomicBool,
@@ -73,6 +77,7 @@ impl AppState {
             workers: Arc::new(Semaphore::new(config.workers)),
             streams: Arc::new(Semaphore::new(config.max_streams)),
             media,
+            batcher: Batcher::default(),
             config,
             metrics: Metrics::default(),
             draining: AtomicBool::new(false),
@@ -236,13 +241,7 @@ async fn answer(
     )
     .await?;
     let dialogues = crate::request::parse(&body, &state.info.model.labels, state.config.max_turns)?;
-    let model = state.model.clone();
-    let predictions = on_worker(&state, admitted, move || {
-        model
-            .predict(dialogues)
-            .map_err(|err| ApiError::from_prediction(&err))
-    })
-    .await?;
+    let predictions = crate::batch::predict(&state, dialogues, admitted).await?;
     state.metrics.record_turns(predictions.len());
     Ok(json_response(
         StatusCode::OK,

@@ -232,6 +232,11 @@ impl Predict for TestModel {
         mut dialogues: Vec<Dialogue>,
     ) -> Result<Vec<Prediction>, Box<mmer_run::Error>> {
         self.gate.pass();
+        if dialogues.iter().any(|d| d.id == "unreadable") {
+            return Err(Box::new(mmer_run::Error::Refused(
+                "dialogue \"unreadable\" cannot be read".into(),
+            )));
+        }
         if self.features {
             let layout = &self.inner.checkpoint().layout;
             for u in dialogues.iter_mut().flat_map(|d| &mut d.utterances) {
@@ -664,6 +669,64 @@ fn a_full_queue_answers_429_and_the_server_recovers() {
         server.metric("mmer_requests_total{endpoint=\"/v1/emotions\",status=\"429\"}"),
         Some(4.0)
     );
+    server.stop();
+}
+
+/// Requests that wait for the worker together are predicted in one batch,
+/// each answered with exactly its own turns; a batch in which one request
+/// fails is predicted again request by request, so only that one fails.
+#[test]
+fn waiting_requests_are_predicted_together_and_each_gets_its_own_answer() {
+    let model = test_model(true);
+    let server = Running::start(model.clone(), synthetic_model(), config());
+    let addr = server.addr;
+    model.gate.set_closed(true);
+    let first = std::thread::spawn(move || post(addr, "/v1/emotions", &conversation(1, 2)));
+    model.gate.wait_held(1);
+    let unreadable = json!({"turns": [
+        {"dialogue": "unreadable", "turn": 0, "speaker": "A", "text": "x"}
+    ]})
+    .to_string();
+    let bodies = [conversation(2, 3), unreadable, conversation(1, 4)];
+    let waiting: Vec<_> = bodies
+        .into_iter()
+        .map(|body| std::thread::spawn(move || post(addr, "/v1/emotions", &body)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.metric("mmer_queue_requests ") != Some(4.0) {
+        assert!(Instant::now() < deadline, "the requests were not admitted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // bodies read, waiting
+    model.gate.set_closed(false);
+    let classes = synthetic_classes();
+    let classes: Vec<&str> = classes.iter().map(String::as_str).collect();
+    let ids = |predictions: &[Value]| -> Vec<String> {
+        predictions
+            .iter()
+            .map(|p| p["utterance"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = assert_predictions(&first.join().unwrap(), 2, &classes);
+    assert_eq!(ids(&first), ["d0_utt0", "d0_utt1"]);
+    let mut waiting = waiting.into_iter().map(|t| t.join().unwrap());
+    let two = assert_predictions(&waiting.next().unwrap(), 6, &classes);
+    assert_eq!(
+        ids(&two),
+        [
+            "d0_utt0", "d0_utt1", "d0_utt2", "d1_utt0", "d1_utt1", "d1_utt2"
+        ]
+    );
+    waiting
+        .next()
+        .unwrap()
+        .assert_error(500, "Backend", "dialogue \"unreadable\" cannot be read");
+    let one = assert_predictions(&waiting.next().unwrap(), 4, &classes);
+    assert_eq!(ids(&one), ["d0_utt0", "d0_utt1", "d0_utt2", "d0_utt3"]);
+    // The first alone, then the three that waited, in one batch.
+    assert_eq!(server.metric("mmer_batches_total "), Some(2.0));
+    assert_eq!(server.metric("mmer_batched_requests_total "), Some(4.0));
+    server.wait_idle();
     server.stop();
 }
 
