@@ -393,6 +393,26 @@ fn conversations_train_and_predict_with_real_encoders() {
         "no eval-map-iemocap-to-meld-*.json in {}",
         tuned.display()
     );
+    // ... and robustness: its full condition is the run's test score (the
+    // frozen features the store holds would score differently).
+    let json = dir.path().join("tuned-robustness.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_mmer"))
+        .args(["robustness", "--rates", "0", "--draws", "1", "--out"])
+        .arg(&json)
+        .arg(&tuned)
+        .env("MMER_MODELS_DIR", &models)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = &read_json(&json)[0];
+    let full = report["conditions"][0]["weighted_f1"]["mean"]
+        .as_f64()
+        .unwrap();
+    let test_wf1 = 100.0
+        * results["per_seed"][0]["test"]["weighted_f1"]
+            .as_f64()
+            .unwrap();
+    assert!((full - test_wf1).abs() < 1e-9, "{full} vs {test_wf1}");
     let layers = tuned.join("seed-0/text_encoder.bpk");
     let mut bytes = std::fs::read(&layers).unwrap();
     let last = bytes.len() - 1;

@@ -861,6 +861,8 @@ pub struct TextFeaturizer {
 struct TunedLayers {
     layers: TextEncoder,
     below: usize,
+    /// Utterances per forward pass, as in training (`finetune.chunk`).
+    chunk: usize,
 }
 
 impl TextFeaturizer {
@@ -930,7 +932,8 @@ impl TextFeaturizer {
         let turns = turn_tokens(&self.encoder, inputs, tuned.below, |_, _| {})?;
         let refs: Vec<&TurnTokens> = turns.iter().collect();
         let device = burn::tensor::Device::flex();
-        let pooled = mmer_train::finetune::pool_texts(&tuned.layers, &refs, dim, 32, &device);
+        let pooled =
+            mmer_train::finetune::pool_texts(&tuned.layers, &refs, dim, tuned.chunk, &device);
         let flat = pooled
             .into_data()
             .try_to_vec::<f32>()
@@ -980,7 +983,11 @@ pub fn checkpoint_encoder(
                     let layers = checkpoint
                         .load_encoder_into(model, skeleton)
                         .with_context(|| format!("loading model {}", model.display()))?;
-                    Some(TunedLayers { layers, below })
+                    Some(TunedLayers {
+                        layers,
+                        below,
+                        chunk: spec.chunk,
+                    })
                 }
                 (Some(_), _) => bail!(
                     "model {}: a fine-tuned model pools one layer, its text source is {source:?}",

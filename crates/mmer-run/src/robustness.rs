@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::error::{Context, Result, bail, ensure};
-use crate::evaluate::check_complete;
+use crate::evaluate::{check_complete, seed_inputs};
 
 /// Settings of `mmer robustness`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,23 +132,28 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
         corpus.name,
         config.split
     );
+    // Each seed with the inputs it reads: a fine-tuned seed's text features
+    // come from its own encoder layers (the store holds the frozen ones).
+    // Conditions remove modalities from those inputs, so every seed sees
+    // the same turns without the same modalities.
     let mut models = Vec::new();
     for seed in &run_config.train.seeds {
         let dir = run.join(format!("seed-{seed}"));
-        let loaded =
-            Checkpoint::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        let (checkpoint, model) =
+            Checkpoint::load_model(&dir).with_context(|| format!("loading {}", dir.display()))?;
         ensure!(
-            loaded.0.seed == *seed && loaded.0.config.same_settings(&run_config.train),
+            checkpoint.seed == *seed && checkpoint.config.same_settings(&run_config.train),
             "{} was not trained by this run's config.toml; the run directory is inconsistent",
             dir.display()
         );
-        models.push(loaded);
+        let inputs = seed_inputs(&checkpoint, &dir, dialogues)?;
+        models.push((checkpoint, model, inputs));
     }
-    let score = |dialogues: &[Dialogue]| -> Result<Vec<ClassificationReport>> {
+    let score = |condition: &dyn Fn(&[Dialogue]) -> Vec<Dialogue>| {
         models
             .iter()
-            .map(|(checkpoint, model)| Ok(checkpoint.evaluate(model, dialogues)?))
-            .collect()
+            .map(|(checkpoint, model, inputs)| Ok(checkpoint.evaluate(model, &condition(inputs))?))
+            .collect::<Result<Vec<ClassificationReport>>>()
     };
     let summarise = |name: String,
                      removed: Vec<Modality>,
@@ -177,7 +182,8 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             continue;
         }
         tracing::info!(condition = %name, "scoring");
-        conditions.push(summarise(name, removed, &score(&kept)?)?);
+        let reports = score(&|inputs| without(inputs, &removed))?;
+        conditions.push(summarise(name, removed, &reports)?);
     }
 
     let mut sweep = Vec::new();
@@ -186,13 +192,18 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
         let mut sums = vec![(0.0, 0.0); models.len()];
         let (mut removed_cells, mut cells) = (0usize, 0usize);
         for draw in 0..config.draws {
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                config.seed ^ (draw as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ rate.to_bits(),
-            );
-            let (masked, removed, total) = drop_at_random(dialogues, &modalities, rate, &mut rng);
+            // The same draw for every seed: the masks depend on which
+            // modalities each turn has, the same in every seed's inputs.
+            let draw_seed =
+                config.seed ^ (draw as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ rate.to_bits();
+            let mask = |inputs: &[Dialogue]| {
+                let mut rng = ChaCha8Rng::seed_from_u64(draw_seed);
+                drop_at_random(inputs, &modalities, rate, &mut rng)
+            };
+            let (_, removed, total) = mask(dialogues);
             removed_cells += removed;
             cells += total;
-            for (sum, report) in sums.iter_mut().zip(score(&masked)?) {
+            for (sum, report) in sums.iter_mut().zip(score(&|inputs| mask(inputs).0)?) {
                 sum.0 += report.weighted_f1;
                 sum.1 += report.accuracy;
             }

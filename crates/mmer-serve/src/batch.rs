@@ -107,12 +107,7 @@ pub(crate) async fn predict(
         _admitted: admitted,
     });
     let _withdraw = Withdraw { batcher, id };
-    let worker = state
-        .workers
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::new(ErrorType::Unhealthy, "the server is shutting down"))?;
+    let worker = state.worker().await?;
     let jobs = batcher.take(state.config.max_batch_turns);
     if !jobs.is_empty() {
         state.metrics.record_batch(jobs.len());

@@ -100,6 +100,18 @@ impl AppState {
     pub(crate) fn draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+
+    /// One of the `--workers`, once one is free.
+    ///
+    /// # Errors
+    /// 503 when shutting down.
+    pub(crate) async fn worker(&self) -> std::result::Result<OwnedSemaphorePermit, ApiError> {
+        self.workers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::new(ErrorType::Unhealthy, "the server is shutting down"))
+    }
 }
 
 /// `value` as a JSON response with `status`.
@@ -261,12 +273,7 @@ pub(crate) async fn on_worker<T: Send + 'static>(
     admitted: OwnedSemaphorePermit,
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let worker = state
-        .workers
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::new(ErrorType::Unhealthy, "the server is shutting down"))?;
+    let worker = state.worker().await?;
     tokio::task::spawn_blocking(move || {
         let _slots = (admitted, worker);
         work()

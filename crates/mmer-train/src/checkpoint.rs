@@ -334,7 +334,7 @@ impl Checkpoint {
             // the wrong inputs.
             return Err(Error::Checkpoint {
                 path: dir.join(META_FILE),
-                msg: "a fine-tuned model ([train.finetune]): `mmer predict` (and serve, Python) and `mmer eval` (with or without a label map) run its encoder layers; robustness scoring does not yet".into(),
+                msg: "a fine-tuned model ([train.finetune]) reads its own encoder layers' output: use `mmer predict` (or serve, Python), `mmer eval` or `mmer robustness`, which run them".into(),
             });
         }
         Ok(loaded)
