@@ -112,7 +112,7 @@ for name in "${selected[@]}"; do
         # Issue 17: MPNet's layers 7-8 fine-tuned with the model (6 epochs,
         # 3 seeds), and the frozen model on IEMOCAP's fine-tuning schedule
         # (batches of 4 dialogues, 6 epochs) for a paired comparison.
-        meld-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/meld-mpnet-layer8-finetune-top2.toml --seeds 0,1,2 ;;
+        meld-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/meld-mpnet-layer8-finetune-top2.toml --seeds 0,1,2,3,4 ;;
         iemocap-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/iemocap-mpnet-layer8-finetune-top2.toml --seeds 0,1,2 ;;
         iemocap-mpnet-layer8-frozen-b4-e6) run_with "$name" --config docs/configs/meld-mpnet-layer8.toml "${iemocap[@]}" --set train.batch_size=4 --set train.patience=6 --max-epochs 6 --seeds 0,1,2 ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
