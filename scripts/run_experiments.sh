@@ -109,8 +109,8 @@ for name in "${selected[@]}"; do
         meld-mpnet-layer8-context) run "$name" --config docs/configs/meld-mpnet-layer8-context.toml ;;
         meld-mpnet-layer8-context-utterance) run "$name" --config docs/configs/meld-mpnet-layer8-context.toml --context none ;;
         iemocap-mpnet-layer8-context) run "$name" --config docs/configs/meld-mpnet-layer8-context.toml "${iemocap[@]}" ;;
-        # Issue 17: MPNet's layers 7-8 fine-tuned with the model (6 epochs,
-        # 3 seeds), and the frozen model on IEMOCAP's fine-tuning schedule
+        # Issue 17: MPNet's layers 7-8 fine-tuned with the model (6 epochs;
+        # MELD 5 seeds, IEMOCAP 3), and the frozen model on IEMOCAP's fine-tuning schedule
         # (batches of 4 dialogues, 6 epochs) for a paired comparison.
         meld-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/meld-mpnet-layer8-finetune-top2.toml --seeds 0,1,2,3,4 ;;
         iemocap-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/iemocap-mpnet-layer8-finetune-top2.toml --seeds 0,1,2 ;;
