@@ -357,6 +357,17 @@ struct FaceReader {
     expression: ExpressionModel,
 }
 
+impl FaceReader {
+    /// A keyframe reader over these models, with the default settings.
+    fn extractor(&self) -> Result<VisualExtractor> {
+        Ok(VisualExtractor::new(
+            &self.seeta,
+            self.expression.clone(),
+            &VisualExtractorConfig::default(),
+        )?)
+    }
+}
+
 /// The loaded models.
 pub struct Analyzer {
     transcriber: Transcriber,
@@ -869,11 +880,7 @@ impl Analyzer {
         info: &MediaInfo,
         turns: &[mmer_asr::Turn],
     ) -> Result<Vec<FaceReading>> {
-        let mut extractor = VisualExtractor::new(
-            &reader.seeta,
-            reader.expression.clone(),
-            &VisualExtractorConfig::default(),
-        )?;
+        let mut extractor = reader.extractor()?;
         let video_start_s = info.video.as_ref().map_or(0.0, |v| v.start_s);
         let mut out = Vec::with_capacity(turns.len());
         for turn in turns {
@@ -1105,11 +1112,7 @@ impl Analyzer {
         let Some(reader) = self.face.as_ref().filter(|_| !frames.is_empty()) else {
             return Ok(FaceReading::default());
         };
-        let mut extractor = VisualExtractor::new(
-            &reader.seeta,
-            reader.expression.clone(),
-            &VisualExtractorConfig::default(),
-        )?;
+        let mut extractor = reader.extractor()?;
         let frames: Vec<(f64, usize, usize, &[u8])> = frames
             .iter()
             .map(|f| (f.time_s, f.width, f.height, f.rgb.as_slice()))
