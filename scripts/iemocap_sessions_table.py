@@ -2,6 +2,8 @@
 """Summarise scripts/run_iemocap_sessions.sh: per row, test weighted F1 per
 fold (mean over seeds) and the cross-validated score — for each seed the mean
 over the five folds, then mean ± std over seeds. Validation scores likewise.
+Rows already in OUT_JSON whose runs are not under RUNS_DIR are kept, so rows
+trained in different sessions share one file.
 
 Usage: scripts/iemocap_sessions_table.py RUNS_DIR OUT_JSON
 """
@@ -14,7 +16,7 @@ import sys
 
 def main():
     runs, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-    summary = {}
+    summary = json.loads(out.read_text()) if out.is_file() else {}
     for row in sorted(p for p in runs.iterdir() if p.is_dir()):
         folds = {}
         for fold in sorted(row.glob("fold-*")):

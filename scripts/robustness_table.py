@@ -8,6 +8,15 @@ the gap over the larger standard deviation, Welch's t, and the paired t over
 the seeds both runs share (same seed, same data, so the seed-to-seed
 variation common to both cancels). With --sweep, the missing-rate table.
 
+With --ceiling CEILING.json (`mmer robustness --rates 0` of runs trained on
+fewer modalities, scripts/run_robustness_ceiling.sh), a row "trained on the
+condition's modalities": for each condition, the full score of the ceiling
+run whose modalities are the ones the condition leaves.
+
+Multi-label reports are tabled by macro F1 (their headline metric), others
+by weighted F1; the trivial baseline row is the report's own (majority
+class, or every label).
+
 With --seeds, every run is restricted to those seeds (mean and std
 recomputed from the per-seed values), to compare runs with different seed
 counts on the seeds they share.
@@ -65,9 +74,23 @@ def restrict(report, seeds):
         return {"mean": mean, "std": std, "per_seed": values}
 
     out = dict(report, seeds=seeds)
-    out["conditions"] = [dict(c, weighted_f1=score(c["weighted_f1"])) for c in report["conditions"]]
-    out["sweep"] = [dict(p, weighted_f1=score(p["weighted_f1"])) for p in report["sweep"]]
+    rescore = lambda c: {k: score(v) if k in METRICS else v for k, v in c.items()}
+    out["conditions"] = [rescore(c) for c in report["conditions"]]
+    out["sweep"] = [rescore(p) for p in report["sweep"]]
     return out
+
+
+METRICS = ("weighted_f1", "accuracy", "macro_f1")
+
+
+def headline(score):
+    """Macro F1 for a multi-label report, weighted F1 otherwise."""
+    return score.get("macro_f1") or score["weighted_f1"]
+
+
+def baseline(report):
+    """The report's trivial baseline (`majority_baseline` in older files)."""
+    return report.get("baseline") or dict(report["majority_baseline"], name="majority class")
 
 
 def main():
@@ -76,12 +99,13 @@ def main():
     parser.add_argument("--against", help="run to compare every other run with")
     parser.add_argument("--sweep", action="store_true", help="also print the missing-rate sweep")
     parser.add_argument("--seeds", help="comma-separated seeds every run is restricted to")
+    parser.add_argument("--ceiling", help="robustness report of runs trained on each condition's modalities")
     args = parser.parse_args()
     reports = json.loads(Path(args.report).read_text(encoding="utf-8"))
     if args.seeds:
         reports = [restrict(r, [int(s) for s in args.seeds.split(",")]) for r in reports]
     name = lambda r: Path(r["run"]).name
-    scores = {name(r): {c["name"]: c["weighted_f1"] for c in r["conditions"]} for r in reports}
+    scores = {name(r): {c["name"]: headline(c) for c in r["conditions"]} for r in reports}
     seeds = {name(r): r["seeds"] for r in reports}
 
     print("| run | seeds | " + " | ".join(label for label, _ in THESIS_ROWS) + " |")
@@ -89,8 +113,21 @@ def main():
     for r in reports:
         row = [cell(scores[name(r)][c]) if c in scores[name(r)] else "—" for _, c in THESIS_ROWS]
         print(f"| {name(r)} | {len(r['seeds'])} | " + " | ".join(row) + " |")
-    majority = reports[0]["majority_baseline"]["weighted_f1"]["mean"]
-    print(f"| majority class | — | " + " | ".join(f"{majority:.2f}" for _ in THESIS_ROWS) + " |")
+    if args.ceiling:
+        ceiling = {
+            frozenset(r["modalities"]): next(c for c in r["conditions"] if c["name"] == "full")
+            for r in json.loads(Path(args.ceiling).read_text(encoding="utf-8"))
+        }
+        row = []
+        for _, c in THESIS_ROWS:
+            removed = set() if c == "full" else set(c.removeprefix("no ").split(" + ")) | (
+                {"face", "body"} if c == "no face + body" else set())
+            kept = frozenset(m for m in reports[0]["modalities"] if m not in removed)
+            row.append(cell(headline(ceiling[kept])) if kept in ceiling else "—")
+        print("| trained on the condition's modalities | 5 | " + " | ".join(row) + " |")
+    trivial = baseline(reports[0])
+    value = headline(trivial)["mean"]
+    print(f"| {trivial['name']} | — | " + " | ".join(f"{value:.2f}" for _ in THESIS_ROWS) + " |")
 
     if args.against:
         base = args.against
@@ -113,7 +150,7 @@ def main():
         print("\n| missing rate | " + " | ".join(name(r) for r in reports) + " |")
         print("|---|" + "---|" * len(reports))
         for k, point in enumerate(reports[0]["sweep"]):
-            row = [cell(r["sweep"][k]["weighted_f1"]) for r in reports]
+            row = [cell(headline(r["sweep"][k])) for r in reports]
             print(f"| {point['rate']:.1f} ({point['removed_share']:.2f} removed) | " + " | ".join(row) + " |")
 
 

@@ -10,14 +10,16 @@
 #         amuse-rezero-dropout (the AMuSE path with text alone,
 #         docs/configs/meld-mpnet-layer8-amuse-rezero.toml),
 #         amuse-rezero-256 (the same, d = 256), amuse-rezero, concat,
-#         amuse (post-norm)
+#         amuse (post-norm), am2emoje (the AM²-EmoJE path with text alone,
+#         the amuse-rezero-dropout config with --fusion am2-emoje), am2emoje-256
 # Writes runs/iemocap-sessions/<row>/fold-<k>/ and prints the summary table
 # (scripts/iemocap_sessions_table.py), which also goes to
-# docs/results/iemocap-sessions.json.
+# docs/results/iemocap-sessions.json (rows already there are kept).
 # Needs: scripts/setup.sh done; ../shared/data present. MMER overrides the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mmer="${MMER:-target/release/mmer}"
+[ -x "$mmer" ] || cargo build --release --bin mmer
 data=(--dataset iemocap --data ../shared/data/iemocap/iemocap.pkl)
 
 rows=("$@")
@@ -30,6 +32,8 @@ for row in "${rows[@]}"; do
         amuse-rezero) args=(--config docs/configs/meld-mpnet-layer8.toml --fusion man-af --man-residual rezero) ;;
         concat) args=(--config docs/configs/meld-mpnet-layer8.toml --fusion concat) ;;
         amuse) args=(--config docs/configs/meld-mpnet-layer8.toml --fusion man-af) ;;
+        am2emoje) args=(--config docs/configs/meld-mpnet-layer8-amuse-rezero.toml --fusion am2-emoje) ;;
+        am2emoje-256) args=(--config docs/configs/meld-mpnet-layer8-amuse-rezero-256.toml --fusion am2-emoje) ;;
         *) echo "unknown row $row" >&2; exit 2 ;;
     esac
     for k in 1 2 3 4 5; do

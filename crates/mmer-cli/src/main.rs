@@ -38,7 +38,8 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Score trained runs with modalities missing at test time: each
     /// modality and pair removed, and a seeded missing-rate sweep (table,
-    /// JSON, SVG chart).
+    /// JSON, SVG chart). Single-label runs by weighted F1, multi-label runs
+    /// by macro F1 at 0.5.
     Robustness(cmd::robustness::RobustnessArgs),
     /// Predict the emotion of every turn of a conversation file.
     Predict(cmd::predict::PredictArgs),

@@ -13,14 +13,21 @@
 //!   removal and every training seed.
 //!
 //! Beside them, a trivial baseline that no missing modality can hurt: the
-//! training split's majority class for every turn. A missing modality is
-//! removed from the turn (it becomes data the model masks; see
-//! `mmer_train::batcher`), never replaced by zeros.
+//! training split's majority class for every turn, or, for a multi-label
+//! run, every label on every turn (the predictor weighted F1 rewards). A
+//! missing modality is removed from the turn (it becomes data the model
+//! masks; see `mmer_train::batcher`), never replaced by zeros.
+//!
+//! Single-label runs are scored by weighted F1 and accuracy. Multi-label
+//! runs by their fused head decided at 0.5 (the decision their validation
+//! selected on): macro F1 (the headline, drawn on the chart), weighted F1
+//! and subset accuracy.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mmer_core::{Dialogue, Label, Modality, Split};
+use mmer_eval::multi_label::{MultiLabelReport, MultiLabelScores};
 use mmer_eval::{Aggregate, ClassificationReport};
 use mmer_train::Checkpoint;
 use rand::{Rng, SeedableRng};
@@ -65,8 +72,20 @@ pub struct ConditionScore {
     pub removed: Vec<Modality>,
     /// Weighted F1 (percent) over the seeds.
     pub weighted_f1: Aggregate,
-    /// Accuracy (percent) over the seeds.
+    /// Accuracy (percent) over the seeds; subset accuracy for a
+    /// multi-label run.
     pub accuracy: Aggregate,
+    /// Macro F1 (percent) over the seeds: multi-label runs only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macro_f1: Option<Aggregate>,
+}
+
+impl ConditionScore {
+    /// The score a run is judged by: macro F1 for a multi-label run,
+    /// weighted F1 otherwise.
+    pub fn headline(&self) -> &Aggregate {
+        self.macro_f1.as_ref().unwrap_or(&self.weighted_f1)
+    }
 }
 
 /// One rate of the sweep.
@@ -80,8 +99,19 @@ pub struct SweepPoint {
     /// Weighted F1 (percent) over the seeds, each seed's score the mean
     /// over the draws.
     pub weighted_f1: Aggregate,
-    /// Accuracy (percent), as `weighted_f1`.
+    /// Accuracy (percent), as `weighted_f1`; subset accuracy for a
+    /// multi-label run.
     pub accuracy: Aggregate,
+    /// Macro F1 (percent), as `weighted_f1`: multi-label runs only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macro_f1: Option<Aggregate>,
+}
+
+impl SweepPoint {
+    /// As [`ConditionScore::headline`].
+    pub fn headline(&self) -> &Aggregate {
+        self.macro_f1.as_ref().unwrap_or(&self.weighted_f1)
+    }
 }
 
 /// What `mmer robustness` reports for one run.
@@ -93,6 +123,9 @@ pub struct RobustnessReport {
     pub config: RobustnessConfig,
     /// The model's modalities.
     pub modalities: Vec<Modality>,
+    /// Whether the run predicts label sets (scored at 0.5 on its fused
+    /// head).
+    pub multi_label: bool,
     /// Training seeds scored.
     pub seeds: Vec<u64>,
     /// The fixed conditions.
@@ -101,8 +134,94 @@ pub struct RobustnessReport {
     pub skipped: Vec<String>,
     /// The random missing-rate sweep.
     pub sweep: Vec<SweepPoint>,
-    /// The training split's majority class on every turn.
-    pub majority_baseline: ConditionScore,
+    /// A trivial baseline: the training split's majority class on every
+    /// turn, or every label on every turn for a multi-label run.
+    pub baseline: ConditionScore,
+}
+
+impl RobustnessReport {
+    /// What [`ConditionScore::headline`] measures.
+    pub fn headline_metric(&self) -> &'static str {
+        if self.multi_label {
+            "macro F1"
+        } else {
+            "weighted F1"
+        }
+    }
+}
+
+/// One seed's scores under one condition, as fractions.
+#[derive(Debug, Clone, Copy, Default)]
+struct SeedScore {
+    weighted_f1: f64,
+    accuracy: f64,
+    /// Multi-label runs only.
+    macro_f1: Option<f64>,
+}
+
+impl From<&ClassificationReport> for SeedScore {
+    fn from(r: &ClassificationReport) -> Self {
+        Self {
+            weighted_f1: r.weighted_f1,
+            accuracy: r.accuracy,
+            macro_f1: None,
+        }
+    }
+}
+
+impl From<&MultiLabelReport> for SeedScore {
+    fn from(r: &MultiLabelReport) -> Self {
+        Self {
+            weighted_f1: r.weighted_f1,
+            accuracy: r.subset_accuracy,
+            macro_f1: Some(r.macro_f1),
+        }
+    }
+}
+
+impl SeedScore {
+    /// `self + other`, field by field.
+    fn add(self, other: Self) -> Self {
+        Self {
+            weighted_f1: self.weighted_f1 + other.weighted_f1,
+            accuracy: self.accuracy + other.accuracy,
+            macro_f1: other.macro_f1.map(|m| self.macro_f1.unwrap_or(0.0) + m),
+        }
+    }
+
+    /// `self / n`, field by field.
+    fn mean_of(self, n: f64) -> Self {
+        Self {
+            weighted_f1: self.weighted_f1 / n,
+            accuracy: self.accuracy / n,
+            macro_f1: self.macro_f1.map(|m| m / n),
+        }
+    }
+}
+
+/// Mean and standard deviation (percent) of each metric over the seeds.
+struct SeedAggregates {
+    weighted_f1: Aggregate,
+    accuracy: Aggregate,
+    macro_f1: Option<Aggregate>,
+}
+
+impl SeedAggregates {
+    fn new(scores: &[SeedScore]) -> Result<Self> {
+        let macro_f1 = match scores
+            .iter()
+            .map(|s| s.macro_f1)
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(values) if !values.is_empty() => Some(percent(values.into_iter())?),
+            _ => None,
+        };
+        Ok(Self {
+            weighted_f1: percent(scores.iter().map(|s| s.weighted_f1))?,
+            accuracy: percent(scores.iter().map(|s| s.accuracy))?,
+            macro_f1,
+        })
+    }
 }
 
 /// Scores every seed of the finished run in `run` under the conditions and
@@ -119,11 +238,6 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
     let run_config = RunConfig::read(&run.join("config.toml"))?;
     check_complete(run, &run_config)?;
     let modalities = run_config.train.modalities.clone();
-    ensure!(
-        !run_config.data.label_space()?.multi_label && !run_config.data.is_multi_label_dataset(),
-        "{}: robustness scores single-label runs for now; this run is multi-label (`mmer eval` re-scores it)",
-        run.display()
-    );
     let corpus = run_config.data.load(&modalities)?;
     let dialogues = corpus.split(config.split);
     ensure!(
@@ -149,23 +263,40 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
         let inputs = seed_inputs(&checkpoint, &dir, dialogues)?;
         models.push((checkpoint, model, inputs));
     }
+    let multi_label = corpus.labels.multi_label;
     let score = |condition: &dyn Fn(&[Dialogue]) -> Vec<Dialogue>| {
         models
             .iter()
-            .map(|(checkpoint, model, inputs)| Ok(checkpoint.evaluate(model, &condition(inputs))?))
-            .collect::<Result<Vec<ClassificationReport>>>()
+            .map(|(checkpoint, model, inputs)| {
+                let inputs = condition(inputs);
+                Ok(if multi_label {
+                    SeedScore::from(
+                        &checkpoint
+                            .evaluate_multi_label(model, &inputs)?
+                            .at_half
+                            .report,
+                    )
+                } else {
+                    SeedScore::from(&checkpoint.evaluate(model, &inputs)?)
+                })
+            })
+            .collect::<Result<Vec<SeedScore>>>()
     };
-    let summarise = |name: String,
-                     removed: Vec<Modality>,
-                     reports: &[ClassificationReport]|
-     -> Result<ConditionScore> {
-        Ok(ConditionScore {
-            name,
-            removed,
-            weighted_f1: percent(reports.iter().map(|r| r.weighted_f1))?,
-            accuracy: percent(reports.iter().map(|r| r.accuracy))?,
-        })
-    };
+    let summarise =
+        |name: String, removed: Vec<Modality>, scores: &[SeedScore]| -> Result<ConditionScore> {
+            let SeedAggregates {
+                weighted_f1,
+                accuracy,
+                macro_f1,
+            } = SeedAggregates::new(scores)?;
+            Ok(ConditionScore {
+                name,
+                removed,
+                weighted_f1,
+                accuracy,
+                macro_f1,
+            })
+        };
 
     let mut conditions = Vec::new();
     let mut skipped = Vec::new();
@@ -182,14 +313,14 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             continue;
         }
         tracing::info!(condition = %name, "scoring");
-        let reports = score(&|inputs| without(inputs, &removed))?;
-        conditions.push(summarise(name, removed, &reports)?);
+        let scores = score(&|inputs| without(inputs, &removed))?;
+        conditions.push(summarise(name, removed, &scores)?);
     }
 
     let mut sweep = Vec::new();
     for &rate in &config.rates {
-        // Per seed: summed weighted F1 and accuracy over the draws.
-        let mut sums = vec![(0.0, 0.0); models.len()];
+        // Per seed: the scores summed over the draws.
+        let mut sums = vec![SeedScore::default(); models.len()];
         let (mut removed_cells, mut cells) = (0usize, 0usize);
         for draw in 0..config.draws {
             // The same draw for every seed: the masks depend on which
@@ -203,35 +334,56 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             let (_, removed, total) = mask(dialogues);
             removed_cells += removed;
             cells += total;
-            for (sum, report) in sums.iter_mut().zip(score(&|inputs| mask(inputs).0)?) {
-                sum.0 += report.weighted_f1;
-                sum.1 += report.accuracy;
+            for (sum, scored) in sums.iter_mut().zip(score(&|inputs| mask(inputs).0)?) {
+                *sum = sum.add(scored);
             }
         }
         tracing::info!(rate, "sweep point scored");
-        let draws = config.draws as f64;
+        let means: Vec<SeedScore> = sums
+            .iter()
+            .map(|s| s.mean_of(config.draws as f64))
+            .collect();
+        let SeedAggregates {
+            weighted_f1,
+            accuracy,
+            macro_f1,
+        } = SeedAggregates::new(&means)?;
         sweep.push(SweepPoint {
             rate,
             removed_share: removed_cells as f64 / cells.max(1) as f64,
-            weighted_f1: percent(sums.iter().map(|s| s.0 / draws))?,
-            accuracy: percent(sums.iter().map(|s| s.1 / draws))?,
+            weighted_f1,
+            accuracy,
+            macro_f1,
         });
     }
 
-    let majority = majority_report(
-        corpus.split(Split::Train),
-        dialogues,
-        corpus.labels.num_classes(),
-    )?;
+    let num_classes = corpus.labels.num_classes();
+    let baseline = if multi_label {
+        summarise(
+            "every label".into(),
+            Vec::new(),
+            &[SeedScore::from(
+                &every_label(dialogues, num_classes)?.report,
+            )],
+        )?
+    } else {
+        let majority = majority_report(corpus.split(Split::Train), dialogues, num_classes)?;
+        summarise(
+            "majority class".into(),
+            Vec::new(),
+            &[SeedScore::from(&majority)],
+        )?
+    };
     Ok(RobustnessReport {
         run: run.to_path_buf(),
         config: config.clone(),
         modalities,
+        multi_label,
         seeds: run_config.train.seeds.clone(),
         conditions,
         skipped,
         sweep,
-        majority_baseline: summarise("majority class".into(), Vec::new(), &[majority])?,
+        baseline,
     })
 }
 
@@ -356,56 +508,98 @@ fn majority_report(
     Ok(ClassificationReport::new(&gold, &predicted, num_classes)?)
 }
 
+/// The scores of predicting every label on every labelled turn of
+/// `dialogues` (multi-label).
+fn every_label(dialogues: &[Dialogue], num_labels: usize) -> Result<MultiLabelScores> {
+    let gold: Vec<&[bool]> = dialogues
+        .iter()
+        .flat_map(|d| &d.utterances)
+        .filter_map(|u| match &u.label {
+            Some(Label::Multi(bits)) => Some(bits.as_slice()),
+            _ => None,
+        })
+        .collect();
+    Ok(MultiLabelScores::all_positive(&gold, num_labels)?)
+}
+
 /// A readable table of one report: conditions, the sweep, the baseline.
 pub fn table(report: &RobustnessReport) -> String {
+    let multi = report.multi_label;
     let mut out = format!(
-        "{} on {} ({} seeds; weighted F1 / accuracy, %, mean ± std)\n",
+        "{} on {} ({} seeds; {}, %, mean ± std{})\n",
         report.run.display(),
         report.config.split,
-        report.seeds.len()
+        report.seeds.len(),
+        if multi {
+            "macro F1 / weighted F1 / subset accuracy"
+        } else {
+            "weighted F1 / accuracy"
+        },
+        if multi { "; labels decided at 0.5" } else { "" }
     );
-    out.push_str("| condition | weighted F1 | accuracy |\n|---|---|---|\n");
+    let columns = |weighted_f1: &Aggregate, accuracy: &Aggregate, macro_f1: Option<&Aggregate>| {
+        let mut cells = macro_f1.map(mean_std).into_iter().collect::<Vec<_>>();
+        cells.push(mean_std(weighted_f1));
+        cells.push(mean_std(accuracy));
+        cells.join(" | ")
+    };
+    let (names, rules) = if multi {
+        ("macro F1 | weighted F1 | subset accuracy", "|---|---|---")
+    } else {
+        ("weighted F1 | accuracy", "|---|---")
+    };
+    out.push_str(&format!("| condition | {names} |\n|---{rules}|\n"));
     let row = |c: &ConditionScore| {
         format!(
-            "| {} | {} | {} |\n",
+            "| {} | {} |\n",
             c.name,
-            mean_std(&c.weighted_f1),
-            mean_std(&c.accuracy)
+            columns(&c.weighted_f1, &c.accuracy, c.macro_f1.as_ref())
         )
     };
     for c in &report.conditions {
         out.push_str(&row(c));
     }
-    out.push_str(&row(&report.majority_baseline));
+    out.push_str(&row(&report.baseline));
     for s in &report.skipped {
         out.push_str(&format!(
-            "| {s} | skipped: a turn would have no modality | |\n"
+            "| {s} | skipped: a turn would have no modality |\n"
         ));
     }
-    out.push_str(
-        "\n| missing rate | cells removed | weighted F1 | accuracy |\n|---|---|---|---|\n",
-    );
+    out.push_str(&format!(
+        "\n| missing rate | cells removed | {names} |\n|---|---{rules}|\n"
+    ));
     for p in &report.sweep {
         out.push_str(&format!(
-            "| {:.2} | {:.3} | {} | {} |\n",
+            "| {:.2} | {:.3} | {} |\n",
             p.rate,
             p.removed_share,
-            mean_std(&p.weighted_f1),
-            mean_std(&p.accuracy)
+            columns(&p.weighted_f1, &p.accuracy, p.macro_f1.as_ref())
         ));
     }
     out
 }
 
-/// Draws the sweeps of several runs on one chart (weighted F1 against the
-/// missing rate, ± one standard deviation as error bars, the majority
-/// baseline dashed, once per distinct value) and writes it as SVG.
+/// Draws the sweeps of several runs on one chart (the headline metric —
+/// weighted F1, or macro F1 for multi-label runs — against the missing
+/// rate, ± one standard deviation as error bars, the trivial baseline
+/// dashed, once per distinct value) and writes it as SVG.
 ///
 /// # Errors
-/// No reports, or the file cannot be written.
+/// No reports, single- and multi-label runs together (their metrics differ),
+/// or the file cannot be written.
 pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
     use plotters::prelude::*;
     ensure!(!reports.is_empty(), "nothing to plot");
+    let metric = reports[0].headline_metric();
+    if let Some(other) = reports.iter().find(|r| r.headline_metric() != metric) {
+        bail!(
+            "{} is scored by {} and {} by {}: draw single- and multi-label runs on separate charts",
+            reports[0].run.display(),
+            metric,
+            other.run.display(),
+            other.headline_metric()
+        );
+    }
     let max_rate = reports
         .iter()
         .flat_map(|r| r.sweep.iter().map(|p| p.rate))
@@ -416,7 +610,7 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
         .flat_map(|r| {
             r.sweep
                 .iter()
-                .map(|p| p.weighted_f1.mean + p.weighted_f1.std.unwrap_or(0.0))
+                .map(|p| p.headline().mean + p.headline().std.unwrap_or(0.0))
         })
         .fold(0.0f64, f64::max);
     let y_max = (top / 10.0).ceil() * 10.0 + 5.0;
@@ -425,7 +619,7 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                "Weighted F1 as modalities go missing at test time",
+                format!("{metric} as modalities go missing at test time"),
                 ("sans-serif", 18),
             )
             .margin(12)
@@ -435,7 +629,7 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
         chart
             .configure_mesh()
             .x_desc("probability that a turn's modality is missing")
-            .y_desc("weighted F1 (%)")
+            .y_desc(format!("{metric} (%)"))
             .draw()?;
         for (i, report) in reports.iter().enumerate() {
             let colour = Palette99::pick(i).to_rgba();
@@ -446,7 +640,7 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
             let points: Vec<(f64, f64)> = report
                 .sweep
                 .iter()
-                .map(|p| (p.rate, p.weighted_f1.mean))
+                .map(|p| (p.rate, p.headline().mean))
                 .collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
@@ -456,25 +650,19 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
                 });
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
             chart.draw_series(report.sweep.iter().map(|p| {
-                ErrorBar::new_vertical(
-                    p.rate,
-                    p.weighted_f1.mean - p.weighted_f1.std.unwrap_or(0.0),
-                    p.weighted_f1.mean,
-                    p.weighted_f1.mean + p.weighted_f1.std.unwrap_or(0.0),
-                    colour,
-                    6,
-                )
+                let (mean, std) = (p.headline().mean, p.headline().std.unwrap_or(0.0));
+                ErrorBar::new_vertical(p.rate, mean - std, mean, mean + std, colour, 6)
             }))?;
         }
-        // The majority-class baseline, once per distinct value (runs on the
-        // same data share it).
-        let mut baselines: Vec<f64> = reports
+        // The trivial baseline, once per distinct value (runs on the same
+        // data share it).
+        let mut baselines: Vec<(f64, &str)> = reports
             .iter()
-            .map(|r| r.majority_baseline.weighted_f1.mean)
+            .map(|r| (r.baseline.headline().mean, r.baseline.name.as_str()))
             .collect();
-        baselines.sort_by(f64::total_cmp);
-        baselines.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
-        for baseline in baselines {
+        baselines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        baselines.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-9);
+        for (baseline, name) in baselines {
             chart
                 .draw_series(DashedLineSeries::new(
                     vec![(0.0, baseline), (max_rate, baseline)],
@@ -482,7 +670,7 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
                     4,
                     BLACK.mix(0.6).stroke_width(1),
                 ))?
-                .label(format!("majority class ({baseline:.1})"))
+                .label(format!("{name} ({baseline:.1})"))
                 .legend(|(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.6).stroke_width(1))
                 });
@@ -524,6 +712,106 @@ mod tests {
             ]
         );
         assert_eq!(removal_sets(&[Modality::Text, Modality::Audio]).len(), 3);
+    }
+
+    /// A multi-label run (SeMuL-PCD over three modalities) is scored like a
+    /// single-label one, by its fused head at 0.5: macro F1 leads, the full
+    /// condition is what `mmer eval` measures, every label is the baseline,
+    /// and its chart cannot mix with a single-label run's.
+    #[test]
+    fn a_multi_label_run_is_scored_by_macro_f1() {
+        use mmer_data::synthetic_multi::MultiLabelSyntheticConfig;
+        let dir =
+            std::env::temp_dir().join(format!("mmer-robustness-multi-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let data = crate::DataConfig {
+            synthetic_multi_label: Some(MultiLabelSyntheticConfig {
+                clips: [48, 16, 24],
+                speakers: [8, 4, 4],
+                ..Default::default()
+            }),
+            ..crate::DataConfig::new(crate::DatasetKind::SyntheticMultiLabel, None)
+        };
+        let mut train = mmer_train::TrainConfig {
+            modalities: vec![Modality::Text, Modality::Audio, Modality::Face],
+            max_epochs: 2,
+            batch_size: 8,
+            seeds: vec![0, 1],
+            ..Default::default()
+        };
+        train.model.fusion = mmer_models::Fusion::SemulPcd;
+        train.model.context = mmer_models::ContextMode::None;
+        train.model.temporal = false;
+        train.model.d_modality = 16;
+        train.model.d_model = 16;
+        train.model.d_hidden = 16;
+        let run = dir.join("run");
+        crate::train_run(
+            &RunConfig { data, train },
+            &run,
+            false,
+            crate::Existing::Refuse,
+        )
+        .unwrap();
+        let config = RobustnessConfig {
+            rates: vec![0.0, 0.5],
+            draws: 1,
+            ..Default::default()
+        };
+        let report = evaluate_robustness(&run, &config).unwrap();
+        assert!(report.multi_label && report.headline_metric() == "macro F1");
+        let names: Vec<&str> = report.conditions.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "full",
+                "no text",
+                "no audio",
+                "no face",
+                "no text + audio",
+                "no text + face",
+                "no audio + face"
+            ]
+        );
+        let eval = crate::evaluate::evaluate_multi_label_run(&run, Split::Test).unwrap();
+        let full = &report.conditions[0];
+        for (ours, theirs) in [
+            (full.headline(), &eval.at_half.report.macro_f1),
+            (&full.weighted_f1, &eval.at_half.report.weighted_f1),
+            (&full.accuracy, &eval.at_half.report.subset_accuracy),
+        ] {
+            assert!(
+                (ours.mean - 100.0 * theirs.mean).abs() < 1e-9,
+                "{ours:?} {theirs:?}"
+            );
+        }
+        assert_eq!(report.sweep[0].headline().mean, full.headline().mean);
+        assert!(report.sweep[1].removed_share > 0.3);
+        // Predicting every label recalls everything: its weighted F1 is
+        // what the headline must not be judged by.
+        assert_eq!(report.baseline.name, "every label");
+        let every = report.baseline.headline().mean;
+        assert!(every > 0.0 && report.baseline.weighted_f1.mean >= every);
+        let text = table(&report);
+        assert!(
+            text.contains("| condition | macro F1 | weighted F1 | subset accuracy |")
+                && text.contains("| every label | "),
+            "{text}"
+        );
+        let chart = dir.join("multi.svg");
+        plot_sweeps(std::slice::from_ref(&report), &chart).unwrap();
+        assert!(
+            std::fs::read_to_string(&chart)
+                .unwrap()
+                .contains("macro F1")
+        );
+        let mut single = report.clone();
+        single.multi_label = false;
+        let err = plot_sweeps(&[report, single], &chart)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("separate charts"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
