@@ -46,7 +46,8 @@ all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-mi
      meld-mpnet-layer8-am2emoje iemocap-mpnet-layer8-am2emoje iemocap-ses4-mpnet-layer8-am2emoje
      iemocap-ses4-mpnet-layer8-am2emoje-256
      meld-mpnet-layer8-context meld-mpnet-layer8-context-utterance iemocap-mpnet-layer8-context
-     meld-mpnet-layer8-finetune-top2 iemocap-mpnet-layer8-finetune-top2 iemocap-mpnet-layer8-frozen-b4-e6)
+     meld-mpnet-layer8-finetune-top2 iemocap-mpnet-layer8-finetune-top2 iemocap-mpnet-layer8-frozen-b4-e6
+     iemocap-mpnet-layer8-finetune-top2-e12 iemocap-mpnet-layer8-frozen-b4-e12)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -115,6 +116,8 @@ for name in "${selected[@]}"; do
         meld-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/meld-mpnet-layer8-finetune-top2.toml --seeds 0,1,2,3,4 ;;
         iemocap-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/iemocap-mpnet-layer8-finetune-top2.toml --seeds 0,1,2 ;;
         iemocap-mpnet-layer8-frozen-b4-e6) run_with "$name" --config docs/configs/meld-mpnet-layer8.toml "${iemocap[@]}" --set train.batch_size=4 --set train.patience=6 --max-epochs 6 --seeds 0,1,2 ;;
+        iemocap-mpnet-layer8-finetune-top2-e12) run_with "$name" --config docs/configs/iemocap-mpnet-layer8-finetune-top2.toml --set train.max_epochs=12 --set train.patience=12 --seeds 0,1 ;;
+        iemocap-mpnet-layer8-frozen-b4-e12) run_with "$name" --config docs/configs/meld-mpnet-layer8.toml "${iemocap[@]}" --set train.batch_size=4 --set train.patience=12 --max-epochs 12 --seeds 0,1 ;;
         *) echo "unknown experiment $name" >&2; exit 2 ;;
     esac
 done

@@ -330,20 +330,29 @@ fn conversations_train_and_predict_with_real_encoders() {
     // predict and eval (also through a label map) run it (predict detects a
     // damaged copy).
     let tuned = dir.path().join("tuned");
-    let o = train(
-        &tuned,
-        &[
-            "--encoder",
-            "minilm",
-            "--text-layers",
-            "6",
-            "--set",
-            "train.finetune.layers=1",
-            "--set",
-            "data.text_context={past=2,future=1,speakers=false,max_tokens=64}",
-        ],
-    );
+    let tuned_args = [
+        "--encoder",
+        "minilm",
+        "--text-layers",
+        "6",
+        "--set",
+        "train.finetune.layers=1",
+        "--set",
+        "data.text_context={past=2,future=1,speakers=false,max_tokens=64}",
+    ];
+    let o = train(&tuned, &tuned_args);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("token states under the fine-tuned layers"));
+    // Resuming the finished run reuses its seed and computes no token
+    // states: nothing is left to train.
+    let o = train(&tuned, &[&tuned_args[..], &["--resume"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("reusing the finished seed")
+            && !stderr(&o).contains("token states under the fine-tuned layers"),
+        "{}",
+        stderr(&o)
+    );
     let results = read_json(&tuned.join("results.json"));
     assert!(
         results["per_seed"][0]["test"]["weighted_f1"].is_number(),

@@ -327,7 +327,8 @@ pub fn train_run(
             show_progress,
             existing,
             |data, train, seed, show| {
-                train_seed_multi_label(data, train, seed, show).map(|(o, m)| (o, m, None))
+                let (outcome, model) = train_seed_multi_label(data, train, seed, show)?;
+                Ok((outcome, model, None))
             },
         )?;
         let results = MultiLabelRunResults::new(
@@ -350,11 +351,14 @@ pub fn train_run(
             show_progress,
             existing,
             |data, train, seed, show| {
-                train_seed(data, train, seed, show).map(|(o, m)| (o, m, None))
+                let (outcome, model) = train_seed(data, train, seed, show)?;
+                Ok((outcome, model, None))
             },
         )?,
         Some(spec) => {
-            let (states, encoder) = finetune_inputs(&corpus, config, spec.layers, show_progress)?;
+            // Computed when the first seed trains: a resume that only
+            // merges finished seeds needs no token states.
+            let mut inputs: Option<(TokenStates, TextEncoder)> = None;
             train_seeds(
                 &corpus,
                 &data,
@@ -363,8 +367,17 @@ pub fn train_run(
                 show_progress,
                 existing,
                 |data, train, seed, show| {
+                    let (states, encoder) = match &mut inputs {
+                        Some(inputs) => inputs,
+                        None => inputs.insert(finetune_inputs(
+                            &corpus,
+                            config,
+                            spec.layers,
+                            show_progress,
+                        )?),
+                    };
                     let (outcome, tuned) =
-                        train_seed_finetuned(data, &states, encoder.clone(), train, seed, show)?;
+                        train_seed_finetuned(data, states, encoder.clone(), train, seed, show)?;
                     Ok((outcome, tuned.model, Some(tuned.encoder)))
                 },
             )?
@@ -482,8 +495,7 @@ fn train_seeds<O: Outcome>(
         &TrainConfig,
         u64,
         bool,
-    )
-        -> mmer_train::Result<(O, mmer_models::EmotionModel, Option<TextEncoder>)>,
+    ) -> Result<(O, mmer_models::EmotionModel, Option<TextEncoder>)>,
 ) -> Result<(RunConfig, Vec<O>, RunDir)> {
     let run = RunDir::open(out, existing, config)?;
     // Seeds already finished in a run being resumed stay part of it.
