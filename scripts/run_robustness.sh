@@ -6,7 +6,8 @@
 # plus --set overrides, 5 seeds each, selected on validation), then scores
 # each with modalities removed at test time (`mmer robustness`: each modality
 # and pair removed, a missing-rate sweep 0.0-0.7 with 3 draws) and draws the
-# sweeps of the main rows on one chart.
+# sweeps of the main rows on one chart. scripts/run_robustness_ceiling.sh adds
+# the reference of models trained on each condition's modalities.
 # Deterministic: a rerun gives the same numbers on the same machine.
 #
 #   scripts/run_robustness.sh      # runs/redundant/, docs/results/robustness-redundant*.{json,svg}
@@ -32,7 +33,8 @@ mkdir -p "$RUNS"
   train man_af_dropout synthetic-redundant-amuse-dropout.toml
   train am2_no_impute "$AM2" --set $JOINT.impute=false
   train am2_global "$AM2" --set $JOINT.query_adaptive=false
-  train am2_body_face "$AM2" --set $JOINT.positives=body_guided_face; } &
+  train am2_body_face "$AM2" --set $JOINT.positives=body_guided_face
+  train am2_md05 "$AM2" --set train.model.modality_dropout=0.5; } &
 [ "$JOBS" -gt 1 ] || wait
 { train early synthetic-redundant-amuse.toml --fusion early
   train am2_emoje "$AM2"
@@ -43,6 +45,6 @@ wait
 mkdir -p docs/results
 "$MMER" robustness "$RUNS/am2_emoje" "$RUNS/am2_no_nce" "$RUNS/am2_no_impute" \
   "$RUNS/am2_global" "$RUNS/am2_same_label" "$RUNS/am2_body_face" "$RUNS/am2_aligned" \
-  --rates 0 --out docs/results/robustness-redundant-ablation.json
+  "$RUNS/am2_md05" --rates 0 --out docs/results/robustness-redundant-ablation.json
 "$MMER" robustness "$RUNS/early" "$RUNS/man_af" "$RUNS/man_af_dropout" "$RUNS/am2_emoje" \
   --out docs/results/robustness-redundant.json --plot docs/results/robustness-redundant.svg
