@@ -9,8 +9,8 @@
 #
 #   scripts/run_multilabel.sh          # runs/multilabel/
 #   JOBS=1 scripts/run_multilabel.sh   # one training process at a time
-# Last, `mmer robustness` of SeMuL-PCD and the concat baseline:
-# docs/results/robustness-multilabel.{json,svg}.
+# Last, SeMuL-PCD with modality dropout and `mmer robustness` of it, SeMuL-PCD
+# and the concat baseline: docs/results/robustness-multilabel.{json,svg}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MMER=${MMER:-target/release/mmer}
@@ -52,8 +52,10 @@ fi
 { train semul_calibration_0.3 "$SEMUL" --set $PEERS.calibration_weight=0.3; } &
 wait
 # Missing modalities at test time (`mmer robustness`, macro F1 at 0.5):
-# SeMuL-PCD and the concat baseline, each modality and pair removed, and the
-# missing-rate sweep on one chart.
+# SeMuL-PCD, SeMuL-PCD trained with modality dropout 0.3 and the concat
+# baseline, each modality and pair removed, and the missing-rate sweep on
+# one chart.
+train semul_md03 "$SEMUL" --set train.model.modality_dropout=0.3
 mkdir -p docs/results
-"$MMER" robustness "$RUNS/concat_bce" "$RUNS/semul" \
+"$MMER" robustness "$RUNS/concat_bce" "$RUNS/semul" "$RUNS/semul_md03" \
   --out docs/results/robustness-multilabel.json --plot docs/results/robustness-multilabel.svg
