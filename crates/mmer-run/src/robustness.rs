@@ -63,6 +63,42 @@ impl Default for RobustnessConfig {
     }
 }
 
+/// Metrics over a run's seeds, in percent (mean and sample std).
+#[derive(Debug, Clone, Serialize)]
+pub struct Scores {
+    /// Weighted F1.
+    pub weighted_f1: Aggregate,
+    /// Accuracy; subset accuracy for a multi-label run.
+    pub accuracy: Aggregate,
+    /// Macro F1: multi-label runs only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macro_f1: Option<Aggregate>,
+}
+
+impl Scores {
+    /// Mean and standard deviation of each metric over `seeds` (fractions).
+    ///
+    /// # Errors
+    /// No seeds.
+    fn over(seeds: &[SeedScore]) -> Result<Self> {
+        let macro_f1 = match seeds.iter().map(|s| s.macro_f1).collect::<Option<Vec<_>>>() {
+            Some(values) if !values.is_empty() => Some(percent(values.into_iter())?),
+            _ => None,
+        };
+        Ok(Self {
+            weighted_f1: percent(seeds.iter().map(|s| s.weighted_f1))?,
+            accuracy: percent(seeds.iter().map(|s| s.accuracy))?,
+            macro_f1,
+        })
+    }
+
+    /// The score a run is judged by: macro F1 for a multi-label run,
+    /// weighted F1 otherwise.
+    pub fn headline(&self) -> &Aggregate {
+        self.macro_f1.as_ref().unwrap_or(&self.weighted_f1)
+    }
+}
+
 /// One test-time condition's scores over the run's seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConditionScore {
@@ -70,22 +106,9 @@ pub struct ConditionScore {
     pub name: String,
     /// The modalities removed from every turn.
     pub removed: Vec<Modality>,
-    /// Weighted F1 (percent) over the seeds.
-    pub weighted_f1: Aggregate,
-    /// Accuracy (percent) over the seeds; subset accuracy for a
-    /// multi-label run.
-    pub accuracy: Aggregate,
-    /// Macro F1 (percent) over the seeds: multi-label runs only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub macro_f1: Option<Aggregate>,
-}
-
-impl ConditionScore {
-    /// The score a run is judged by: macro F1 for a multi-label run,
-    /// weighted F1 otherwise.
-    pub fn headline(&self) -> &Aggregate {
-        self.macro_f1.as_ref().unwrap_or(&self.weighted_f1)
-    }
+    /// The metrics over the seeds.
+    #[serde(flatten)]
+    pub scores: Scores,
 }
 
 /// One rate of the sweep.
@@ -96,22 +119,10 @@ pub struct SweepPoint {
     /// Share of (turn, modality) cells actually removed (below `rate` where
     /// a turn's last modality was kept).
     pub removed_share: f64,
-    /// Weighted F1 (percent) over the seeds, each seed's score the mean
-    /// over the draws.
-    pub weighted_f1: Aggregate,
-    /// Accuracy (percent), as `weighted_f1`; subset accuracy for a
-    /// multi-label run.
-    pub accuracy: Aggregate,
-    /// Macro F1 (percent), as `weighted_f1`: multi-label runs only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub macro_f1: Option<Aggregate>,
-}
-
-impl SweepPoint {
-    /// As [`ConditionScore::headline`].
-    pub fn headline(&self) -> &Aggregate {
-        self.macro_f1.as_ref().unwrap_or(&self.weighted_f1)
-    }
+    /// The metrics over the seeds, each seed's score the mean over the
+    /// draws.
+    #[serde(flatten)]
+    pub scores: Scores,
 }
 
 /// What `mmer robustness` reports for one run.
@@ -140,7 +151,7 @@ pub struct RobustnessReport {
 }
 
 impl RobustnessReport {
-    /// What [`ConditionScore::headline`] measures.
+    /// What [`Scores::headline`] measures.
     pub fn headline_metric(&self) -> &'static str {
         if self.multi_label {
             "macro F1"
@@ -196,31 +207,6 @@ impl SeedScore {
             accuracy: self.accuracy / n,
             macro_f1: self.macro_f1.map(|m| m / n),
         }
-    }
-}
-
-/// Mean and standard deviation (percent) of each metric over the seeds.
-struct SeedAggregates {
-    weighted_f1: Aggregate,
-    accuracy: Aggregate,
-    macro_f1: Option<Aggregate>,
-}
-
-impl SeedAggregates {
-    fn new(scores: &[SeedScore]) -> Result<Self> {
-        let macro_f1 = match scores
-            .iter()
-            .map(|s| s.macro_f1)
-            .collect::<Option<Vec<_>>>()
-        {
-            Some(values) if !values.is_empty() => Some(percent(values.into_iter())?),
-            _ => None,
-        };
-        Ok(Self {
-            weighted_f1: percent(scores.iter().map(|s| s.weighted_f1))?,
-            accuracy: percent(scores.iter().map(|s| s.accuracy))?,
-            macro_f1,
-        })
     }
 }
 
@@ -282,22 +268,6 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             })
             .collect::<Result<Vec<SeedScore>>>()
     };
-    let summarise =
-        |name: String, removed: Vec<Modality>, scores: &[SeedScore]| -> Result<ConditionScore> {
-            let SeedAggregates {
-                weighted_f1,
-                accuracy,
-                macro_f1,
-            } = SeedAggregates::new(scores)?;
-            Ok(ConditionScore {
-                name,
-                removed,
-                weighted_f1,
-                accuracy,
-                macro_f1,
-            })
-        };
-
     let mut conditions = Vec::new();
     let mut skipped = Vec::new();
     for removed in removal_sets(&modalities) {
@@ -313,8 +283,12 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             continue;
         }
         tracing::info!(condition = %name, "scoring");
-        let scores = score(&|inputs| without(inputs, &removed))?;
-        conditions.push(summarise(name, removed, &scores)?);
+        let scores = Scores::over(&score(&|inputs| without(inputs, &removed))?)?;
+        conditions.push(ConditionScore {
+            name,
+            removed,
+            scores,
+        });
     }
 
     let mut sweep = Vec::new();
@@ -343,36 +317,25 @@ pub fn evaluate_robustness(run: &Path, config: &RobustnessConfig) -> Result<Robu
             .iter()
             .map(|s| s.mean_of(config.draws as f64))
             .collect();
-        let SeedAggregates {
-            weighted_f1,
-            accuracy,
-            macro_f1,
-        } = SeedAggregates::new(&means)?;
         sweep.push(SweepPoint {
             rate,
             removed_share: removed_cells as f64 / cells.max(1) as f64,
-            weighted_f1,
-            accuracy,
-            macro_f1,
+            scores: Scores::over(&means)?,
         });
     }
 
     let num_classes = corpus.labels.num_classes();
-    let baseline = if multi_label {
-        summarise(
-            "every label".into(),
-            Vec::new(),
-            &[SeedScore::from(
-                &every_label(dialogues, num_classes)?.report,
-            )],
-        )?
+    let (name, trivial) = if multi_label {
+        let every = every_label(dialogues, num_classes)?;
+        ("every label", SeedScore::from(&every.report))
     } else {
         let majority = majority_report(corpus.split(Split::Train), dialogues, num_classes)?;
-        summarise(
-            "majority class".into(),
-            Vec::new(),
-            &[SeedScore::from(&majority)],
-        )?
+        ("majority class", SeedScore::from(&majority))
+    };
+    let baseline = ConditionScore {
+        name: name.into(),
+        removed: Vec::new(),
+        scores: Scores::over(&[trivial])?,
     };
     Ok(RobustnessReport {
         run: run.to_path_buf(),
@@ -537,10 +500,15 @@ pub fn table(report: &RobustnessReport) -> String {
         },
         if multi { "; labels decided at 0.5" } else { "" }
     );
-    let columns = |weighted_f1: &Aggregate, accuracy: &Aggregate, macro_f1: Option<&Aggregate>| {
-        let mut cells = macro_f1.map(mean_std).into_iter().collect::<Vec<_>>();
-        cells.push(mean_std(weighted_f1));
-        cells.push(mean_std(accuracy));
+    let columns = |scores: &Scores| {
+        let mut cells = scores
+            .macro_f1
+            .as_ref()
+            .map(mean_std)
+            .into_iter()
+            .collect::<Vec<_>>();
+        cells.push(mean_std(&scores.weighted_f1));
+        cells.push(mean_std(&scores.accuracy));
         cells.join(" | ")
     };
     let (names, rules) = if multi {
@@ -549,13 +517,7 @@ pub fn table(report: &RobustnessReport) -> String {
         ("weighted F1 | accuracy", "|---|---")
     };
     out.push_str(&format!("| condition | {names} |\n|---{rules}|\n"));
-    let row = |c: &ConditionScore| {
-        format!(
-            "| {} | {} |\n",
-            c.name,
-            columns(&c.weighted_f1, &c.accuracy, c.macro_f1.as_ref())
-        )
-    };
+    let row = |c: &ConditionScore| format!("| {} | {} |\n", c.name, columns(&c.scores));
     for c in &report.conditions {
         out.push_str(&row(c));
     }
@@ -573,7 +535,7 @@ pub fn table(report: &RobustnessReport) -> String {
             "| {:.2} | {:.3} | {} |\n",
             p.rate,
             p.removed_share,
-            columns(&p.weighted_f1, &p.accuracy, p.macro_f1.as_ref())
+            columns(&p.scores)
         ));
     }
     out
@@ -610,7 +572,7 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
         .flat_map(|r| {
             r.sweep
                 .iter()
-                .map(|p| p.headline().mean + p.headline().std.unwrap_or(0.0))
+                .map(|p| p.scores.headline().mean + p.scores.headline().std.unwrap_or(0.0))
         })
         .fold(0.0f64, f64::max);
     let y_max = (top / 10.0).ceil() * 10.0 + 5.0;
@@ -640,7 +602,7 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
             let points: Vec<(f64, f64)> = report
                 .sweep
                 .iter()
-                .map(|p| (p.rate, p.headline().mean))
+                .map(|p| (p.rate, p.scores.headline().mean))
                 .collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
@@ -650,7 +612,10 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
                 });
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
             chart.draw_series(report.sweep.iter().map(|p| {
-                let (mean, std) = (p.headline().mean, p.headline().std.unwrap_or(0.0));
+                let (mean, std) = (
+                    p.scores.headline().mean,
+                    p.scores.headline().std.unwrap_or(0.0),
+                );
                 ErrorBar::new_vertical(p.rate, mean - std, mean, mean + std, colour, 6)
             }))?;
         }
@@ -658,7 +623,7 @@ pub fn plot_sweeps(reports: &[RobustnessReport], path: &Path) -> Result<()> {
         // data share it).
         let mut baselines: Vec<(f64, &str)> = reports
             .iter()
-            .map(|r| (r.baseline.headline().mean, r.baseline.name.as_str()))
+            .map(|r| (r.baseline.scores.headline().mean, r.baseline.name.as_str()))
             .collect();
         baselines.sort_by(|a, b| a.0.total_cmp(&b.0));
         baselines.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-9);
@@ -693,24 +658,24 @@ mod tests {
     use super::*;
     use mmer_data::synthetic::{SyntheticConfig, generate};
 
+    /// The conditions of a text, audio and face run, in report order.
+    const THREE_MODALITY_CONDITIONS: [&str; 7] = [
+        "full",
+        "no text",
+        "no audio",
+        "no face",
+        "no text + audio",
+        "no text + face",
+        "no audio + face",
+    ];
+
     #[test]
     fn conditions_cover_singles_and_pairs() {
         let names: Vec<String> = removal_sets(&[Modality::Text, Modality::Audio, Modality::Face])
             .iter()
             .map(|r| condition_name(r))
             .collect();
-        assert_eq!(
-            names,
-            [
-                "full",
-                "no text",
-                "no audio",
-                "no face",
-                "no text + audio",
-                "no text + face",
-                "no audio + face"
-            ]
-        );
+        assert_eq!(names, THREE_MODALITY_CONDITIONS);
         assert_eq!(removal_sets(&[Modality::Text, Modality::Audio]).len(), 3);
     }
 
@@ -761,37 +726,29 @@ mod tests {
         let report = evaluate_robustness(&run, &config).unwrap();
         assert!(report.multi_label && report.headline_metric() == "macro F1");
         let names: Vec<&str> = report.conditions.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "full",
-                "no text",
-                "no audio",
-                "no face",
-                "no text + audio",
-                "no text + face",
-                "no audio + face"
-            ]
-        );
+        assert_eq!(names, THREE_MODALITY_CONDITIONS);
         let eval = crate::evaluate::evaluate_multi_label_run(&run, Split::Test).unwrap();
         let full = &report.conditions[0];
         for (ours, theirs) in [
-            (full.headline(), &eval.at_half.report.macro_f1),
-            (&full.weighted_f1, &eval.at_half.report.weighted_f1),
-            (&full.accuracy, &eval.at_half.report.subset_accuracy),
+            (full.scores.headline(), &eval.at_half.report.macro_f1),
+            (&full.scores.weighted_f1, &eval.at_half.report.weighted_f1),
+            (&full.scores.accuracy, &eval.at_half.report.subset_accuracy),
         ] {
             assert!(
                 (ours.mean - 100.0 * theirs.mean).abs() < 1e-9,
                 "{ours:?} {theirs:?}"
             );
         }
-        assert_eq!(report.sweep[0].headline().mean, full.headline().mean);
+        assert_eq!(
+            report.sweep[0].scores.headline().mean,
+            full.scores.headline().mean
+        );
         assert!(report.sweep[1].removed_share > 0.3);
         // Predicting every label recalls everything: its weighted F1 is
         // what the headline must not be judged by.
         assert_eq!(report.baseline.name, "every label");
-        let every = report.baseline.headline().mean;
-        assert!(every > 0.0 && report.baseline.weighted_f1.mean >= every);
+        let every = &report.baseline.scores;
+        assert!(every.headline().mean > 0.0 && every.weighted_f1.mean >= every.headline().mean);
         let text = table(&report);
         assert!(
             text.contains("| condition | macro F1 | weighted F1 | subset accuracy |")
