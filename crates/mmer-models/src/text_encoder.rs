@@ -337,6 +337,11 @@ impl TextEncoder {
         self.layers.len()
     }
 
+    /// The layers, lowest first.
+    pub fn layers(&self) -> &[EncoderLayer] {
+        &self.layers
+    }
+
     /// The layers, lowest first (for per-layer learning rates).
     pub fn layers_mut(&mut self) -> &mut Vec<EncoderLayer> {
         &mut self.layers

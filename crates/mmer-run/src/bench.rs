@@ -1267,6 +1267,10 @@ pub struct FineTuneStepBenchConfig {
     /// Write the batches (token ids, labels) and settings here as JSON, so
     /// that another implementation runs exactly the same steps.
     pub inputs_out: Option<PathBuf>,
+    /// Shards of each batch, each forward and backward on its own thread
+    /// (`[train] data_parallel`; default 1). Shards of cached states pad to
+    /// the batch's longest utterance, as one batch does.
+    pub data_parallel: usize,
 }
 
 impl Default for FineTuneStepBenchConfig {
@@ -1279,6 +1283,7 @@ impl Default for FineTuneStepBenchConfig {
             warmup_steps: 1,
             layers: None,
             inputs_out: None,
+            data_parallel: 1,
         }
     }
 }
@@ -1296,6 +1301,8 @@ pub struct FineTuneStepReport {
     pub steps: usize,
     /// Layers trained.
     pub layers: usize,
+    /// Shards per batch, one thread each.
+    pub data_parallel: usize,
     /// Tokens of each timed batch, special tokens included (no padding).
     pub tokens_per_batch: Vec<usize>,
     /// Wall-clock seconds of each timed step (forward, backward, AdamW).
@@ -1328,7 +1335,11 @@ const STEP_WEIGHT_DECAY: f32 = 0.01;
 /// Times fine-tuning steps: per batch, the trained layers' forward pass
 /// (from token ids with every layer; from cached states with the top
 /// `layers`), mean pooling, a linear head over MELD's 7 classes,
-/// cross-entropy, backward and an AdamW step (lr 2e-5, decay 0.01).
+/// cross-entropy, backward and an AdamW step (lr 2e-5, decay 0.01). With
+/// `data_parallel` = k > 1, k threads each run the forward and backward
+/// pass of a shard of the batch on a fork of the model, their losses
+/// weighted by their share of the batch, and the summed gradients make one
+/// step.
 ///
 /// # Errors
 /// [`Error::Refused`](crate::Error::Refused) for 0 steps or batch, too few
@@ -1342,8 +1353,8 @@ pub fn run_finetune_step(config: &FineTuneStepBenchConfig) -> Result<FineTuneSte
     use mmer_models::text_encoder::{TextEncoder, mean_pool};
 
     ensure!(
-        config.batch > 0 && config.steps > 0,
-        "batch and steps must be at least 1"
+        config.batch > 0 && config.steps > 0 && config.data_parallel > 0,
+        "batch, steps and data_parallel must be at least 1"
     );
     let dialogues = mmer_data::meld::load_meld_split(&config.meld_csv, Split::Train)?;
     let rows: Vec<(String, usize)> = dialogues
@@ -1430,34 +1441,84 @@ pub fn run_finetune_step(config: &FineTuneStepBenchConfig) -> Result<FineTuneSte
         .enumerate()
     {
         let started = Instant::now();
-        let (states, mask) = match &cached {
-            None => model
-                .encoder
-                .forward_ids(batch_ids, &device)
-                .context("the encoder has its embeddings")?,
-            Some(cached) => {
-                let start = k * config.batch;
-                let rows = &cached[start..start + batch_ids.len()];
-                let s = batch_ids.iter().map(Vec::len).max().unwrap_or(1);
-                let mut flat = vec![0f32; rows.len() * s * width];
-                let mut mask = vec![0f32; rows.len() * s];
-                for (r, state) in rows.iter().enumerate() {
-                    flat[r * s * width..r * s * width + state.len()].copy_from_slice(state);
-                    mask[r * s..r * s + state.len() / width].fill(1.0);
+        let s = batch_ids.iter().map(Vec::len).max().unwrap_or(1);
+        // The loss of rows `rows` of the batch, weighted by their share of it.
+        let shard_loss = |model: &StepModel, rows: std::ops::Range<usize>| -> Result<Tensor<1>> {
+            let (states, mask) = match &cached {
+                None => model
+                    .encoder
+                    .forward_ids(&batch_ids[rows.clone()], &device)
+                    .context("the encoder has its embeddings")?,
+                Some(cached) => {
+                    let start = k * config.batch + rows.start;
+                    let states = &cached[start..start + rows.len()];
+                    let mut flat = vec![0f32; rows.len() * s * width];
+                    let mut mask = vec![0f32; rows.len() * s];
+                    for (r, state) in states.iter().enumerate() {
+                        flat[r * s * width..r * s * width + state.len()].copy_from_slice(state);
+                        mask[r * s..r * s + state.len() / width].fill(1.0);
+                    }
+                    let n = rows.len();
+                    let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, s]), &device);
+                    let x = Tensor::<3>::from_data(TensorData::new(flat, [n, s, width]), &device);
+                    (model.encoder.forward_states(x, &mask), mask)
                 }
-                let n = rows.len();
-                let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, s]), &device);
-                let x = Tensor::<3>::from_data(TensorData::new(flat, [n, s, width]), &device);
-                (model.encoder.forward_states(x, &mask), mask)
-            }
+            };
+            let logits = model.head.forward(mean_pool(states, &mask)); // [rows, 7]
+            let targets: Vec<i64> = batch_rows[rows.clone()]
+                .iter()
+                .map(|(_, c)| *c as i64)
+                .collect();
+            let n = targets.len();
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
+            let loss = loss_fn.forward(logits, targets);
+            Ok(match n == batch_ids.len() {
+                true => loss,
+                false => loss.mul_scalar(n as f32 / batch_ids.len() as f32),
+            })
         };
-        let logits = model.head.forward(mean_pool(states, &mask)); // [b, 7]
-        let targets: Vec<i64> = batch_rows.iter().map(|(_, c)| *c as i64).collect();
-        let n = targets.len();
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
-        let loss = loss_fn.forward(logits, targets);
-        let value = f64::from(loss.clone().into_scalar::<f32>());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let (value, grads) = if config.data_parallel == 1 {
+            let loss = shard_loss(&model, 0..batch_ids.len())?;
+            let value = f64::from(loss.clone().into_scalar::<f32>());
+            (value, GradientsParams::from_grads(loss.backward(), &model))
+        } else {
+            let per_shard = batch_ids.len().div_ceil(config.data_parallel);
+            let stream = mmer_models::blocks::backend_seed(&device);
+            let shards: Vec<Result<(f64, GradientsParams)>> = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..batch_ids.len())
+                    .step_by(per_shard)
+                    .enumerate()
+                    .map(|(shard, start)| {
+                        let worker = model.clone().fork(&device);
+                        let rows = start..(start + per_shard).min(batch_ids.len());
+                        let shard_loss = &shard_loss;
+                        let seed = stream ^ (shard as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        scope.spawn(move || {
+                            mmer_models::blocks::with_dropout_stream(seed, || {
+                                let loss = shard_loss(&worker, rows)?;
+                                let value = f64::from(loss.clone().into_scalar::<f32>());
+                                Ok((value, GradientsParams::from_grads(loss.backward(), &worker)))
+                            })
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| {
+                        w.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            });
+            let mut summed = burn::optim::GradientsAccumulator::<StepModel>::new();
+            let mut value = 0.0;
+            for shard in shards {
+                let (loss, grads) = shard?;
+                value += loss;
+                summed.accumulate(&model, grads);
+            }
+            (value, summed.grads())
+        };
         model = optim.step(STEP_LEARNING_RATE, model, grads);
         if k >= config.warmup_steps {
             seconds.push(started.elapsed().as_secs_f64());
@@ -1472,6 +1533,7 @@ pub fn run_finetune_step(config: &FineTuneStepBenchConfig) -> Result<FineTuneSte
         batch: config.batch,
         steps: config.steps,
         layers,
+        data_parallel: config.data_parallel,
         tokens_per_batch: tokens,
         median_seconds: median(&seconds),
         mean_seconds: seconds.iter().sum::<f64>() / seconds.len() as f64,

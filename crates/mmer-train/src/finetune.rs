@@ -19,7 +19,8 @@
 //! decay to 0 at `max_epochs`, gradient clipping, gradient accumulation.
 //! The model above keeps the foundation's Adam and constant rate. Model
 //! selection is the foundation's: early stopping on the validation
-//! weighted F1, test scored once with the selected epoch.
+//! weighted F1, test scored once with the selected epoch. `data_parallel`
+//! shards each batch's dialogues over threads, as the foundation does.
 
 use std::time::Instant;
 
@@ -28,6 +29,7 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use mmer_models::blocks::{backend_seed, with_dropout_stream};
 use mmer_models::text_encoder::{EncoderLayer, TextEncoder, mean_pool};
 use mmer_models::{EmotionModel, Fusion, UtteranceInput};
 use rand::SeedableRng;
@@ -38,7 +40,7 @@ use crate::batcher::{Batch, EncodedDialogue, make_batch};
 use crate::config::FineTuneSpec;
 use crate::trainer::{
     BestEpoch, EpochRecord, PreparedData, SeedOutcome, batch_loss, class_weight_tensor,
-    ensure_single_label, epoch_bar, report, scatter, training_device,
+    ensure_single_label, epoch_bar, report, scatter, shard_seed, shard_shares, training_device,
 };
 use crate::{Error, Result, TrainConfig};
 
@@ -125,8 +127,7 @@ pub struct FineTuned {
 }
 
 /// Refuses configurations this loop does not train: inputs other than text
-/// alone through early fusion, no layer, sharded batches, a chunk or
-/// accumulation of 0.
+/// alone through early fusion, no layer, a chunk or accumulation of 0.
 fn check_spec(config: &TrainConfig, spec: &FineTuneSpec, encoder: &TextEncoder) -> Result<()> {
     if config.modalities != [mmer_core::Modality::Text] || config.model.fusion != Fusion::Early {
         return Err(Error::Data(
@@ -139,11 +140,6 @@ fn check_spec(config: &TrainConfig, spec: &FineTuneSpec, encoder: &TextEncoder) 
             spec.layers,
             encoder.num_layers()
         )));
-    }
-    if config.data_parallel > 1 {
-        return Err(Error::Data(
-            "[train.finetune] trains one batch at a time: leave data_parallel at 1".into(),
-        ));
     }
     if spec.chunk == 0 || spec.accumulate == 0 {
         return Err(Error::Data(
@@ -307,6 +303,120 @@ fn probabilities(
     out
 }
 
+/// What every batch (and every shard of one) of a fine-tuning run reads.
+struct StepInputs<'a> {
+    data: &'a PreparedData,
+    states: &'a TokenStates,
+    config: &'a TrainConfig,
+    class_weights: Option<&'a Tensor<1>>,
+    /// The frozen features' training mean and standard deviation.
+    stats: (&'a Tensor<1>, &'a Tensor<1>),
+    /// Utterances per encoder pass.
+    chunk: usize,
+    /// Batches per optimiser step.
+    accumulate: usize,
+    /// The training (autodiff) device.
+    device: &'a Device,
+}
+
+/// The gradients of one batch, or of one shard of it.
+struct StepGradients {
+    /// The loss, undivided by the accumulation steps.
+    loss: f64,
+    /// The model's gradients.
+    model: GradientsParams,
+    /// Each encoder layer's, lowest first.
+    layers: Vec<GradientsParams>,
+}
+
+/// The loss of the training dialogues `dialogues` — divided by the
+/// accumulation steps and, for a shard, scaled by its `share` of the
+/// batch — and its gradients; `None` without labelled turns.
+fn step_gradients(
+    encoder: &TextEncoder,
+    model: &EmotionModel,
+    dialogues: &[usize],
+    share: Option<f64>,
+    inputs: &StepInputs,
+) -> Option<StepGradients> {
+    let members: Vec<&EncodedDialogue> = dialogues.iter().map(|&i| &inputs.data.train[i]).collect();
+    let turn_states: Vec<&Vec<TurnTokens>> =
+        dialogues.iter().map(|&i| &inputs.states.train[i]).collect();
+    let batch = tuned_batch(
+        encoder,
+        &members,
+        &turn_states,
+        inputs.data,
+        inputs.states.width,
+        inputs.stats,
+        inputs.chunk,
+        inputs.device,
+    );
+    if batch.num_labelled == 0 {
+        return None;
+    }
+    let mut loss = batch_loss(model, &batch, inputs.config, inputs.class_weights)
+        .div_scalar(inputs.accumulate as f32);
+    if let Some(share) = share {
+        loss = loss.mul_scalar(share as f32);
+    }
+    let value = f64::from(loss.clone().into_scalar::<f32>()) * inputs.accumulate as f64;
+    let mut grads = loss.backward();
+    Some(StepGradients {
+        loss: value,
+        model: GradientsParams::from_module(&mut grads, model),
+        layers: encoder
+            .layers()
+            .iter()
+            .map(|layer| GradientsParams::from_module(&mut grads, layer))
+            .collect(),
+    })
+}
+
+/// [`step_gradients`] of the batch `chunk` cut into `shards` shards of
+/// dialogues, each on its own thread with its own fork of the encoder
+/// layers and the model — the foundation's data parallelism
+/// (`sharded_gradients` in the trainer): each shard's loss is scaled by its
+/// share of the batch's labelled turns, so the shards' gradients sum to the
+/// batch's up to float order (the encoder reads each utterance on its own,
+/// the context model each dialogue); each shard draws its dropout masks
+/// from its own stream, so a run is deterministic under its seed.
+fn sharded_step_gradients(
+    encoder: &TextEncoder,
+    model: &EmotionModel,
+    chunk: &[usize],
+    shards: usize,
+    inputs: &StepInputs,
+) -> Option<Vec<StepGradients>> {
+    let parts: Vec<&[usize]> = chunk.chunks(chunk.len().div_ceil(shards)).collect();
+    let shares = shard_shares(inputs.data, &parts, inputs.class_weights)?;
+    let stream = backend_seed(inputs.device);
+    let results: Vec<Option<StepGradients>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .iter()
+            .zip(shares)
+            .enumerate()
+            .map(|(k, (part, share))| {
+                let encoder = encoder.clone().fork(inputs.device);
+                let model = model.clone().fork(inputs.device);
+                scope.spawn(move || {
+                    with_dropout_stream(shard_seed(stream, k), || {
+                        step_gradients(&encoder, &model, part, Some(share), inputs)
+                    })
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    Some(results.into_iter().flatten().collect())
+}
+
 /// The encoder's learning-rate factor at optimiser step `step` (from 0) of
 /// `total`: linear warm-up from 0 over the first `warmup` share, then linear
 /// decay to 0 — Hugging Face's `get_linear_schedule_with_warmup`.
@@ -351,7 +461,7 @@ impl LayerOptimisers {
 ///
 /// # Errors
 /// A multi-label set; inputs other than text alone through early fusion,
-/// no layer, `data_parallel` > 1, a chunk or accumulation of 0; token states
+/// no layer, a chunk or accumulation of 0; token states
 /// that do not match the data, a split without labelled turns.
 pub fn train_seed_finetuned(
     data: &PreparedData,
@@ -376,6 +486,16 @@ pub fn train_seed_finetuned(
     let mut head_accumulated = GradientsAccumulator::<EmotionModel>::new();
     let class_weights = class_weight_tensor(data, config, &device);
     let stats = layout_stats(data, &device);
+    let inputs = StepInputs {
+        data,
+        states,
+        config,
+        class_weights: class_weights.as_ref(),
+        stats: (&stats.0, &stats.1),
+        chunk: spec.chunk,
+        accumulate: spec.accumulate,
+        device: &device,
+    };
     let eval_device = device.clone().inner();
     let batches_per_epoch = data.train.len().div_ceil(config.batch_size.max(1));
     let total_steps = config.max_epochs * batches_per_epoch.div_ceil(spec.accumulate);
@@ -390,34 +510,25 @@ pub fn train_seed_finetuned(
         order.shuffle(&mut rng);
         let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
         for chunk in order.chunks(config.batch_size.max(1)) {
-            let members: Vec<&EncodedDialogue> = chunk.iter().map(|&i| &data.train[i]).collect();
-            let turn_states: Vec<&Vec<TurnTokens>> =
-                chunk.iter().map(|&i| &states.train[i]).collect();
-            let batch = tuned_batch(
-                &encoder,
-                &members,
-                &turn_states,
-                data,
-                states.width,
-                (&stats.0, &stats.1),
-                spec.chunk,
-                &device,
-            );
-            if batch.num_labelled == 0 {
-                continue;
-            }
-            let loss = batch_loss(&model, &batch, config, class_weights.as_ref())
-                .div_scalar(spec.accumulate as f32);
-            loss_sum += f64::from(loss.clone().into_scalar::<f32>()) * spec.accumulate as f64;
+            let gradients = match config.data_parallel {
+                0 | 1 => step_gradients(&encoder, &model, chunk, None, &inputs).map(|g| vec![g]),
+                shards => sharded_step_gradients(&encoder, &model, chunk, shards, &inputs),
+            };
+            let Some(shards) = gradients else {
+                continue; // no labelled turn in this batch
+            };
             loss_batches += 1;
-            let mut grads = loss.backward();
-            head_accumulated.accumulate(&model, GradientsParams::from_module(&mut grads, &model));
-            for (layer, acc) in encoder
-                .layers_mut()
-                .iter()
-                .zip(layer_optims.accumulated.iter_mut())
-            {
-                acc.accumulate(layer, GradientsParams::from_module(&mut grads, layer));
+            for shard in shards {
+                loss_sum += shard.loss;
+                head_accumulated.accumulate(&model, shard.model);
+                for ((layer, acc), grads) in encoder
+                    .layers()
+                    .iter()
+                    .zip(layer_optims.accumulated.iter_mut())
+                    .zip(shard.layers)
+                {
+                    acc.accumulate(layer, grads);
+                }
             }
             pending += 1;
             if pending < spec.accumulate {
@@ -516,11 +627,18 @@ mod tests {
     /// fine-tuned). Turns after the first carry two context tokens after
     /// their own, attended to but not pooled.
     fn tiny_text() -> (PreparedData, TokenStates, TextEncoder, TrainConfig) {
+        tiny_text_with(0.1)
+    }
+
+    /// [`tiny_text`] with encoder dropout `dropout` (hidden and attention).
+    fn tiny_text_with(dropout: f64) -> (PreparedData, TokenStates, TextEncoder, TrainConfig) {
         let mut corpus = generate(&SyntheticConfig {
             dialogues: [12, 6, 6],
             ..Default::default()
         });
-        let config = tiny_config();
+        let mut config = tiny_config();
+        config.hidden_dropout_prob = dropout;
+        config.attention_probs_dropout_prob = dropout;
         let tensors = random_checkpoint(&config, 3);
         let device = Device::default();
         let lower = TextEncoder::from_checkpoint(&config, &tensors, 0..1, &device).expect("loads");
@@ -713,6 +831,103 @@ mod tests {
             err.to_string().contains("turn 1") && err.to_string().contains("pooling 0"),
             "{err}"
         );
+    }
+
+    /// Every parameter's gradient in `grads`, flattened, in `module`'s
+    /// visiting order.
+    fn gradient_values<M: Module>(module: &M, grads: &GradientsParams) -> Vec<f32> {
+        struct Collect<'a>(&'a GradientsParams, Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                if let Some(grad) = self.0.get::<D>(param.id) {
+                    self.1.extend(grad.into_data().iter::<f32>());
+                }
+            }
+        }
+        let mut collect = Collect(grads, Vec::new());
+        module.visit(&mut collect);
+        collect.1
+    }
+
+    #[test]
+    fn shards_sum_to_the_whole_batch_loss_and_gradient() {
+        let _lock = crate::training_lock();
+        // Without dropout, shards differ from the whole batch by float order only.
+        let (data, states, upper, mut config) = tiny_text_with(0.0);
+        config.model.dropout = 0.0;
+        let device = training_device();
+        device.seed(0);
+        let (model, _) = crate::trainer::init_model(&data, &config, &device);
+        let encoder = upper.clone().fork(&device).train().freeze_shared();
+        let stats = layout_stats(&data, &device);
+        let inputs = StepInputs {
+            data: &data,
+            states: &states,
+            config: &config,
+            class_weights: None,
+            stats: (&stats.0, &stats.1),
+            chunk: 5,
+            accumulate: 2,
+            device: &device,
+        };
+        let batch = [2, 8, 6, 1, 0];
+        let whole = step_gradients(&encoder, &model, &batch, None, &inputs).expect("labelled");
+        let shards =
+            sharded_step_gradients(&encoder, &model, &batch, 2, &inputs).expect("labelled");
+        assert_eq!(shards.len(), 2);
+        let loss: f64 = shards.iter().map(|s| s.loss).sum();
+        assert!(
+            (loss - whole.loss).abs() < 1e-5,
+            "shard losses sum to {loss}, the batch's is {}",
+            whole.loss
+        );
+        let mut model_sum = GradientsAccumulator::<EmotionModel>::new();
+        let mut layer_sum = GradientsAccumulator::<EncoderLayer>::new();
+        let layer = &encoder.layers()[0];
+        for shard in shards {
+            model_sum.accumulate(&model, shard.model);
+            let [grads] = <[GradientsParams; 1]>::try_from(shard.layers).expect("one layer");
+            layer_sum.accumulate(layer, grads);
+        }
+        for (what, a, b) in [
+            (
+                "model",
+                gradient_values(&model, &whole.model),
+                gradient_values(&model, &model_sum.grads()),
+            ),
+            (
+                "encoder layer",
+                gradient_values(layer, &whole.layers[0]),
+                gradient_values(layer, &layer_sum.grads()),
+            ),
+        ] {
+            assert!(
+                !a.is_empty() && a.len() == b.len(),
+                "{what}: {} and {}",
+                a.len(),
+                b.len()
+            );
+            let scale = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let diff = a
+                .iter()
+                .zip(&b)
+                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                scale > 1e-3 && diff < 1e-5 * scale.max(1.0),
+                "{what}: gradients differ by {diff} (largest {scale})"
+            );
+        }
+        // A sharded run trains and reproduces itself.
+        let sharded = TrainConfig {
+            data_parallel: 2,
+            ..config.clone()
+        };
+        let (a, _) = train_seed_finetuned(&data, &states, upper.clone(), &sharded, 0, false)
+            .expect("trains");
+        let (b, _) =
+            train_seed_finetuned(&data, &states, upper, &sharded, 0, false).expect("trains");
+        assert_eq!(a.history, b.history);
+        assert_eq!(a.test, b.test);
     }
 
     #[test]

@@ -449,32 +449,17 @@ fn sharded_gradients(
     class_weights: Option<&Tensor<1>>,
     device: &Device,
 ) -> Option<(f64, GradientsParams)> {
-    let weights: Option<Vec<f32>> =
-        class_weights.and_then(|w| w.to_data().try_to_vec::<f32>().ok());
-    let mass = |dialogues: &[usize]| -> f64 {
-        dialogues
-            .iter()
-            .flat_map(|&i| data.train[i].labels.iter().flatten())
-            .map(|label| match (label.single(), &weights) {
-                (Some(c), Some(w)) => f64::from(w.get(c).copied().unwrap_or(0.0)),
-                _ => 1.0,
-            })
-            .sum()
-    };
-    let total = mass(chunk);
-    if total <= 0.0 {
-        return None;
-    }
-    let stream = backend_seed(device);
     let parts: Vec<&[usize]> = chunk.chunks(chunk.len().div_ceil(shards)).collect();
+    let shares = shard_shares(data, &parts, class_weights)?;
+    let stream = backend_seed(device);
     let results: Vec<Option<(f64, GradientsParams)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = parts
             .iter()
             .enumerate()
             .map(|(k, part)| {
                 let worker = model.clone().fork(device);
-                let share = mass(part) / total;
-                let seed = stream ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let share = shares[k];
+                let seed = shard_seed(stream, k);
                 scope.spawn(move || {
                     with_dropout_stream(seed, || {
                         batch_gradients(
@@ -505,6 +490,42 @@ fn sharded_gradients(
         summed.accumulate(model, grads);
     }
     Some((loss, summed.grads()))
+}
+
+/// Each of `parts`' share of the labelled turns of the training dialogues
+/// they hold, counted with the class weights as the loss's mean counts
+/// them; `None` when they hold no labelled turn. Scaling each shard's loss
+/// by its share makes the shards' gradients sum to the whole batch's.
+pub(crate) fn shard_shares(
+    data: &PreparedData,
+    parts: &[&[usize]],
+    class_weights: Option<&Tensor<1>>,
+) -> Option<Vec<f64>> {
+    let weights: Option<Vec<f32>> =
+        class_weights.and_then(|w| w.to_data().try_to_vec::<f32>().ok());
+    let mass = |dialogues: &mut dyn Iterator<Item = &usize>| -> f64 {
+        dialogues
+            .flat_map(|&i| data.train[i].labels.iter().flatten())
+            .map(|label| match (label.single(), &weights) {
+                (Some(c), Some(w)) => f64::from(w.get(c).copied().unwrap_or(0.0)),
+                _ => 1.0,
+            })
+            .sum()
+    };
+    // The total is summed turn by turn, not from the parts' sums.
+    let total = mass(&mut parts.iter().flat_map(|part| part.iter()));
+    (total > 0.0).then(|| {
+        parts
+            .iter()
+            .map(|part| mass(&mut part.iter()) / total)
+            .collect()
+    })
+}
+
+/// The dropout stream of shard `k` of a batch whose backend draw was
+/// `stream`.
+pub(crate) fn shard_seed(stream: u64, k: usize) -> u64 {
+    stream ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// A fresh model and optimizer for `seed`, on the training device.

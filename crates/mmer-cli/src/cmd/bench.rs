@@ -90,6 +90,10 @@ pub struct FineTuneStepArgs {
     /// Write the batches (token ids, labels) and settings here as JSON.
     #[arg(long)]
     pub inputs_out: Option<PathBuf>,
+    /// Shards per batch, each forward and backward pass on its own thread
+    /// (as `[train] data_parallel`); 2 uses both cores of a 2-core machine.
+    #[arg(long, default_value_t = FineTuneStepBenchConfig::default().data_parallel)]
+    pub data_parallel: usize,
 }
 
 impl FineTuneStepArgs {
@@ -102,6 +106,7 @@ impl FineTuneStepArgs {
             warmup_steps: self.warmup_steps,
             layers: self.layers,
             inputs_out: self.inputs_out,
+            data_parallel: self.data_parallel,
         }
     }
 }
