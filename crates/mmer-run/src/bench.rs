@@ -1269,7 +1269,8 @@ pub struct FineTuneStepBenchConfig {
     pub inputs_out: Option<PathBuf>,
     /// Shards of each batch, each forward and backward on its own thread
     /// (`[train] data_parallel`; default 1). Shards of cached states pad to
-    /// the batch's longest utterance, as one batch does.
+    /// the batch's longest utterance, as one batch does; with every layer
+    /// trained, each shard pads to its own longest.
     pub data_parallel: usize,
 }
 
@@ -1492,7 +1493,7 @@ pub fn run_finetune_step(config: &FineTuneStepBenchConfig) -> Result<FineTuneSte
                         let worker = model.clone().fork(&device);
                         let rows = start..(start + per_shard).min(batch_ids.len());
                         let shard_loss = &shard_loss;
-                        let seed = stream ^ (shard as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        let seed = mmer_models::blocks::shard_seed(stream, shard);
                         scope.spawn(move || {
                             mmer_models::blocks::with_dropout_stream(seed, || {
                                 let loss = shard_loss(&worker, rows)?;

@@ -29,7 +29,7 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mmer_models::blocks::{backend_seed, with_dropout_stream};
+use mmer_models::blocks::{backend_seed, shard_seed, with_dropout_stream};
 use mmer_models::text_encoder::{EncoderLayer, TextEncoder, mean_pool};
 use mmer_models::{EmotionModel, Fusion, UtteranceInput};
 use rand::SeedableRng;
@@ -40,7 +40,7 @@ use crate::batcher::{Batch, EncodedDialogue, make_batch};
 use crate::config::FineTuneSpec;
 use crate::trainer::{
     BestEpoch, EpochRecord, PreparedData, SeedOutcome, batch_loss, class_weight_tensor,
-    ensure_single_label, epoch_bar, report, scatter, shard_seed, shard_shares, training_device,
+    ensure_single_label, epoch_bar, report, scatter, shard_shares, training_device,
 };
 use crate::{Error, Result, TrainConfig};
 

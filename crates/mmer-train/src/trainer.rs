@@ -14,7 +14,7 @@ use mmer_core::{Corpus, Label, LabelSpace, Split};
 use mmer_eval::{ClassificationReport, MELD_FIVE_CLASSES};
 use mmer_models::EmotionModel;
 use mmer_models::Fusion;
-use mmer_models::blocks::{backend_seed, with_dropout_stream};
+use mmer_models::blocks::{backend_seed, shard_seed, with_dropout_stream};
 use mmer_models::loss::classification_loss;
 use mmer_models::multi_label_loss::{
     bce_with_logits, bernoulli_distillation, calibration_loss, peer_teacher,
@@ -520,12 +520,6 @@ pub(crate) fn shard_shares(
             .map(|part| mass(&mut part.iter()) / total)
             .collect()
     })
-}
-
-/// The dropout stream of shard `k` of a batch whose backend draw was
-/// `stream`.
-pub(crate) fn shard_seed(stream: u64, k: usize) -> u64 {
-    stream ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// A fresh model and optimizer for `seed`, on the training device.

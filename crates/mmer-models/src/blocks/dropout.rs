@@ -49,6 +49,12 @@ pub fn backend_seed(device: &Device) -> u64 {
     (bits(0) << 24) | bits(1)
 }
 
+/// The dropout stream of shard `shard` of a data-parallel batch whose
+/// backend draw ([`backend_seed`]) was `stream`.
+pub fn shard_seed(stream: u64, shard: usize) -> u64 {
+    stream ^ (shard as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// Runs `f` with every dropout mask this thread draws seeded from a stream
 /// that starts at `seed`, not from the backend's global generator; the
 /// previous state is restored afterwards, also on panic.
