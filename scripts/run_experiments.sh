@@ -48,7 +48,7 @@ all=(meld-minilm-context meld-minilm-utterance iemocap-minilm-context iemocap-mi
      meld-mpnet-layer8-context meld-mpnet-layer8-context-utterance iemocap-mpnet-layer8-context
      meld-mpnet-layer8-finetune-top2 iemocap-mpnet-layer8-finetune-top2 iemocap-mpnet-layer8-frozen-b4-e6
      iemocap-mpnet-layer8-finetune-top2-e12 iemocap-mpnet-layer8-frozen-b4-e12
-     meld-mpnet-layer8-finetune-top4)
+     meld-mpnet-layer8-finetune-top4 meld-mpnet-layer8-finetune-top2-dp2)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 
@@ -117,6 +117,8 @@ for name in "${selected[@]}"; do
         meld-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/meld-mpnet-layer8-finetune-top2.toml --seeds 0,1,2,3,4 ;;
         # Layers 5–8 instead of 7–8 (the same schedule and rates; seeds 0–1).
         meld-mpnet-layer8-finetune-top4) run_with "$name" --config docs/configs/meld-mpnet-layer8-finetune-top2.toml --set train.finetune.layers=4 --seeds 0,1 ;;
+        # The top-2 run with each batch on two threads (seeds 0–1).
+        meld-mpnet-layer8-finetune-top2-dp2) run_with "$name" --config docs/configs/meld-mpnet-layer8-finetune-top2.toml --set train.data_parallel=2 --seeds 0,1 ;;
         iemocap-mpnet-layer8-finetune-top2) run_with "$name" --config docs/configs/iemocap-mpnet-layer8-finetune-top2.toml --seeds 0,1,2 ;;
         iemocap-mpnet-layer8-frozen-b4-e6) run_with "$name" --config docs/configs/meld-mpnet-layer8.toml "${iemocap[@]}" --set train.batch_size=4 --set train.patience=6 --max-epochs 6 --seeds 0,1,2 ;;
         iemocap-mpnet-layer8-finetune-top2-e12) run_with "$name" --config docs/configs/iemocap-mpnet-layer8-finetune-top2.toml --set train.max_epochs=12 --set train.patience=12 --seeds 0,1 ;;
