@@ -1485,32 +1485,20 @@ pub fn run_finetune_step(config: &FineTuneStepBenchConfig) -> Result<FineTuneSte
         } else {
             let per_shard = batch_ids.len().div_ceil(config.data_parallel);
             let stream = mmer_models::blocks::backend_seed(&device);
-            let shards: Vec<Result<(f64, GradientsParams)>> = std::thread::scope(|scope| {
-                let workers: Vec<_> = (0..batch_ids.len())
-                    .step_by(per_shard)
-                    .enumerate()
-                    .map(|(shard, start)| {
-                        let worker = model.clone().fork(&device);
-                        let rows = start..(start + per_shard).min(batch_ids.len());
-                        let shard_loss = &shard_loss;
-                        let seed = mmer_models::blocks::shard_seed(stream, shard);
-                        scope.spawn(move || {
-                            mmer_models::blocks::with_dropout_stream(seed, || {
-                                let loss = shard_loss(&worker, rows)?;
-                                let value = f64::from(loss.clone().into_scalar::<f32>());
-                                Ok((value, GradientsParams::from_grads(loss.backward(), &worker)))
-                            })
-                        })
-                    })
-                    .collect();
-                workers
-                    .into_iter()
-                    .map(|w| {
-                        w.join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                    })
-                    .collect()
-            });
+            let jobs: Vec<_> = (0..batch_ids.len())
+                .step_by(per_shard)
+                .map(|start| {
+                    let worker = model.clone().fork(&device);
+                    let rows = start..(start + per_shard).min(batch_ids.len());
+                    let shard_loss = &shard_loss;
+                    move || -> Result<(f64, GradientsParams)> {
+                        let loss = shard_loss(&worker, rows)?;
+                        let value = f64::from(loss.clone().into_scalar::<f32>());
+                        Ok((value, GradientsParams::from_grads(loss.backward(), &worker)))
+                    }
+                })
+                .collect();
+            let shards = mmer_models::blocks::run_shards(stream, jobs);
             let mut summed = burn::optim::GradientsAccumulator::<StepModel>::new();
             let mut value = 0.0;
             for shard in shards {

@@ -29,7 +29,7 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mmer_models::blocks::{backend_seed, shard_seed, with_dropout_stream};
+use mmer_models::blocks::{backend_seed, run_shards};
 use mmer_models::text_encoder::{EncoderLayer, TextEncoder, mean_pool};
 use mmer_models::{EmotionModel, Fusion, UtteranceInput};
 use rand::SeedableRng;
@@ -391,29 +391,16 @@ fn sharded_step_gradients(
     let parts: Vec<&[usize]> = chunk.chunks(chunk.len().div_ceil(shards)).collect();
     let shares = shard_shares(inputs.data, &parts, inputs.class_weights)?;
     let stream = backend_seed(inputs.device);
-    let results: Vec<Option<StepGradients>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = parts
-            .iter()
-            .zip(shares)
-            .enumerate()
-            .map(|(k, (part, share))| {
-                let encoder = encoder.clone().fork(inputs.device);
-                let model = model.clone().fork(inputs.device);
-                scope.spawn(move || {
-                    with_dropout_stream(shard_seed(stream, k), || {
-                        step_gradients(&encoder, &model, part, Some(share), inputs)
-                    })
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
+    let jobs: Vec<_> = parts
+        .iter()
+        .zip(shares)
+        .map(|(part, share)| {
+            let encoder = encoder.clone().fork(inputs.device);
+            let model = model.clone().fork(inputs.device);
+            move || step_gradients(&encoder, &model, part, Some(share), inputs)
+        })
+        .collect();
+    let results = run_shards(stream, jobs);
     Some(results.into_iter().flatten().collect())
 }
 

@@ -14,7 +14,7 @@ use mmer_core::{Corpus, Label, LabelSpace, Split};
 use mmer_eval::{ClassificationReport, MELD_FIVE_CLASSES};
 use mmer_models::EmotionModel;
 use mmer_models::Fusion;
-use mmer_models::blocks::{backend_seed, shard_seed, with_dropout_stream};
+use mmer_models::blocks::{backend_seed, run_shards};
 use mmer_models::loss::classification_loss;
 use mmer_models::multi_label_loss::{
     bce_with_logits, bernoulli_distillation, calibration_loss, peer_teacher,
@@ -452,37 +452,25 @@ fn sharded_gradients(
     let parts: Vec<&[usize]> = chunk.chunks(chunk.len().div_ceil(shards)).collect();
     let shares = shard_shares(data, &parts, class_weights)?;
     let stream = backend_seed(device);
-    let results: Vec<Option<(f64, GradientsParams)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = parts
-            .iter()
-            .enumerate()
-            .map(|(k, part)| {
-                let worker = model.clone().fork(device);
-                let share = shares[k];
-                let seed = shard_seed(stream, k);
-                scope.spawn(move || {
-                    with_dropout_stream(seed, || {
-                        batch_gradients(
-                            &worker,
-                            data,
-                            part,
-                            Some(share),
-                            config,
-                            class_weights,
-                            device,
-                        )
-                    })
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
+    let jobs: Vec<_> = parts
+        .iter()
+        .zip(shares)
+        .map(|(part, share)| {
+            let worker = model.clone().fork(device);
+            move || {
+                batch_gradients(
+                    &worker,
+                    data,
+                    part,
+                    Some(share),
+                    config,
+                    class_weights,
+                    device,
+                )
+            }
+        })
+        .collect();
+    let results = run_shards(stream, jobs);
     let mut summed = GradientsAccumulator::<EmotionModel>::new();
     let mut loss = 0.0;
     for (value, grads) in results.into_iter().flatten() {

@@ -49,10 +49,34 @@ pub fn backend_seed(device: &Device) -> u64 {
     (bits(0) << 24) | bits(1)
 }
 
-/// The dropout stream of shard `shard` of a data-parallel batch whose
-/// backend draw ([`backend_seed`]) was `stream`.
-pub fn shard_seed(stream: u64, shard: usize) -> u64 {
-    stream ^ (shard as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+/// Runs the shards of a data-parallel batch, each `jobs[k]` on its own
+/// scoped thread with its dropout masks drawn from a stream derived from
+/// `stream` (a [`backend_seed`] drawn for the batch) and `k`; returns the
+/// results in shard order, resuming a shard's panic here. Build the jobs
+/// (and the model forks they own) before calling: forking in shard order
+/// on this thread keeps a run deterministic under its seed.
+pub fn run_shards<T, F>(stream: u64, jobs: Vec<F>) -> Vec<T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = jobs
+            .into_iter()
+            .enumerate()
+            .map(|(k, job)| {
+                let seed = stream ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                scope.spawn(move || with_dropout_stream(seed, job))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// Runs `f` with every dropout mask this thread draws seeded from a stream

@@ -7,4 +7,4 @@ mod dropout;
 
 pub use bilstm::{MaskedBiLstm, MaskedBiLstmConfig, SequenceIndex};
 pub use context::{ContextBlock, ContextBlockConfig, SpeakerIndex};
-pub use dropout::{backend_seed, dropout, fast_dropout, shard_seed, with_dropout_stream};
+pub use dropout::{backend_seed, dropout, fast_dropout, run_shards, with_dropout_stream};
